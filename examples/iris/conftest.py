@@ -1,0 +1,1 @@
+# Makes model.py importable from the tests without installing the example.

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Used by the gate and root actions: run the gate, then always report, even when the gate
+# failed, so the verdict reaches the PR. Exits non-zero only when reporting itself failed or
+# the config is unusable; enforcing the verdict is the action's last step.
+# Inputs arrive through the environment: MLGATE_CONFIG, MLGATE_EVIDENCE_DIR, MLGATE_COMMENT,
+# MLGATE_ARTIFACT_NAME, GITHUB_TOKEN.
+set -uo pipefail
+args=()
+if [ -n "${MLGATE_CONFIG:-}" ]; then args+=(--config "$MLGATE_CONFIG"); fi
+if [ -n "${MLGATE_EVIDENCE_DIR:-}" ]; then args+=(--evidence-dir "$MLGATE_EVIDENCE_DIR"); fi
+mlgate gate "${args[@]}"
+gate=$?
+if [ "$gate" -eq 2 ]; then
+  exit 2  # usage or config error: there is no verdict to report
+fi
+report_args=()
+if [ -n "${MLGATE_COMMENT:-}" ]; then report_args+=(--comment "$MLGATE_COMMENT"); fi
+if [ -n "${MLGATE_ARTIFACT_NAME:-}" ]; then report_args+=(--artifact-name "$MLGATE_ARTIFACT_NAME"); fi
+mlgate report "${args[@]}" "${report_args[@]}"

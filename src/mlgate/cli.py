@@ -1,0 +1,311 @@
+"""The mlgate command line. Thin: options in, calls into the package, exit codes out."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from mlgate import __version__
+from mlgate.errors import MlgateError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_STAGE_ERROR = 4
+EXIT_PUBLISH_FAILED = 4
+
+
+def _config_option(function: F) -> F:
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=None,
+        help="Config file [default: mlgate.yml in the working directory].",
+    )(function)
+
+
+def _evidence_option(function: F) -> F:
+    return click.option(
+        "--evidence-dir",
+        type=click.Path(path_type=Path, file_okay=False),
+        default=None,
+        help="Evidence directory [default: evidence_dir from the config, .mlgate/evidence].",
+    )(function)
+
+
+def _load_config(config_path: Path | None) -> Any:
+    from mlgate import config
+
+    # An explicit --config must exist; the default file is optional for stage commands.
+    return config.load(config_path, required=config_path is not None)
+
+
+def _github_output(name: str, value: str) -> None:
+    path = os.environ.get("GITHUB_OUTPUT")
+    if path and "\n" not in value:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(f"{name}={value}\n")
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="Exit codes: 0 pass/ok, 1 gate failed, 2 usage or config error, 3 gate "
+    "inconclusive, 4 stage error or publishing failed.",
+)
+@click.version_option(__version__, prog_name="mlgate")
+def cli() -> None:
+    """mlgate: evidence-backed gates for deploying ML models."""
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@_config_option
+@_evidence_option
+@click.option(
+    "--junit",
+    "junit_paths",
+    multiple=True,
+    help="JUnit XML file or glob; repeatable [default: stages.tests.junit, .mlgate/junit.xml].",
+)
+@click.option(
+    "--command",
+    "command_line",
+    default=None,
+    help="Test command as one string, split like a shell would (no shell is used); "
+    "an alternative to COMMAND after --.",
+)
+@click.option("--working-directory", default=None, help="Where the command runs and paths start.")
+@click.option("--timeout", type=float, default=None, help="Seconds before the command is stopped.")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def test(
+    config_path: Path | None,
+    evidence_dir: Path | None,
+    junit_paths: tuple[str, ...],
+    command_line: str | None,
+    working_directory: str | None,
+    timeout: float | None,
+    command: tuple[str, ...],
+) -> None:
+    """Run the test COMMAND (after --) and/or ingest JUnit XML into tests evidence.
+
+    Exits 0 once evidence is written, whatever the tests found: the gate decides.
+    """
+    from mlgate.stages.tests import TestsConfig
+
+    cfg = _load_config(config_path)
+    base = cfg.stages.tests or TestsConfig()
+    overrides: dict[str, Any] = {}
+    if junit_paths:
+        overrides["junit"] = list(junit_paths)
+    if command and command_line:
+        raise MlgateError("give the test command either after -- or with --command, not both")
+    if command or command_line:
+        overrides["command"] = list(command) if command else command_line
+    if working_directory is not None:
+        overrides["working_directory"] = working_directory
+    if timeout is not None:
+        overrides["timeout"] = timeout
+    _run_stage("tests", TestsConfig.model_validate(base.model_dump() | overrides), cfg,
+               evidence_dir)
+
+
+def _run_stage(name: str, stage_config: Any, cfg: Any, evidence_dir: Path | None) -> None:
+    from mlgate import evidence
+    from mlgate.stages import STAGES
+    from mlgate.stages.interface import RunContext
+
+    directory = evidence_dir or Path(cfg.evidence_dir)
+    result = STAGES[name].run(stage_config, RunContext(directory, cfg.digest))
+    path = evidence.write(result, directory)
+    click.echo(f"mlgate: {name}: {STAGES[name].summary(result)} -> {path}", err=True)
+    _github_output("status", result.status)
+    _github_output("evidence-path", str(path))
+    if result.status == "error":
+        sys.exit(EXIT_STAGE_ERROR)
+
+
+@cli.command()
+@_config_option
+@_evidence_option
+@click.option("--stage", "stages", multiple=True, help="Run only this stage; repeatable.")
+def run(config_path: Path | None, evidence_dir: Path | None, stages: tuple[str, ...]) -> None:
+    """Run every stage enabled in the config, writing evidence for each."""
+    cfg = _load_config(config_path or Path("mlgate.yml"))
+    selected = list(stages) or cfg.enabled_stages
+    unknown = [s for s in selected if s not in cfg.enabled_stages]
+    if unknown:
+        raise MlgateError(f"stage not enabled in the config: {', '.join(unknown)}")
+    failed = []
+    for name in selected:
+        try:
+            _run_stage(name, cfg.stage_config(name), cfg, evidence_dir)
+        except SystemExit as exc:
+            if exc.code:
+                failed.append(name)
+    if failed:
+        sys.exit(EXIT_STAGE_ERROR)
+
+
+@cli.command()
+@_config_option
+@_evidence_option
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path(".mlgate/verdict.json"),
+    show_default=True,
+    help="Where the verdict is written.",
+)
+def gate(config_path: Path | None, evidence_dir: Path | None, output: Path) -> None:
+    """Judge all evidence by the config's policy and write the verdict.
+
+    Exit 0 pass, 1 fail, 3 inconclusive (2: usage or config error).
+    """
+    from mlgate import policy
+    from mlgate.verdict import EXIT_CODES
+
+    cfg = _load_config(config_path or Path("mlgate.yml"))
+    verdict = policy.evaluate(cfg, evidence_dir or Path(cfg.evidence_dir))
+    policy.write(verdict, output)
+    for rule in verdict.rules:
+        click.echo(f"{rule.outcome:>12}  {rule.reason}", err=True)
+    click.echo(f"mlgate: verdict: {verdict.outcome} -> {output}", err=True)
+    _github_output("verdict", verdict.outcome)
+    sys.exit(EXIT_CODES[verdict.outcome])
+
+
+@cli.command()
+@_config_option
+@_evidence_option
+@click.option(
+    "--verdict",
+    "verdict_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path(".mlgate/verdict.json"),
+    show_default=True,
+)
+@click.option(
+    "--output-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path(".mlgate"),
+    show_default=True,
+    help="Where report.md and report.html are written.",
+)
+@click.option("--github-token", envvar="GITHUB_TOKEN", default=None, show_envvar=True,
+              help="Token for publishing to GitHub.")
+@click.option("--pr", "pr_number", type=int, default=None,
+              help="Pull request to comment on [default: from the event payload].")
+@click.option("--sha", default=None, help="Commit to report on [default: the PR head or GITHUB_SHA].")
+@click.option(
+    "--comment",
+    type=click.Choice(["always", "on-change", "on-failure", "off"]),
+    default=None,
+    help="When to write the sticky PR comment [default: report.comment from the config].",
+)
+@click.option("--artifact-name", default=None,
+              help="Report artifact named in truncation notices [default: report.artifact_name].")
+@click.option("--local", is_flag=True, help="Only write local reports, even inside GitHub Actions.")
+def report(
+    config_path: Path | None,
+    evidence_dir: Path | None,
+    verdict_path: Path,
+    output_dir: Path,
+    github_token: str | None,
+    pr_number: int | None,
+    sha: str | None,
+    comment: str | None,
+    artifact_name: str | None,
+    local: bool,
+) -> None:
+    """Report the verdict: to GitHub inside Actions, else to the terminal and local files."""
+    from mlgate import actions_env
+    from mlgate.report import files, markdown, model, terminal
+
+    cfg = _load_config(config_path or Path("mlgate.yml"))
+    if comment:
+        cfg.report.comment = comment
+    if artifact_name:
+        cfg.report.artifact_name = artifact_name
+    rep = model.load(cfg, verdict_path, evidence_dir or Path(cfg.evidence_dir))
+    md_path, html_path = files.write(rep, output_dir)
+    terminal.render(rep)
+    click.echo(f"mlgate: report: {md_path}, {html_path}", err=True)
+    _github_output("verdict", rep.verdict.outcome)
+    _github_output("report-path", str(output_dir))
+    summary_path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary_path:
+        with open(summary_path, "a", encoding="utf-8") as handle:
+            handle.write(markdown.full(rep, markdown.SUMMARY_LIMIT) + "\n")
+    if local or not actions_env.in_actions():
+        return
+    if not github_token:
+        click.echo("::warning::mlgate: no GitHub token; the verdict is in the job summary only",
+                   err=True)
+        return
+    _publish(rep, cfg, github_token, pr_number, sha)
+
+
+def _publish(rep: Any, cfg: Any, token: str, pr_number: int | None, sha: str | None) -> None:
+    from mlgate.github import context, publish
+    from mlgate.github.client import Unreachable
+
+    ctx = context.from_env(token, pr_number, sha)
+    delay = float(os.environ.get("MLGATE_WRITE_DELAY_SECONDS", cfg.report.write_delay_seconds))
+    try:
+        done = publish.publish(rep, ctx, cfg.report, delay)
+    except Unreachable as exc:
+        click.echo(f"mlgate: error: could not publish to GitHub: {exc}", err=True)
+        sys.exit(EXIT_PUBLISH_FAILED)
+    for warning in done.warnings:
+        click.echo(f"::warning title=mlgate::{warning}", err=True)
+    published = ", ".join(done.checks) or ", ".join(done.statuses) or "nothing"
+    click.echo(f"mlgate: published {published}; comment {done.comment}", err=True)
+
+
+@cli.group(name="config")
+def config_group() -> None:
+    """Validate the config or print its JSON Schema."""
+
+
+@config_group.command("check")
+@_config_option
+def config_check(config_path: Path | None) -> None:
+    """Validate the config file; print what it enables."""
+    cfg = _load_config(config_path or Path("mlgate.yml"))
+    click.echo(f"{config_path or 'mlgate.yml'}: ok; stages: {', '.join(cfg.enabled_stages) or 'none'}")
+
+
+@config_group.command("schema")
+def config_schema() -> None:
+    """Print the JSON Schema of mlgate.yml (for editors)."""
+    from mlgate import config
+
+    click.echo(json.dumps(config.json_schema(), indent=2))
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except MlgateError as exc:
+        click.echo(f"mlgate: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("mlgate: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        click.echo(f"mlgate: error: {exc.format_message()}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("mlgate: interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:
+        if os.environ.get("MLGATE_DEBUG"):
+            raise
+        click.echo(f"mlgate: internal error: {type(exc).__name__}: {exc} "
+                   "(set MLGATE_DEBUG=1 for a traceback)", err=True)
+        sys.exit(70)

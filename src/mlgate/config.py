@@ -1,0 +1,162 @@
+"""mlgate.yml: loading, validation with errors that name the file and key, digests, schema."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from mlgate.errors import ConfigError
+from mlgate.stages import STAGES
+from mlgate.stages.interface import StageConfig, StagePolicy
+
+DEFAULT_PATH = Path("mlgate.yml")
+
+CommentMode = Literal["always", "on-change", "on-failure", "off"]
+
+
+class ReportConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    comment: CommentMode = Field(
+        default="always",
+        description="When the sticky pull-request comment is written or updated.",
+    )
+    check_name: str = Field(
+        default="mlgate",
+        min_length=1,
+        max_length=100,
+        description="Name of the aggregate check run; stage checks are '<check_name>/<stage>'.",
+    )
+    artifact_name: str = Field(
+        default="mlgate-report",
+        description="Name of the workflow artifact holding the full report (named in "
+        "truncation notices).",
+    )
+    write_delay_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description="Pause between content-creating GitHub API requests, as GitHub asks "
+        "integrations to do (env MLGATE_WRITE_DELAY_SECONDS overrides).",
+    )
+
+
+# The `stages` and `policy` sections are built from the stage registry, so a new stage
+# brings its own config and policy keys without edits here.
+StagesConfig: type[BaseModel] = create_model(  # type: ignore[call-overload]
+    "StagesConfig",
+    __config__=ConfigDict(extra="forbid"),
+    **{name: (stage.config_model | None, None) for name, stage in STAGES.items()},
+)
+PolicyConfig: type[BaseModel] = create_model(  # type: ignore[call-overload]
+    "PolicyConfig",
+    __config__=ConfigDict(extra="forbid"),
+    **{
+        name: (stage.policy_model, Field(default_factory=stage.policy_model))
+        for name, stage in STAGES.items()
+    },
+)
+
+
+class MlgateConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", title="mlgate configuration (mlgate.yml)")
+
+    version: Literal[1] = 1
+    evidence_dir: str = Field(
+        default=".mlgate/evidence", description="Where stages write evidence."
+    )
+    stages: StagesConfig = Field(  # type: ignore[valid-type]
+        default_factory=StagesConfig,
+        description="Stages to run; a stage listed here is required by the gate.",
+    )
+    policy: PolicyConfig = Field(  # type: ignore[valid-type]
+        default_factory=PolicyConfig, description="Rules the gate applies per stage."
+    )
+    report: ReportConfig = Field(default_factory=ReportConfig)
+
+    def stage_config(self, name: str) -> StageConfig | None:
+        section = getattr(self.stages, name)
+        return section if isinstance(section, StageConfig) and section.enabled else None
+
+    def stage_policy(self, name: str) -> StagePolicy:
+        policy: StagePolicy = getattr(self.policy, name)
+        return policy
+
+    @property
+    def enabled_stages(self) -> list[str]:
+        return [name for name in STAGES if self.stage_config(name) is not None]
+
+    @property
+    def digest(self) -> str:
+        return _digest(self.model_dump(mode="json"))
+
+    @property
+    def policy_digest(self) -> str:
+        return _digest(self.policy.model_dump(mode="json"))  # type: ignore[attr-defined]
+
+
+def _digest(document: Any) -> str:
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def load(path: Path | None = None, *, required: bool = True) -> MlgateConfig:
+    """Load and validate a config file; with `required=False` a missing file means defaults."""
+    path = path or DEFAULT_PATH
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if not required:
+            return MlgateConfig()
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc}") from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "cannot parse"
+        raise ConfigError(f"{path}: invalid YAML{where}: {problem}") from None
+    if document is None:
+        document = {}
+    if not isinstance(document, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level")
+    return parse(document, source=str(path))
+
+
+def parse(document: dict[str, Any], source: str = "config") -> MlgateConfig:
+    try:
+        return MlgateConfig.model_validate(document)
+    except ValidationError as exc:
+        raise ConfigError(describe(exc, source)) from None
+
+
+def describe(exc: ValidationError, source: str) -> str:
+    """One line: file, dotted key, what was expected, and how many more problems there are."""
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    if first["type"] == "extra_forbidden":
+        message = "unknown key"
+    else:
+        message = first["msg"]
+        if first["type"] not in ("missing",):
+            message += f" (got {_short(first.get('input'))})"
+    more = f" (and {len(errors) - 1} more problem{'s' * (len(errors) > 2)})" if len(errors) > 1 else ""
+    return f"{source}: {key}: {message}{more}"
+
+
+def _short(value: object) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def json_schema() -> dict[str, Any]:
+    schema = MlgateConfig.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return schema

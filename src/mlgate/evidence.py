@@ -1,0 +1,203 @@
+"""Evidence: the one JSON document each stage writes, versioned and schema-checked on every read."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import tempfile
+from datetime import datetime, timezone
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mlgate import __version__, actions_env
+from mlgate.errors import EvidenceError
+
+EVIDENCE_SCHEMA_VERSION = "1.0"
+SCHEMA_RESOURCE = "evidence.schema.json"
+
+Status = Literal["passed", "failed", "error", "skipped"]
+Severity = Literal["critical", "high", "medium", "low", "info", "unknown"]
+MetricValue = float | int | str | bool | None
+
+
+class Finding(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(description="Stable identity of what was found (test id, advisory id, ...).")
+    severity: Severity
+    message: str
+    rule: str = Field(description="What kind of finding this is, e.g. 'test-failure'.")
+    path: str | None = None
+    line: int | None = Field(default=None, ge=1)
+    title: str | None = None
+    detail: str | None = None
+
+
+class Artifact(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=0)
+    description: str | None = None
+
+
+class Provenance(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    repository: str | None = None
+    git_sha: str | None = None
+    ref: str | None = None
+    pr_number: int | None = None
+    workflow_run_id: str | None = None
+    workflow_run_attempt: int | None = None
+    actor: str | None = None
+    runner_os: str | None = None
+    tool_versions: dict[str, str] = Field(default_factory=dict)
+    config_digest: str | None = None
+
+
+class Evidence(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: Literal["1.0"] = EVIDENCE_SCHEMA_VERSION
+    stage: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
+    status: Status
+    reason: str | None = Field(
+        default=None, description="Why the stage errored or was skipped; one line."
+    )
+    started_at: datetime
+    finished_at: datetime
+    metrics: dict[str, MetricValue] = Field(default_factory=dict)
+    findings: list[Finding] = Field(default_factory=list)
+    artifacts: list[Artifact] = Field(default_factory=list)
+    data: dict[str, Any] = Field(
+        default_factory=dict, description="Stage-specific structured detail."
+    )
+    provenance: Provenance = Field(default_factory=Provenance)
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def artifact(path: Path, description: str | None = None) -> Artifact:
+    return Artifact(
+        path=str(path),
+        sha256=sha256_file(path),
+        size=path.stat().st_size,
+        description=description,
+    )
+
+
+def collect_provenance(config_digest: str | None, tool_versions: dict[str, str]) -> Provenance:
+    """Where and from what this evidence was made, read from the GitHub Actions environment."""
+    env = os.environ
+    payload = actions_env.event_payload()
+    attempt = env.get("GITHUB_RUN_ATTEMPT")
+    return Provenance(
+        repository=env.get("GITHUB_REPOSITORY"),
+        git_sha=actions_env.commit_under_test(payload),
+        ref=env.get("GITHUB_HEAD_REF") or env.get("GITHUB_REF"),
+        pr_number=actions_env.pr_number(payload),
+        workflow_run_id=env.get("GITHUB_RUN_ID"),
+        workflow_run_attempt=int(attempt) if attempt and attempt.isdigit() else None,
+        actor=env.get("GITHUB_ACTOR"),
+        runner_os=env.get("RUNNER_OS") or platform.system(),
+        tool_versions={"mlgate": __version__, "python": platform.python_version()}
+        | tool_versions,
+        config_digest=config_digest,
+    )
+
+
+@cache
+def schema() -> dict[str, Any]:
+    text = resources.files("mlgate.schemas").joinpath(SCHEMA_RESOURCE).read_text("utf-8")
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+def generated_schema() -> dict[str, Any]:
+    """The JSON Schema the shipped file must equal (a test keeps them in sync)."""
+    generated = Evidence.model_json_schema()
+    generated["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    generated["$id"] = "https://mlgate.dev/schemas/evidence-1.0.json"
+    return generated
+
+
+def evidence_path(evidence_dir: Path, stage: str) -> Path:
+    return evidence_dir / f"{stage}.json"
+
+
+def write(evidence: Evidence, evidence_dir: Path) -> Path:
+    """Write atomically, so a crash mid-write never leaves a half document behind."""
+    evidence_dir.mkdir(parents=True, exist_ok=True)
+    target = evidence_path(evidence_dir, evidence.stage)
+    payload = evidence.model_dump_json(indent=2)
+    fd, tmp = tempfile.mkstemp(dir=evidence_dir, prefix=f".{evidence.stage}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(payload)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def read(path: Path) -> Evidence:
+    """Read one evidence document; anything unreadable or off-schema is an EvidenceError."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise EvidenceError(f"{path}: cannot read evidence: {exc.strerror or exc}") from None
+    try:
+        document = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise EvidenceError(f"{path}: not valid JSON: {exc}") from None
+    _validate(path, document)
+    return Evidence.model_validate(document)
+
+
+def _validate(path: Path, document: object) -> None:
+    from jsonschema import Draft202012Validator
+
+    validator = Draft202012Validator(schema())
+    error = next(iter(sorted(validator.iter_errors(document), key=lambda e: e.path)), None)
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+        message = error.message if len(error.message) <= 200 else error.message[:200] + "..."
+        raise EvidenceError(f"{path}: does not match the evidence schema at {where}: {message}")
+
+
+def scan(evidence_dir: Path) -> tuple[dict[str, tuple[Path, Evidence]], list[tuple[Path, str]]]:
+    """All evidence in a directory, and the files that could not be read (with the reason)."""
+    found: dict[str, tuple[Path, Evidence]] = {}
+    broken: list[tuple[Path, str]] = []
+    if not evidence_dir.is_dir():
+        return found, broken
+    for path in sorted(evidence_dir.glob("*.json")):
+        try:
+            evidence = read(path)
+        except EvidenceError as exc:
+            broken.append((path, str(exc)))
+            continue
+        if path.stem != evidence.stage:
+            broken.append((path, f"{path}: holds evidence of stage '{evidence.stage}'"))
+            continue
+        found[evidence.stage] = (path, evidence)
+    return found, broken

@@ -1,0 +1,1 @@
+"""Publishing to GitHub through PyGithub: check runs, commit statuses, the sticky comment."""

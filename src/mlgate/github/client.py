@@ -1,0 +1,103 @@
+"""A PyGithub client and the one retry policy every publishing operation goes through.
+
+PyGithub's own retry is off: it would retry a POST whose effect already landed (duplicating
+a comment) and does not honour Retry-After on 403. Instead each *operation* is idempotent
+(it finds what it made before it makes anything) and is retried whole.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
+from mlgate.github.context import GitHubContext
+
+if TYPE_CHECKING:
+    from github import Github
+    from github.GithubException import GithubException
+
+T = TypeVar("T")
+
+ATTEMPTS = 5
+# Cap on one wait: a report must not stall a job for minutes on a misbehaving server.
+MAX_WAIT_SECONDS = 60.0
+REQUEST_TIMEOUT_SECONDS = 20
+
+
+class NotPermitted(Exception):
+    """The token may not do this (403 that is not a rate limit, or 401/404 on write)."""
+
+
+class Unreachable(Exception):
+    """GitHub could not be reached, or kept failing, after every retry."""
+
+
+def connect(context: GitHubContext, write_delay: float) -> Github:
+    from github import Auth, Github
+
+    return Github(
+        auth=Auth.Token(context.token),
+        base_url=context.api_url,
+        retry=None,
+        timeout=REQUEST_TIMEOUT_SECONDS,
+        seconds_between_requests=0,
+        seconds_between_writes=write_delay,
+    )
+
+
+def with_retry(
+    operation: Callable[[], T],
+    what: str,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Run `operation`; retry 5xx, rate limits and connection failures with backoff."""
+    import requests
+    from github.GithubException import GithubException
+
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return operation()
+        except GithubException as exc:
+            wait = _retry_wait(exc, attempt)
+            if wait is None:
+                if exc.status in (401, 403, 404):
+                    raise NotPermitted(f"{what}: {exc.status} {_message(exc)}") from None
+                raise Unreachable(f"{what}: GitHub answered {exc.status} {_message(exc)}") from None
+            failure = f"{exc.status} {_message(exc)}"
+        except requests.RequestException as exc:
+            wait = min(2.0 ** (attempt - 1) * 0.5, MAX_WAIT_SECONDS)
+            failure = type(exc).__name__
+        if attempt == ATTEMPTS:
+            break
+        sleep(wait)
+    raise Unreachable(f"{what}: gave up after {ATTEMPTS} attempts (last: {failure})")
+
+
+def _retry_wait(exc: GithubException, attempt: int) -> float | None:
+    """Seconds to wait before retrying, or None when retrying cannot help."""
+    headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
+    backoff = min(2.0 ** (attempt - 1), MAX_WAIT_SECONDS)
+    if exc.status in (403, 429):
+        retry_after = headers.get("retry-after")
+        if retry_after is not None:
+            try:
+                return min(max(float(retry_after), 0.0), MAX_WAIT_SECONDS)
+            except ValueError:
+                return backoff
+        if headers.get("x-ratelimit-remaining") == "0" or "rate limit" in _message(exc).lower():
+            reset = headers.get("x-ratelimit-reset")
+            if reset and reset.isdigit():
+                return min(max(int(reset) - time.time(), 1.0), MAX_WAIT_SECONDS)
+            return backoff
+        return None
+    if exc.status >= 500:
+        return backoff
+    return None
+
+
+def _message(exc: GithubException) -> str:
+    data = exc.data
+    if isinstance(data, dict) and isinstance(data.get("message"), str):
+        return str(data["message"])
+    return str(data)[:200]

@@ -1,0 +1,96 @@
+"""The gate: every rule over all evidence, rolled up into one verdict. Fails closed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlgate import actions_env
+from mlgate import evidence as ev
+from mlgate.config import MlgateConfig
+from mlgate.stages import STAGES
+from mlgate.verdict import EvidenceRef, RuleResult, Verdict, worst
+
+
+def evaluate(config: MlgateConfig, evidence_dir: Path) -> Verdict:
+    found, broken = ev.scan(evidence_dir)
+    rules: list[RuleResult] = [
+        RuleResult(stage=path.stem, rule="evidence.readable", outcome="fail", reason=reason)
+        for path, reason in broken
+    ]
+    broken_stages = {path.stem for path, _ in broken}
+    if not config.enabled_stages:
+        rules.append(
+            RuleResult(
+                stage="config",
+                rule="config.stages",
+                outcome="fail",
+                reason="no stage is configured: there is nothing to gate on",
+            )
+        )
+    expected_sha = _expected_sha()
+    for name in config.enabled_stages:
+        if name in broken_stages:
+            continue
+        if name not in found:
+            rules.append(
+                _fail(name, "evidence.present", f"no evidence at {ev.evidence_path(evidence_dir, name)}"
+                      " (did the stage run?)")
+            )
+            continue
+        _, evidence = found[name]
+        made_for = evidence.provenance.git_sha
+        if expected_sha and made_for and made_for != expected_sha:
+            rules.append(
+                _fail(name, "evidence.commit", f"evidence was made for commit {made_for[:12]}, "
+                      f"not {expected_sha[:12]}")
+            )
+        elif evidence.status == "error":
+            rules.append(_fail(name, "stage.error", f"stage errored: {evidence.reason}"))
+        elif evidence.status == "skipped":
+            rules.append(
+                _fail(name, "stage.skipped", f"configured stage was skipped: {evidence.reason}")
+            )
+        else:
+            stage = STAGES[name]
+            rules.extend(stage.evaluate(config.stage_policy(name), evidence))
+    refs = [
+        EvidenceRef(stage=e.stage, path=str(p), sha256=ev.sha256_file(p), status=e.status)
+        for p, e in found.values()
+    ] + [EvidenceRef(stage=p.stem, path=str(p), sha256=None, status=None) for p, _ in broken]
+    return Verdict(
+        outcome=worst(r.outcome for r in rules),
+        created_at=ev.now().isoformat(),
+        config_digest=config.digest,
+        policy_digest=config.policy_digest,
+        rules=rules,
+        evidence=refs,
+    )
+
+
+def _fail(stage: str, rule: str, reason: str) -> RuleResult:
+    return RuleResult(stage=stage, rule=rule, outcome="fail", reason=f"{stage}: {reason}")
+
+
+def _expected_sha() -> str | None:
+    """The commit under test, when running in GitHub Actions; evidence must be about it."""
+    return actions_env.commit_under_test() if actions_env.in_actions() else None
+
+
+def write(verdict: Verdict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(verdict.model_dump_json(indent=2), encoding="utf-8")
+    tmp.replace(path)
+
+
+def read(path: Path) -> Verdict:
+    from pydantic import ValidationError
+
+    from mlgate.errors import EvidenceError
+
+    try:
+        return Verdict.model_validate_json(path.read_bytes())
+    except FileNotFoundError:
+        raise EvidenceError(f"{path}: no verdict found (run 'mlgate gate' first)") from None
+    except (OSError, ValidationError) as exc:
+        raise EvidenceError(f"{path}: unreadable verdict: {str(exc).splitlines()[0]}") from None

@@ -1,0 +1,58 @@
+"""Make untrusted text (test names, failure messages, fork PR content) inert in markdown and HTML.
+
+Escaped text renders as exactly its characters: no markup, links, HTML, @-mentions,
+#-references, or forged comment markers.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+# Every ASCII punctuation character may be backslash-escaped in CommonMark; escaping all of
+# them is simpler to trust than reasoning about which are special in which position.
+_MARKDOWN_PUNCTUATION = re.compile(r"([!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~])")
+_WORD_JOINER = "\u2060"
+# GitHub links @user, @org/team, #123 and owner/repo#123 in rendered text, even in HTML.
+_MENTION = re.compile(r"([@#])(?=\w)")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def inline(text: str, limit: int = 1000) -> str:
+    """One line of untrusted text for a markdown paragraph or table cell."""
+    text = _CONTROL.sub("", " ".join(text.split()))
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    # The word joiner goes in before escaping, so the escaped '@' is still separated.
+    text = _MENTION.sub(lambda m: m.group(1) + _WORD_JOINER, text)
+    # '<' and '&' become entities, so no HTML tag or comment marker can be formed; the
+    # rest is backslash-escaped.
+    escaped = []
+    for char in text:
+        if char == "<":
+            escaped.append("&lt;")
+        elif char == ">":
+            escaped.append("&gt;")
+        elif char == "&":
+            escaped.append("&amp;")
+        elif _MARKDOWN_PUNCTUATION.fullmatch(char):
+            escaped.append("\\" + char)
+        else:
+            escaped.append(char)
+    return "".join(escaped)
+
+
+def block(text: str, limit: int = 4000) -> str:
+    """Multi-line untrusted text as a preformatted HTML block inside markdown."""
+    text = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    text = _MENTION.sub(lambda m: m.group(1) + _WORD_JOINER, text)
+    # A line-initial <pre> opens an HTML block that only </pre> ends (blank lines do not), and
+    # markdown is not parsed inside it; html.escape makes every tag, entity and marker literal.
+    return f"<pre>{html.escape(text, quote=False)}</pre>"
+
+
+def html_text(text: str) -> str:
+    """Untrusted text for the self-contained HTML report."""
+    return html.escape(_CONTROL.sub("", text), quote=True)

@@ -1,0 +1,138 @@
+"""Markdown for the PR comment, check runs and job summary, always within a size limit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from mlgate.evidence import Finding
+from mlgate.report import escape
+from mlgate.report.model import ICONS, LABELS, Report
+
+# GitHub's limits: check-run summary/text and issue comments 65,535 characters.
+CHECK_LIMIT = 65_535
+COMMENT_LIMIT = 65_535
+# The job summary takes 1 MiB per step; stay well clear of the byte limit.
+SUMMARY_LIMIT = 500_000
+
+
+def headline(report: Report) -> str:
+    outcome = report.verdict.outcome
+    return f"{ICONS[outcome]} **{escape.inline(report.title)}: {LABELS[outcome]}**"
+
+
+def rules_table(report: Report, stages: Sequence[str]) -> str:
+    rows = ["| | Stage | Rule | Result |", "|---|---|---|---|"]
+    for rule in report.verdict.rules:
+        if rule.stage in stages:
+            rows.append(
+                f"| {ICONS[rule.outcome]} | {escape.inline(rule.stage)} | "
+                f"`{rule.rule}` | {escape.inline(rule.reason)} |"
+            )
+    return "\n".join(rows)
+
+
+def stages_table(report: Report) -> str:
+    rows = ["| | Stage | Summary |", "|---|---|---|"]
+    for stage in report.stages:
+        outcome = report.verdict.stage_outcome(stage)
+        rows.append(
+            f"| {ICONS[outcome]} | {escape.inline(report.stage_title(stage))} | "
+            f"{escape.inline(report.stage_summary(stage))} |"
+        )
+    return "\n".join(rows)
+
+
+def finding_entry(finding: Finding) -> str:
+    where = ""
+    if finding.path:
+        where = f" — `{escape.inline(finding.path)}" + (
+            f":{finding.line}`" if finding.line else "`"
+        )
+    title = escape.inline(finding.title or finding.id, limit=300)
+    lines = [
+        f"<details><summary>{finding.severity}: {title}</summary>",
+        "",
+        f"{escape.inline(finding.message, limit=2000)}{where}",
+        "",
+    ]
+    if finding.detail:
+        lines += [escape.block(finding.detail), ""]
+    lines.append("</details>")
+    return "\n".join(lines)
+
+
+def fit(head: str, entries: Sequence[str], limit: int, notice: str) -> str:
+    """`head` plus as many entries as fit in `limit` characters, and a notice if any were cut.
+
+    The notice is formatted with the number of entries left out.
+    """
+    parts = [head]
+    used = len(head)
+    for index, entry in enumerate(entries):
+        cost = len(entry) + 2
+        reserve = len(notice) + 20 if index < len(entries) - 1 else 0
+        if used + cost + reserve > limit:
+            parts.append(notice.format(omitted=len(entries) - index))
+            break
+        parts.append(entry)
+        used += cost
+    text = "\n\n".join(parts)
+    if len(text) > limit:  # the head alone was too long
+        cut = notice.format(omitted=len(entries))
+        text = text[: limit - len(cut) - 2] + "\n\n" + cut
+    return text
+
+
+def truncation_notice(report: Report) -> str:
+    where = f"the `{escape.inline(report.artifact_name)}` artifact"
+    if report.run_url:
+        where += f" of [this run]({report.run_url})"
+    return f"> **Truncated:** {{omitted}} more not shown here; the full report is in {where}."
+
+
+def full(report: Report, limit: int, marker: str = "") -> str:
+    """The whole gate: headline, stages, rules, findings — for the comment and job summary."""
+    head = "\n\n".join(
+        part
+        for part in (
+            marker,
+            headline(report),
+            stages_table(report),
+            rules_table(report, report.stages),
+            _run_link(report),
+        )
+        if part
+    )
+    entries = [finding_entry(f) for stage in report.stages for f in report.findings(stage)]
+    if entries:
+        head += "\n\n### Findings"
+    return fit(head, entries, limit, truncation_notice(report))
+
+
+def stage(report: Report, stage_name: str, limit: int = CHECK_LIMIT) -> tuple[str, str]:
+    """Check-run summary and text for one stage."""
+    summary = "\n\n".join(
+        [
+            f"{ICONS[report.verdict.stage_outcome(stage_name)]} "
+            f"{escape.inline(report.stage_summary(stage_name))}",
+            rules_table(report, [stage_name]),
+        ]
+    )[:limit]
+    entries = [finding_entry(f) for f in report.findings(stage_name)]
+    text = fit("", entries, limit, truncation_notice(report)) if entries else ""
+    return summary, text
+
+
+def aggregate(report: Report, limit: int = CHECK_LIMIT) -> tuple[str, str]:
+    """Check-run summary and text for the aggregate check."""
+    summary = fit(
+        "\n\n".join([headline(report), stages_table(report)]),
+        [],
+        limit,
+        truncation_notice(report),
+    )
+    return summary, rules_table(report, report.stages)[:limit]
+
+
+def _run_link(report: Report) -> str:
+    return f"[Workflow run]({report.run_url})" if report.run_url else ""

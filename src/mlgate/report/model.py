@@ -1,0 +1,58 @@
+"""What every reporter renders: the verdict, the evidence behind it, and where the full report is."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlgate import actions_env
+from mlgate import evidence as ev
+from mlgate import policy
+from mlgate.config import MlgateConfig
+from mlgate.evidence import Evidence, Finding
+from mlgate.stages import STAGES
+from mlgate.verdict import Outcome, RuleResult, Verdict
+
+ICONS: dict[Outcome, str] = {"pass": "✅", "fail": "❌", "inconclusive": "⚠️"}
+LABELS: dict[Outcome, str] = {"pass": "passed", "fail": "failed", "inconclusive": "inconclusive"}
+
+
+@dataclass(frozen=True)
+class Report:
+    verdict: Verdict
+    evidence: dict[str, Evidence]
+    title: str
+    artifact_name: str
+    run_url: str | None = None
+    stages: list[str] = field(default_factory=list)
+
+    def rules(self, stage: str) -> list[RuleResult]:
+        return [r for r in self.verdict.rules if r.stage == stage]
+
+    def findings(self, stage: str) -> list[Finding]:
+        found = self.evidence.get(stage)
+        return found.findings if found else []
+
+    def stage_summary(self, stage: str) -> str:
+        found = self.evidence.get(stage)
+        if found is None:
+            return "no evidence"
+        known = STAGES.get(stage)
+        return known.summary(found) if known else found.status
+
+    def stage_title(self, stage: str) -> str:
+        known = STAGES.get(stage)
+        return known.title if known else stage
+
+
+def load(config: MlgateConfig, verdict_path: Path, evidence_dir: Path) -> Report:
+    verdict = policy.read(verdict_path)
+    found, _ = ev.scan(evidence_dir)
+    return Report(
+        verdict=verdict,
+        evidence={name: evidence for name, (_, evidence) in found.items()},
+        title=config.report.check_name,
+        artifact_name=config.report.artifact_name,
+        run_url=actions_env.run_url(),
+        stages=verdict.stages,
+    )

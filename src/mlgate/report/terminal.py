@@ -1,0 +1,36 @@
+"""The verdict in the terminal (rich), for local runs and the Actions log."""
+
+from __future__ import annotations
+
+from mlgate.report.model import ICONS, LABELS, Report
+
+_STYLES = {"pass": "green", "fail": "red", "inconclusive": "yellow"}
+# Enough failing tests to act on; the files hold the rest.
+_FINDINGS_SHOWN = 20
+
+
+def render(report: Report) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    verdict = report.verdict
+    table = Table(title=f"{report.title}: {LABELS[verdict.outcome]}", title_justify="left")
+    for column in ("", "Stage", "Rule", "Reason"):
+        table.add_column(column)
+    for rule in verdict.rules:
+        table.add_row(
+            ICONS[rule.outcome],
+            escape(rule.stage),
+            escape(rule.rule),
+            f"[{_STYLES[rule.outcome]}]{escape(rule.reason)}[/]",
+        )
+    console.print(table)
+    findings = [f for stage in report.stages for f in report.findings(stage)]
+    for finding in findings[:_FINDINGS_SHOWN]:
+        where = f" ({finding.path}:{finding.line or ''})" if finding.path else ""
+        console.print(f"  • {escape(finding.title or finding.id)}{escape(where)}: "
+                      f"{escape(finding.message.splitlines()[0] if finding.message else '')}")
+    if len(findings) > _FINDINGS_SHOWN:
+        console.print(f"  … and {len(findings) - _FINDINGS_SHOWN} more in the full report")

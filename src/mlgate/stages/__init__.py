@@ -1,0 +1,15 @@
+"""The registry of stages. Adding a stage: write its module, add one line here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlgate.stages.interface import Stage
+from mlgate.stages.tests import TestsStage
+
+STAGES: dict[str, Stage[Any, Any]] = {
+    stage.name: stage
+    for stage in (
+        TestsStage(),
+    )
+}

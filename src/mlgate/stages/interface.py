@@ -1,0 +1,62 @@
+"""What a stage is: its config and policy sections, how it runs, and how its evidence is judged.
+
+A new stage is one module implementing `Stage` plus one line in `mlgate.stages.STAGES`;
+config, policy, the gate and the reports pick it up from there.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mlgate.evidence import Evidence
+from mlgate.verdict import RuleResult
+
+
+class StageConfig(BaseModel):
+    """Common keys of every `stages.<name>` section."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    timeout: float = Field(default=3600, gt=0, description="Seconds before the stage is an error.")
+    working_directory: str = Field(default=".", description="Where the stage's commands run.")
+
+
+class StagePolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every stage run needs besides its own config section."""
+
+    evidence_dir: Path
+    config_digest: str | None
+
+
+ConfigT = TypeVar("ConfigT", bound=StageConfig)
+PolicyT = TypeVar("PolicyT", bound=StagePolicy)
+
+
+class Stage(ABC, Generic[ConfigT, PolicyT]):
+    name: ClassVar[str]
+    title: ClassVar[str]
+    config_model: ClassVar[type[StageConfig]]
+    policy_model: ClassVar[type[StagePolicy]]
+
+    @abstractmethod
+    def run(self, config: ConfigT, context: RunContext) -> Evidence:
+        """Run the stage and return its evidence; bad input is `error` evidence, not a raise."""
+
+    @abstractmethod
+    def evaluate(self, policy: PolicyT, evidence: Evidence) -> list[RuleResult]:
+        """Judge evidence whose status is passed or failed; one result per rule."""
+
+    @abstractmethod
+    def summary(self, evidence: Evidence) -> str:
+        """One line for reports, e.g. '120 tests: 118 passed, 2 failed'."""

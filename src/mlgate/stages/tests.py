@@ -1,0 +1,246 @@
+"""The tests stage: run the test command and/or ingest JUnit XML into evidence."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shlex
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from pydantic import Field, field_validator
+
+from mlgate import evidence as ev
+from mlgate import junit, process
+from mlgate.evidence import Evidence, Finding
+from mlgate.stages.interface import RunContext, Stage, StageConfig, StagePolicy
+from mlgate.verdict import RuleResult
+
+# How many of the slowest tests the evidence keeps by name.
+_SLOWEST_KEPT = 10
+
+
+class TestsConfig(StageConfig):
+    command: list[str] | None = Field(
+        default=None,
+        description="Test command run before the reports are read (argv list or one string, "
+        "split like a shell would, without a shell).",
+    )
+    junit: list[str] = Field(
+        default_factory=lambda: [".mlgate/junit.xml"],
+        description="JUnit XML files or glob patterns, relative to working_directory.",
+    )
+
+    @field_validator("command", mode="before")
+    @classmethod
+    def _split_command(cls, value: object) -> object:
+        return shlex.split(value) if isinstance(value, str) else value
+
+    @field_validator("junit", mode="before")
+    @classmethod
+    def _one_path(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
+
+
+class TestsPolicy(StagePolicy):
+    max_failures: int = Field(default=0, ge=0, description="Failed tests allowed.")
+    max_errors: int = Field(default=0, ge=0, description="Errored tests allowed.")
+    min_tests: int = Field(default=1, ge=0, description="Fewer tests than this fails the gate.")
+    max_flaky: int | None = Field(
+        default=None, ge=0, description="Flaky tests allowed (failed, then passed on rerun)."
+    )
+    max_skipped: int | None = Field(default=None, ge=0, description="Skipped tests allowed.")
+
+
+class TestsStage(Stage[TestsConfig, TestsPolicy]):
+    name = "tests"
+    title = "Tests"
+    config_model = TestsConfig
+    policy_model = TestsPolicy
+
+    def run(self, config: TestsConfig, context: RunContext) -> Evidence:
+        started = ev.now()
+        workdir = Path(config.working_directory)
+        exit_code: int | None = None
+
+        def error(reason: str) -> Evidence:
+            return _evidence(context, started, "error", reason=reason, exit_code=exit_code)
+
+        if config.command:
+            completed = process.run(config.command, workdir, config.timeout)
+            if completed.problem:
+                return error(completed.problem)
+            exit_code = completed.exit_code
+        paths = _expand(workdir, config.junit)
+        if not paths:
+            return error(f"no JUnit report found at {', '.join(config.junit)}")
+        if config.command:
+            stale = [p for p in paths if p.stat().st_mtime < started.timestamp() - 1]
+            if stale:
+                # Reports left over from an earlier run would describe other code.
+                return error(f"JUnit report {stale[0]} was not written by the test command")
+        try:
+            report = junit.parse_junit_files(paths)
+        except junit.JUnitError as exc:
+            return error(str(exc))
+        totals = report.totals
+        if exit_code and not (totals["failed"] or totals["errors"]):
+            # A runner that crashed (collection error, internal error) may leave a stale or
+            # empty report behind; trusting it would turn a crash into a pass.
+            return error(
+                f"test command exited {exit_code} but its reports show no failing test"
+            )
+        status: ev.Status = "failed" if totals["failed"] or totals["errors"] else "passed"
+        return _evidence(
+            context,
+            started,
+            status,
+            exit_code=exit_code,
+            report=report,
+            workdir=workdir,
+            artifacts=[ev.artifact(p, "JUnit XML report") for p in paths],
+        )
+
+    def evaluate(self, policy: TestsPolicy, evidence: Evidence) -> list[RuleResult]:
+        m = evidence.metrics
+
+        def count(key: str) -> int:
+            value = m.get(key)
+            return value if isinstance(value, int) else 0
+
+        def at_most(rule: str, noun: str, key: str, limit: int | None) -> RuleResult:
+            found = count(key)
+            ok = limit is None or found <= limit
+            allowed = "any allowed" if limit is None else f"{limit} allowed"
+            return RuleResult(
+                stage=self.name,
+                rule=f"tests.{rule}",
+                outcome="pass" if ok else "fail",
+                reason=f"tests: {found} {noun}, {allowed}",
+            )
+
+        tests = count("tests")
+        results = [
+            RuleResult(
+                stage=self.name,
+                rule="tests.min_tests",
+                outcome="pass" if tests >= policy.min_tests else "fail",
+                reason=f"tests: {tests} ran, at least {policy.min_tests} required",
+            ),
+            at_most("max_failures", "failed", "failed", policy.max_failures),
+            at_most("max_errors", "errored", "errors", policy.max_errors),
+        ]
+        if policy.max_flaky is not None or count("flaky"):
+            results.append(at_most("max_flaky", "flaky", "flaky", policy.max_flaky))
+        if policy.max_skipped is not None:
+            results.append(at_most("max_skipped", "skipped", "skipped", policy.max_skipped))
+        return results
+
+    def summary(self, evidence: Evidence) -> str:
+        if evidence.status == "error":
+            return f"error: {evidence.reason}"
+        m = evidence.metrics
+        parts = [f"{m.get(k, 0)} {label}" for k, label in _SUMMARY_PARTS if m.get(k)]
+        duration = m.get("duration_s")
+        took = f" in {duration:.1f} s" if isinstance(duration, float) else ""
+        return f"{m.get('tests', 0)} tests{took}: " + (", ".join(parts) or "none ran")
+
+
+_SUMMARY_PARTS = (
+    ("passed", "passed"),
+    ("failed", "failed"),
+    ("errors", "errored"),
+    ("skipped", "skipped"),
+    ("flaky", "flaky"),
+)
+
+
+def _expand(workdir: Path, patterns: Sequence[str]) -> list[Path]:
+    paths: list[Path] = []
+    for pattern in patterns:
+        full = workdir / pattern
+        matches = sorted(glob.glob(str(full), recursive=True)) if glob.has_magic(pattern) else []
+        if matches:
+            paths.extend(Path(m) for m in matches)
+        elif full.exists():
+            paths.append(full)
+    return list(dict.fromkeys(paths))
+
+
+def _repo_path(workdir: Path, file: str | None) -> str | None:
+    """A test's file as a path from the repository root, which is what annotations need."""
+    if not file:
+        return None
+    root = Path(os.environ.get("GITHUB_WORKSPACE") or Path.cwd()).resolve()
+    path = Path(file)
+    absolute = path if path.is_absolute() else (workdir / path).resolve()
+    try:
+        return absolute.relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def _findings(report: junit.JUnitReport, workdir: Path) -> list[Finding]:
+    findings: list[Finding] = []
+    for case in report.cases:
+        if case.outcome in ("failed", "error"):
+            rule, severity, verb = (
+                ("test-failure", "high", "failed")
+                if case.outcome == "failed"
+                else ("test-error", "high", "errored")
+            )
+        elif case.flaky:
+            rule, severity, verb = "flaky-test", "low", "was flaky"
+        else:
+            continue
+        findings.append(
+            Finding(
+                id=case.id,
+                severity=severity,
+                rule=rule,
+                title=f"{case.id} {verb}",
+                message=case.message or f"{case.name} {verb}",
+                detail=case.detail or None,
+                path=_repo_path(workdir, case.file),
+                line=case.line if case.line and case.line >= 1 else None,
+            )
+        )
+    return findings
+
+
+def _evidence(
+    context: RunContext,
+    started: datetime,
+    status: ev.Status,
+    *,
+    reason: str | None = None,
+    exit_code: int | None = None,
+    report: junit.JUnitReport | None = None,
+    workdir: Path = Path("."),
+    artifacts: list[ev.Artifact] | None = None,
+) -> Evidence:
+    metrics: dict[str, ev.MetricValue] = {"command_exit_code": exit_code}
+    data: dict[str, object] = {}
+    findings: list[Finding] = []
+    if report is not None:
+        metrics |= report.totals
+        metrics["duration_s"] = round(report.duration_s, 6)
+        findings = _findings(report, workdir)
+        slowest = sorted(report.cases, key=lambda c: c.duration_s, reverse=True)[:_SLOWEST_KEPT]
+        data = {
+            "sources": list(report.sources),
+            "slowest": [{"id": c.id, "duration_s": c.duration_s} for c in slowest],
+        }
+    return Evidence(
+        stage=TestsStage.name,
+        status=status,
+        reason=reason,
+        started_at=started,
+        finished_at=ev.now(),
+        metrics=metrics,
+        findings=findings,
+        artifacts=artifacts or [],
+        data=data,
+        provenance=ev.collect_provenance(context.config_digest, {}),
+    )
