@@ -20,7 +20,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 def inline(text: str, limit: int = 1000) -> str:
     """One line of untrusted text for a markdown paragraph or table cell."""
-    text = _CONTROL.sub("", " ".join(text.split()))
+    text = " ".join(_CONTROL.sub("", text).split())
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     # The word joiner goes in before escaping, so the escaped '@' is still separated.

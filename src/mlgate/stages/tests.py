@@ -22,6 +22,7 @@ _SLOWEST_KEPT = 10
 
 
 class TestsConfig(StageConfig):
+    __test__ = False  # not a pytest test class, despite the name
     command: list[str] | None = Field(
         default=None,
         description="Test command run before the reports are read (argv list or one string, "
@@ -44,6 +45,7 @@ class TestsConfig(StageConfig):
 
 
 class TestsPolicy(StagePolicy):
+    __test__ = False
     max_failures: int = Field(default=0, ge=0, description="Failed tests allowed.")
     max_errors: int = Field(default=0, ge=0, description="Errored tests allowed.")
     min_tests: int = Field(default=1, ge=0, description="Fewer tests than this fails the gate.")
@@ -54,6 +56,7 @@ class TestsPolicy(StagePolicy):
 
 
 class TestsStage(Stage[TestsConfig, TestsPolicy]):
+    __test__ = False
     name = "tests"
     title = "Tests"
     config_model = TestsConfig

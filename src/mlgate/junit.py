@@ -1,0 +1,387 @@
+"""Read JUnit XML test reports (pytest, Maven Surefire, jest-junit and kin) into test cases.
+
+Reports are untrusted input. They are parsed with defusedxml with DTDs refused outright, so
+XXE and entity-expansion bombs fail at once, and every bad input surfaces as one JUnitError
+line naming the file. Parsing streams: finished test cases are dropped from the tree as it
+is read, so memory stays flat on large reports.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import stat
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import IO, Literal
+from xml.etree.ElementTree import Element, ParseError
+
+from defusedxml import DTDForbidden
+from defusedxml.ElementTree import iterparse
+
+from mlgate.errors import MlgateError
+
+__all__ = [
+    "MAX_TEXT_BYTES",
+    "JUnitError",
+    "JUnitReport",
+    "Outcome",
+    "TestCase",
+    "parse_junit",
+    "parse_junit_files",
+]
+
+Outcome = Literal["passed", "failed", "error", "skipped"]
+
+# Bound on each message and detail, so one runaway traceback cannot bloat the evidence.
+MAX_TEXT_BYTES = 64 * 1024
+_TRUNCATED = "\n[… truncated to 64 KiB]"
+
+_FAILING = ("failed", "error")
+# XML 1.0 can still carry \r (as &#13;) and C1 controls; reporters only expect \n and \t.
+_CONTROL = dict.fromkeys([*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0)])
+_THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d*)?")
+# The patterns below run on untrusted text: each is anchored or bounded so it stays linear.
+# pytest's long traceback: "tests/test_x.py:12: AssertionError" (outermost entry first), and
+# Python's own "File "tests/test_x.py", line 12, in test_x".
+_PY_LOCATION = re.compile(
+    r'^(?:(?P<path>(?:[A-Za-z]:)?[^\s:"]+?\.py):(?P<line>\d+):(?: |$)'
+    r'|[ \t]*File "(?P<npath>[^"\n]+?\.py)", line (?P<nline>\d+))',
+    re.MULTILINE,
+)
+# A JVM stack frame, innermost first: "at com.x.FooTest.testBar(FooTest.java:42)".
+_JVM_FRAME = re.compile(
+    r"\bat (?P<cls>[\w$.]{1,500})\.(?P<meth>[\w$<>]{1,200})\([^():\s]{1,200}:(?P<line>\d+)\)"
+)
+# Any "path:line", e.g. a JavaScript frame "at f (/ci/src/a.test.js:9:27)".
+_PATH_LINE = re.compile(r"(?<![^\s(\"'])(?P<path>(?:[A-Za-z]:)?[^\s()\"':]+):(?P<line>\d+)")
+
+
+class JUnitError(MlgateError):
+    """A report that cannot be read; the message is one line naming the file and the problem."""
+
+
+@dataclass(frozen=True, slots=True)
+class TestCase:
+    """One test's final result, after reruns and duplicate reports are folded together."""
+
+    # pytest would otherwise try to collect this class in test modules that import it.
+    __test__ = False
+
+    suite: str
+    classname: str
+    name: str
+    file: str | None
+    line: int | None
+    outcome: Outcome
+    duration_s: float
+    message: str
+    detail: str
+    flaky: bool
+
+    @property
+    def id(self) -> str:
+        prefix = self.classname or self.suite
+        return f"{prefix}::{self.name}" if prefix else self.name
+
+
+@dataclass(frozen=True, slots=True)
+class JUnitReport:
+    cases: tuple[TestCase, ...]
+    sources: tuple[str, ...]
+
+    @property
+    def totals(self) -> dict[str, int]:
+        outcomes = Counter(case.outcome for case in self.cases)
+        return {
+            "tests": len(self.cases),
+            "passed": outcomes["passed"],
+            "failed": outcomes["failed"],
+            "errors": outcomes["error"],
+            "skipped": outcomes["skipped"],
+            "flaky": sum(case.flaky for case in self.cases),
+        }
+
+    @property
+    def duration_s(self) -> float:
+        return math.fsum(case.duration_s for case in self.cases)
+
+
+def parse_junit(path: str | os.PathLike[str]) -> JUnitReport:
+    """Read one JUnit XML file; raises JUnitError, and nothing else, on bad input."""
+    return parse_junit_files([path])
+
+
+def parse_junit_files(paths: Sequence[str | os.PathLike[str]]) -> JUnitReport:
+    """Read several reports as one run.
+
+    A test id reported by several files counts once: passed if any file passed it (flaky when
+    another failed or errored it, as a rerun report does), else the last file's result.
+    """
+    merged: dict[str, TestCase] = {}
+    for path in paths:
+        for case in _read_file(os.fspath(path)):
+            prior = merged.get(case.id)
+            merged[case.id] = case if prior is None else _merge_runs(prior, case)
+    return JUnitReport(cases=tuple(merged.values()), sources=tuple(os.fspath(p) for p in paths))
+
+
+# Which of two reports of one test, from different runs, stands: a pass beats a failure
+# (the failure was retried), and anything that ran beats a skip.
+_RUN_RANK = {"skipped": 0, "failed": 1, "error": 1, "passed": 2}
+# Which of two same-id records in one non-pytest file stands: they are distinct tests whose
+# names collide (jest titles, old Surefire parameterized names), so no failure may hide.
+_COLLISION_RANK = {"skipped": 0, "passed": 1, "failed": 2, "error": 2}
+
+
+def _merge_runs(prior: TestCase, later: TestCase) -> TestCase:
+    if _RUN_RANK[later.outcome] >= _RUN_RANK[prior.outcome]:
+        keep, other = later, prior
+    else:
+        keep, other = prior, later
+    if keep.outcome == "passed" and (other.outcome in _FAILING or other.flaky):
+        return _flaky_pass(keep, other)
+    return keep
+
+
+def _flaky_pass(passed: TestCase, attempt: TestCase) -> TestCase:
+    """`passed`, marked flaky; a failed attempt's traceback and location say where it broke."""
+    if passed.detail or not attempt.detail:
+        return replace(passed, flaky=True)
+    located = attempt if attempt.line is not None else passed
+    return replace(passed, flaky=True, detail=attempt.detail, file=located.file, line=located.line)
+
+
+def _fold_file(cases: Iterable[TestCase], from_pytest: bool) -> Iterable[TestCase]:
+    by_id: dict[str, TestCase] = {}
+    for case in cases:
+        prior = by_id.get(case.id)
+        if prior is None:
+            by_id[case.id] = case
+        elif from_pytest:
+            # pytest ids are unique, so a repeat is a pytest-rerunfailures attempt: it writes
+            # one record per attempt (earlier ones empty), and only failures are re-run.
+            by_id[case.id] = _flaky_pass(case, prior) if case.outcome == "passed" else case
+        elif _COLLISION_RANK[case.outcome] > _COLLISION_RANK[prior.outcome]:
+            by_id[case.id] = case
+    return by_id.values()
+
+
+def _read_file(source: str) -> Iterable[TestCase]:
+    try:
+        with open(source, "rb") as stream:
+            info = os.fstat(stream.fileno())
+            if stat.S_ISREG(info.st_mode) and info.st_size == 0:
+                raise _error(source, "file is empty")
+            cases, from_pytest = _parse(stream, source)
+    except FileNotFoundError:
+        raise _error(source, "file not found") from None
+    except IsADirectoryError:
+        raise _error(source, "is a directory, not a JUnit XML file") from None
+    except PermissionError:
+        raise _error(source, "permission denied") from None
+    except OSError as exc:
+        raise _error(source, f"cannot read: {exc.strerror or exc}") from None
+    except DTDForbidden as exc:
+        # JUnit producers never write one; refusing any DTD stops XXE and entity bombs cold.
+        raise _error(
+            source,
+            f"refused: DOCTYPE <{str(exc.name)[:100]}> is not allowed, "
+            "as XML entities and external entities are not allowed",
+        ) from None
+    except ParseError as exc:
+        line, column = exc.position
+        # expat's reasons read "not well-formed (invalid token)", "mismatched tag", ...
+        reason = str(exc).split(":", 1)[0].removeprefix("not well-formed ").strip("()")
+        raise _error(
+            source, f"not well-formed XML at line {line}, column {column} ({reason})"
+        ) from None
+    except (LookupError, ValueError) as exc:
+        # An XML declaration naming an unknown or unsupported encoding.
+        raise _error(source, f"unreadable XML: {exc}") from None
+    return _fold_file(cases, from_pytest)
+
+
+def _error(source: str, problem: str) -> JUnitError:
+    text = f"{source}: {problem}".translate(_CONTROL)
+    return JUnitError(text.replace("\n", " ").replace("\t", " "))
+
+
+@dataclass(frozen=True, slots=True)
+class _Suite:
+    name: str
+    file: str | None
+    pytest: bool
+
+
+def _parse(stream: IO[bytes], source: str) -> tuple[list[TestCase], bool]:
+    cases: list[TestCase] = []
+    open_elements: list[Element] = []
+    suites: list[_Suite] = []
+    from_pytest = False
+    for event, elem in iterparse(stream, events=("start", "end"), forbid_dtd=True):
+        tag = elem.tag
+        if event == "start":
+            if not open_elements and tag not in ("testsuites", "testsuite"):
+                raise _error(source, f"root element <{tag}> is not <testsuites> or <testsuite>")
+            open_elements.append(elem)
+            if tag in ("testsuites", "testsuite"):
+                name = _clean(elem.get("name", ""))
+                parent = suites[-1] if suites else None
+                # pytest names its root "pytest tests" and its suite "pytest" by default.
+                pytest = (parent is not None and parent.pytest) or name in (
+                    "pytest tests",
+                    "pytest",
+                )
+                from_pytest = from_pytest or pytest
+                file = _clean(elem.get("file", "")) or (parent.file if parent else None)
+                suites.append(_Suite(name, file, pytest))
+            continue
+        open_elements.pop()
+        if tag == "testcase":
+            cases.append(_case(elem, suites[-1]))
+            # Drop finished siblings: the tree would otherwise hold the whole report.
+            if open_elements:
+                del open_elements[-1][:]
+        elif tag in ("testsuites", "testsuite"):
+            suites.pop()
+    return cases, from_pytest
+
+
+def _case(elem: Element, suite: _Suite) -> TestCase:
+    outcome: Outcome = "passed"
+    result: Element | None = None
+    flaky_attempt: Element | None = None
+    for child in elem:
+        tag = child.tag
+        if tag in ("failure", "error"):
+            if outcome not in _FAILING:
+                outcome, result = ("failed" if tag == "failure" else "error"), child
+        elif tag == "skipped":
+            if outcome == "passed":
+                outcome, result = "skipped", child
+        # Surefire's (and newer pytest-rerunfailures') record of a failed attempt that was
+        # retried; <rerunFailure>/<rerunError> sit beside a final <failure>, so need no care.
+        elif tag in ("flakyFailure", "flakyError") and flaky_attempt is None:
+            flaky_attempt = child
+    flaky = outcome == "passed" and flaky_attempt is not None
+    shown = result if result is not None else flaky_attempt if flaky else None
+    body = _clean(_body(shown)) if shown is not None else ""
+    message = ""
+    if shown is not None and not flaky:
+        message = _clean(shown.get("message", "")) or _first_line(body)
+
+    classname = _clean(elem.get("classname", ""))
+    name = _clean(elem.get("name", ""))
+    file = _clean(elem.get("file", "")) or suite.file
+    # pytest writes the 0-based line of the test's def.
+    line = _line(elem.get("line"), 1 if suite.pytest else 0)
+    found = _locate(body, classname, name, file) if body else None
+    if found is not None:
+        file, line = found
+    return TestCase(
+        suite=suite.name,
+        classname=classname,
+        name=name,
+        file=file,
+        line=line,
+        outcome=outcome,
+        duration_s=_seconds(elem.get("time")),
+        message=_cap(message),
+        detail=_cap(body),
+        flaky=flaky,
+    )
+
+
+def _body(elem: Element) -> str:
+    # Surefire's flaky/rerun elements keep the trace in a <stackTrace> child.
+    return elem.text if elem.text and elem.text.strip() else elem.findtext("stackTrace", "")
+
+
+def _clean(text: str) -> str:
+    return text.translate(_CONTROL)
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
+def _cap(text: str) -> str:
+    if len(text) * 4 <= MAX_TEXT_BYTES:  # no UTF-8 character is longer than 4 bytes
+        return text
+    raw = text.encode("utf-8", "surrogatepass")
+    if len(raw) <= MAX_TEXT_BYTES:
+        return text
+    room = MAX_TEXT_BYTES - len(_TRUNCATED.encode())
+    return raw[:room].decode("utf-8", "ignore") + _TRUNCATED
+
+
+def _seconds(raw: str | None) -> float:
+    text = (raw or "").strip()
+    if "," in text:
+        # "1,234.5" groups thousands; a lone comma ("0,5") is a decimal comma.
+        grouped = "." in text or _THOUSANDS.fullmatch(text)
+        text = text.replace(",", "") if grouped else text.replace(",", ".")
+    try:
+        value = float(text)
+    except ValueError:
+        return 0.0
+    return value if math.isfinite(value) and value > 0 else 0.0
+
+
+def _line(raw: str | None, offset: int) -> int | None:
+    try:
+        value = int(raw or "") + offset
+    except ValueError:
+        return None
+    return value if value >= 1 else None
+
+
+def _locate(
+    body: str, classname: str, name: str, file: str | None
+) -> tuple[str | None, int] | None:
+    """Where the failure happened in the test's own source, read from its traceback."""
+    python = [
+        (m["path"] or m["npath"], int(m["line"] or m["nline"])) for m in _PY_LOCATION.finditer(body)
+    ]
+    if python:
+        own = [
+            loc
+            for loc in python
+            if (_same_file(loc[0], file) if file else _module_of(loc[0], classname))
+        ]
+        if own:
+            # Tracebacks list the outermost call first; a known file keeps its spelling.
+            return file or own[-1][0], own[-1][1]
+        return None if file else python[-1]  # pytest's last line: where it raised
+    if classname:
+        method = re.split(r"[(\[]", name, maxsplit=1)[0]
+        frames = [
+            (m["meth"], int(m["line"]))
+            for m in _JVM_FRAME.finditer(body)
+            if m["cls"] == classname or m["cls"].startswith(classname + "$")
+        ]
+        if frames:
+            exact = [line for meth, line in frames if meth == method]
+            return file, exact[0] if exact else frames[0][1]  # innermost frame first
+    if file:
+        for m in _PATH_LINE.finditer(body):
+            if _same_file(m["path"], file):
+                return file, int(m["line"])  # JavaScript stacks list the innermost call first
+    return None
+
+
+def _same_file(path: str, file: str) -> bool:
+    a, b = path.replace("\\", "/"), file.replace("\\", "/")
+    return (
+        a == b or a.endswith("/" + b.removeprefix("./")) or b.endswith("/" + a.removeprefix("./"))
+    )
+
+
+def _module_of(path: str, classname: str) -> bool:
+    """Whether `path` is the module pytest's dotted classname starts with."""
+    parts = path.replace("\\", "/").removesuffix(".py").split("/")
+    dotted = classname.split(".")
+    return any(parts[-k:] == dotted[:k] for k in range(1, min(len(parts), len(dotted)) + 1))

@@ -1,0 +1,53 @@
+"""Builders shared by tests: real JUnit XML documents and evidence written through mlgate."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+
+def junit_xml(
+    path: Path,
+    passed: int = 0,
+    failed: int = 0,
+    errors: int = 0,
+    skipped: int = 0,
+    file: str = "tests/test_model.py",
+    message: str = "assert 0.71 >= 0.9",
+) -> Path:
+    """A pytest-style (xunit1) JUnit report with the given outcome counts."""
+    suite = ET.Element(
+        "testsuite",
+        name="pytest",
+        tests=str(passed + failed + errors + skipped),
+        failures=str(failed),
+        errors=str(errors),
+        skipped=str(skipped),
+        time="1.5",
+    )
+    line = 10
+    for kind, count in (("passed", passed), ("failed", failed), ("error", errors), ("skipped", skipped)):
+        for index in range(count):
+            line += 1
+            case = ET.SubElement(
+                suite,
+                "testcase",
+                classname="tests.test_model",
+                name=f"test_{kind}_{index}",
+                file=file,
+                line=str(line),
+                time="0.01",
+            )
+            if kind == "failed":
+                ET.SubElement(case, "failure", message=message).text = (
+                    f"def test():\n>       assert score >= 0.9\nE       {message}\n\n{file}:{line + 1}: AssertionError"
+                )
+            elif kind == "error":
+                ET.SubElement(case, "error", message="fixture 'model' not found").text = "E  fixture 'model' not found"
+            elif kind == "skipped":
+                ET.SubElement(case, "skipped", type="pytest.skip", message="needs a GPU")
+    root = ET.Element("testsuites")
+    root.append(suite)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
+    return path

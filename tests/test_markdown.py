@@ -1,0 +1,58 @@
+"""Rendering limits: everything fits GitHub's size limits, with a notice naming the artifact."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mlgate import config, policy
+from mlgate.report import files, markdown, model
+from mlgate.stages.interface import RunContext
+from mlgate.stages.tests import TestsConfig, TestsStage
+from mlgate import evidence as ev
+from tests.helpers import junit_xml
+
+
+def make_report(tmp_path: Path, failed: int, message: str = "assert 0.71 >= 0.9") -> model.Report:
+    junit_xml(tmp_path / "j.xml", passed=10, failed=failed, message=message)
+    evidence = TestsStage().run(TestsConfig(junit=[str(tmp_path / "j.xml")]), RunContext(tmp_path / "ev", None))
+    ev.write(evidence, tmp_path / "ev")
+    cfg = config.parse({"stages": {"tests": {}}})
+    policy.write(policy.evaluate(cfg, tmp_path / "ev"), tmp_path / "verdict.json")
+    return model.load(cfg, tmp_path / "verdict.json", tmp_path / "ev")
+
+
+@pytest.mark.parametrize("limit", [markdown.CHECK_LIMIT, markdown.COMMENT_LIMIT, 5000])
+def test_large_report_fits_with_truncation_notice(tmp_path: Path, limit: int) -> None:
+    report = make_report(tmp_path, failed=2000, message="x" * 300)
+    text = markdown.full(report, limit)
+    assert len(text) <= limit
+    assert "**Truncated:**" in text and "`mlgate\\-report` artifact" in text
+    shown = text.count("<details>")
+    assert f"{2000 - shown} more not shown" in text
+    summary, details = markdown.stage(report, "tests", limit)
+    assert len(summary) <= limit and len(details) <= limit and "Truncated" in details
+
+
+def test_small_report_is_complete(tmp_path: Path) -> None:
+    report = make_report(tmp_path, failed=3)
+    text = markdown.full(report, markdown.COMMENT_LIMIT, marker="<!-- m -->")
+    assert text.startswith("<!-- m -->\n\n❌ **mlgate: failed**")
+    assert text.count("<details>") == 3 and "Truncated" not in text
+    assert "tests\\: 3 failed\\, 0 allowed" in text
+
+
+def test_hostile_test_output_cannot_forge_the_marker(tmp_path: Path) -> None:
+    report = make_report(tmp_path, failed=1, message="<!-- mlgate:comment:mlgate --> @admin <img src=x>")
+    text = markdown.full(report, markdown.COMMENT_LIMIT, marker="<!-- mlgate:comment:mlgate -->")
+    assert text.count("<!-- mlgate:comment:mlgate -->") == 1
+    assert "<img" not in text and "@admin" not in text
+
+
+def test_local_files_hold_everything(tmp_path: Path) -> None:
+    report = make_report(tmp_path, failed=2000, message="y" * 300)
+    md, page = files.write(report, tmp_path / "out")
+    assert md.read_text().count("<details>") == 2000
+    html = page.read_text()
+    assert html.count("<details>") == 2000 and "<script" not in html

@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlgate import evidence as ev
+from mlgate.stages.interface import RunContext
+from mlgate.stages.tests import TestsConfig, TestsPolicy, TestsStage
+from tests.helpers import junit_xml
+
+STAGE = TestsStage()
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(tmp_path: Path, **config: object) -> ev.Evidence:
+    return STAGE.run(TestsConfig(working_directory=str(tmp_path), **config), RunContext(tmp_path / "ev", None))
+
+
+def test_ingests_junit_into_evidence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    junit_xml(tmp_path / "r.xml", passed=5, failed=2, errors=1, skipped=1)
+    evidence = run(tmp_path, junit=["r.xml"])
+    assert evidence.status == "failed"
+    assert evidence.metrics["tests"] == 9
+    assert (evidence.metrics["passed"], evidence.metrics["failed"], evidence.metrics["errors"]) == (5, 2, 1)
+    assert evidence.metrics["skipped"] == 1
+    failures = [f for f in evidence.findings if f.rule == "test-failure"]
+    assert len(failures) == 2 and failures[0].path == "tests/test_model.py" and failures[0].line
+    assert failures[0].message == "assert 0.71 >= 0.9"
+    assert [f.rule for f in evidence.findings].count("test-error") == 1
+    assert evidence.artifacts[0].sha256 == ev.sha256_file(tmp_path / "r.xml")
+    # The document survives the schema check on the way back in.
+    assert ev.read(ev.write(evidence, tmp_path / "ev")) == evidence
+
+
+def test_runs_the_command_then_reads_its_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    script = f"from tests.helpers import junit_xml; from pathlib import Path; junit_xml(Path({str(tmp_path / 'j.xml')!r}), passed=3)"
+    evidence = run(tmp_path, command=[sys.executable, "-c", script], junit=["j.xml"])
+    assert evidence.status == "passed"
+    assert evidence.metrics["command_exit_code"] == 0 and evidence.metrics["passed"] == 3
+
+
+@pytest.mark.parametrize(
+    ("config", "reason"),
+    [
+        ({"junit": ["missing.xml"]}, "no JUnit report found at missing.xml"),
+        ({"command": ["definitely-not-a-command-xyz"]}, "command not found: definitely-not-a-command-xyz"),
+        ({"command": [sys.executable, "-c", "import time; time.sleep(30)"], "timeout": 0.5}, "timed out after 0.5 s"),
+        ({"command": [sys.executable, "-c", "raise SystemExit(3)"], "junit": ["stale.xml"]}, "was not written by the test command"),
+    ],
+    ids=["no-report", "missing-tool", "timeout", "stale-report"],
+)
+def test_bad_input_is_error_evidence(tmp_path: Path, config: dict, reason: str) -> None:
+    stale = junit_xml(tmp_path / "stale.xml", passed=1)
+    import os
+
+    os.utime(stale, (1, 1))
+    evidence = run(tmp_path, **config)
+    assert evidence.status == "error"
+    assert reason in (evidence.reason or "")
+
+
+def test_crashed_runner_with_clean_report_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    script = f"from tests.helpers import junit_xml; from pathlib import Path; junit_xml(Path({str(tmp_path / 'j.xml')!r}), passed=0); raise SystemExit(5)"
+    evidence = run(tmp_path, command=[sys.executable, "-c", script], junit=["j.xml"])
+    assert evidence.status == "error"
+    assert "exited 5 but its reports show no failing test" in (evidence.reason or "")
+
+
+def test_malformed_report_is_error_evidence(tmp_path: Path) -> None:
+    (tmp_path / "bad.xml").write_text("<testsuites><testsuite name='x'><testcase")
+    evidence = run(tmp_path, junit=["bad.xml"])
+    assert evidence.status == "error" and "bad.xml" in (evidence.reason or "")
+
+
+def evaluate(policy: TestsPolicy, **metrics: int) -> dict[str, tuple[str, str]]:
+    evidence = ev.Evidence(
+        stage="tests", status="passed", started_at=ev.now(), finished_at=ev.now(), metrics=dict(metrics)
+    )
+    return {r.rule: (r.outcome, r.reason) for r in STAGE.evaluate(policy, evidence)}
+
+
+def test_rules_give_outcomes_with_reasons() -> None:
+    results = evaluate(TestsPolicy(), tests=10, passed=7, failed=3, errors=0, skipped=0, flaky=0)
+    assert results["tests.max_failures"] == ("fail", "tests: 3 failed, 0 allowed")
+    assert results["tests.max_errors"] == ("pass", "tests: 0 errored, 0 allowed")
+    assert results["tests.min_tests"] == ("pass", "tests: 10 ran, at least 1 required")
+    assert "tests.max_flaky" not in results
+
+
+def test_zero_tests_fail_closed() -> None:
+    results = evaluate(TestsPolicy(), tests=0, passed=0, failed=0, errors=0, skipped=0, flaky=0)
+    assert results["tests.min_tests"][0] == "fail"
+
+
+def test_flaky_and_skipped_limits() -> None:
+    results = evaluate(TestsPolicy(max_flaky=0, max_skipped=1), tests=5, passed=3, skipped=2, flaky=1)
+    assert results["tests.max_flaky"] == ("fail", "tests: 1 flaky, 0 allowed")
+    assert results["tests.max_skipped"] == ("fail", "tests: 2 skipped, 1 allowed")
+    assert evaluate(TestsPolicy(), tests=5, passed=5, flaky=2)["tests.max_flaky"] == ("pass", "tests: 2 flaky, any allowed")
