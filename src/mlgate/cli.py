@@ -188,6 +188,7 @@ def gate(config_path: Path | None, evidence_dir: Path | None, output: Path) -> N
     type=click.Path(path_type=Path, dir_okay=False),
     default=Path(".mlgate/verdict.json"),
     show_default=True,
+    help="Verdict written by 'mlgate gate'.",
 )
 @click.option(
     "--output-dir",
