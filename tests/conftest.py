@@ -10,7 +10,7 @@ _ACTIONS_VARS = [k for k in os.environ if k.startswith(("GITHUB_", "RUNNER_", "I
 
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in _ACTIONS_VARS + ["ACTIONS_RUNTIME_TOKEN", "CI", "ACT"]:
+    for name in [*_ACTIONS_VARS, "ACTIONS_RUNTIME_TOKEN", "CI", "ACT"]:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
     monkeypatch.setenv("DO_NOT_TRACK", "true")

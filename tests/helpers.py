@@ -26,7 +26,12 @@ def junit_xml(
         time="1.5",
     )
     line = 10
-    for kind, count in (("passed", passed), ("failed", failed), ("error", errors), ("skipped", skipped)):
+    for kind, count in (
+        ("passed", passed),
+        ("failed", failed),
+        ("error", errors),
+        ("skipped", skipped),
+    ):
         for index in range(count):
             line += 1
             case = ET.SubElement(
@@ -39,11 +44,13 @@ def junit_xml(
                 time="0.01",
             )
             if kind == "failed":
-                ET.SubElement(case, "failure", message=message).text = (
-                    f"def test():\n>       assert score >= 0.9\nE       {message}\n\n{file}:{line + 1}: AssertionError"
-                )
+                ET.SubElement(
+                    case, "failure", message=message
+                ).text = f"def test():\n>       assert score >= 0.9\nE       {message}\n\n{file}:{line + 1}: AssertionError"
             elif kind == "error":
-                ET.SubElement(case, "error", message="fixture 'model' not found").text = "E  fixture 'model' not found"
+                ET.SubElement(
+                    case, "error", message="fixture 'model' not found"
+                ).text = "E  fixture 'model' not found"
             elif kind == "skipped":
                 ET.SubElement(case, "skipped", type="pytest.skip", message="needs a GPU")
     root = ET.Element("testsuites")

@@ -14,7 +14,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 ACTIONS = sorted([ROOT / "action.yml", *(ROOT / "actions").glob("*/action.yml")])
-WORKFLOWS = sorted([*(ROOT / ".github" / "workflows").glob("*.yml"), *(ROOT / "workflows").glob("*.yml")])
+WORKFLOWS = sorted(
+    [*(ROOT / ".github" / "workflows").glob("*.yml"), *(ROOT / "workflows").glob("*.yml")]
+)
 ALL_FILES = ACTIONS + WORKFLOWS
 BIN = Path(sys.executable).parent
 
@@ -67,7 +69,9 @@ def _steps(document: dict) -> list[dict]:
 @pytest.mark.parametrize("path", ALL_FILES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_no_expressions_inside_run_scripts(path: Path) -> None:
     for step in _steps(yaml.safe_load(path.read_text())):
-        assert "${{" not in step.get("run", ""), f"{path}: step {step.get('name')} expands an expression in run:"
+        assert "${{" not in step.get("run", ""), (
+            f"{path}: step {step.get('name')} expands an expression in run:"
+        )
 
 
 @pytest.mark.parametrize("path", ALL_FILES, ids=lambda p: str(p.relative_to(ROOT)))
@@ -103,6 +107,8 @@ def test_every_input_and_output_is_in_readme(path: Path) -> None:
     documented = set(re.findall(r"^\| `([\w-]+)` \|", section, re.M))
     for kind in ("inputs", "outputs"):
         for name in document.get(kind) or {}:
-            assert name in documented, f"README section of {path.parent.name}: {kind[:-1]} {name} missing"
+            assert name in documented, (
+                f"README section of {path.parent.name}: {kind[:-1]} {name} missing"
+            )
     extra = documented - set(document.get("inputs") or {}) - set(document.get("outputs") or {})
     assert not extra, f"README documents {sorted(extra)} that {path} does not have"

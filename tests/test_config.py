@@ -60,20 +60,33 @@ def test_disabled_stage_is_not_enabled(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("stages:\n  tests:\n    timeout: soon\n", "mlgate.yml: stages.tests.timeout: Input should be a valid number"),
-        ("policy:\n  tests:\n    max_failures: -1\n", "mlgate.yml: policy.tests.max_failures: Input should be greater than or equal to 0"),
+        (
+            "stages:\n  tests:\n    timeout: soon\n",
+            "mlgate.yml: stages.tests.timeout: Input should be a valid number",
+        ),
+        (
+            "policy:\n  tests:\n    max_failures: -1\n",
+            "mlgate.yml: policy.tests.max_failures: Input should be greater than or equal to 0",
+        ),
         ("stages:\n  tset: {}\n", "mlgate.yml: stages.tset: unknown key"),
-        ("report:\n  comment: sometimes\n", "mlgate.yml: report.comment: Input should be 'always', 'on-change', 'on-failure' or 'off'"),
+        (
+            "report:\n  comment: sometimes\n",
+            "mlgate.yml: report.comment: Input should be 'always', 'on-change', 'on-failure' or 'off'",
+        ),
         ("version: 2\n", "mlgate.yml: version: Input should be 1"),
         ("- a\n- b\n", "mlgate.yml: expected a mapping of keys at the top level"),
         ("stages: [\n", "mlgate.yml: invalid YAML at line 2, column 1"),
     ],
 )
-def test_invalid_config_names_file_key_and_expectation(tmp_path: Path, text: str, expected: str) -> None:
+def test_invalid_config_names_file_key_and_expectation(
+    tmp_path: Path, text: str, expected: str
+) -> None:
     with pytest.raises(ConfigError) as caught:
         config.load(write(tmp_path, text))
     message = str(caught.value)
-    assert message.startswith(str(tmp_path / expected.split(":")[0]) + ":") or message.startswith(expected), message
+    assert message.startswith(str(tmp_path / expected.split(":")[0]) + ":") or message.startswith(
+        expected
+    ), message
     assert expected.split(": ", 1)[1] in message
     assert "\n" not in message
 

@@ -7,16 +7,18 @@ from pathlib import Path
 import pytest
 
 from mlgate import config, policy
+from mlgate import evidence as ev
 from mlgate.report import files, markdown, model
 from mlgate.stages.interface import RunContext
 from mlgate.stages.tests import TestsConfig, TestsStage
-from mlgate import evidence as ev
 from tests.helpers import junit_xml
 
 
 def make_report(tmp_path: Path, failed: int, message: str = "assert 0.71 >= 0.9") -> model.Report:
     junit_xml(tmp_path / "j.xml", passed=10, failed=failed, message=message)
-    evidence = TestsStage().run(TestsConfig(junit=[str(tmp_path / "j.xml")]), RunContext(tmp_path / "ev", None))
+    evidence = TestsStage().run(
+        TestsConfig(junit=[str(tmp_path / "j.xml")]), RunContext(tmp_path / "ev", None)
+    )
     ev.write(evidence, tmp_path / "ev")
     cfg = config.parse({"stages": {"tests": {}}})
     policy.write(policy.evaluate(cfg, tmp_path / "ev"), tmp_path / "verdict.json")
@@ -44,7 +46,9 @@ def test_small_report_is_complete(tmp_path: Path) -> None:
 
 
 def test_hostile_test_output_cannot_forge_the_marker(tmp_path: Path) -> None:
-    report = make_report(tmp_path, failed=1, message="<!-- mlgate:comment:mlgate --> @admin <img src=x>")
+    report = make_report(
+        tmp_path, failed=1, message="<!-- mlgate:comment:mlgate --> @admin <img src=x>"
+    )
     text = markdown.full(report, markdown.COMMENT_LIMIT, marker="<!-- mlgate:comment:mlgate -->")
     assert text.count("<!-- mlgate:comment:mlgate -->") == 1
     assert "<img" not in text and "@admin" not in text

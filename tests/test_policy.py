@@ -46,7 +46,10 @@ def test_failing_rule_fails(tmp_path: Path) -> None:
         (lambda d: ev.write(evidence("error"), d), "stage errored: pytest crashed"),
         (lambda d: ev.write(evidence("skipped"), d), "configured stage was skipped"),
         (lambda d: (d / "tests.json").write_text("{not json"), "not valid JSON"),
-        (lambda d: (d / "tests.json").write_text(json.dumps({"stage": "tests"})), "does not match the evidence schema"),
+        (
+            lambda d: (d / "tests.json").write_text(json.dumps({"stage": "tests"})),
+            "does not match the evidence schema",
+        ),
         (lambda d: (d / "tests.json").write_bytes(b"\xff\xfe\x00garbage"), "not valid JSON"),
     ],
     ids=["missing", "error", "skipped", "unreadable", "schema-invalid", "binary"],
@@ -63,7 +66,9 @@ def test_nothing_configured_fails(tmp_path: Path) -> None:
     assert policy.evaluate(config.parse({}), tmp_path).outcome == "fail"
 
 
-def test_evidence_for_another_commit_fails_in_actions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_evidence_for_another_commit_fails_in_actions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("GITHUB_SHA", "a" * 40)
     ev.write(evidence(), tmp_path)
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
@@ -91,7 +96,9 @@ def test_shipped_evidence_schema_matches_the_model() -> None:
     assert ev.schema() == ev.generated_schema()
 
 
-def test_evidence_write_is_atomic_and_keeps_old_on_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_evidence_write_is_atomic_and_keeps_old_on_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     first = ev.write(evidence(), tmp_path)
     before = first.read_bytes()
 

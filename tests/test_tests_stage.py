@@ -15,7 +15,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(tmp_path: Path, **config: object) -> ev.Evidence:
-    return STAGE.run(TestsConfig(working_directory=str(tmp_path), **config), RunContext(tmp_path / "ev", None))
+    return STAGE.run(
+        TestsConfig(working_directory=str(tmp_path), **config), RunContext(tmp_path / "ev", None)
+    )
 
 
 def test_ingests_junit_into_evidence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -24,7 +26,11 @@ def test_ingests_junit_into_evidence(tmp_path: Path, monkeypatch: pytest.MonkeyP
     evidence = run(tmp_path, junit=["r.xml"])
     assert evidence.status == "failed"
     assert evidence.metrics["tests"] == 9
-    assert (evidence.metrics["passed"], evidence.metrics["failed"], evidence.metrics["errors"]) == (5, 2, 1)
+    assert (evidence.metrics["passed"], evidence.metrics["failed"], evidence.metrics["errors"]) == (
+        5,
+        2,
+        1,
+    )
     assert evidence.metrics["skipped"] == 1
     failures = [f for f in evidence.findings if f.rule == "test-failure"]
     assert len(failures) == 2 and failures[0].path == "tests/test_model.py" and failures[0].line
@@ -35,7 +41,9 @@ def test_ingests_junit_into_evidence(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert ev.read(ev.write(evidence, tmp_path / "ev")) == evidence
 
 
-def test_runs_the_command_then_reads_its_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_runs_the_command_then_reads_its_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     script = f"from tests.helpers import junit_xml; from pathlib import Path; junit_xml(Path({str(tmp_path / 'j.xml')!r}), passed=3)"
     evidence = run(tmp_path, command=[sys.executable, "-c", script], junit=["j.xml"])
@@ -47,9 +55,18 @@ def test_runs_the_command_then_reads_its_report(tmp_path: Path, monkeypatch: pyt
     ("config", "reason"),
     [
         ({"junit": ["missing.xml"]}, "no JUnit report found at missing.xml"),
-        ({"command": ["definitely-not-a-command-xyz"]}, "command not found: definitely-not-a-command-xyz"),
-        ({"command": [sys.executable, "-c", "import time; time.sleep(30)"], "timeout": 0.5}, "timed out after 0.5 s"),
-        ({"command": [sys.executable, "-c", "raise SystemExit(3)"], "junit": ["stale.xml"]}, "was not written by the test command"),
+        (
+            {"command": ["definitely-not-a-command-xyz"]},
+            "command not found: definitely-not-a-command-xyz",
+        ),
+        (
+            {"command": [sys.executable, "-c", "import time; time.sleep(30)"], "timeout": 0.5},
+            "timed out after 0.5 s",
+        ),
+        (
+            {"command": [sys.executable, "-c", "raise SystemExit(3)"], "junit": ["stale.xml"]},
+            "was not written by the test command",
+        ),
     ],
     ids=["no-report", "missing-tool", "timeout", "stale-report"],
 )
@@ -63,7 +80,9 @@ def test_bad_input_is_error_evidence(tmp_path: Path, config: dict, reason: str) 
     assert reason in (evidence.reason or "")
 
 
-def test_crashed_runner_with_clean_report_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_crashed_runner_with_clean_report_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     script = f"from tests.helpers import junit_xml; from pathlib import Path; junit_xml(Path({str(tmp_path / 'j.xml')!r}), passed=0); raise SystemExit(5)"
     evidence = run(tmp_path, command=[sys.executable, "-c", script], junit=["j.xml"])
@@ -79,7 +98,11 @@ def test_malformed_report_is_error_evidence(tmp_path: Path) -> None:
 
 def evaluate(policy: TestsPolicy, **metrics: int) -> dict[str, tuple[str, str]]:
     evidence = ev.Evidence(
-        stage="tests", status="passed", started_at=ev.now(), finished_at=ev.now(), metrics=dict(metrics)
+        stage="tests",
+        status="passed",
+        started_at=ev.now(),
+        finished_at=ev.now(),
+        metrics=dict(metrics),
     )
     return {r.rule: (r.outcome, r.reason) for r in STAGE.evaluate(policy, evidence)}
 
@@ -98,7 +121,12 @@ def test_zero_tests_fail_closed() -> None:
 
 
 def test_flaky_and_skipped_limits() -> None:
-    results = evaluate(TestsPolicy(max_flaky=0, max_skipped=1), tests=5, passed=3, skipped=2, flaky=1)
+    results = evaluate(
+        TestsPolicy(max_flaky=0, max_skipped=1), tests=5, passed=3, skipped=2, flaky=1
+    )
     assert results["tests.max_flaky"] == ("fail", "tests: 1 flaky, 0 allowed")
     assert results["tests.max_skipped"] == ("fail", "tests: 2 skipped, 1 allowed")
-    assert evaluate(TestsPolicy(), tests=5, passed=5, flaky=2)["tests.max_flaky"] == ("pass", "tests: 2 flaky, any allowed")
+    assert evaluate(TestsPolicy(), tests=5, passed=5, flaky=2)["tests.max_flaky"] == (
+        "pass",
+        "tests: 2 flaky, any allowed",
+    )

@@ -1,4 +1,4 @@
-"""A small real model: a scikit-learn classifier of iris flowers, trained on the bundled data set."""
+"""A small real model: a scikit-learn classifier of iris flowers, on the bundled data set."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ SEED = 7
 
 def split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     data = load_iris()
-    return train_test_split(data.data, data.target, test_size=0.3, random_state=SEED,
-                            stratify=data.target)
+    return train_test_split(
+        data.data, data.target, test_size=0.3, random_state=SEED, stratify=data.target
+    )
 
 
 def train(features: np.ndarray, labels: np.ndarray) -> Pipeline:

@@ -51,7 +51,9 @@ def commit_under_test(payload: dict[str, Any] | None = None) -> str | None:
 
 def run_url() -> str | None:
     env = os.environ
-    server, repo, run = (env.get(k) for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID"))
+    server, repo, run = (
+        env.get(k) for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")
+    )
     if not (server and repo and run):
         return None
     attempt = env.get("GITHUB_RUN_ATTEMPT")

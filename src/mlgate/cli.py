@@ -110,8 +110,9 @@ def test(
         overrides["working_directory"] = working_directory
     if timeout is not None:
         overrides["timeout"] = timeout
-    _run_stage("tests", TestsConfig.model_validate(base.model_dump() | overrides), cfg,
-               evidence_dir)
+    _run_stage(
+        "tests", TestsConfig.model_validate(base.model_dump() | overrides), cfg, evidence_dir
+    )
 
 
 def _run_stage(name: str, stage_config: Any, cfg: Any, evidence_dir: Path | None) -> None:
@@ -197,19 +198,34 @@ def gate(config_path: Path | None, evidence_dir: Path | None, output: Path) -> N
     show_default=True,
     help="Where report.md and report.html are written.",
 )
-@click.option("--github-token", envvar="GITHUB_TOKEN", default=None, show_envvar=True,
-              help="Token for publishing to GitHub.")
-@click.option("--pr", "pr_number", type=int, default=None,
-              help="Pull request to comment on [default: from the event payload].")
-@click.option("--sha", default=None, help="Commit to report on [default: the PR head or GITHUB_SHA].")
+@click.option(
+    "--github-token",
+    envvar="GITHUB_TOKEN",
+    default=None,
+    show_envvar=True,
+    help="Token for publishing to GitHub.",
+)
+@click.option(
+    "--pr",
+    "pr_number",
+    type=int,
+    default=None,
+    help="Pull request to comment on [default: from the event payload].",
+)
+@click.option(
+    "--sha", default=None, help="Commit to report on [default: the PR head or GITHUB_SHA]."
+)
 @click.option(
     "--comment",
     type=click.Choice(["always", "on-change", "on-failure", "off"]),
     default=None,
     help="When to write the sticky PR comment [default: report.comment from the config].",
 )
-@click.option("--artifact-name", default=None,
-              help="Report artifact named in truncation notices [default: report.artifact_name].")
+@click.option(
+    "--artifact-name",
+    default=None,
+    help="Report artifact named in truncation notices [default: report.artifact_name].",
+)
 @click.option("--local", is_flag=True, help="Only write local reports, even inside GitHub Actions.")
 def report(
     config_path: Path | None,
@@ -245,8 +261,9 @@ def report(
     if local or not actions_env.in_actions():
         return
     if not github_token:
-        click.echo("::warning::mlgate: no GitHub token; the verdict is in the job summary only",
-                   err=True)
+        click.echo(
+            "::warning::mlgate: no GitHub token; the verdict is in the job summary only", err=True
+        )
         return
     _publish(rep, cfg, github_token, pr_number, sha)
 
@@ -278,7 +295,9 @@ def config_group() -> None:
 def config_check(config_path: Path | None) -> None:
     """Validate the config file; print what it enables."""
     cfg = _load_config(config_path or Path("mlgate.yml"))
-    click.echo(f"{config_path or 'mlgate.yml'}: ok; stages: {', '.join(cfg.enabled_stages) or 'none'}")
+    click.echo(
+        f"{config_path or 'mlgate.yml'}: ok; stages: {', '.join(cfg.enabled_stages) or 'none'}"
+    )
 
 
 @config_group.command("schema")
@@ -307,6 +326,9 @@ def main() -> None:
     except Exception as exc:
         if os.environ.get("MLGATE_DEBUG"):
             raise
-        click.echo(f"mlgate: internal error: {type(exc).__name__}: {exc} "
-                   "(set MLGATE_DEBUG=1 for a traceback)", err=True)
+        click.echo(
+            f"mlgate: internal error: {type(exc).__name__}: {exc} "
+            "(set MLGATE_DEBUG=1 for a traceback)",
+            err=True,
+        )
         sys.exit(70)

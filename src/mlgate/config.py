@@ -147,7 +147,9 @@ def describe(exc: ValidationError, source: str) -> str:
         message = first["msg"]
         if first["type"] not in ("missing",):
             message += f" (got {_short(first.get('input'))})"
-    more = f" (and {len(errors) - 1} more problem{'s' * (len(errors) > 2)})" if len(errors) > 1 else ""
+    more = (
+        f" (and {len(errors) - 1} more problem{'s' * (len(errors) > 2)})" if len(errors) > 1 else ""
+    )
     return f"{source}: {key}: {message}{more}"
 
 

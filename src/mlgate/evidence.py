@@ -18,7 +18,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from mlgate import __version__, actions_env
 from mlgate.errors import EvidenceError
 
-EVIDENCE_SCHEMA_VERSION = "1.0"
 SCHEMA_RESOURCE = "evidence.schema.json"
 
 Status = Literal["passed", "failed", "error", "skipped"]
@@ -66,7 +65,7 @@ class Provenance(BaseModel):
 class Evidence(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    schema_version: Literal["1.0"] = EVIDENCE_SCHEMA_VERSION
+    schema_version: Literal["1.0"] = "1.0"
     stage: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
     status: Status
     reason: str | None = Field(
@@ -118,8 +117,7 @@ def collect_provenance(config_digest: str | None, tool_versions: dict[str, str])
         workflow_run_attempt=int(attempt) if attempt and attempt.isdigit() else None,
         actor=env.get("GITHUB_ACTOR"),
         runner_os=env.get("RUNNER_OS") or platform.system(),
-        tool_versions={"mlgate": __version__, "python": platform.python_version()}
-        | tool_versions,
+        tool_versions={"mlgate": __version__, "python": platform.python_version()} | tool_versions,
         config_digest=config_digest,
     )
 

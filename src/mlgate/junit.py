@@ -43,20 +43,21 @@ _FAILING = ("failed", "error")
 # XML 1.0 can still carry \r (as &#13;) and C1 controls; reporters only expect \n and \t.
 _CONTROL = dict.fromkeys([*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0)])
 _THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d*)?")
-# The patterns below run on untrusted text: each is anchored or bounded so it stays linear.
+# The patterns below run on untrusted text: each is anchored or bounded so it stays linear,
+# and line numbers are bounded so int() never meets a 5,000-digit number.
 # pytest's long traceback: "tests/test_x.py:12: AssertionError" (outermost entry first), and
 # Python's own "File "tests/test_x.py", line 12, in test_x".
 _PY_LOCATION = re.compile(
-    r'^(?:(?P<path>(?:[A-Za-z]:)?[^\s:"]+?\.py):(?P<line>\d+):(?: |$)'
-    r'|[ \t]*File "(?P<npath>[^"\n]+?\.py)", line (?P<nline>\d+))',
+    r'^(?:(?P<path>(?:[A-Za-z]:)?[^\s:"]+?\.py):(?P<line>\d{1,9}):(?: |$)'
+    r'|[ \t]*File "(?P<npath>[^"\n]+?\.py)", line (?P<nline>\d{1,9}))',
     re.MULTILINE,
 )
 # A JVM stack frame, innermost first: "at com.x.FooTest.testBar(FooTest.java:42)".
 _JVM_FRAME = re.compile(
-    r"\bat (?P<cls>[\w$.]{1,500})\.(?P<meth>[\w$<>]{1,200})\([^():\s]{1,200}:(?P<line>\d+)\)"
+    r"\bat (?P<cls>[\w$.]{1,500})\.(?P<meth>[\w$<>]{1,200})\([^():\s]{1,200}:(?P<line>\d{1,9})\)"
 )
 # Any "path:line", e.g. a JavaScript frame "at f (/ci/src/a.test.js:9:27)".
-_PATH_LINE = re.compile(r"(?<![^\s(\"'])(?P<path>(?:[A-Za-z]:)?[^\s()\"':]+):(?P<line>\d+)")
+_PATH_LINE = re.compile(r"(?<![^\s(\"'])(?P<path>(?:[A-Za-z]:)?[^\s()\"':]+):(?P<line>\d{1,9})")
 
 
 class JUnitError(MlgateError):
@@ -89,6 +90,8 @@ class TestCase:
 
 @dataclass(frozen=True, slots=True)
 class JUnitReport:
+    """Test cases, one per test id, from the report files in `sources`."""
+
     cases: tuple[TestCase, ...]
     sources: tuple[str, ...]
 
@@ -120,6 +123,8 @@ def parse_junit_files(paths: Sequence[str | os.PathLike[str]]) -> JUnitReport:
     A test id reported by several files counts once: passed if any file passed it (flaky when
     another failed or errored it, as a rerun report does), else the last file's result.
     """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]  # a lone path is a Sequence too, of characters
     merged: dict[str, TestCase] = {}
     for path in paths:
         for case in _read_file(os.fspath(path)):
@@ -199,8 +204,8 @@ def _read_file(source: str) -> Iterable[TestCase]:
             source, f"not well-formed XML at line {line}, column {column} ({reason})"
         ) from None
     except (LookupError, ValueError) as exc:
-        # An XML declaration naming an unknown or unsupported encoding.
-        raise _error(source, f"unreadable XML: {exc}") from None
+        # An XML declaration naming an unknown or unsupported encoding, or a NUL in the path.
+        raise _error(source, f"cannot read: {exc}") from None
     return _fold_file(cases, from_pytest)
 
 

@@ -33,8 +33,11 @@ def evaluate(config: MlgateConfig, evidence_dir: Path) -> Verdict:
             continue
         if name not in found:
             rules.append(
-                _fail(name, "evidence.present", f"no evidence at {ev.evidence_path(evidence_dir, name)}"
-                      " (did the stage run?)")
+                _fail(
+                    name,
+                    "evidence.present",
+                    f"no evidence at {ev.evidence_path(evidence_dir, name)} (did the stage run?)",
+                )
             )
             continue
         _, evidence = found[name]
@@ -43,7 +46,11 @@ def evaluate(config: MlgateConfig, evidence_dir: Path) -> Verdict:
             # Evidence about other code (left over, or from another run) must not gate this one.
             made = f"commit {made_for[:12]}" if made_for else "no recorded commit"
             rules.append(
-                _fail(name, "evidence.commit", f"evidence was made for {made}, not {expected_sha[:12]}")
+                _fail(
+                    name,
+                    "evidence.commit",
+                    f"evidence was made for {made}, not {expected_sha[:12]}",
+                )
             )
         elif evidence.status == "error":
             rules.append(_fail(name, "stage.error", f"stage errored: {evidence.reason}"))

@@ -1,7 +1,6 @@
+import model
 import numpy as np
 import pytest
-
-import model
 
 
 @pytest.fixture(scope="module")

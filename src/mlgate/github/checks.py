@@ -45,7 +45,7 @@ class CheckOutput:
         return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def annotations(findings: list[Finding]) -> list[dict[str, Any]]:
+def to_annotations(findings: list[Finding]) -> list[dict[str, Any]]:
     """Findings that point at a file, as check-run annotations (plain text, not markdown)."""
     result = []
     for finding in findings:
@@ -170,7 +170,9 @@ def _deliver_rest(
             attempted = True
             batch = output.annotations[delivered : delivered + ANNOTATIONS_PER_REQUEST]
             final = delivered + len(batch) >= total
-            run.edit(output=_output(output, batch), **(_completion(output, context) if final else {}))
+            run.edit(
+                output=_output(output, batch), **(_completion(output, context) if final else {})
+            )
             delivered += len(batch)
             return final
 

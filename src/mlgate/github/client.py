@@ -43,14 +43,11 @@ def connect(context: GitHubContext, write_delay: float) -> Github:
         timeout=REQUEST_TIMEOUT_SECONDS,
         seconds_between_requests=0,
         seconds_between_writes=write_delay,
+        lazy=True,  # objects are fetched only when read: no request for what is only written to
     )
 
 
-def with_retry(
-    operation: Callable[[], T],
-    what: str,
-    sleep: Callable[[float], None] = time.sleep,
-) -> T:
+def with_retry(operation: Callable[[], T], what: str) -> T:
     """Run `operation`; retry 5xx, rate limits and connection failures with backoff."""
     import requests
     from github.GithubException import GithubException
@@ -66,11 +63,12 @@ def with_retry(
                 raise Unreachable(f"{what}: GitHub answered {exc.status} {_message(exc)}") from None
             failure = f"{exc.status} {_message(exc)}"
         except requests.RequestException as exc:
-            wait = min(2.0 ** (attempt - 1) * 0.5, MAX_WAIT_SECONDS)
+            # Connection failures get short waits: an unreachable server should fail in seconds.
+            wait = 0.25 * 2.0 ** (attempt - 1)
             failure = type(exc).__name__
         if attempt == ATTEMPTS:
             break
-        sleep(wait)
+        time.sleep(wait)
     raise Unreachable(f"{what}: gave up after {ATTEMPTS} attempts (last: {failure})")
 
 

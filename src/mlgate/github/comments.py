@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Literal
 from mlgate.github.client import with_retry
 
 if TYPE_CHECKING:
-    from github.Github import Github
+    from github import Github
     from github.IssueComment import IssueComment
     from github.Repository import Repository
 
@@ -42,6 +42,7 @@ def upsert(
     if current is None:
         if mode == "on-failure" and not failing:
             return "skipped"
+
         # Listing again before posting makes a retried POST that had in fact landed harmless.
         def create() -> None:
             if not _ours(gh, pull.get_issue_comments(), key):

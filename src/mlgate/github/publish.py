@@ -37,7 +37,7 @@ def outputs(report: Report, check_name: str) -> list[checks.CheckOutput]:
                 title=report.stage_summary(stage)[:200],
                 summary=summary,
                 text=text,
-                annotations=checks.annotations(report.findings(stage)),
+                annotations=checks.to_annotations(report.findings(stage)),
             )
         )
     summary, text = markdown.aggregate(report)
@@ -66,7 +66,7 @@ def publish(
     report: Report, context: GitHubContext, config: ReportConfig, write_delay: float
 ) -> Published:
     gh = connect(context, write_delay)
-    repo = gh.get_repo(context.repository, lazy=True)
+    repo = gh.get_repo(context.repository)
     done = Published()
     check_outputs = outputs(report, config.check_name)
     try:

@@ -1,13 +1,12 @@
-"""What every reporter renders: the verdict, the evidence behind it, and where the full report is."""
+"""What every reporter renders: the verdict, its evidence, and where the full report is."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlgate import actions_env
+from mlgate import actions_env, policy
 from mlgate import evidence as ev
-from mlgate import policy
 from mlgate.config import MlgateConfig
 from mlgate.evidence import Evidence, Finding
 from mlgate.stages import STAGES

@@ -30,7 +30,9 @@ def render(report: Report) -> None:
     findings = [f for stage in report.stages for f in report.findings(stage)]
     for finding in findings[:_FINDINGS_SHOWN]:
         where = f" ({finding.path}:{finding.line or ''})" if finding.path else ""
-        console.print(f"  • {escape(finding.title or finding.id)}{escape(where)}: "
-                      f"{escape(finding.message.splitlines()[0] if finding.message else '')}")
+        console.print(
+            f"  • {escape(finding.title or finding.id)}{escape(where)}: "
+            f"{escape(finding.message.splitlines()[0] if finding.message else '')}"
+        )
     if len(findings) > _FINDINGS_SHOWN:
         console.print(f"  … and {len(findings) - _FINDINGS_SHOWN} more in the full report")

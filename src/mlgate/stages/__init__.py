@@ -7,9 +7,4 @@ from typing import Any
 from mlgate.stages.interface import Stage
 from mlgate.stages.tests import TestsStage
 
-STAGES: dict[str, Stage[Any, Any]] = {
-    stage.name: stage
-    for stage in (
-        TestsStage(),
-    )
-}
+STAGES: dict[str, Stage[Any, Any]] = {stage.name: stage for stage in (TestsStage(),)}

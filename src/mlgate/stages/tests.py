@@ -91,9 +91,7 @@ class TestsStage(Stage[TestsConfig, TestsPolicy]):
         if exit_code and not (totals["failed"] or totals["errors"]):
             # A runner that crashed (collection error, internal error) may leave a stale or
             # empty report behind; trusting it would turn a crash into a pass.
-            return error(
-                f"test command exited {exit_code} but its reports show no failing test"
-            )
+            return error(f"test command exited {exit_code} but its reports show no failing test")
         status: ev.Status = "failed" if totals["failed"] or totals["errors"] else "passed"
         return _evidence(
             context,
@@ -187,6 +185,9 @@ def _repo_path(workdir: Path, file: str | None) -> str | None:
 def _findings(report: junit.JUnitReport, workdir: Path) -> list[Finding]:
     findings: list[Finding] = []
     for case in report.cases:
+        rule: str
+        severity: ev.Severity
+        verb: str
         if case.outcome in ("failed", "error"):
             rule, severity, verb = (
                 ("test-failure", "high", "failed")

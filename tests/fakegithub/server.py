@@ -1,0 +1,1169 @@
+"""A stateful fake of GitHub's REST API that checks every request against GitHub's description.
+
+Requests the description does not allow (unknown path or method, bad parameter, body failing the
+operation's schema, or a limit GitHub enforces outside the schema) are answered with GitHub's error
+shape and recorded in :attr:`FakeGitHub.violations`, so a test can assert ``gh.violations == []``.
+Valid operations the fake does not implement answer 501 and are recorded in
+:attr:`FakeGitHub.unimplemented`.
+
+Simplifications, chosen so tests stay short: every registered token can read every repository;
+any 40-hex SHA names an existing commit; branch names resolve through the seeded pull requests.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import fnmatch
+import json
+import re
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Literal, NamedTuple, TypeVar
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
+
+from . import openapi
+from .openapi import InvalidRequest
+
+TokenKind = Literal["app", "pat", "readonly"]
+T = TypeVar("T")
+
+GHES_PREFIX = "/api/v3"
+WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+RATE_LIMIT = 5000
+NOT_ACCESSIBLE = "Resource not accessible by integration"
+# Limits GitHub enforces that the OpenAPI schemas do not express.
+MAX_COMMENT_BODY = 65536
+MAX_STATUS_DESCRIPTION = 140
+_SHA = re.compile(r"[0-9a-fA-F]{40}")
+
+
+class LoggedRequest(NamedTuple):
+    method: str
+    path: str  # without the optional /api/v3 prefix and without the query string
+    status: int
+
+
+@dataclass(frozen=True)
+class User:
+    login: str
+    id: int
+    type: Literal["User", "Bot", "Organization"]
+
+
+@dataclass(frozen=True)
+class Token:
+    user: User
+    kind: TokenKind
+    can_read_user: bool
+
+
+@dataclass
+class Pull:
+    number: int
+    head_sha: str
+    base_sha: str
+    head_ref: str
+    base_ref: str
+    title: str
+    author: User
+    id: int
+    created_at: str
+
+
+@dataclass
+class CheckRun:
+    id: int
+    name: str
+    head_sha: str
+    status: str
+    conclusion: str | None
+    started_at: str
+    completed_at: str | None
+    details_url: str | None
+    external_id: str | None
+    app: User
+    output: dict[str, Any]  # title, summary, text, annotations (all of them), images
+    actions: list[dict[str, Any]]
+
+
+@dataclass
+class Status:
+    id: int
+    sha: str
+    state: str
+    context: str
+    description: str | None
+    target_url: str | None
+    creator: User
+    created_at: str
+
+
+@dataclass
+class Comment:
+    id: int
+    issue_number: int
+    body: str
+    user: User
+    created_at: str
+    updated_at: str
+
+
+@dataclass
+class Repo:
+    id: int
+    owner: User
+    name: str
+    default_branch: str
+    private: bool
+    created_at: str
+    pulls: dict[int, Pull] = field(default_factory=dict)
+    check_runs: dict[int, CheckRun] = field(default_factory=dict)
+    statuses: list[Status] = field(default_factory=list)
+    comments: dict[int, Comment] = field(default_factory=dict)
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.owner.login}/{self.name}"
+
+
+@dataclass
+class Fault:
+    """An injected response; ``remaining`` counts down to 0 (None: answers forever)."""
+
+    method: str
+    path: str | re.Pattern[str]
+    status: int
+    body: Mapping[str, Any]
+    headers: Mapping[str, str]
+    remaining: int | None
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.method not in ("*", method):
+            return False
+        if isinstance(self.path, re.Pattern):
+            return self.path.fullmatch(path) is not None
+        return fnmatch.fnmatchcase(path, self.path)
+
+
+@dataclass
+class Reply:
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class ApiError(Exception):
+    """An answer GitHub gives to a valid request in the current state (404, 401, 403...)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass
+class Call:
+    """A validated request, as handlers see it."""
+
+    operation: openapi.Operation
+    path: str
+    query: dict[str, list[str]]
+    params: dict[str, str]
+    body: Any
+    token: Token
+    api: str  # base of API URLs in responses: keeps the /api/v3 prefix when the client used it
+    html: str
+
+    def query_int(self, name: str, default: int) -> int:
+        values = self.query.get(name)
+        return int(values[-1]) if values else default  # validated as an integer already
+
+    def query_str(self, name: str) -> str | None:
+        values = self.query.get(name)
+        return values[-1] if values else None
+
+
+Handler = Callable[["FakeGitHub", Call], Reply]
+_HANDLERS: dict[tuple[str, str], Handler] = {}
+
+
+def route(method: str, template: str) -> Callable[[Handler], Handler]:
+    """Register the method implementing one operation of the description."""
+
+    def register(handler: Handler) -> Handler:
+        _HANDLERS[method, template] = handler
+        return handler
+
+    return register
+
+
+def implemented_operations() -> list[tuple[str, str]]:
+    return sorted(_HANDLERS)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _node_id(kind: str, number: int) -> str:
+    # GitHub's legacy global ids: base64 of "<len(kind)>:<kind><id>", e.g. "08:CheckRun4".
+    return base64.b64encode(f"{len(kind):02d}:{kind}{number}".encode()).decode()
+
+
+def _error(status: int, message: str, documentation_url: str = openapi.DOCS_URL) -> Reply:
+    return Reply(status, {"message": message, "documentation_url": documentation_url})
+
+
+class FakeGitHub:
+    """GitHub's REST API on 127.0.0.1, for tests: ``with FakeGitHub() as gh: ... gh.url``."""
+
+    def __init__(
+        self, *, port: int = 0, on_change: Callable[[FakeGitHub], None] | None = None
+    ) -> None:
+        """``on_change`` runs (under the state lock) after every request and every seeding."""
+        self._port = port
+        self._on_change = on_change
+        self._spec = openapi.load()
+        self._lock = threading.RLock()
+        self._ids = iter(range(1000, 1 << 62))
+        self._repos: dict[str, Repo] = {}
+        self._tokens: dict[str, Token] = {}
+        self._faults: list[Fault] = []
+        self._requests: list[LoggedRequest] = []
+        self._violations: list[str] = []
+        self._unimplemented: list[str] = []
+        self._rate_used = 0
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> FakeGitHub:
+        self._server = _Server(("127.0.0.1", self._port), _RequestHandler)
+        self._server.fake = self
+        # A short poll interval keeps shutdown() (which waits for one poll) fast.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is None or self._thread is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+        self._server = self._thread = None
+
+    def __enter__(self) -> FakeGitHub:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """Base URL for ``github.Github(base_url=...)``; ``url + "/api/v3"`` works too."""
+        if self._server is None:
+            raise RuntimeError("FakeGitHub is not running: use start() or a with-block")
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    # -- seeding -----------------------------------------------------------------------------
+
+    def set_token(
+        self,
+        token: str,
+        login: str = "github-actions[bot]",
+        kind: TokenKind = "app",
+        *,
+        can_read_user: bool | None = None,
+    ) -> None:
+        """Accept ``token``. ``kind``: "app" is a GitHub App installation token such as the
+        workflow's GITHUB_TOKEN; "readonly" is the read-only GITHUB_TOKEN of a fork pull request;
+        "pat" is a personal access token. ``GET /user`` answers 403 for installation tokens, as
+        on GitHub, unless ``can_read_user`` says otherwise."""
+        user_type: Literal["User", "Bot"] = "User" if kind == "pat" else "Bot"
+        with self._lock:
+            user = User(login, self._next_id(), user_type)
+            readable = kind == "pat" if can_read_user is None else can_read_user
+            self._tokens[token] = Token(user, kind, readable)
+            self._changed()
+
+    def add_repo(
+        self, full_name: str, *, default_branch: str = "main", private: bool = False
+    ) -> None:
+        owner, name = full_name.split("/")
+        with self._lock:
+            self._repos[full_name.lower()] = Repo(
+                id=self._next_id(),
+                owner=User(owner, self._next_id(), "Organization"),
+                name=name,
+                default_branch=default_branch,
+                private=private,
+                created_at=_now(),
+            )
+            self._changed()
+
+    def add_pull(
+        self,
+        repo: str,
+        *,
+        number: int,
+        head_sha: str,
+        base_sha: str,
+        head_ref: str = "feature",
+        base_ref: str | None = None,
+        title: str = "A pull request",
+        author: str = "octo-dev",
+    ) -> None:
+        """Seed an open pull request (``base_ref`` defaults to the default branch)."""
+        with self._lock:
+            state = self._repo_named(repo)
+            state.pulls[number] = Pull(
+                number=number,
+                head_sha=head_sha.lower(),
+                base_sha=base_sha.lower(),
+                head_ref=head_ref,
+                base_ref=base_ref or state.default_branch,
+                title=title,
+                author=User(author, self._next_id(), "User"),
+                id=self._next_id(),
+                created_at=_now(),
+            )
+            self._changed()
+
+    def seed(self, document: Mapping[str, Any]) -> None:
+        """Apply ``{"tokens": [...], "repos": [...], "pulls": [...]}``: each item holds the
+        keyword arguments of set_token, add_repo, add_pull (``repo`` and ``full_name`` too)."""
+        for item in document.get("tokens", ()):
+            self.set_token(**item)
+        for item in document.get("repos", ()):
+            self.add_repo(**item)
+        for item in document.get("pulls", ()):
+            self.add_pull(**item)
+
+    # -- fault injection ---------------------------------------------------------------------
+
+    def inject(
+        self,
+        method: str,
+        path: str | re.Pattern[str],
+        status: int = 502,
+        *,
+        body: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        times: int | None = 1,
+    ) -> Fault:
+        """Answer the next ``times`` matching valid requests (None: all) with ``status``.
+
+        ``method`` is an HTTP method or "*"; ``path`` is a glob (``*`` spans slashes) or a
+        compiled regex, matched in full against the path without /api/v3 and query. Faults
+        apply after validation, so an invalid request is still reported, and before any state
+        changes, so a retried request sees the state the first attempt saw.
+        """
+        fault = Fault(
+            method=method.upper(),
+            path=path,
+            status=status,
+            body=body if body is not None else {"message": HTTPStatus(status).phrase},
+            headers=headers or {},
+            remaining=times,
+        )
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    # -- introspection -----------------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[LoggedRequest]:
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def violations(self) -> list[str]:
+        """One line per refused request: method, path and why GitHub would refuse it."""
+        with self._lock:
+            return list(self._violations)
+
+    @property
+    def unimplemented(self) -> list[str]:
+        with self._lock:
+            return list(self._unimplemented)
+
+    def reset_log(self) -> None:
+        """Forget requests, violations and unimplemented calls (state and faults stay)."""
+        with self._lock:
+            self._requests.clear()
+            self._violations.clear()
+            self._unimplemented.clear()
+
+    def check_runs(self, repo: str) -> list[dict[str, Any]]:
+        """Check runs in creation order, each with all its annotations."""
+        with self._lock:
+            return [dataclasses.asdict(run) for run in self._repo_named(repo).check_runs.values()]
+
+    def comments(self, repo: str, number: int) -> list[dict[str, Any]]:
+        with self._lock:
+            comments = self._repo_named(repo).comments.values()
+            return [dataclasses.asdict(c) for c in comments if c.issue_number == number]
+
+    def statuses(self, repo: str, sha: str) -> list[dict[str, Any]]:
+        """Commit statuses of ``sha`` in creation order."""
+        with self._lock:
+            statuses = self._repo_named(repo).statuses
+            return [dataclasses.asdict(s) for s in statuses if s.sha == sha.lower()]
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything, as JSON-ready data (what ``--state-file`` holds)."""
+        with self._lock:
+            return {
+                "repos": {
+                    repo.full_name: {
+                        "pulls": [dataclasses.asdict(p) for p in repo.pulls.values()],
+                        "check_runs": [dataclasses.asdict(r) for r in repo.check_runs.values()],
+                        "statuses": [dataclasses.asdict(s) for s in repo.statuses],
+                        "comments": [dataclasses.asdict(c) for c in repo.comments.values()],
+                    }
+                    for repo in self._repos.values()
+                },
+                "requests": [list(r) for r in self._requests],
+                "violations": list(self._violations),
+                "unimplemented": list(self._unimplemented),
+            }
+
+    # -- request processing ------------------------------------------------------------------
+
+    def handle(self, method: str, target: str, authorization: str | None, body: bytes) -> Reply:
+        """Answer one HTTP request (``target`` is the request line's path and query)."""
+        split = urlsplit(target)
+        prefix = GHES_PREFIX if split.path.startswith(GHES_PREFIX + "/") else ""
+        path = split.path[len(prefix) :]
+        query = parse_qs(split.query, keep_blank_values=True)
+        with self._lock:
+            try:
+                reply = self._reply(method, path, query, authorization, body, prefix)
+            except Exception:  # a bug in the fake: fail the test that asserts no violations
+                self._violations.append(
+                    f"{method} {path}: fakegithub bug: {traceback.format_exc()}"
+                )
+                reply = _error(500, "fakegithub internal error")
+            self._requests.append(LoggedRequest(method, path, reply.status))
+            self._rate_used += 1
+            reply.headers.update(self._rate_headers())
+            self._changed()
+        return reply
+
+    def _reply(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, list[str]],
+        authorization: str | None,
+        body: bytes,
+        prefix: str,
+    ) -> Reply:
+        try:
+            operation, params = self._spec.resolve(method, path)
+            payload = operation.validate(params, query, body)
+        except InvalidRequest as exc:
+            self._violations.append(f"{method} {path}: {exc.message}")
+            return _error(exc.status, exc.message, exc.documentation_url)
+        fault = next((f for f in self._faults if f.matches(method, path)), None)
+        if fault is not None:
+            if fault.remaining is not None:
+                fault.remaining -= 1
+                if fault.remaining == 0:
+                    self._faults.remove(fault)
+            return Reply(fault.status, dict(fault.body), dict(fault.headers))
+        handler = _HANDLERS.get((method, operation.template))
+        if handler is None:
+            self._unimplemented.append(f"{method} {operation.template}")
+            return _error(501, f"fakegithub does not implement {method} {operation.template}")
+        try:
+            token = self._authenticate(authorization)
+            if token.kind == "readonly" and method in WRITE_METHODS:
+                raise ApiError(403, NOT_ACCESSIBLE)
+            call = Call(operation, path, query, params, payload, token, self.url + prefix, self.url)
+            return handler(self, call)
+        except ApiError as exc:
+            return _error(exc.status, exc.message, operation.documentation_url)
+        except InvalidRequest as exc:  # refused by a rule the schema does not express
+            self._violations.append(f"{method} {path}: {exc.message}")
+            return _error(exc.status, exc.message, exc.documentation_url)
+
+    def _authenticate(self, authorization: str | None) -> Token:
+        if not authorization:
+            raise ApiError(401, "Requires authentication")
+        scheme, _, secret = authorization.partition(" ")
+        token = self._tokens.get(secret.strip())
+        if scheme.lower() not in ("token", "bearer") or token is None:
+            raise ApiError(401, "Bad credentials")
+        return token
+
+    def _rate_headers(self) -> dict[str, str]:
+        return {
+            "X-RateLimit-Limit": str(RATE_LIMIT),
+            "X-RateLimit-Remaining": str(max(RATE_LIMIT - self._rate_used, 0)),
+            "X-RateLimit-Used": str(self._rate_used),
+            "X-RateLimit-Reset": str(int(time.time()) + 3600),
+            "X-RateLimit-Resource": "core",
+        }
+
+    def _changed(self) -> None:
+        if self._on_change is not None:
+            self._on_change(self)
+
+    def _next_id(self) -> int:
+        return next(self._ids)
+
+    def _repo_named(self, full_name: str) -> Repo:
+        try:
+            return self._repos[full_name.lower()]
+        except KeyError:
+            raise KeyError(f"no repository {full_name!r}: seed it with add_repo()") from None
+
+    def _repo(self, call: Call) -> Repo:
+        repo = self._repos.get(f"{call.params['owner']}/{call.params['repo']}".lower())
+        if repo is None:
+            raise ApiError(404, "Not Found")
+        return repo
+
+    def _resolve_sha(self, repo: Repo, ref: str) -> str:
+        if _SHA.fullmatch(ref):
+            return ref.lower()
+        branch = ref.removeprefix("heads/")
+        for pull in repo.pulls.values():
+            if branch == pull.head_ref:
+                return pull.head_sha
+            if branch == pull.base_ref:
+                return pull.base_sha
+        raise ApiError(422, f"No commit found for SHA: {ref}")
+
+    def _paginate(self, call: Call, items: list[T]) -> tuple[list[T], dict[str, str]]:
+        """One page of ``items`` and its Link header, as GitHub's REST API pages lists."""
+        per_page = min(max(call.query_int("per_page", 30), 1), 100)
+        page = max(call.query_int("page", 1), 1)
+        last = max((len(items) + per_page - 1) // per_page, 1)
+        rels: dict[str, int] = {}
+        if page < last:
+            rels |= {"next": page + 1, "last": last}
+        if page > 1:
+            rels |= {"prev": page - 1, "first": 1}
+        query = {key: values[-1] for key, values in call.query.items()}
+        links = [
+            f'<{call.api}{call.path}?{urlencode({**query, "page": number})}>; rel="{rel}"'
+            for rel, number in rels.items()
+        ]
+        headers = {"Link": ", ".join(links)} if links else {}
+        return items[(page - 1) * per_page : page * per_page], headers
+
+    # -- response bodies ---------------------------------------------------------------------
+
+    def _user_json(self, call: Call, user: User) -> dict[str, Any]:
+        login = quote(user.login)
+        api = f"{call.api}/users/{login}"
+        return {
+            "login": user.login,
+            "id": user.id,
+            "node_id": _node_id(user.type, user.id),
+            "avatar_url": f"{call.html}/avatars/{login}",
+            "gravatar_id": "",
+            "url": api,
+            "html_url": f"{call.html}/{login}",
+            "followers_url": f"{api}/followers",
+            "following_url": f"{api}/following{{/other_user}}",
+            "gists_url": f"{api}/gists{{/gist_id}}",
+            "starred_url": f"{api}/starred{{/owner}}{{/repo}}",
+            "subscriptions_url": f"{api}/subscriptions",
+            "organizations_url": f"{api}/orgs",
+            "repos_url": f"{api}/repos",
+            "events_url": f"{api}/events{{/privacy}}",
+            "received_events_url": f"{api}/received_events",
+            "type": user.type,
+            "site_admin": False,
+        }
+
+    def _repo_json(self, call: Call, repo: Repo) -> dict[str, Any]:
+        # The documented example holds some 40 URL templates; rewrite its base, keep the rest.
+        example = self._spec.operation("GET", "/repos/{owner}/{repo}").response_template(200)
+        api, html = f"{call.api}/repos/{repo.full_name}", f"{call.html}/{repo.full_name}"
+        document = {
+            key: re.sub(r"https?://api\.github\.com/repos/octocat/Hello-World", api, value)
+            if isinstance(value, str)
+            else value
+            for key, value in example.items()
+        }
+        return {
+            **document,
+            "id": repo.id,
+            "node_id": _node_id("Repository", repo.id),
+            "name": repo.name,
+            "full_name": repo.full_name,
+            "owner": self._user_json(call, repo.owner),
+            "private": repo.private,
+            "visibility": "private" if repo.private else "public",
+            "html_url": html,
+            "clone_url": f"{html}.git",
+            "git_url": f"{html}.git",
+            "ssh_url": f"git@{urlsplit(call.html).netloc}:{repo.full_name}.git",
+            "svn_url": html,
+            "mirror_url": None,
+            "license": None,
+            "homepage": None,
+            "description": None,
+            "language": None,
+            "default_branch": repo.default_branch,
+            "has_downloads": True,  # required where a pull request embeds the repository
+            "created_at": repo.created_at,
+            "updated_at": repo.created_at,
+            "pushed_at": repo.created_at,
+        }
+
+    def _pull_json(self, call: Call, repo: Repo, pull: Pull) -> dict[str, Any]:
+        example = self._spec.operation("GET", "/repos/{owner}/{repo}/pulls/{pull_number}")
+        api = f"{call.api}/repos/{repo.full_name}"
+        html = f"{call.html}/{repo.full_name}/pull/{pull.number}"
+        links = {
+            "self": f"{api}/pulls/{pull.number}",
+            "html": html,
+            "issue": f"{api}/issues/{pull.number}",
+            "comments": f"{api}/issues/{pull.number}/comments",
+            "review_comments": f"{api}/pulls/{pull.number}/comments",
+            "review_comment": f"{api}/pulls/comments{{/number}}",
+            "commits": f"{api}/pulls/{pull.number}/commits",
+            "statuses": f"{api}/statuses/{pull.head_sha}",
+        }
+        repo_json = self._repo_json(call, repo)
+
+        def branch(ref: str, sha: str) -> dict[str, Any]:
+            return {
+                "label": f"{repo.owner.login}:{ref}",
+                "ref": ref,
+                "sha": sha,
+                "repo": repo_json,
+                "user": repo_json["owner"],
+            }
+
+        return {
+            **example.response_template(200),
+            "id": pull.id,
+            "node_id": _node_id("PullRequest", pull.id),
+            "number": pull.number,
+            "state": "open",
+            "locked": False,
+            "draft": False,
+            "title": pull.title,
+            "body": None,
+            "user": self._user_json(call, pull.author),
+            "author_association": "CONTRIBUTOR",
+            "assignee": None,
+            "labels": [],
+            "milestone": None,
+            "auto_merge": None,
+            "merged": False,
+            "merged_at": None,
+            "merged_by": None,
+            "comments": sum(1 for c in repo.comments.values() if c.issue_number == pull.number),
+            "merge_commit_sha": None,
+            "mergeable": None,
+            "mergeable_state": "unknown",
+            "closed_at": None,
+            "created_at": pull.created_at,
+            "updated_at": pull.created_at,
+            "head": branch(pull.head_ref, pull.head_sha),
+            "base": branch(pull.base_ref, pull.base_sha),
+            "_links": {rel: {"href": href} for rel, href in links.items()},
+            "url": links["self"],
+            "html_url": html,
+            "diff_url": f"{html}.diff",
+            "patch_url": f"{html}.patch",
+            "issue_url": links["issue"],
+            "comments_url": links["comments"],
+            "commits_url": links["commits"],
+            "review_comments_url": links["review_comments"],
+            "review_comment_url": links["review_comment"],
+            "statuses_url": links["statuses"],
+        }
+
+    def _app_json(self, call: Call, app: User) -> dict[str, Any]:
+        slug = app.login.removesuffix("[bot]")
+        return {
+            "id": app.id,
+            "slug": slug,
+            "node_id": _node_id("Integration", app.id),
+            "owner": self._user_json(call, User("github", 9919, "Organization")),
+            "name": "GitHub Actions" if slug == "github-actions" else slug,
+            "description": "",
+            "external_url": f"{call.html}/apps/{slug}",
+            "html_url": f"{call.html}/apps/{slug}",
+            "created_at": "2018-07-30T09:30:17Z",
+            "updated_at": "2018-07-30T09:30:17Z",
+            "permissions": {"checks": "write", "statuses": "write", "issues": "write"},
+            "events": [],
+        }
+
+    def _check_run_json(self, call: Call, repo: Repo, run: CheckRun) -> dict[str, Any]:
+        api = f"{call.api}/repos/{repo.full_name}/check-runs/{run.id}"
+        html = f"{call.html}/{repo.full_name}/runs/{run.id}"
+        output = run.output
+        pulls = [p for p in repo.pulls.values() if p.head_sha == run.head_sha]
+        repo_ref = {"id": repo.id, "url": f"{call.api}/repos/{repo.full_name}", "name": repo.name}
+        return {
+            "id": run.id,
+            "node_id": _node_id("CheckRun", run.id),
+            "head_sha": run.head_sha,
+            "external_id": run.external_id,
+            "url": api,
+            "html_url": html,
+            "details_url": run.details_url or html,
+            "status": run.status,
+            "conclusion": run.conclusion,
+            "started_at": run.started_at,
+            "completed_at": run.completed_at,
+            "output": {
+                "title": output.get("title"),
+                "summary": output.get("summary"),
+                "text": output.get("text"),
+                "annotations_count": len(output["annotations"]),
+                "annotations_url": f"{api}/annotations",
+            },
+            "name": run.name,
+            # One suite per commit: what mlgate sees when all its runs share a token.
+            "check_suite": {"id": int(run.head_sha[:7], 16)},
+            "app": self._app_json(call, run.app),
+            "pull_requests": [
+                {
+                    "url": f"{call.api}/repos/{repo.full_name}/pulls/{p.number}",
+                    "id": p.id,
+                    "number": p.number,
+                    "head": {"ref": p.head_ref, "sha": p.head_sha, "repo": repo_ref},
+                    "base": {"ref": p.base_ref, "sha": p.base_sha, "repo": repo_ref},
+                }
+                for p in pulls
+            ],
+        }
+
+    def _annotation_json(
+        self, call: Call, repo: Repo, run: CheckRun, annotation: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        path = quote(annotation["path"])
+        return {
+            "path": annotation["path"],
+            "blob_href": f"{call.html}/{repo.full_name}/blob/{run.head_sha}/{path}",
+            "start_line": annotation["start_line"],
+            "end_line": annotation["end_line"],
+            "start_column": annotation.get("start_column"),
+            "end_column": annotation.get("end_column"),
+            "annotation_level": annotation["annotation_level"],
+            "title": annotation.get("title"),
+            "message": annotation["message"],
+            "raw_details": annotation.get("raw_details"),
+        }
+
+    def _status_json(self, call: Call, repo: Repo, status: Status) -> dict[str, Any]:
+        creator = self._user_json(call, status.creator)
+        return {
+            "url": f"{call.api}/repos/{repo.full_name}/statuses/{status.sha}",
+            "avatar_url": creator["avatar_url"],
+            "id": status.id,
+            "node_id": _node_id("StatusContext", status.id),
+            "state": status.state,
+            "description": status.description,
+            "target_url": status.target_url,
+            "context": status.context,
+            "created_at": status.created_at,
+            "updated_at": status.created_at,
+            "creator": creator,
+        }
+
+    def _comment_json(self, call: Call, repo: Repo, comment: Comment) -> dict[str, Any]:
+        api = f"{call.api}/repos/{repo.full_name}/issues"
+        html = f"{call.html}/{repo.full_name}/pull/{comment.issue_number}"
+        return {
+            "id": comment.id,
+            "node_id": _node_id("IssueComment", comment.id),
+            "url": f"{api}/comments/{comment.id}",
+            "html_url": f"{html}#issuecomment-{comment.id}",
+            "issue_url": f"{api}/{comment.issue_number}",
+            "body": comment.body,
+            "user": self._user_json(call, comment.user),
+            "author_association": "NONE" if comment.user.type == "Bot" else "CONTRIBUTOR",
+            "created_at": comment.created_at,
+            "updated_at": comment.updated_at,
+        }
+
+    def _commit_json(self, call: Call, repo: Repo, sha: str) -> dict[str, Any]:
+        api = f"{call.api}/repos/{repo.full_name}"
+        person = {"name": "Octo Dev", "email": "dev@example.com", "date": repo.created_at}
+        return {
+            "url": f"{api}/commits/{sha}",
+            "sha": sha,
+            "node_id": _node_id("Commit", int(sha[:12], 16)),
+            "html_url": f"{call.html}/{repo.full_name}/commit/{sha}",
+            "comments_url": f"{api}/commits/{sha}/comments",
+            "commit": {
+                "url": f"{api}/git/commits/{sha}",
+                "author": person,
+                "committer": person,
+                "message": f"Commit {sha[:7]}",
+                "tree": {"sha": sha, "url": f"{api}/git/trees/{sha}"},
+                "comment_count": 0,
+            },
+            "author": None,
+            "committer": None,
+            "parents": [],
+            "files": [],
+        }
+
+    # -- handlers: repository, user, rate limit ----------------------------------------------
+
+    @route("GET", "/repos/{owner}/{repo}")
+    def _get_repo(self, call: Call) -> Reply:
+        return Reply(200, self._repo_json(call, self._repo(call)))
+
+    @route("GET", "/user")
+    def _get_user(self, call: Call) -> Reply:
+        if not call.token.can_read_user:
+            raise ApiError(403, NOT_ACCESSIBLE)
+        profile = {
+            "name": None,
+            "company": None,
+            "blog": "",
+            "location": None,
+            "email": None,
+            "hireable": None,
+            "bio": None,
+            "twitter_username": None,
+            "public_repos": 0,
+            "public_gists": 0,
+            "followers": 0,
+            "following": 0,
+            "created_at": "2020-01-01T00:00:00Z",
+            "updated_at": "2020-01-01T00:00:00Z",
+        }
+        return Reply(200, {**self._user_json(call, call.token.user), **profile})
+
+    @route("GET", "/rate_limit")
+    def _get_rate_limit(self, call: Call) -> Reply:
+        document = call.operation.response_template(200)
+        core = {
+            "limit": RATE_LIMIT,
+            "used": self._rate_used,
+            "remaining": max(RATE_LIMIT - self._rate_used, 0),
+            "reset": int(time.time()) + 3600,
+        }
+        document["resources"]["core"] = core
+        document["rate"] = core
+        return Reply(200, document)
+
+    @route("GET", "/repos/{owner}/{repo}/commits/{ref}")
+    def _get_commit(self, call: Call) -> Reply:
+        repo = self._repo(call)
+        sha = self._resolve_sha(repo, call.params["ref"])
+        return Reply(200, self._commit_json(call, repo, sha))
+
+    @route("GET", "/repos/{owner}/{repo}/pulls/{pull_number}")
+    def _get_pull(self, call: Call) -> Reply:
+        repo = self._repo(call)
+        pull = repo.pulls.get(int(call.params["pull_number"]))
+        if pull is None:
+            raise ApiError(404, "Not Found")
+        return Reply(200, self._pull_json(call, repo, pull))
+
+    # -- handlers: check runs ----------------------------------------------------------------
+
+    @staticmethod
+    def _require_app(call: Call) -> None:
+        if call.token.kind == "pat":
+            raise ApiError(403, "You must authenticate via a GitHub App.")
+
+    def _check_run(self, call: Call, repo: Repo) -> CheckRun:
+        run = repo.check_runs.get(int(call.params["check_run_id"]))
+        if run is None:
+            raise ApiError(404, "Not Found")
+        return run
+
+    @staticmethod
+    def _apply_check_run_fields(run: CheckRun, body: Mapping[str, Any]) -> None:
+        """Apply create/update fields; the rules below are GitHub's, beyond the schema."""
+        for name in ("name", "details_url", "external_id", "started_at", "actions"):
+            if name in body:
+                setattr(run, name, body[name])
+        if "status" in body:
+            run.status = body["status"]
+            if run.status != "completed":
+                run.conclusion = run.completed_at = None
+        if "conclusion" in body:
+            # Providing a conclusion sets the status to completed.
+            run.conclusion, run.status = body["conclusion"], "completed"
+        if "completed_at" in body:
+            run.completed_at = body["completed_at"]
+        if run.status == "completed" and run.completed_at is None:
+            run.completed_at = _now()
+        if run.conclusion is None and (run.status == "completed" or run.completed_at):
+            raise InvalidRequest(
+                422, "conclusion is required with status completed or completed_at"
+            )
+        if body.get("conclusion") == "stale":
+            raise InvalidRequest(422, "only GitHub can set the conclusion stale")
+        if run.conclusion == "action_required" and not run.details_url:
+            raise InvalidRequest(422, "conclusion action_required needs a details_url")
+        output = body.get("output")
+        if output is not None:
+            # title, summary, text and images are replaced; annotations accumulate.
+            for name in ("title", "summary", "text", "images"):
+                if name in output:
+                    run.output[name] = output[name]
+            run.output["annotations"].extend(output.get("annotations", ()))
+
+    @route("POST", "/repos/{owner}/{repo}/check-runs")
+    def _create_check_run(self, call: Call) -> Reply:
+        self._require_app(call)
+        repo = self._repo(call)
+        run = CheckRun(
+            id=self._next_id(),
+            name=call.body["name"],
+            head_sha=self._resolve_sha(repo, call.body["head_sha"]),
+            status="queued",
+            conclusion=None,
+            started_at=_now(),
+            completed_at=None,
+            details_url=None,
+            external_id=None,
+            app=call.token.user,
+            output={"title": None, "summary": None, "text": None, "annotations": [], "images": []},
+            actions=[],
+        )
+        self._apply_check_run_fields(run, call.body)
+        repo.check_runs[run.id] = run
+        return Reply(201, self._check_run_json(call, repo, run))
+
+    @route("PATCH", "/repos/{owner}/{repo}/check-runs/{check_run_id}")
+    def _update_check_run(self, call: Call) -> Reply:
+        self._require_app(call)
+        repo = self._repo(call)
+        run = self._check_run(call, repo)
+        # Validate on a copy: a refused update must leave the run as it was.
+        updated = dataclasses.replace(
+            run, output={**run.output, "annotations": list(run.output["annotations"])}
+        )
+        self._apply_check_run_fields(updated, call.body)
+        repo.check_runs[run.id] = updated
+        return Reply(200, self._check_run_json(call, repo, updated))
+
+    @route("GET", "/repos/{owner}/{repo}/check-runs/{check_run_id}")
+    def _get_check_run(self, call: Call) -> Reply:
+        repo = self._repo(call)
+        return Reply(200, self._check_run_json(call, repo, self._check_run(call, repo)))
+
+    @route("GET", "/repos/{owner}/{repo}/check-runs/{check_run_id}/annotations")
+    def _list_annotations(self, call: Call) -> Reply:
+        repo = self._repo(call)
+        run = self._check_run(call, repo)
+        page, headers = self._paginate(call, run.output["annotations"])
+        return Reply(200, [self._annotation_json(call, repo, run, a) for a in page], headers)
+
+    @route("GET", "/repos/{owner}/{repo}/commits/{ref}/check-runs")
+    def _list_check_runs(self, call: Call) -> Reply:
+        repo = self._repo(call)
+        sha = self._resolve_sha(repo, call.params["ref"])
+        runs = [run for run in repo.check_runs.values() if run.head_sha == sha]
+        name, status = call.query_str("check_name"), call.query_str("status")
+        app_id = call.query_str("app_id")
+        runs = [
+            run
+            for run in runs
+            if (name is None or run.name == name)
+            and (status is None or run.status == status)
+            and (app_id is None or run.app.id == int(app_id))
+        ]
+        if call.query_str("filter") != "all":  # "latest": the newest run of each name
+            newest = {run.name: run for run in runs}
+            runs = list(newest.values())
+        runs.sort(key=lambda run: run.id, reverse=True)
+        page, headers = self._paginate(call, runs)
+        body = {
+            "total_count": len(runs),
+            "check_runs": [self._check_run_json(call, repo, run) for run in page],
+        }
+        return Reply(200, body, headers)
+
+    # -- handlers: commit statuses -----------------------------------------------------------
+
+    @route("POST", "/repos/{owner}/{repo}/statuses/{sha}")
+    def _create_status(self, call: Call) -> Reply:
+        repo = self._repo(call)
+        description = call.body.get("description")
+        if description is not None and len(description) > MAX_STATUS_DESCRIPTION:
+            raise InvalidRequest(
+                422, f"description is too long (maximum is {MAX_STATUS_DESCRIPTION} characters)"
+            )
+        status = Status(
+            id=self._next_id(),
+            sha=self._resolve_sha(repo, call.params["sha"]),
+            state=call.body["state"],
+            context=call.body.get("context", "default"),
+            description=description,
+            target_url=call.body.get("target_url"),
+            creator=call.token.user,
+            created_at=_now(),
+        )
+        repo.statuses.append(status)
+        return Reply(201, self._status_json(call, repo, status))
+
+    def _statuses_of(self, call: Call, repo: Repo) -> list[Status]:
+        """Statuses of the ref in the path, newest first."""
+        sha = self._resolve_sha(repo, call.params["ref"])
+        return [s for s in reversed(repo.statuses) if s.sha == sha]
+
+    @route("GET", "/repos/{owner}/{repo}/commits/{ref}/statuses")
+    def _list_statuses(self, call: Call) -> Reply:
+        repo = self._repo(call)
+        page, headers = self._paginate(call, self._statuses_of(call, repo))
+        return Reply(200, [self._status_json(call, repo, s) for s in page], headers)
+
+    @route("GET", "/repos/{owner}/{repo}/commits/{ref}/status")
+    def _combined_status(self, call: Call) -> Reply:
+        repo = self._repo(call)
+        sha = self._resolve_sha(repo, call.params["ref"])
+        latest: dict[str, Status] = {}
+        for status in self._statuses_of(call, repo):
+            latest.setdefault(status.context, status)
+        states = {s.state for s in latest.values()}
+        if states & {"error", "failure"}:
+            state = "failure"
+        elif not states or "pending" in states:
+            state = "pending"
+        else:
+            state = "success"
+        page, headers = self._paginate(call, list(latest.values()))
+        api = f"{call.api}/repos/{repo.full_name}"
+        body = {
+            "state": state,
+            "sha": sha,
+            "total_count": len(latest),
+            "statuses": [
+                {k: v for k, v in self._status_json(call, repo, s).items() if k != "creator"}
+                for s in page
+            ],
+            "repository": self._repo_json(call, repo),
+            "commit_url": f"{api}/commits/{sha}",
+            "url": f"{api}/commits/{sha}/status",
+        }
+        return Reply(200, body, headers)
+
+    # -- handlers: issue comments ------------------------------------------------------------
+
+    @staticmethod
+    def _check_comment_body(body: str) -> None:
+        if len(body) > MAX_COMMENT_BODY:
+            raise InvalidRequest(
+                422, f"Body is too long (maximum is {MAX_COMMENT_BODY} characters)"
+            )
+
+    def _comment(self, call: Call, repo: Repo) -> Comment:
+        comment = repo.comments.get(int(call.params["comment_id"]))
+        if comment is None:
+            raise ApiError(404, "Not Found")
+        return comment
+
+    def _issue_number(self, call: Call, repo: Repo) -> int:
+        # Pull requests are the only issues the fake knows.
+        number = int(call.params["issue_number"])
+        if number not in repo.pulls:
+            raise ApiError(404, "Not Found")
+        return number
+
+    @route("GET", "/repos/{owner}/{repo}/issues/{issue_number}/comments")
+    def _list_comments(self, call: Call) -> Reply:
+        repo = self._repo(call)
+        number = self._issue_number(call, repo)
+        since = call.query_str("since")
+        comments = [
+            c
+            for c in repo.comments.values()
+            if c.issue_number == number
+            and (since is None or _parse_time(c.updated_at) >= _parse_time(since))
+        ]
+        page, headers = self._paginate(call, comments)
+        return Reply(200, [self._comment_json(call, repo, c) for c in page], headers)
+
+    @route("POST", "/repos/{owner}/{repo}/issues/{issue_number}/comments")
+    def _create_comment(self, call: Call) -> Reply:
+        repo = self._repo(call)
+        number = self._issue_number(call, repo)
+        self._check_comment_body(call.body["body"])
+        now = _now()
+        comment = Comment(self._next_id(), number, call.body["body"], call.token.user, now, now)
+        repo.comments[comment.id] = comment
+        return Reply(201, self._comment_json(call, repo, comment))
+
+    @route("GET", "/repos/{owner}/{repo}/issues/comments/{comment_id}")
+    def _get_comment(self, call: Call) -> Reply:
+        repo = self._repo(call)
+        return Reply(200, self._comment_json(call, repo, self._comment(call, repo)))
+
+    @route("PATCH", "/repos/{owner}/{repo}/issues/comments/{comment_id}")
+    def _update_comment(self, call: Call) -> Reply:
+        repo = self._repo(call)
+        comment = self._comment(call, repo)
+        self._check_comment_body(call.body["body"])
+        comment.body, comment.updated_at = call.body["body"], _now()
+        return Reply(200, self._comment_json(call, repo, comment))
+
+    @route("DELETE", "/repos/{owner}/{repo}/issues/comments/{comment_id}")
+    def _delete_comment(self, call: Call) -> Reply:
+        repo = self._repo(call)
+        del repo.comments[self._comment(call, repo).id]
+        return Reply(204)
+
+
+class _Server(ThreadingHTTPServer):
+    # ThreadingHTTPServer's handler threads are daemons, which server_close() does not join:
+    # a client that connects and never sends a request cannot block stop().
+    fake: FakeGitHub
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    # HTTP/1.0 (the default): one request per connection, so no idle keep-alive connection
+    # holds a handler thread when the server stops.
+    server: _Server
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length)
+        reply = self.server.fake.handle(
+            self.command, self.path, self.headers.get("Authorization"), body
+        )
+        payload = b"" if reply.body is None else json.dumps(reply.body).encode()
+        self.send_response(reply.status)
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        if payload:
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silenced: ``requests`` and ``violations`` tell tests what happened."""

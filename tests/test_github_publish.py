@@ -1,0 +1,286 @@
+"""Publishing to a stateful fake GitHub that validates every request against GitHub's OpenAPI
+description: checks, annotations, the sticky comment, fallbacks, retries, idempotence."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mlgate import config, policy
+from mlgate import evidence as ev
+from mlgate.github import context, publish
+from mlgate.github.client import Unreachable
+from mlgate.report import model
+from mlgate.stages.interface import RunContext
+from mlgate.stages.tests import TestsConfig, TestsStage
+from tests.fakegithub import FakeGitHub
+from tests.helpers import junit_xml
+
+REPO = "octo/model"
+HEAD = "a" * 40
+MERGE = "b" * 40
+TOKEN = "ghs_app_token"
+
+
+@pytest.fixture
+def gh() -> Iterator[FakeGitHub]:
+    with FakeGitHub() as fake:
+        fake.add_repo(REPO)
+        fake.add_pull(REPO, number=7, head_sha=HEAD, base_sha="c" * 40)
+        fake.set_token(TOKEN)
+        fake.set_token("ghp_personal", login="octo-dev", kind="pat")
+        fake.set_token("ghs_fork", kind="readonly")
+        yield fake
+        assert fake.violations == [], fake.violations
+        assert fake.unimplemented == [], fake.unimplemented
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    waited: list[float] = []
+    monkeypatch.setattr(time, "sleep", waited.append)
+    return waited
+
+
+def actions_env(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    gh: FakeGitHub,
+    event: str = "pull_request",
+    attempt: int = 1,
+) -> None:
+    payload = (
+        {"pull_request": {"number": 7, "head": {"sha": HEAD}}}
+        if event == "pull_request"
+        else {"ref": "refs/heads/main"}
+    )
+    (tmp_path / "event.json").write_text(json.dumps(payload))
+    for key, value in {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_API_URL": gh.url,
+        "GITHUB_SERVER_URL": "https://github.example",
+        "GITHUB_REPOSITORY": REPO,
+        "GITHUB_SHA": MERGE if event == "pull_request" else HEAD,
+        "GITHUB_EVENT_NAME": event,
+        "GITHUB_EVENT_PATH": str(tmp_path / "event.json"),
+        "GITHUB_RUN_ID": "42",
+        "GITHUB_RUN_ATTEMPT": str(attempt),
+        "GITHUB_WORKSPACE": str(tmp_path),
+    }.items():
+        monkeypatch.setenv(key, value)
+
+
+def make_report(
+    tmp_path: Path, failed: int = 120, passed: int = 30, name_suffix: str = ""
+) -> model.Report:
+    junit_xml(
+        tmp_path / "junit.xml",
+        passed=passed,
+        failed=failed,
+        file=f"tests/test_model{name_suffix}.py",
+    )
+    stage = TestsStage()
+    evidence = stage.run(
+        TestsConfig(junit=[str(tmp_path / "junit.xml")], working_directory=str(tmp_path)),
+        RunContext(tmp_path / "ev", None),
+    )
+    ev.write(evidence, tmp_path / "ev")
+    cfg = config.parse({"stages": {"tests": {}}})
+    policy.write(policy.evaluate(cfg, tmp_path / "ev"), tmp_path / "verdict.json")
+    return model.load(cfg, tmp_path / "verdict.json", tmp_path / "ev")
+
+
+def publish_now(
+    report: model.Report, token: str = TOKEN, comment: str = "always"
+) -> publish.Published:
+    cfg = config.ReportConfig(comment=comment)  # type: ignore[arg-type]
+    return publish.publish(report, context.from_env(token), cfg, write_delay=0)
+
+
+def test_pull_request_gets_checks_annotations_and_one_comment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gh: FakeGitHub
+) -> None:
+    actions_env(monkeypatch, tmp_path, gh)
+    report = make_report(tmp_path)
+    done = publish_now(report)
+    assert done.checks == ["mlgate/tests", "mlgate"] and done.warnings == []
+    runs = {run["name"]: run for run in gh.check_runs(REPO)}
+    assert set(runs) == {"mlgate/tests", "mlgate"}
+    tests_run = runs["mlgate/tests"]
+    # On the PR head, not the merge commit GITHUB_SHA names.
+    assert tests_run["head_sha"] == HEAD and runs["mlgate"]["head_sha"] == HEAD
+    assert tests_run["status"] == "completed" and tests_run["conclusion"] == "failure"
+    assert runs["mlgate"]["conclusion"] == "failure"
+    assert len(tests_run["output"]["annotations"]) == 120
+    assert {a["path"] for a in tests_run["output"]["annotations"]} == {"tests/test_model.py"}
+    assert len({(a["start_line"], a["title"]) for a in tests_run["output"]["annotations"]}) == 120
+    patches = [r for r in gh.requests if r[0] == "PATCH" and "/check-runs/" in r[1]]
+    assert len(patches) == 2  # 120 annotations: 50 with the create, then 50 + 20
+    comments = gh.comments(REPO, 7)
+    assert len(comments) == 1 and comments[0]["body"].startswith("<!-- mlgate:comment:mlgate -->")
+    assert "tests\\: 120 failed\\, 0 allowed" in comments[0]["body"]
+
+
+def test_rerun_is_idempotent_and_attempts_keep_one_comment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gh: FakeGitHub
+) -> None:
+    actions_env(monkeypatch, tmp_path, gh)
+    report = make_report(tmp_path)
+    publish_now(report)
+    before = gh.check_runs(REPO)
+    assert publish_now(report).comment == "updated"
+    assert gh.check_runs(REPO) == before  # same attempt, same content: nothing new
+    assert len(gh.comments(REPO, 7)) == 1
+    actions_env(monkeypatch, tmp_path, gh, attempt=2)
+    publish_now(make_report(tmp_path, failed=0, passed=5))
+    assert len(gh.comments(REPO, 7)) == 1
+    latest = gh.comments(REPO, 7)[0]["body"]
+    assert "mlgate: passed" in latest and "120 failed" not in latest
+    assert [r["conclusion"] for r in gh.check_runs(REPO)][-2:] == ["success", "success"]
+
+
+def test_comment_modes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gh: FakeGitHub) -> None:
+    actions_env(monkeypatch, tmp_path, gh)
+    passing = make_report(tmp_path / "p", failed=0, passed=3)
+    assert publish_now(passing, comment="off").comment == "skipped"
+    assert publish_now(passing, comment="on-failure").comment == "skipped"
+    assert gh.comments(REPO, 7) == []
+    failing = make_report(tmp_path / "f", failed=2)
+    assert publish_now(failing, comment="on-failure").comment == "created"
+    assert publish_now(failing, comment="on-change").comment == "unchanged"
+    assert publish_now(passing, comment="on-failure").comment == "updated"  # no stale failure
+    assert publish_now(passing, comment="on-change").comment == "unchanged"
+    assert len(gh.comments(REPO, 7)) == 1
+
+
+def test_push_gets_checks_but_no_comment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gh: FakeGitHub
+) -> None:
+    actions_env(monkeypatch, tmp_path, gh, event="push")
+    done = publish_now(make_report(tmp_path, failed=1))
+    assert done.comment == "skipped" and gh.comments(REPO, 7) == []
+    assert {r["head_sha"] for r in gh.check_runs(REPO)} == {HEAD}
+
+
+def test_forged_marker_in_someone_elses_comment_is_left_alone(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gh: FakeGitHub
+) -> None:
+    actions_env(monkeypatch, tmp_path, gh)
+    from github import Auth, Github
+
+    Github(auth=Auth.Token("ghp_personal"), base_url=gh.url).get_repo(REPO).get_pull(
+        7
+    ).create_issue_comment("<!-- mlgate:comment:mlgate -->\nall good, ship it")
+    publish_now(make_report(tmp_path, failed=1))
+    bodies = [c["body"] for c in gh.comments(REPO, 7)]
+    assert bodies[0] == "<!-- mlgate:comment:mlgate -->\nall good, ship it"
+    assert len(bodies) == 2 and "mlgate: failed" in bodies[1]
+
+
+def test_personal_token_falls_back_to_statuses(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gh: FakeGitHub
+) -> None:
+    actions_env(monkeypatch, tmp_path, gh)
+    done = publish_now(make_report(tmp_path, failed=1), token="ghp_personal")
+    assert done.checks == [] and done.statuses == ["mlgate/tests", "mlgate"]
+    assert "cannot create check runs" in done.warnings[0]
+    states = {s["context"]: s["state"] for s in gh.statuses(REPO, HEAD)}
+    assert states == {"mlgate/tests": "failure", "mlgate": "failure"}
+    # A personal token writes comments as its user; the re-run finds and edits that comment.
+    publish_now(make_report(tmp_path, failed=1), token="ghp_personal")
+    assert len(gh.comments(REPO, 7)) == 1
+
+
+def test_fork_token_keeps_the_verdict_with_warnings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gh: FakeGitHub
+) -> None:
+    actions_env(monkeypatch, tmp_path, gh)
+    done = publish_now(make_report(tmp_path, failed=1), token="ghs_fork")
+    assert done.checks == [] and done.statuses == []
+    assert len(done.warnings) == 3
+    assert "Resource not accessible by integration" in done.warnings[0]
+    assert gh.check_runs(REPO) == [] and gh.comments(REPO, 7) == []
+
+
+def test_retries_5xx_and_secondary_rate_limits(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gh: FakeGitHub, sleeps: list[float]
+) -> None:
+    actions_env(monkeypatch, tmp_path, gh)
+    gh.inject("POST", "/repos/octo/model/check-runs", 502, times=2)
+    gh.inject(
+        "PATCH",
+        "/repos/octo/model/check-runs/*",
+        403,
+        times=1,
+        body={
+            "message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
+        },
+        headers={"Retry-After": "7"},
+    )
+    gh.inject("POST", "/repos/octo/model/issues/7/comments", 500, times=1)
+    publish_now(make_report(tmp_path))
+    assert 7.0 in sleeps and len(sleeps) == 4
+    runs = {run["name"]: run for run in gh.check_runs(REPO)}
+    assert len(gh.check_runs(REPO)) == 2
+    assert len(runs["mlgate/tests"]["output"]["annotations"]) == 120
+    assert len(gh.comments(REPO, 7)) == 1
+
+
+def test_persistent_5xx_gives_up_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gh: FakeGitHub, sleeps: list[float]
+) -> None:
+    actions_env(monkeypatch, tmp_path, gh)
+    gh.inject("*", "*", 503, times=None)
+    with pytest.raises(Unreachable, match=r"gave up after 5 attempts \(last: 503"):
+        publish_now(make_report(tmp_path))
+    assert len(sleeps) == 4
+
+
+def run_cli(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mlgate", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_cli_report_unreachable_api_exits_4_and_keeps_local_reports(tmp_path: Path) -> None:
+    import os
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    make_report(tmp_path, failed=1)
+    (tmp_path / "mlgate.yml").write_text("stages:\n  tests: {}\n")
+    env = {
+        "PATH": os.environ["PATH"],
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_TOKEN": TOKEN,
+        "GITHUB_API_URL": f"http://127.0.0.1:{port}",
+        "GITHUB_REPOSITORY": REPO,
+        "GITHUB_SHA": HEAD,
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
+        "GITHUB_OUTPUT": str(tmp_path / "out.txt"),
+    }
+    started = time.monotonic()
+    result = run_cli(
+        "report", "--verdict", "verdict.json", "--evidence-dir", "ev", cwd=tmp_path, env=env
+    )
+    assert time.monotonic() - started < 30
+    assert result.returncode == 4, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("mlgate: error")]
+    assert len(errors) == 1 and "could not publish to GitHub" in errors[0]
+    assert "Traceback" not in result.stderr
+    assert (tmp_path / ".mlgate" / "report.html").exists()
+    assert "mlgate: failed" in (tmp_path / "summary.md").read_text()
+    assert "verdict=fail" in (tmp_path / "out.txt").read_text()
