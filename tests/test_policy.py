@@ -110,3 +110,17 @@ def test_evidence_write_is_atomic_and_keeps_old_on_failure(
         ev.write(evidence(failed=1), tmp_path)
     assert first.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["tests.json"]
+
+
+def test_roll_up_and_exit_codes() -> None:
+    from mlgate.github.checks import conclusion
+    from mlgate.verdict import EXIT_CODES, worst
+
+    assert worst([]) == "pass"
+    assert worst(["pass", "inconclusive", "pass"]) == "inconclusive"
+    assert worst(["inconclusive", "fail", "pass"]) == "fail"
+    assert EXIT_CODES == {"pass": 0, "fail": 1, "inconclusive": 3}
+    # Inconclusive blocks a merge without claiming a failure, where GitHub allows it.
+    assert conclusion("inconclusive", "https://github.example/run") == "action_required"
+    assert conclusion("inconclusive", None) == "failure"
+    assert conclusion("pass", None) == "success"

