@@ -55,7 +55,7 @@ def test_pipeline_pass_fail_and_reports(tmp_path: Path) -> None:
 
 
 def test_command_after_double_dash(tmp_path: Path) -> None:
-    script = f"from tests.helpers import junit_xml; from pathlib import Path; junit_xml(Path('out.xml'), passed=2, failed=1)"
+    script = "from tests.helpers import junit_xml; from pathlib import Path; junit_xml(Path('out.xml'), passed=2, failed=1)"
     result = mlgate("test", "--junit", "out.xml", cwd=tmp_path)
     assert result.returncode == 4  # no report yet: error evidence
     result = mlgate(
