@@ -171,11 +171,15 @@ def read(path: Path) -> Evidence:
     return Evidence.model_validate(document)
 
 
-def _validate(path: Path, document: object) -> None:
+@cache
+def _validator() -> Any:
     from jsonschema import Draft202012Validator
 
-    validator = Draft202012Validator(schema())
-    error = next(iter(sorted(validator.iter_errors(document), key=lambda e: e.path)), None)
+    return Draft202012Validator(schema())
+
+
+def _validate(path: Path, document: object) -> None:
+    error = next(iter(sorted(_validator().iter_errors(document), key=lambda e: e.path)), None)
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "(root)"
         message = error.message if len(error.message) <= 200 else error.message[:200] + "..."
