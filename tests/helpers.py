@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from tests.fakegithub import FakeGitHub
 
 
 def junit_xml(
@@ -58,3 +62,16 @@ def junit_xml(
     path.parent.mkdir(parents=True, exist_ok=True)
     ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
     return path
+
+
+@contextmanager
+def github_with_pull(repo: str, head_sha: str, token: str) -> Iterator[FakeGitHub]:
+    """A fake GitHub holding `repo` with open PR #7 at `head_sha`; on exit, no request may
+    have broken GitHub's OpenAPI description or hit an operation the fake lacks."""
+    with FakeGitHub() as fake:
+        fake.add_repo(repo)
+        fake.add_pull(repo, number=7, head_sha=head_sha, base_sha="c" * 40)
+        fake.set_token(token)
+        yield fake
+        assert fake.violations == [], fake.violations
+        assert fake.unimplemented == [], fake.unimplemented

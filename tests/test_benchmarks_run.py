@@ -11,7 +11,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_report_benchmark_runs_small() -> None:
     result = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "bench_report.py"), "--cases", "300", "--failures", "120"],
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "bench_report.py"),
+            "--cases",
+            "300",
+            "--failures",
+            "120",
+        ],
         capture_output=True,
         text=True,
         timeout=120,

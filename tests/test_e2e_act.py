@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakegithub import FakeGitHub
+from tests.helpers import github_with_pull
 
 pytestmark = pytest.mark.e2e
 
@@ -79,13 +80,8 @@ def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def gh() -> Iterator[FakeGitHub]:
-    with FakeGitHub() as fake:
-        fake.add_repo(REPO)
-        fake.add_pull(REPO, number=7, head_sha=HEAD, base_sha="c" * 40)
-        fake.set_token(TOKEN)
+    with github_with_pull(REPO, HEAD, TOKEN) as fake:
         yield fake
-        assert fake.violations == [], fake.violations
-        assert fake.unimplemented == [], fake.unimplemented
 
 
 def job_summary(log: str) -> str:

@@ -20,7 +20,7 @@ from mlgate.report import model
 from mlgate.stages.interface import RunContext
 from mlgate.stages.tests import TestsConfig, TestsStage
 from tests.fakegithub import FakeGitHub
-from tests.helpers import junit_xml
+from tests.helpers import github_with_pull, junit_xml
 
 REPO = "octo/model"
 HEAD = "a" * 40
@@ -30,15 +30,10 @@ TOKEN = "ghs_app_token"
 
 @pytest.fixture
 def gh() -> Iterator[FakeGitHub]:
-    with FakeGitHub() as fake:
-        fake.add_repo(REPO)
-        fake.add_pull(REPO, number=7, head_sha=HEAD, base_sha="c" * 40)
-        fake.set_token(TOKEN)
+    with github_with_pull(REPO, HEAD, TOKEN) as fake:
         fake.set_token("ghp_personal", login="octo-dev", kind="pat")
         fake.set_token("ghs_fork", kind="readonly")
         yield fake
-        assert fake.violations == [], fake.violations
-        assert fake.unimplemented == [], fake.unimplemented
 
 
 @pytest.fixture
