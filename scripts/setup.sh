@@ -14,8 +14,20 @@ if [ ! -x "$root/.venv/bin/python" ]; then
 fi
 # A stamp of what was installed lets a re-run skip pip entirely when nothing changed.
 stamp="$root/.venv/.mlgate-installed-$extras"
-digest=$(cat "$root/pyproject.toml" | sha256sum | cut -c1-16)
+digest=$(sha256sum < "$root/pyproject.toml" | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
   "$root/.venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$root[$extras]"
   echo "$digest" > "$stamp"
+fi
+
+# The act end-to-end test installs mlgate the way the actions do on a fresh runner, offline:
+# from a local wheelhouse of its dependencies, fetched here once per pyproject change.
+if [ "$extras" = dev ]; then
+  wheelhouse="$root/.cache/wheelhouse"
+  if [ "$(cat "$wheelhouse/.stamp" 2>/dev/null)" != "$digest" ]; then
+    rm -rf "$wheelhouse"
+    "$root/.venv/bin/python" -m pip download --quiet --disable-pip-version-check \
+      --dest "$wheelhouse" "$root" setuptools wheel
+    echo "$digest" > "$wheelhouse/.stamp"
+  fi
 fi

@@ -93,7 +93,7 @@ def job_summary(log: str) -> str:
 
 
 def run_act(
-    scratch: Path, gh: FakeGitHub, event: str, tmp_path: Path
+    scratch: Path, gh: FakeGitHub, event: str, tmp_path: Path, *extra: str, path: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     payload = (
         {
@@ -113,7 +113,7 @@ def run_act(
     cache = tmp_path / "xdg"
     env = {
         **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "PATH": path or f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         "XDG_CACHE_HOME": str(cache / "cache"),
         "XDG_CONFIG_HOME": str(cache / "config"),
     }
@@ -137,6 +137,7 @@ def run_act(
     ]
     for pinned, stand_in in PINNED.items():
         command += ["--local-repository", f"{pinned}={stand_in}"]
+    command += extra
     return subprocess.run(
         command, cwd=scratch, env=env, capture_output=True, text=True, timeout=300
     )
@@ -199,3 +200,25 @@ def test_push_passes_with_checks_and_no_comment(
     assert {run["head_sha"] for run in runs.values()} == {head}
     assert gh.comments(REPO, 7) == []
     assert "✅ **mlgate: passed**" in job_summary(log)
+
+
+def test_fresh_runner_installs_mlgate_from_the_action_checkout(
+    scratch: Path, gh: FakeGitHub, tmp_path: Path
+) -> None:
+    wheelhouse = ROOT / ".cache" / "wheelhouse"
+    if not (wheelhouse / ".stamp").exists():
+        pytest.skip(
+            "no wheelhouse for an offline install: run scripts/setup.sh dev (scripts/test.sh does)"
+        )
+    # Without the test virtualenv on PATH, only the action's own install can provide mlgate.
+    venv_bin = str(Path(sys.executable).parent)
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p != venv_bin)
+    assert subprocess.run(["sh", "-c", "command -v mlgate"], env={"PATH": path}).returncode != 0
+    offline = ["--env", "PIP_NO_INDEX=1", "--env", f"PIP_FIND_LINKS={wheelhouse}"]
+    result = run_act(scratch, gh, "workflow_dispatch", tmp_path, *offline, path=path)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-4000:]
+    assert "installed mlgate 0.1.0 into" in log
+    line = next(x for x in log.splitlines() if "E2E-OUTPUTS version=" in x)
+    assert "version=0.1.0 status=passed" in line
+    assert "/mlgate-venv/bin/mlgate" in line  # the virtualenv the action made under RUNNER_TEMP
