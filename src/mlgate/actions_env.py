@@ -59,3 +59,11 @@ def run_url() -> str | None:
     attempt = env.get("GITHUB_RUN_ATTEMPT")
     suffix = f"/attempts/{attempt}" if attempt and attempt != "1" else ""
     return f"{server}/{repo}/actions/runs/{run}{suffix}"
+
+
+def set_output(name: str, value: str) -> None:
+    """A step output, when running as a step (values here are single-line)."""
+    path = os.environ.get("GITHUB_OUTPUT")
+    if path and "\n" not in value:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(f"{name}={value}\n")

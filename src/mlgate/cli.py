@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
-from mlgate import __version__
+from mlgate import __version__, actions_env
 from mlgate.errors import MlgateError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -44,13 +44,6 @@ def _load_config(config_path: Path | None) -> Any:
 
     # An explicit --config must exist; the default file is optional for stage commands.
     return config.load(config_path, required=config_path is not None)
-
-
-def _github_output(name: str, value: str) -> None:
-    path = os.environ.get("GITHUB_OUTPUT")
-    if path and "\n" not in value:
-        with open(path, "a", encoding="utf-8") as handle:
-            handle.write(f"{name}={value}\n")
 
 
 @click.group(
@@ -127,8 +120,8 @@ def _run_stage(name: str, stage_config: Any, cfg: Any, evidence_dir: Path | None
     result = STAGES[name].run(stage_config, RunContext(directory, cfg.digest))
     path = evidence.write(result, directory)
     click.echo(f"mlgate: {name}: {STAGES[name].summary(result)} -> {path}", err=True)
-    _github_output("status", result.status)
-    _github_output("evidence-path", str(path))
+    actions_env.set_output("status", result.status)
+    actions_env.set_output("evidence-path", str(path))
     if result.status == "error":
         sys.exit(EXIT_STAGE_ERROR)
 
@@ -179,7 +172,7 @@ def gate(config_path: Path | None, evidence_dir: Path | None, output: Path) -> N
     for rule in verdict.rules:
         click.echo(f"{rule.outcome:>12}  {rule.reason}", err=True)
     click.echo(f"mlgate: verdict: {verdict.outcome} -> {output}", err=True)
-    _github_output("verdict", verdict.outcome)
+    actions_env.set_output("verdict", verdict.outcome)
     sys.exit(EXIT_CODES[verdict.outcome])
 
 
@@ -243,8 +236,9 @@ def report(
     local: bool,
 ) -> None:
     """Report the verdict: to GitHub inside Actions, else to the terminal and local files."""
-    from mlgate import actions_env
-    from mlgate.report import files, markdown, model, terminal
+    from mlgate.report import model
+    from mlgate.report.interface import DeliveryFailed, ReportOptions
+    from mlgate.report.sinks import SINKS
 
     cfg = _load_config(config_path or Path("mlgate.yml"))
     if comment:
@@ -252,40 +246,32 @@ def report(
     if artifact_name:
         cfg.report.artifact_name = artifact_name
     rep = model.load(cfg, verdict_path, evidence_dir or Path(cfg.evidence_dir))
-    md_path, html_path = files.write(rep, output_dir)
-    terminal.render(rep)
-    click.echo(f"mlgate: report: {md_path}, {html_path}", err=True)
-    _github_output("verdict", rep.verdict.outcome)
-    _github_output("report-path", str(output_dir))
-    summary_path = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary_path:
-        with open(summary_path, "a", encoding="utf-8") as handle:
-            handle.write(markdown.full(rep, markdown.SUMMARY_LIMIT) + "\n")
-    if local or not actions_env.in_actions():
-        return
-    if not github_token:
-        click.echo(
-            "::warning::mlgate: no GitHub token; the verdict is in the job summary only", err=True
-        )
-        return
-    _publish(rep, cfg, github_token, pr_number, sha)
-
-
-def _publish(rep: Any, cfg: Any, token: str, pr_number: int | None, sha: str | None) -> None:
-    from mlgate.github import context, publish
-    from mlgate.github.client import Unreachable
-
-    ctx = context.from_env(token, pr_number, sha)
-    delay = float(os.environ.get("MLGATE_WRITE_DELAY_SECONDS", cfg.report.write_delay_seconds))
-    try:
-        done = publish.publish(rep, ctx, cfg.report, delay)
-    except Unreachable as exc:
-        click.echo(f"mlgate: error: could not publish to GitHub: {exc}", err=True)
+    delay = os.environ.get("MLGATE_WRITE_DELAY_SECONDS")
+    options = ReportOptions(
+        output_dir=output_dir,
+        settings=cfg.report,
+        in_actions=actions_env.in_actions(),
+        local_only=local,
+        github_token=github_token,
+        pr_number=pr_number,
+        sha=sha,
+        write_delay=float(delay) if delay else cfg.report.write_delay_seconds,
+    )
+    failed = False
+    for sink in SINKS:
+        if not sink.wanted(options):
+            continue
+        try:
+            delivery = sink.deliver(rep, options)
+        except DeliveryFailed as exc:
+            click.echo(f"mlgate: error: {exc}", err=True)
+            failed = True
+            continue
+        for warning in delivery.warnings:
+            click.echo(f"::warning title=mlgate::{warning}", err=True)
+        click.echo(f"mlgate: report: {sink.name}: {delivery.done}", err=True)
+    if failed:
         sys.exit(EXIT_PUBLISH_FAILED)
-    for warning in done.warnings:
-        click.echo(f"::warning title=mlgate::{warning}", err=True)
-    published = ", ".join(done.checks) or ", ".join(done.statuses) or "nothing"
-    click.echo(f"mlgate: published {published}; comment {done.comment}", err=True)
 
 
 @cli.group(name="config")

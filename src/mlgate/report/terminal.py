@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from mlgate.report.interface import Delivery, ReportOptions, Sink
 from mlgate.report.model import ICONS, LABELS, Report
 
 _STYLES = {"pass": "green", "fail": "red", "inconclusive": "yellow"}
 # Enough failing tests to act on; the files hold the rest.
 _FINDINGS_SHOWN = 20
+
+
+class TerminalSink(Sink):
+    name = "terminal"
+
+    def wanted(self, options: ReportOptions) -> bool:
+        return True
+
+    def deliver(self, report: Report, options: ReportOptions) -> Delivery:
+        render(report)
+        return Delivery("printed")
 
 
 def render(report: Report) -> None:
