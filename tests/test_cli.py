@@ -157,3 +157,30 @@ def test_github_outputs_are_written(tmp_path: Path) -> None:
         and "evidence-path=.mlgate/evidence/tests.json" in lines
         and "verdict=pass" in lines
     )
+
+
+def test_sigterm_stops_the_test_command_and_its_children(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    marker = tmp_path / "child.pid"
+    script = f"import os, time; open({str(marker)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "mlgate", "test", "--", sys.executable, "-c", script],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 20
+    while not marker.exists() or not marker.read_text():
+        assert time.monotonic() < deadline, "the test command never started"
+        time.sleep(0.05)
+    grandchild = int(marker.read_text())
+    child.send_signal(signal.SIGTERM)
+    _, stderr = child.communicate(timeout=20)
+    assert child.returncode == 130 and "mlgate: interrupted" in stderr
+    assert "Traceback" not in stderr
+    time.sleep(0.2)
+    with pytest.raises(ProcessLookupError):
+        os.kill(grandchild, 0)

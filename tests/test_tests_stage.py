@@ -130,3 +130,22 @@ def test_flaky_and_skipped_limits() -> None:
         "pass",
         "tests: 2 flaky, any allowed",
     )
+
+
+def test_annotation_paths_are_from_the_repository_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "models" / "iris"
+    (project / "tests").mkdir(parents=True)
+    (project / "tests" / "test_model.py").write_text("# test\n")
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(tmp_path))
+    # Relative to the working directory (pytest's rootdir is the project) ...
+    junit_xml(project / "a.xml", failed=1, file="tests/test_model.py")
+    # ... or to the repository root (pytest ran from the root).
+    junit_xml(project / "b.xml", failed=1, file="models/iris/tests/test_model.py")
+    for report in ("a.xml", "b.xml"):
+        evidence = STAGE.run(
+            TestsConfig(working_directory=str(project), junit=[report]),
+            RunContext(tmp_path / "ev", None),
+        )
+        assert evidence.findings[0].path == "models/iris/tests/test_model.py"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -297,7 +298,14 @@ def config_schema() -> None:
     click.echo(json.dumps(config.json_schema(), indent=2))
 
 
+def _terminated(signum: int, frame: object) -> None:
+    # A cancelled job sends SIGTERM: unwind like Ctrl-C, so a running test command's process
+    # group is stopped instead of orphaned.
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         cli.main(standalone_mode=False)
     except MlgateError as exc:

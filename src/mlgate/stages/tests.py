@@ -169,13 +169,20 @@ def _expand(workdir: Path, patterns: Sequence[str]) -> list[Path]:
     return list(dict.fromkeys(paths))
 
 
-def _repo_path(workdir: Path, file: str | None) -> str | None:
-    """A test's file as a path from the repository root, which is what annotations need."""
+def _repo_path(workdir: Path, root: Path, file: str | None) -> str | None:
+    """A test's file as a path from the repository root, which is what annotations need.
+
+    Runners write paths relative to their own root directory, which may be the working
+    directory or the repository root: the one where the file exists wins.
+    """
     if not file:
         return None
-    root = Path(os.environ.get("GITHUB_WORKSPACE") or Path.cwd()).resolve()
     path = Path(file)
-    absolute = path if path.is_absolute() else (workdir / path).resolve()
+    if path.is_absolute():
+        absolute = path
+    else:
+        candidates = [(workdir / path).resolve(), (root / path).resolve()]
+        absolute = next((c for c in candidates if c.is_file()), candidates[0])
     try:
         return absolute.relative_to(root).as_posix()
     except ValueError:
@@ -183,6 +190,7 @@ def _repo_path(workdir: Path, file: str | None) -> str | None:
 
 
 def _findings(report: junit.JUnitReport, workdir: Path) -> list[Finding]:
+    root = Path(os.environ.get("GITHUB_WORKSPACE") or Path.cwd()).resolve()
     findings: list[Finding] = []
     for case in report.cases:
         rule: str
@@ -206,7 +214,7 @@ def _findings(report: junit.JUnitReport, workdir: Path) -> list[Finding]:
                 title=f"{case.id} {verb}",
                 message=case.message or f"{case.name} {verb}",
                 detail=case.detail or None,
-                path=_repo_path(workdir, case.file),
+                path=_repo_path(workdir, root, case.file),
                 line=case.line if case.line and case.line >= 1 else None,
             )
         )
