@@ -144,7 +144,9 @@ class TestsStage(Stage[TestsConfig, TestsPolicy]):
         m = evidence.metrics
         parts = [f"{m.get(k, 0)} {label}" for k, label in _SUMMARY_PARTS if m.get(k)]
         duration = m.get("duration_s")
-        took = f" in {duration:.1f} s" if isinstance(duration, float) else ""
+        took = ""
+        if isinstance(duration, float):
+            took = f" in {duration:.2f} s" if duration < 100 else f" in {duration:.0f} s"
         return f"{m.get('tests', 0)} tests{took}: " + (", ".join(parts) or "none ran")
 
 
