@@ -10,9 +10,10 @@ if [ -n "${MLGATE_CONFIG:-}" ]; then args+=(--config "$MLGATE_CONFIG"); fi
 if [ -n "${MLGATE_EVIDENCE_DIR:-}" ]; then args+=(--evidence-dir "$MLGATE_EVIDENCE_DIR"); fi
 mlgate gate "${args[@]}"
 gate=$?
-if [ "$gate" -eq 2 ]; then
-  exit 2  # usage or config error: there is no verdict to report
-fi
+case "$gate" in
+  0|1|3) ;;  # pass, fail, inconclusive: a verdict of this run exists and is reported
+  *) exit "$gate" ;;  # usage/config error or a crash: no verdict of this run to report
+esac
 report_args=()
 if [ -n "${MLGATE_COMMENT:-}" ]; then report_args+=(--comment "$MLGATE_COMMENT"); fi
 if [ -n "${MLGATE_ARTIFACT_NAME:-}" ]; then report_args+=(--artifact-name "$MLGATE_ARTIFACT_NAME"); fi

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from mlgate.evidence import Evidence, Finding, collect_provenance, now
 from tests.fakegithub import FakeGitHub
 
 
@@ -75,3 +76,36 @@ def github_with_pull(repo: str, head_sha: str, token: str) -> Iterator[FakeGitHu
         yield fake
         assert fake.violations == [], fake.violations
         assert fake.unimplemented == [], fake.unimplemented
+
+
+def stage_evidence(
+    passed: int = 4,
+    failed: int = 0,
+    errors: int = 0,
+    skipped: int = 0,
+    flaky: int = 0,
+    **fields: object,
+) -> Evidence:
+    """Tests-stage evidence whose counts, status and findings agree, as the stage writes them."""
+    findings = [
+        Finding(id=f"t::{rule}{i}", severity="high", message="boom", rule=rule)
+        for rule, count in (("test-failure", failed), ("test-error", errors))
+        for i in range(count)
+    ]
+    document: dict[str, object] = {
+        "stage": "tests",
+        "status": "failed" if failed or errors else "passed",
+        "started_at": now(),
+        "finished_at": now(),
+        "metrics": {
+            "tests": passed + failed + errors + skipped,
+            "passed": passed,
+            "failed": failed,
+            "errors": errors,
+            "skipped": skipped,
+            "flaky": flaky,
+        },
+        "findings": findings,
+        "provenance": collect_provenance(None, {}),
+    }
+    return Evidence.model_validate(document | fields)

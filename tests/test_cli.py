@@ -184,3 +184,46 @@ def test_sigterm_stops_the_test_command_and_its_children(tmp_path: Path) -> None
     time.sleep(0.2)
     with pytest.raises(ProcessLookupError):
         os.kill(grandchild, 0)
+
+
+def test_report_refuses_a_verdict_of_another_commit_or_changed_evidence(tmp_path: Path) -> None:
+    (tmp_path / "mlgate.yml").write_text("stages: {tests: {junit: j.xml}}\n")
+    junit_xml(tmp_path / "j.xml", passed=1)
+    old = {"GITHUB_ACTIONS": "true", "GITHUB_SHA": "1" * 40}
+    assert mlgate("run", cwd=tmp_path, env=old).returncode == 0
+    assert mlgate("gate", cwd=tmp_path, env=old).returncode == 0
+    new = {"GITHUB_ACTIONS": "true", "GITHUB_SHA": "2" * 40}
+    result = mlgate("report", "--local", cwd=tmp_path, env=new)
+    assert result.returncode == 2
+    assert "the verdict was made for commit 111111111111, not 222222222222" in one_line_error(
+        result
+    )
+    evidence = tmp_path / ".mlgate" / "evidence" / "tests.json"
+    evidence.write_text(evidence.read_text().replace('"passed": 1', '"passed": 1 '))
+    result = mlgate("report", "--local", cwd=tmp_path, env=old)
+    assert result.returncode == 2 and "changed since the gate judged it" in one_line_error(result)
+
+
+def test_a_crashing_stage_leaves_error_evidence_not_old_evidence(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlgate import cli
+    from mlgate.stages import STAGES
+
+    (tmp_path / "mlgate.yml").write_text("stages: {tests: {junit: j.xml}}\n")
+    junit_xml(tmp_path / "j.xml", passed=1)
+    monkeypatch.chdir(tmp_path)
+    assert mlgate("run", cwd=tmp_path).returncode == 0  # a passing document is on disk
+
+    def explode(*args: object) -> None:
+        raise RuntimeError("disk on fire\n::error::forged")
+
+    monkeypatch.setattr(STAGES["tests"], "run", explode)
+    with pytest.raises(SystemExit) as exited:
+        monkeypatch.setattr(sys, "argv", ["mlgate", "run"])
+        cli.main()
+    assert exited.value.code == 4
+    evidence = json.loads((tmp_path / ".mlgate" / "evidence" / "tests.json").read_text())
+    assert evidence["status"] == "error"
+    assert evidence["reason"] == "stage crashed: RuntimeError: disk on fire ::error::forged"
+    assert mlgate("gate", cwd=tmp_path).returncode == 1

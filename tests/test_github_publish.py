@@ -248,13 +248,16 @@ def run_cli(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedP
     )
 
 
-def test_cli_report_unreachable_api_exits_4_and_keeps_local_reports(tmp_path: Path) -> None:
+def test_cli_report_unreachable_api_exits_4_and_keeps_local_reports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import os
     import socket
 
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    monkeypatch.setenv("GITHUB_SHA", HEAD)  # the verdict is about the commit reported on
     make_report(tmp_path, failed=1)
     (tmp_path / "mlgate.yml").write_text("stages:\n  tests: {}\n")
     env = {

@@ -30,7 +30,7 @@ def test_large_report_fits_with_truncation_notice(tmp_path: Path, limit: int) ->
     report = make_report(tmp_path, failed=2000, message="x" * 300)
     text = markdown.full(report, limit)
     assert len(text) <= limit
-    assert "**Truncated:**" in text and "`mlgate\\-report` artifact" in text
+    assert "**Truncated:**" in text and "`mlgate-report` artifact" in text
     shown = text.count("<details>")
     assert f"{2000 - shown} more not shown" in text
     summary, details = markdown.stage(report, "tests", limit)
@@ -60,3 +60,49 @@ def test_local_files_hold_everything(tmp_path: Path) -> None:
     assert md.read_text().count("<details>") == 2000
     html = page.read_text()
     assert html.count("<details>") == 2000 and "<script" not in html
+
+
+def rendered_html(markdown_text: str) -> str:
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": True}).enable("table").render(markdown_text)
+
+
+def test_every_context_renders_hostile_text_as_plain_text(tmp_path: Path) -> None:
+    import html as html_lib
+    import re
+
+    hostile = "`x` <img src=x> @octocat **b** \\ <!-- mlgate:comment:mlgate -->"
+    report = make_report(tmp_path, failed=1, message=hostile)
+    finding = report.evidence["tests"].findings[0]
+    report.evidence["tests"].findings[0] = finding.model_copy(
+        update={"title": hostile, "path": f"a`b/{hostile}.py"}
+    )
+    page = rendered_html(
+        markdown.full(report, markdown.COMMENT_LIMIT, marker="<!-- mlgate:comment:mlgate -->")
+    )
+    tags = set(re.findall(r"<([a-z0-9]+)", page))
+    assert tags <= {
+        "p",
+        "table",
+        "thead",
+        "tbody",
+        "tr",
+        "th",
+        "td",
+        "strong",
+        "code",
+        "details",
+        "summary",
+        "pre",
+        "h3",
+    }, tags
+    assert page.count("<!-- mlgate:comment:mlgate -->") == 1
+    summary = re.search(r"<summary>(.*?)</summary>", page).group(1)  # type: ignore[union-attr]
+    # What a reader sees is the text itself: no escape backslashes, mention broken.
+    assert html_lib.unescape(summary) == "high: " + hostile.replace("@", "@\u2060")
+    code_spans = [html_lib.unescape(c) for c in re.findall(r"<code>(.*?)</code>", page)]
+    assert any(c.startswith("a'b/'x' <img src=x>") for c in code_spans), code_spans
+    assert "tests.max_failures" in code_spans and "\\" not in "".join(
+        c for c in code_spans if "tests." in c
+    )

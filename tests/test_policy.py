@@ -8,20 +8,15 @@ import pytest
 from mlgate import config, policy
 from mlgate import evidence as ev
 from mlgate.errors import EvidenceError
+from tests.helpers import stage_evidence
 
 ENABLED = config.parse({"stages": {"tests": {}}})
 
 
-def evidence(status: ev.Status = "passed", **metrics: int) -> ev.Evidence:
-    return ev.Evidence(
-        provenance=ev.collect_provenance(None, {}),
-        stage="tests",
-        status=status,
-        reason="pytest crashed" if status in ("error", "skipped") else None,
-        started_at=ev.now(),
-        finished_at=ev.now(),
-        metrics={"tests": 4, "passed": 4, "failed": 0, "errors": 0, **metrics},
-    )
+def evidence(status: ev.Status = "passed", **counts: int) -> ev.Evidence:
+    if status in ("error", "skipped"):
+        return stage_evidence(status=status, reason="pytest crashed")
+    return stage_evidence(**counts)
 
 
 def test_pass(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import pytest
 from mlgate import evidence as ev
 from mlgate.stages.interface import RunContext
 from mlgate.stages.tests import TestsConfig, TestsPolicy, TestsStage
-from tests.helpers import junit_xml
+from tests.helpers import junit_xml, stage_evidence
 
 STAGE = TestsStage()
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,7 +45,7 @@ def test_runs_the_command_then_reads_its_report(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
-    script = f"from tests.helpers import junit_xml; from pathlib import Path; junit_xml(Path({str(tmp_path / 'j.xml')!r}), passed=3)"
+    script = f"from tests.helpers import junit_xml, stage_evidence; from pathlib import Path; junit_xml(Path({str(tmp_path / 'j.xml')!r}), passed=3)"
     evidence = run(tmp_path, command=[sys.executable, "-c", script], junit=["j.xml"])
     assert evidence.status == "passed"
     assert evidence.metrics["command_exit_code"] == 0 and evidence.metrics["passed"] == 3
@@ -84,7 +84,7 @@ def test_crashed_runner_with_clean_report_is_an_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
-    script = f"from tests.helpers import junit_xml; from pathlib import Path; junit_xml(Path({str(tmp_path / 'j.xml')!r}), passed=0); raise SystemExit(5)"
+    script = f"from tests.helpers import junit_xml, stage_evidence; from pathlib import Path; junit_xml(Path({str(tmp_path / 'j.xml')!r}), passed=0); raise SystemExit(5)"
     evidence = run(tmp_path, command=[sys.executable, "-c", script], junit=["j.xml"])
     assert evidence.status == "error"
     assert "exited 5 but its reports show no failing test" in (evidence.reason or "")
@@ -96,19 +96,12 @@ def test_malformed_report_is_error_evidence(tmp_path: Path) -> None:
     assert evidence.status == "error" and "bad.xml" in (evidence.reason or "")
 
 
-def evaluate(policy: TestsPolicy, **metrics: int) -> dict[str, tuple[str, str]]:
-    evidence = ev.Evidence(
-        stage="tests",
-        status="passed",
-        started_at=ev.now(),
-        finished_at=ev.now(),
-        metrics=dict(metrics),
-    )
+def evaluate(policy: TestsPolicy, evidence: ev.Evidence) -> dict[str, tuple[str, str]]:
     return {r.rule: (r.outcome, r.reason) for r in STAGE.evaluate(policy, evidence)}
 
 
 def test_rules_give_outcomes_with_reasons() -> None:
-    results = evaluate(TestsPolicy(), tests=10, passed=7, failed=3, errors=0, skipped=0, flaky=0)
+    results = evaluate(TestsPolicy(), stage_evidence(passed=7, failed=3))
     assert results["tests.max_failures"] == ("fail", "tests: 3 failed, 0 allowed")
     assert results["tests.max_errors"] == ("pass", "tests: 0 errored, 0 allowed")
     assert results["tests.min_tests"] == ("pass", "tests: 10 ran, at least 1 required")
@@ -116,17 +109,17 @@ def test_rules_give_outcomes_with_reasons() -> None:
 
 
 def test_zero_tests_fail_closed() -> None:
-    results = evaluate(TestsPolicy(), tests=0, passed=0, failed=0, errors=0, skipped=0, flaky=0)
+    results = evaluate(TestsPolicy(), stage_evidence(passed=0))
     assert results["tests.min_tests"][0] == "fail"
 
 
 def test_flaky_and_skipped_limits() -> None:
     results = evaluate(
-        TestsPolicy(max_flaky=0, max_skipped=1), tests=5, passed=3, skipped=2, flaky=1
+        TestsPolicy(max_flaky=0, max_skipped=1), stage_evidence(passed=3, skipped=2, flaky=1)
     )
     assert results["tests.max_flaky"] == ("fail", "tests: 1 flaky, 0 allowed")
     assert results["tests.max_skipped"] == ("fail", "tests: 2 skipped, 1 allowed")
-    assert evaluate(TestsPolicy(), tests=5, passed=5, flaky=2)["tests.max_flaky"] == (
+    assert evaluate(TestsPolicy(), stage_evidence(passed=5, flaky=2))["tests.max_flaky"] == (
         "pass",
         "tests: 2 flaky, any allowed",
     )
@@ -149,3 +142,51 @@ def test_annotation_paths_are_from_the_repository_root(
             RunContext(tmp_path / "ev", None),
         )
         assert evidence.findings[0].path == "models/iris/tests/test_model.py"
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (
+            {
+                "metrics": {
+                    "tests": 4,
+                    "passed": 4,
+                    "failed": 1.0,
+                    "errors": 0,
+                    "skipped": 0,
+                    "flaky": 0,
+                }
+            },
+            "lacks whole-number counts of failed",
+        ),
+        (
+            {"metrics": {"tests": 4, "passed": 4, "errors": 0, "skipped": 0, "flaky": 0}},
+            "lacks whole-number counts of failed",
+        ),
+        (
+            {
+                "metrics": {
+                    "tests": 9,
+                    "passed": 4,
+                    "failed": 0,
+                    "errors": 0,
+                    "skipped": 0,
+                    "flaky": 0,
+                }
+            },
+            "do not add up",
+        ),
+        ({"status": "failed"}, "contradicts its 0 failing tests"),
+        (
+            {"findings": [{"id": "x", "severity": "high", "message": "m", "rule": "test-failure"}]},
+            "findings do not match",
+        ),
+    ],
+    ids=["float", "missing", "sum", "status", "findings"],
+)
+def test_untrustworthy_evidence_fails(change: dict, problem: str) -> None:
+    results = evaluate(TestsPolicy(), stage_evidence(**change))
+    assert list(results) == ["tests.evidence"]
+    outcome, reason = results["tests.evidence"]
+    assert outcome == "fail" and problem in reason

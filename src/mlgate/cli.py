@@ -89,6 +89,10 @@ def test(
 
     Exits 0 once evidence is written, whatever the tests found: the gate decides.
     """
+    from pydantic import ValidationError
+
+    from mlgate import config
+    from mlgate.errors import ConfigError
     from mlgate.stages.tests import TestsConfig
 
     cfg = _load_config(config_path)
@@ -107,9 +111,11 @@ def test(
         overrides["working_directory"] = working_directory
     if timeout is not None:
         overrides["timeout"] = timeout
-    _run_stage(
-        "tests", TestsConfig.model_validate(base.model_dump() | overrides), cfg, evidence_dir
-    )
+    try:
+        stage_config = TestsConfig.model_validate(base.model_dump() | overrides)
+    except ValidationError as exc:
+        raise ConfigError(config.describe(exc, "mlgate test options")) from None
+    _run_stage("tests", stage_config, cfg, evidence_dir)
 
 
 def _run_stage(name: str, stage_config: Any, cfg: Any, evidence_dir: Path | None) -> None:
@@ -118,7 +124,13 @@ def _run_stage(name: str, stage_config: Any, cfg: Any, evidence_dir: Path | None
     from mlgate.stages.interface import RunContext
 
     directory = evidence_dir or Path(cfg.evidence_dir)
-    result = STAGES[name].run(stage_config, RunContext(directory, cfg.digest))
+    started = evidence.now()
+    try:
+        result = STAGES[name].run(stage_config, RunContext(directory, cfg.digest))
+    except Exception as exc:
+        # Whatever went wrong, the gate must see this run's crash rather than an older
+        # document that may say "passed".
+        result = evidence.crashed(name, started, exc, cfg.digest)
     path = evidence.write(result, directory)
     click.echo(f"mlgate: {name}: {STAGES[name].summary(result)} -> {path}", err=True)
     actions_env.set_output("status", result.status)
@@ -247,7 +259,7 @@ def report(
     if artifact_name:
         cfg.report.artifact_name = artifact_name
     rep = model.load(cfg, verdict_path, evidence_dir or Path(cfg.evidence_dir))
-    delay = os.environ.get("MLGATE_WRITE_DELAY_SECONDS")
+    delay = _seconds_from_env("MLGATE_WRITE_DELAY_SECONDS")
     options = ReportOptions(
         output_dir=output_dir,
         settings=cfg.report,
@@ -256,7 +268,7 @@ def report(
         github_token=github_token,
         pr_number=pr_number,
         sha=sha,
-        write_delay=float(delay) if delay else cfg.report.write_delay_seconds,
+        write_delay=cfg.report.write_delay_seconds if delay is None else delay,
     )
     failed = False
     for sink in SINKS:
@@ -296,6 +308,19 @@ def config_schema() -> None:
     from mlgate import config
 
     click.echo(json.dumps(config.json_schema(), indent=2))
+
+
+def _seconds_from_env(name: str) -> float | None:
+    raw = os.environ.get(name)
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise MlgateError(f"{name} must be a number of seconds, not {raw!r}")
+    return value
 
 
 def _terminated(signum: int, frame: object) -> None:

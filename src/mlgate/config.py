@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
 from mlgate.errors import ConfigError
 from mlgate.stages import STAGES
@@ -28,18 +28,20 @@ class ReportConfig(BaseModel):
     )
     check_name: str = Field(
         default="mlgate",
-        min_length=1,
-        max_length=100,
-        description="Name of the aggregate check run; stage checks are '<check_name>/<stage>'.",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$",
+        description="Name of the aggregate check run; stage checks are '<check_name>/<stage>'. "
+        "It also keys the sticky comment: give each gating job of a repository its own.",
     )
     artifact_name: str = Field(
         default="mlgate-report",
+        min_length=1,
         description="Name of the workflow artifact holding the full report (named in "
         "truncation notices).",
     )
     write_delay_seconds: float = Field(
         default=1.0,
         ge=0,
+        allow_inf_nan=False,
         description="Pause between content-creating GitHub API requests, as GitHub asks "
         "integrations to do (env MLGATE_WRITE_DELAY_SECONDS overrides).",
     )
@@ -67,7 +69,9 @@ class MlgateConfig(BaseModel):
 
     version: Literal[1] = 1
     evidence_dir: str = Field(
-        default=".mlgate/evidence", description="Where stages write evidence."
+        default=".mlgate/evidence",
+        min_length=1,
+        description="Where stages write evidence, relative to the project directory.",
     )
     stages: StagesConfig = Field(  # type: ignore[valid-type]
         default_factory=StagesConfig,
@@ -77,6 +81,16 @@ class MlgateConfig(BaseModel):
         default_factory=PolicyConfig, description="Rules the gate applies per stage."
     )
     report: ReportConfig = Field(default_factory=ReportConfig)
+
+    @field_validator("evidence_dir")
+    @classmethod
+    def _inside_the_project(cls, value: str) -> str:
+        # The report artifact uploads the project's .mlgate/: evidence elsewhere would be
+        # missing from it (and from every later run's reach).
+        path = PurePosixPath(value)
+        if path.is_absolute() or ".." in path.parts:
+            raise ValueError("must be a relative path inside the project, without '..'")
+        return value
 
     def stage_config(self, name: str) -> StageConfig | None:
         section = getattr(self.stages, name)

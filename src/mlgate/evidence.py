@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from mlgate import __version__, actions_env
 from mlgate.errors import EvidenceError
@@ -73,6 +73,12 @@ class Evidence(BaseModel):
     )
     started_at: datetime
     finished_at: datetime
+
+    @field_validator("reason")
+    @classmethod
+    def _one_line(cls, value: str | None) -> str | None:
+        return " ".join(value.split()) if value is not None else None
+
     metrics: dict[str, MetricValue] = Field(default_factory=dict)
     findings: list[Finding] = Field(default_factory=list)
     artifacts: list[Artifact] = Field(default_factory=list)
@@ -100,6 +106,20 @@ def artifact(path: Path, description: str | None = None) -> Artifact:
         sha256=sha256_file(path),
         size=path.stat().st_size,
         description=description,
+    )
+
+
+def crashed(
+    stage: str, started: datetime, problem: BaseException, config_digest: str | None
+) -> Evidence:
+    """Error evidence for a stage that raised: the gate must see the crash, not old evidence."""
+    return Evidence(
+        stage=stage,
+        status="error",
+        reason=f"stage crashed: {type(problem).__name__}: {problem}"[:1000],
+        started_at=started,
+        finished_at=now(),
+        provenance=collect_provenance(config_digest, {}),
     )
 
 
@@ -167,15 +187,23 @@ def read(path: Path) -> Evidence:
         document = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise EvidenceError(f"{path}: not valid JSON: {exc}") from None
+    except RecursionError:
+        raise EvidenceError(f"{path}: not valid evidence: nested too deeply") from None
     _validate(path, document)
-    return Evidence.model_validate(document)
+    try:
+        return Evidence.model_validate(document)
+    except ValidationError as exc:
+        problem = exc.errors(include_url=False)[0]
+        where = "/".join(str(p) for p in problem["loc"]) or "(root)"
+        raise EvidenceError(f"{path}: invalid evidence at {where}: {problem['msg']}") from None
 
 
 @cache
 def _validator() -> Any:
     from jsonschema import Draft202012Validator
 
-    return Draft202012Validator(schema())
+    # Formats (date-time) are checked too: the schema promises them, readers rely on them.
+    return Draft202012Validator(schema(), format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
 def _validate(path: Path, document: object) -> None:

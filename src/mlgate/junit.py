@@ -117,38 +117,36 @@ def parse_junit(path: str | os.PathLike[str]) -> JUnitReport:
     return parse_junit_files([path])
 
 
-def parse_junit_files(paths: Sequence[str | os.PathLike[str]]) -> JUnitReport:
-    """Read several reports as one run.
+def parse_junit_files(
+    paths: Sequence[str | os.PathLike[str]],
+    reruns: Sequence[str | os.PathLike[str]] = (),
+) -> JUnitReport:
+    """Read several reports as one run, and optionally the reports of a re-run.
 
-    A test id reported by several files counts once: passed if any file passed it (flaky when
-    another failed or errored it, as a rerun report does), else the last file's result.
+    Every record counts: two reports naming the same test are two results, so a pass in one
+    can never hide a failure in another. A test that failed or errored in `paths` and passed
+    in one of `reruns` (e.g. pytest --last-failed) counts once, as passed and flaky.
     """
+    main, again = _unique(paths), _unique(reruns)
+    cases = [case for path in main for case in _read_file(path)]
+    if again:
+        passed_later = {
+            c.id: c for path in again for c in _read_file(path) if c.outcome == "passed"
+        }
+        cases = [
+            _flaky_pass(passed_later[c.id], c)
+            if c.outcome in _FAILING and c.id in passed_later
+            else c
+            for c in cases
+        ]
+    return JUnitReport(cases=tuple(cases), sources=tuple(main + again))
+
+
+def _unique(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]  # a lone path is a Sequence too, of characters
-    merged: dict[str, TestCase] = {}
-    for path in paths:
-        for case in _read_file(os.fspath(path)):
-            prior = merged.get(case.id)
-            merged[case.id] = case if prior is None else _merge_runs(prior, case)
-    return JUnitReport(cases=tuple(merged.values()), sources=tuple(os.fspath(p) for p in paths))
-
-
-# Which of two reports of one test, from different runs, stands: a pass beats a failure
-# (the failure was retried), and anything that ran beats a skip.
-_RUN_RANK = {"skipped": 0, "failed": 1, "error": 1, "passed": 2}
-# Which of two same-id records in one non-pytest file stands: they are distinct tests whose
-# names collide (jest titles, old Surefire parameterized names), so no failure may hide.
-_COLLISION_RANK = {"skipped": 0, "passed": 1, "failed": 2, "error": 2}
-
-
-def _merge_runs(prior: TestCase, later: TestCase) -> TestCase:
-    if _RUN_RANK[later.outcome] >= _RUN_RANK[prior.outcome]:
-        keep, other = later, prior
-    else:
-        keep, other = prior, later
-    if keep.outcome == "passed" and (other.outcome in _FAILING or other.flaky):
-        return _flaky_pass(keep, other)
-    return keep
+    # The same file named twice (a path and a glob that matches it) is one report.
+    return list(dict.fromkeys(os.fspath(p) for p in paths))
 
 
 def _flaky_pass(passed: TestCase, attempt: TestCase) -> TestCase:
@@ -160,17 +158,18 @@ def _flaky_pass(passed: TestCase, attempt: TestCase) -> TestCase:
 
 
 def _fold_file(cases: Iterable[TestCase], from_pytest: bool) -> Iterable[TestCase]:
+    if not from_pytest:
+        # Records sharing an id are distinct tests whose names collide (jest titles, old
+        # Surefire parameterized names): each counts, so no failure hides behind a pass.
+        return cases
     by_id: dict[str, TestCase] = {}
     for case in cases:
         prior = by_id.get(case.id)
-        if prior is None:
-            by_id[case.id] = case
-        elif from_pytest:
-            # pytest ids are unique, so a repeat is a pytest-rerunfailures attempt: it writes
-            # one record per attempt (earlier ones empty), and only failures are re-run.
-            by_id[case.id] = _flaky_pass(case, prior) if case.outcome == "passed" else case
-        elif _COLLISION_RANK[case.outcome] > _COLLISION_RANK[prior.outcome]:
-            by_id[case.id] = case
+        # pytest ids are unique, so a repeat is a pytest-rerunfailures attempt: it writes one
+        # record per attempt (earlier ones empty), and only failures are re-run.
+        if prior is not None and case.outcome == "passed":
+            case = _flaky_pass(case, prior)
+        by_id[case.id] = case
     return by_id.values()
 
 
@@ -333,7 +332,11 @@ def _seconds(raw: str | None) -> float:
         value = float(text)
     except ValueError:
         return 0.0
-    return value if math.isfinite(value) and value > 0 else 0.0
+    # No test runs for a year: a larger time is junk, and summing such values would overflow.
+    return value if math.isfinite(value) and 0 < value <= _MAX_SECONDS else 0.0
+
+
+_MAX_SECONDS = 365 * 24 * 3600.0
 
 
 def _line(raw: str | None, offset: int) -> int | None:

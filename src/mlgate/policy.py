@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from mlgate import actions_env
 from mlgate import evidence as ev
 from mlgate.config import MlgateConfig
+from mlgate.errors import EvidenceError, MlgateError
 from mlgate.stages import STAGES
 from mlgate.verdict import EvidenceRef, RuleResult, Verdict, worst
 
@@ -65,9 +67,12 @@ def evaluate(config: MlgateConfig, evidence_dir: Path) -> Verdict:
         EvidenceRef(stage=e.stage, path=str(p), sha256=ev.sha256_file(p), status=e.status)
         for p, e in found.values()
     ] + [EvidenceRef(stage=p.stem, path=str(p), sha256=None, status=None) for p, _ in broken]
+    run_id, attempt = os.environ.get("GITHUB_RUN_ID"), os.environ.get("GITHUB_RUN_ATTEMPT", "1")
     return Verdict(
         outcome=worst(r.outcome for r in rules),
         created_at=ev.now().isoformat(),
+        commit=actions_env.commit_under_test(),
+        run=f"{run_id}.{attempt}" if run_id else None,
         config_digest=config.digest,
         policy_digest=config.policy_digest,
         rules=rules,
@@ -85,16 +90,17 @@ def _expected_sha() -> str | None:
 
 
 def write(verdict: Verdict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(verdict.model_dump_json(indent=2), encoding="utf-8")
-    tmp.replace(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(verdict.model_dump_json(indent=2), encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        raise MlgateError(f"{path}: cannot write the verdict: {exc.strerror or exc}") from None
 
 
 def read(path: Path) -> Verdict:
     from pydantic import ValidationError
-
-    from mlgate.errors import EvidenceError
 
     try:
         return Verdict.model_validate_json(path.read_bytes())

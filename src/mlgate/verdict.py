@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Outcome = Literal["pass", "fail", "inconclusive"]
 
@@ -24,6 +24,13 @@ class RuleResult(BaseModel):
     outcome: Outcome
     reason: str = Field(description="One line a person can act on.")
 
+    @field_validator("reason")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        # Reasons quote evidence, which may quote tool output: keep them to one line, so
+        # nothing printed from them can start a line of its own (a workflow command).
+        return " ".join(value.split())
+
 
 class EvidenceRef(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -40,6 +47,8 @@ class Verdict(BaseModel):
     schema_version: str = VERDICT_SCHEMA_VERSION
     outcome: Outcome
     created_at: str
+    commit: str | None = Field(default=None, description="The commit the evidence is about.")
+    run: str | None = Field(default=None, description="Workflow run id and attempt.")
     config_digest: str
     policy_digest: str
     rules: list[RuleResult]

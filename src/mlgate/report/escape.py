@@ -42,6 +42,24 @@ def inline(text: str, limit: int = 1000) -> str:
     return "".join(escaped)
 
 
+def html_inline(text: str, limit: int = 1000) -> str:
+    """One line of untrusted text inside raw HTML in markdown (e.g. <summary>), where
+    markdown escapes would show as backslashes: HTML-escaped, mentions broken."""
+    text = " ".join(_CONTROL.sub("", text).split())
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return html.escape(_MENTION.sub(lambda m: m.group(1) + _WORD_JOINER, text), quote=True)
+
+
+def code(text: str, limit: int = 300) -> str:
+    """Untrusted text as an inline code span: nothing inside one is markup, so only the
+    backtick (which would end it) and line breaks need to go."""
+    text = " ".join(_CONTROL.sub("", text).split()).replace("`", "'")
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return f"`{text}`" if text else "` `"
+
+
 def block(text: str, limit: int = 4000) -> str:
     """Multi-line untrusted text as a preformatted HTML block inside markdown."""
     text = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))

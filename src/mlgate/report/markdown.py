@@ -20,15 +20,16 @@ def headline(report: Report) -> str:
     return f"{ICONS[outcome]} **{escape.inline(report.title)}: {LABELS[outcome]}**"
 
 
-def rules_table(report: Report, stages: Sequence[str]) -> str:
-    rows = ["| | Stage | Rule | Result |", "|---|---|---|---|"]
-    for rule in report.verdict.rules:
-        if rule.stage in stages:
-            rows.append(
-                f"| {ICONS[rule.outcome]} | {escape.inline(rule.stage)} | "
-                f"`{rule.rule}` | {escape.inline(rule.reason)} |"
-            )
-    return "\n".join(rows)
+def rules_table(report: Report, stages: Sequence[str], limit: int = CHECK_LIMIT) -> str:
+    rows = [
+        f"| {ICONS[rule.outcome]} | {escape.inline(rule.stage)} | "
+        f"{escape.code(rule.rule)} | {escape.inline(rule.reason)} |"
+        for rule in report.verdict.rules
+        if rule.stage in stages
+    ]
+    # The blank line ends the table before the notice.
+    notice = "\n" + truncation_notice(report)
+    return fit("| | Stage | Rule | Result |\n|---|---|---|---|", rows, limit, notice, "\n")
 
 
 def stages_table(report: Report) -> str:
@@ -45,12 +46,12 @@ def stages_table(report: Report) -> str:
 def finding_entry(finding: Finding) -> str:
     where = ""
     if finding.path:
-        where = f" — `{escape.inline(finding.path)}" + (
-            f":{finding.line}`" if finding.line else "`"
-        )
-    title = escape.inline(finding.title or finding.id, limit=300)
+        location = finding.path + (f":{finding.line}" if finding.line else "")
+        where = f" — {escape.code(location)}"
+    # <details> opens an HTML block up to the blank line: its text is HTML, not markdown.
+    title = escape.html_inline(finding.title or finding.id, limit=300)
     lines = [
-        f"<details><summary>{finding.severity}: {title}</summary>",
+        f"<details><summary>{escape.html_inline(finding.severity)}: {title}</summary>",
         "",
         f"{escape.inline(finding.message, limit=2000)}{where}",
         "",
@@ -61,7 +62,7 @@ def finding_entry(finding: Finding) -> str:
     return "\n".join(lines)
 
 
-def fit(head: str, entries: Sequence[str], limit: int, notice: str) -> str:
+def fit(head: str, entries: Sequence[str], limit: int, notice: str, separator: str = "\n\n") -> str:
     """`head` plus as many entries as fit in `limit` characters, and a notice if any were cut.
 
     The notice is formatted with the number of entries left out.
@@ -69,14 +70,14 @@ def fit(head: str, entries: Sequence[str], limit: int, notice: str) -> str:
     parts = [head]
     used = len(head)
     for index, entry in enumerate(entries):
-        cost = len(entry) + 2
+        cost = len(entry) + len(separator)
         reserve = len(notice) + 20 if index < len(entries) - 1 else 0
         if used + cost + reserve > limit:
             parts.append(notice.format(omitted=len(entries) - index))
             break
         parts.append(entry)
         used += cost
-    text = "\n\n".join(parts)
+    text = separator.join(parts)
     if len(text) > limit:  # the head alone was too long
         cut = notice.format(omitted=len(entries))
         text = text[: limit - len(cut) - 2] + "\n\n" + cut
@@ -84,7 +85,7 @@ def fit(head: str, entries: Sequence[str], limit: int, notice: str) -> str:
 
 
 def truncation_notice(report: Report) -> str:
-    where = f"the `{escape.inline(report.artifact_name)}` artifact"
+    where = f"the {escape.code(report.artifact_name)} artifact"
     if report.run_url:
         where += f" of [this run]({report.run_url})"
     return f"> **Truncated:** {{omitted}} more not shown here; the full report is in {where}."
@@ -111,13 +112,11 @@ def full(report: Report, limit: int, marker: str = "") -> str:
 
 def stage(report: Report, stage_name: str, limit: int = CHECK_LIMIT) -> tuple[str, str]:
     """Check-run summary and text for one stage."""
-    summary = "\n\n".join(
-        [
-            f"{ICONS[report.verdict.stage_outcome(stage_name)]} "
-            f"{escape.inline(report.stage_summary(stage_name))}",
-            rules_table(report, [stage_name]),
-        ]
-    )[:limit]
+    line = (
+        f"{ICONS[report.verdict.stage_outcome(stage_name)]} "
+        f"{escape.inline(report.stage_summary(stage_name))}"
+    )
+    summary = line + "\n\n" + rules_table(report, [stage_name], limit - len(line) - 2)
     entries = [finding_entry(f) for f in report.findings(stage_name)]
     text = fit("", entries, limit, truncation_notice(report)) if entries else ""
     return summary, text
@@ -131,7 +130,7 @@ def aggregate(report: Report, limit: int = CHECK_LIMIT) -> tuple[str, str]:
         limit,
         truncation_notice(report),
     )
-    return summary, rules_table(report, report.stages)[:limit]
+    return summary, rules_table(report, report.stages, limit)
 
 
 def _run_link(report: Report) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 from mlgate import actions_env, policy
 from mlgate import evidence as ev
 from mlgate.config import MlgateConfig
+from mlgate.errors import EvidenceError
 from mlgate.evidence import Evidence, Finding
 from mlgate.stages import STAGES
 from mlgate.verdict import Outcome, RuleResult, Verdict
@@ -45,8 +46,21 @@ class Report:
 
 
 def load(config: MlgateConfig, verdict_path: Path, evidence_dir: Path) -> Report:
+    """The verdict and the evidence it judged; refuses a verdict that is not this run's."""
     verdict = policy.read(verdict_path)
+    commit = actions_env.commit_under_test() if actions_env.in_actions() else None
+    if commit and verdict.commit != commit:
+        made = f"commit {verdict.commit[:12]}" if verdict.commit else "no recorded commit"
+        raise EvidenceError(
+            f"{verdict_path}: the verdict was made for {made}, not {commit[:12]}: run 'mlgate gate'"
+        )
     found, _ = ev.scan(evidence_dir)
+    judged = {ref.path: ref.sha256 for ref in verdict.evidence}
+    for path, _evidence in found.values():
+        if str(path) in judged and judged[str(path)] != ev.sha256_file(path):
+            raise EvidenceError(
+                f"{path}: changed since the gate judged it: run 'mlgate gate' again"
+            )
     return Report(
         verdict=verdict,
         evidence={name: evidence for name, (_, evidence) in found.items()},

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 from mlgate.report.interface import Delivery, ReportOptions, Sink
 from mlgate.report.model import ICONS, LABELS, Report
 
@@ -17,7 +19,17 @@ class TerminalSink(Sink):
         return True
 
     def deliver(self, report: Report, options: ReportOptions) -> Delivery:
-        render(report)
+        if not options.in_actions:
+            render(report)
+            return Delivery("printed")
+        # The report quotes test names and messages: in a workflow log, a wrapped line of them
+        # must not be read as a workflow command, so commands are off while it prints.
+        token = secrets.token_hex(16)
+        print(f"::stop-commands::{token}", flush=True)
+        try:
+            render(report)
+        finally:
+            print(f"::{token}::", flush=True)
         return Delivery("printed")
 
 

@@ -20,7 +20,7 @@ from mlgate.verdict import RuleResult
 class StageConfig(BaseModel):
     """Common keys of every `stages.<name>` section."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     enabled: bool = True
     timeout: float = Field(default=3600, gt=0, description="Seconds before the stage is an error.")

@@ -25,12 +25,20 @@ class TestsConfig(StageConfig):
     __test__ = False  # not a pytest test class, despite the name
     command: list[str] | None = Field(
         default=None,
+        min_length=1,
         description="Test command run before the reports are read (argv list or one string, "
         "split like a shell would, without a shell).",
     )
     junit: list[str] = Field(
         default_factory=lambda: [".mlgate/junit.xml"],
+        min_length=1,
         description="JUnit XML files or glob patterns, relative to working_directory.",
+    )
+
+    reruns: list[str] = Field(
+        default_factory=list,
+        description="JUnit XML files or globs of a re-run (e.g. pytest --last-failed): a test "
+        "that failed in the reports and passed here counts as passed and flaky.",
     )
 
     @field_validator("command", mode="before")
@@ -38,7 +46,7 @@ class TestsConfig(StageConfig):
     def _split_command(cls, value: object) -> object:
         return shlex.split(value) if isinstance(value, str) else value
 
-    @field_validator("junit", mode="before")
+    @field_validator("junit", "reruns", mode="before")
     @classmethod
     def _one_path(cls, value: object) -> object:
         return [value] if isinstance(value, str) else value
@@ -75,16 +83,17 @@ class TestsStage(Stage[TestsConfig, TestsPolicy]):
             if completed.problem:
                 return error(completed.problem)
             exit_code = completed.exit_code
-        paths = _expand(workdir, config.junit)
-        if not paths:
-            return error(f"no JUnit report found at {', '.join(config.junit)}")
+        paths, missing = _expand(workdir, config.junit)
+        if missing:
+            return error(f"no JUnit report found at {', '.join(missing)}")
+        reruns, _ = _expand(workdir, config.reruns)  # no rerun report: nothing was re-run
         if config.command:
-            stale = [p for p in paths if p.stat().st_mtime < started.timestamp() - 1]
+            stale = [p for p in paths + reruns if p.stat().st_mtime < started.timestamp() - 1]
             if stale:
                 # Reports left over from an earlier run would describe other code.
                 return error(f"JUnit report {stale[0]} was not written by the test command")
         try:
-            report = junit.parse_junit_files(paths)
+            report = junit.parse_junit_files(paths, reruns=reruns)
         except junit.JUnitError as exc:
             return error(str(exc))
         totals = report.totals
@@ -100,15 +109,28 @@ class TestsStage(Stage[TestsConfig, TestsPolicy]):
             exit_code=exit_code,
             report=report,
             workdir=workdir,
-            artifacts=[ev.artifact(p, "JUnit XML report") for p in paths],
+            artifacts=[ev.artifact(p, "JUnit XML report") for p in paths]
+            + [ev.artifact(p, "JUnit XML report of a re-run") for p in reruns],
         )
 
     def evaluate(self, policy: TestsPolicy, evidence: Evidence) -> list[RuleResult]:
         m = evidence.metrics
+        problem = _inconsistency(evidence)
+        if problem:
+            # Evidence edited by hand or written by something else: its numbers decide nothing.
+            return [
+                RuleResult(
+                    stage=self.name,
+                    rule="tests.evidence",
+                    outcome="fail",
+                    reason=f"tests: {problem}",
+                )
+            ]
 
         def count(key: str) -> int:
-            value = m.get(key)
-            return value if isinstance(value, int) else 0
+            value = m[key]
+            assert isinstance(value, int)  # checked by _inconsistency
+            return value
 
         def at_most(rule: str, noun: str, key: str, limit: int | None) -> RuleResult:
             found = count(key)
@@ -150,6 +172,33 @@ class TestsStage(Stage[TestsConfig, TestsPolicy]):
         return f"{m.get('tests', 0)} tests{took}: " + (", ".join(parts) or "none ran")
 
 
+_COUNTS = ("tests", "passed", "failed", "errors", "skipped", "flaky")
+
+
+def _inconsistency(evidence: Evidence) -> str | None:
+    """Why the evidence's numbers cannot be trusted, or None when they agree with each other."""
+    m = evidence.metrics
+    bad = [k for k in _COUNTS if type(m.get(k)) is not int or m[k] < 0]  # type: ignore[operator]
+    if bad:
+        return f"evidence lacks whole-number counts of {', '.join(bad)}"
+    counts = {k: int(m[k] or 0) for k in _COUNTS}
+    if (
+        counts["passed"] + counts["failed"] + counts["errors"] + counts["skipped"]
+        != counts["tests"]
+    ):
+        return "evidence counts do not add up to its number of tests"
+    failing = counts["failed"] + counts["errors"]
+    if (evidence.status == "failed") != (failing > 0):
+        return f"evidence status '{evidence.status}' contradicts its {failing} failing tests"
+    rules = [f.rule for f in evidence.findings]
+    if (
+        rules.count("test-failure") != counts["failed"]
+        or rules.count("test-error") != counts["errors"]
+    ):
+        return "evidence findings do not match its counts of failed and errored tests"
+    return None
+
+
 _SUMMARY_PARTS = (
     ("passed", "passed"),
     ("failed", "failed"),
@@ -159,8 +208,10 @@ _SUMMARY_PARTS = (
 )
 
 
-def _expand(workdir: Path, patterns: Sequence[str]) -> list[Path]:
+def _expand(workdir: Path, patterns: Sequence[str]) -> tuple[list[Path], list[str]]:
+    """The files the patterns name, and the patterns that named none."""
     paths: list[Path] = []
+    missing: list[str] = []
     for pattern in patterns:
         full = workdir / pattern
         matches = sorted(glob.glob(str(full), recursive=True)) if glob.has_magic(pattern) else []
@@ -168,7 +219,9 @@ def _expand(workdir: Path, patterns: Sequence[str]) -> list[Path]:
             paths.extend(Path(m) for m in matches)
         elif full.exists():
             paths.append(full)
-    return list(dict.fromkeys(paths))
+        else:
+            missing.append(pattern)
+    return list(dict.fromkeys(paths)), missing
 
 
 def _repo_path(workdir: Path, root: Path, file: str | None) -> str | None:
