@@ -227,3 +227,16 @@ def test_a_crashing_stage_leaves_error_evidence_not_old_evidence(
     assert evidence["status"] == "error"
     assert evidence["reason"] == "stage crashed: RuntimeError: disk on fire ::error::forged"
     assert mlgate("gate", cwd=tmp_path).returncode == 1
+
+
+def test_rerun_reports_turn_retried_failures_flaky(tmp_path: Path) -> None:
+    (tmp_path / "mlgate.yml").write_text("stages: {tests: {}}\npolicy: {tests: {max_flaky: 0}}\n")
+    first, rerun = DATA / "pytest_run1.xml", DATA / "pytest_run2_lastfailed.xml"
+    assert (
+        mlgate("test", "--junit", str(first), "--rerun-junit", str(rerun), cwd=tmp_path).returncode
+        == 0
+    )
+    evidence = json.loads((tmp_path / ".mlgate" / "evidence" / "tests.json").read_text())
+    assert evidence["metrics"]["flaky"] == 2 and evidence["metrics"]["failed"] == 1
+    gate = mlgate("gate", cwd=tmp_path)
+    assert gate.returncode == 1 and "fail  tests: 2 flaky, 0 allowed" in gate.stderr

@@ -282,3 +282,31 @@ def test_cli_report_unreachable_api_exits_4_and_keeps_local_reports(
     assert (tmp_path / ".mlgate" / "report.html").exists()
     assert "mlgate: failed" in (tmp_path / "summary.md").read_text()
     assert "verdict=fail" in (tmp_path / "out.txt").read_text()
+
+
+def test_a_refused_request_does_not_stop_the_rest(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gh: FakeGitHub
+) -> None:
+    from mlgate.github.client import Rejected
+
+    actions_env(monkeypatch, tmp_path, gh)
+    gh.inject(
+        "POST", "/repos/octo/model/check-runs", 422, times=1, body={"message": "Validation Failed"}
+    )
+    with pytest.raises(
+        Rejected, match="create check mlgate/tests: GitHub answered 422 Validation Failed"
+    ):
+        publish_now(make_report(tmp_path, failed=1))
+    assert [run["name"] for run in gh.check_runs(REPO)] == ["mlgate"]
+    assert len(gh.comments(REPO, 7)) == 1
+
+
+def test_bad_credentials_are_a_failure_not_a_fallback(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gh: FakeGitHub
+) -> None:
+    from mlgate.github.client import Rejected
+
+    actions_env(monkeypatch, tmp_path, gh)
+    with pytest.raises(Rejected, match="401"):
+        publish_now(make_report(tmp_path, failed=1), token="not-a-token")
+    assert gh.check_runs(REPO) == [] and gh.statuses(REPO, HEAD) == []

@@ -190,3 +190,26 @@ def test_untrustworthy_evidence_fails(change: dict, problem: str) -> None:
     assert list(results) == ["tests.evidence"]
     outcome, reason = results["tests.evidence"]
     assert outcome == "fail" and problem in reason
+
+
+def test_timeout_kills_a_process_group_that_ignores_sigterm(tmp_path: Path) -> None:
+    import time
+
+    pid_file = tmp_path / "pid"
+    script = f"trap '' TERM; sh -c 'trap \"\" TERM; echo $$ > {pid_file}; sleep 60' & wait"
+    started = time.monotonic()
+    evidence = run(tmp_path, command=["sh", "-c", script], timeout=1)
+    assert evidence.status == "error" and "timed out" in (evidence.reason or "")
+    assert time.monotonic() - started < 30
+    grandchild = int(pid_file.read_text())
+    time.sleep(0.2)
+    assert not running(grandchild)
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie waiting for init to reap it."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"

@@ -67,6 +67,13 @@ def cli() -> None:
     help="JUnit XML file or glob; repeatable [default: stages.tests.junit, .mlgate/junit.xml].",
 )
 @click.option(
+    "--rerun-junit",
+    "rerun_paths",
+    multiple=True,
+    help="JUnit XML file or glob of a re-run (e.g. pytest --last-failed); repeatable. A test "
+    "that failed in --junit reports and passed here counts as passed and flaky.",
+)
+@click.option(
     "--command",
     "command_line",
     default=None,
@@ -80,6 +87,7 @@ def test(
     config_path: Path | None,
     evidence_dir: Path | None,
     junit_paths: tuple[str, ...],
+    rerun_paths: tuple[str, ...],
     command_line: str | None,
     working_directory: str | None,
     timeout: float | None,
@@ -103,6 +111,8 @@ def test(
         # would write other reports (the contract: --junit ingests, -- CMD runs first).
         overrides["junit"] = list(junit_paths)
         overrides["command"] = None
+    if rerun_paths:
+        overrides["reruns"] = list(rerun_paths)
     if command and command_line:
         raise MlgateError("give the test command either after -- or with --command, not both")
     if command or command_line:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -29,7 +30,10 @@ def run(command: Sequence[str], cwd: Path, timeout: float) -> Completed:
     except NotADirectoryError:
         return Completed(None, f"working directory is not a directory: {cwd}")
     try:
-        return Completed(child.wait(timeout=timeout), None)
+        exit_code = child.wait(timeout=timeout)
+        # Anything the command left running in its group (a server a test forgot) ends too.
+        _signal_group(child.pid, signal.SIGKILL)
+        return Completed(exit_code, None)
     except subprocess.TimeoutExpired:
         _stop(child)
         return Completed(None, f"command timed out after {timeout:g} s: {' '.join(command)}")
@@ -39,14 +43,21 @@ def run(command: Sequence[str], cwd: Path, timeout: float) -> Completed:
 
 
 def _stop(child: subprocess.Popen[bytes]) -> None:
-    # The child leads its own session, so the signal reaches everything it started.
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(child.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
+    """Stop the child's whole process group: SIGTERM, a grace period, then SIGKILL for
+    whatever is left (a grandchild may ignore SIGTERM or outlive its parent)."""
+    # A second Ctrl-C or SIGTERM while waiting must not skip the SIGKILL.
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        _signal_group(child.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
             child.wait(timeout=_GRACE_SECONDS)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+        _signal_group(child.pid, signal.SIGKILL)
+        child.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _signal_group(group: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):  # the group may be gone already
+        os.killpg(group, sig)

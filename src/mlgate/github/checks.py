@@ -92,10 +92,16 @@ def publish(repo: Repository, context: GitHubContext, output: CheckOutput) -> Ch
     if existing is None:
         first = output.annotations[:ANNOTATIONS_PER_REQUEST]
         done = len(first) == len(output.annotations)
-        run = with_retry(
-            lambda: _create(repo, context, output, external_id, first, done),
-            f"create check {output.name}",
-        )
+        attempted = False
+
+        def create() -> CheckRun:
+            nonlocal attempted
+            # A 502 can arrive after GitHub made the run: on a retry, look before making another.
+            found = _find(repo, context.sha, output.name, external_id) if attempted else None
+            attempted = True
+            return found or _create(repo, context, output, external_id, first, done)
+
+        run = with_retry(create, f"create check {output.name}")
         if done:
             return run
         delivered = len(first)
@@ -137,10 +143,6 @@ def _create(
     batch: list[dict[str, Any]],
     done: bool,
 ) -> CheckRun:
-    # A 502 can arrive after GitHub made the run; look again before making another.
-    found = _find(repo, context.sha, output.name, external_id)
-    if found is not None:
-        return found
     extra: dict[str, Any] = _completion(output, context) if done else {"status": "in_progress"}
     if context.run_url:
         extra["details_url"] = context.run_url

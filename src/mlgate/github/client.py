@@ -20,17 +20,24 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 ATTEMPTS = 5
-# Cap on one wait: a report must not stall a job for minutes on a misbehaving server.
+# Caps on one wait and on all attempts of one operation: a report must not stall a job for
+# minutes on a misbehaving server.
 MAX_WAIT_SECONDS = 60.0
-REQUEST_TIMEOUT_SECONDS = 20
+OPERATION_BUDGET_SECONDS = 90.0
+REQUEST_TIMEOUT_SECONDS = 10
 
 
 class NotPermitted(Exception):
-    """The token may not do this (403 that is not a rate limit, or 401/404 on write)."""
+    """The token may not do this: 403 that is not a rate limit (a personal token creating
+    check runs, a fork's read-only token). Publishing falls back to what is allowed."""
+
+
+class Rejected(Exception):
+    """GitHub refused the request (401, 404, 422, ...): this operation failed, others may not."""
 
 
 class Unreachable(Exception):
-    """GitHub could not be reached, or kept failing, after every retry."""
+    """GitHub could not be reached, or kept failing, after every retry: stop publishing."""
 
 
 def connect(context: GitHubContext, write_delay: float) -> Github:
@@ -52,24 +59,24 @@ def with_retry(operation: Callable[[], T], what: str) -> T:
     import requests
     from github.GithubException import GithubException
 
+    deadline = time.monotonic() + OPERATION_BUDGET_SECONDS
     for attempt in range(1, ATTEMPTS + 1):
         try:
             return operation()
         except GithubException as exc:
             wait = _retry_wait(exc, attempt)
             if wait is None:
-                if exc.status in (401, 403, 404):
-                    raise NotPermitted(f"{what}: {exc.status} {_message(exc)}") from None
-                raise Unreachable(f"{what}: GitHub answered {exc.status} {_message(exc)}") from None
+                message = f"{what}: GitHub answered {exc.status} {_message(exc)}"
+                raise (NotPermitted if exc.status == 403 else Rejected)(message) from None
             failure = f"{exc.status} {_message(exc)}"
         except requests.RequestException as exc:
             # Connection failures get short waits: an unreachable server should fail in seconds.
             wait = 0.25 * 2.0 ** (attempt - 1)
             failure = type(exc).__name__
-        if attempt == ATTEMPTS:
+        if attempt == ATTEMPTS or time.monotonic() + wait > deadline:
             break
         time.sleep(wait)
-    raise Unreachable(f"{what}: gave up after {ATTEMPTS} attempts (last: {failure})")
+    raise Unreachable(f"{what}: gave up after {attempt} attempts (last: {failure})")
 
 
 def _retry_wait(exc: GithubException, attempt: int) -> float | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
+from mlgate.config import CommentMode
 from mlgate.github.client import with_retry
 
 if TYPE_CHECKING:
@@ -11,7 +12,6 @@ if TYPE_CHECKING:
     from github.IssueComment import IssueComment
     from github.Repository import Repository
 
-CommentMode = Literal["always", "on-change", "on-failure", "off"]
 Action = Literal["created", "updated", "unchanged", "skipped"]
 
 

@@ -9,13 +9,18 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from mlgate.config import ReportConfig
 from mlgate.github import checks, comments, statuses
-from mlgate.github.client import NotPermitted, connect
+from mlgate.github.client import NotPermitted, Rejected, connect
 from mlgate.github.context import GitHubContext
 from mlgate.report import markdown
 from mlgate.report.model import LABELS, Report
+
+if TYPE_CHECKING:
+    from github import Github
+    from github.Repository import Repository
 
 
 @dataclass
@@ -65,47 +70,75 @@ def verdict_digest(report: Report) -> str:
 def publish(
     report: Report, context: GitHubContext, config: ReportConfig, write_delay: float
 ) -> Published:
+    """Publish everything it can. Raises Unreachable when GitHub cannot be reached (nothing
+    more is tried), or Rejected after trying the rest when some requests were refused."""
     gh = connect(context, write_delay)
     repo = gh.get_repo(context.repository)
     done = Published()
+    refused: list[str] = []
     check_outputs = outputs(report, config.check_name)
     try:
         for output in check_outputs:
-            checks.publish(repo, context, output)
-            done.checks.append(output.name)
+            try:
+                checks.publish(repo, context, output)
+                done.checks.append(output.name)
+            except Rejected as exc:
+                refused.append(str(exc))
     except NotPermitted as exc:
         done.warnings.append(
             f"cannot create check runs ({exc}); falling back to commit statuses. Give the "
             "workflow 'checks: write', or use the workflow_run pattern for fork pull requests."
         )
-        try:
-            for output in check_outputs:
-                statuses.publish(repo, context, output.name, output.outcome, output.title)
-                done.statuses.append(output.name)
-        except NotPermitted as exc2:
-            done.warnings.append(
-                f"cannot set commit statuses either ({exc2}); the verdict is in the job "
-                "summary and the report artifact only."
-            )
+        _fall_back_to_statuses(repo, context, check_outputs, done, refused)
     if context.pr_number is not None:
-        digest = verdict_digest(report)
-        tag = comments.marker(config.check_name)
-        body = markdown.full(
-            report,
-            markdown.COMMENT_LIMIT,
-            marker=tag + "\n" + comments.digest_marker(digest),
-        )
         try:
-            done.comment = comments.upsert(
-                gh,
-                repo,
-                context.pr_number,
-                config.check_name,
-                body,
-                digest,
-                failing=report.verdict.outcome != "pass",
-                mode=config.comment,
-            )
+            done.comment = _comment(gh, repo, report, context.pr_number, config)
         except NotPermitted as exc:
             done.warnings.append(f"cannot comment on the pull request ({exc})")
+        except Rejected as exc:
+            refused.append(str(exc))
+    if refused:
+        raise Rejected("; ".join(refused))
     return done
+
+
+def _fall_back_to_statuses(
+    repo: Repository,
+    context: GitHubContext,
+    check_outputs: list[checks.CheckOutput],
+    done: Published,
+    refused: list[str],
+) -> None:
+    try:
+        for output in check_outputs:
+            try:
+                statuses.publish(repo, context, output.name, output.outcome, output.title)
+                done.statuses.append(output.name)
+            except Rejected as exc:
+                refused.append(str(exc))
+    except NotPermitted as exc:
+        done.warnings.append(
+            f"cannot set commit statuses either ({exc}); the verdict is in the job "
+            "summary and the report artifact only."
+        )
+
+
+def _comment(
+    gh: Github, repo: Repository, report: Report, number: int, config: ReportConfig
+) -> comments.Action:
+    digest = verdict_digest(report)
+    body = markdown.full(
+        report,
+        markdown.COMMENT_LIMIT,
+        marker=comments.marker(config.check_name) + "\n" + comments.digest_marker(digest),
+    )
+    return comments.upsert(
+        gh,
+        repo,
+        number,
+        config.check_name,
+        body,
+        digest,
+        failing=report.verdict.outcome != "pass",
+        mode=config.comment,
+    )

@@ -19,12 +19,12 @@ class GitHubSink(Sink):
                 ["no GitHub token: the verdict is in the job summary and the report only"],
             )
         from mlgate.github import context, publish
-        from mlgate.github.client import Unreachable
+        from mlgate.github.client import Rejected, Unreachable
 
         ctx = context.from_env(options.github_token, options.pr_number, options.sha)
         try:
             done = publish.publish(report, ctx, options.settings, options.write_delay)
-        except Unreachable as exc:
+        except (Unreachable, Rejected) as exc:
             raise DeliveryFailed(f"could not publish to GitHub: {exc}") from None
         published = ", ".join(done.checks or done.statuses) or "no checks"
         return Delivery(f"published {published}; comment {done.comment}", done.warnings)

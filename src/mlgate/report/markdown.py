@@ -11,13 +11,17 @@ from mlgate.report.model import ICONS, LABELS, Report
 # GitHub's limits: check-run summary/text and issue comments 65,535 characters.
 CHECK_LIMIT = 65_535
 COMMENT_LIMIT = 65_535
-# The job summary takes 1 MiB per step; stay well clear of the byte limit.
-SUMMARY_LIMIT = 500_000
+# The job summary takes 1 MiB per step; limits here count characters, and a character takes
+# at most 4 bytes in UTF-8.
+SUMMARY_LIMIT = 250_000
 
 
 def headline(report: Report) -> str:
     outcome = report.verdict.outcome
-    return f"{ICONS[outcome]} **{escape.inline(report.title)}: {LABELS[outcome]}**"
+    line = f"{ICONS[outcome]} **{escape.inline(report.title)}: {LABELS[outcome]}**"
+    commit = report.verdict.commit
+    # Which commit the verdict is about: a comment updated in place must say so.
+    return line + (f" for {escape.code(commit[:12])}" if commit else "")
 
 
 def rules_table(report: Report, stages: Sequence[str], limit: int = CHECK_LIMIT) -> str:

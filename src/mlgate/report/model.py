@@ -11,7 +11,7 @@ from mlgate.config import MlgateConfig
 from mlgate.errors import EvidenceError
 from mlgate.evidence import Evidence, Finding
 from mlgate.stages import STAGES
-from mlgate.verdict import Outcome, RuleResult, Verdict
+from mlgate.verdict import Outcome, Verdict
 
 ICONS: dict[Outcome, str] = {"pass": "✅", "fail": "❌", "inconclusive": "⚠️"}
 LABELS: dict[Outcome, str] = {"pass": "passed", "fail": "failed", "inconclusive": "inconclusive"}
@@ -25,9 +25,6 @@ class Report:
     artifact_name: str
     run_url: str | None = None
     stages: list[str] = field(default_factory=list)
-
-    def rules(self, stage: str) -> list[RuleResult]:
-        return [r for r in self.verdict.rules if r.stage == stage]
 
     def findings(self, stage: str) -> list[Finding]:
         found = self.evidence.get(stage)
