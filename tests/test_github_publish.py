@@ -310,3 +310,39 @@ def test_bad_credentials_are_a_failure_not_a_fallback(
     with pytest.raises(Rejected, match="401"):
         publish_now(make_report(tmp_path, failed=1), token="not-a-token")
     assert gh.check_runs(REPO) == [] and gh.statuses(REPO, HEAD) == []
+
+
+def test_workflow_run_job_publishes_another_runs_results(tmp_path: Path, gh: FakeGitHub) -> None:
+    import os
+
+    (tmp_path / "mlgate.yml").write_text("stages: {tests: {junit: j.xml}}\n")
+    junit_xml(tmp_path / "j.xml", passed=2, failed=1)
+    base = {"PATH": os.environ["PATH"], "GITHUB_ACTIONS": "true", "GITHUB_REPOSITORY": REPO}
+    # The untrusted pull_request job: evidence about the PR head.
+    (tmp_path / "pr.json").write_text(
+        json.dumps({"pull_request": {"number": 7, "head": {"sha": HEAD}}})
+    )
+    fork = base | {
+        "GITHUB_EVENT_NAME": "pull_request",
+        "GITHUB_EVENT_PATH": str(tmp_path / "pr.json"),
+        "GITHUB_SHA": MERGE,
+    }
+    assert run_cli("run", cwd=tmp_path, env=fork).returncode == 0
+    # The workflow_run job: GITHUB_SHA is the base branch's; MLGATE_SHA/PR name the PR.
+    (tmp_path / "run.json").write_text(json.dumps({"workflow_run": {"head_sha": HEAD}}))
+    publisher = base | {
+        "GITHUB_EVENT_NAME": "workflow_run",
+        "GITHUB_EVENT_PATH": str(tmp_path / "run.json"),
+        "GITHUB_SHA": "e" * 40,
+        "GITHUB_API_URL": gh.url,
+        "GITHUB_TOKEN": TOKEN,
+        "MLGATE_SHA": HEAD,
+        "MLGATE_PR": "7",
+        "MLGATE_WRITE_DELAY_SECONDS": "0",
+    }
+    gate = run_cli("gate", cwd=tmp_path, env=publisher)
+    assert gate.returncode == 1 and "tests: 1 failed, 0 allowed" in gate.stderr
+    report = run_cli("report", cwd=tmp_path, env=publisher)
+    assert report.returncode == 0, report.stderr
+    assert {run["head_sha"] for run in gh.check_runs(REPO)} == {HEAD}
+    assert len(gh.comments(REPO, 7)) == 1

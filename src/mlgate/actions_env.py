@@ -38,12 +38,18 @@ def pull_request(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def pr_number(payload: dict[str, Any]) -> int | None:
+    """MLGATE_PR when set (see commit_under_test), else the pull request of the event."""
+    if os.environ.get("MLGATE_PR", "").isdigit():
+        return int(os.environ["MLGATE_PR"])
     number = pull_request(payload).get("number")
     return number if isinstance(number, int) else None
 
 
 def commit_under_test(payload: dict[str, Any] | None = None) -> str | None:
-    """The PR's head commit (GITHUB_SHA is the merge commit on pull_request), else GITHUB_SHA."""
+    """MLGATE_SHA when set (a workflow_run job publishing another run's results), else the
+    PR's head commit (GITHUB_SHA is the merge commit on pull_request), else GITHUB_SHA."""
+    if os.environ.get("MLGATE_SHA"):
+        return os.environ["MLGATE_SHA"]
     head = pull_request(event_payload() if payload is None else payload).get("head")
     sha = head.get("sha") if isinstance(head, dict) else None
     return sha if isinstance(sha, str) and sha else os.environ.get("GITHUB_SHA")

@@ -228,11 +228,17 @@ def gate(config_path: Path | None, evidence_dir: Path | None, output: Path) -> N
     "--pr",
     "pr_number",
     type=int,
+    envvar="MLGATE_PR",
+    show_envvar=True,
     default=None,
     help="Pull request to comment on [default: from the event payload].",
 )
 @click.option(
-    "--sha", default=None, help="Commit to report on [default: the PR head or GITHUB_SHA]."
+    "--sha",
+    envvar="MLGATE_SHA",
+    show_envvar=True,
+    default=None,
+    help="Commit the verdict is about and checks go on [default: the PR head or GITHUB_SHA].",
 )
 @click.option(
     "--comment",
@@ -268,7 +274,7 @@ def report(
         cfg.report.comment = comment
     if artifact_name:
         cfg.report.artifact_name = artifact_name
-    rep = model.load(cfg, verdict_path, evidence_dir or Path(cfg.evidence_dir))
+    rep = model.load(cfg, verdict_path, evidence_dir or Path(cfg.evidence_dir), sha)
     delay = _seconds_from_env("MLGATE_WRITE_DELAY_SECONDS")
     options = ReportOptions(
         output_dir=output_dir,

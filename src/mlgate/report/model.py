@@ -42,10 +42,14 @@ class Report:
         return known.title if known else stage
 
 
-def load(config: MlgateConfig, verdict_path: Path, evidence_dir: Path) -> Report:
-    """The verdict and the evidence it judged; refuses a verdict that is not this run's."""
+def load(
+    config: MlgateConfig, verdict_path: Path, evidence_dir: Path, commit: str | None = None
+) -> Report:
+    """The verdict and the evidence it judged; refuses a verdict about another commit than
+    `commit` (default: the commit under test, inside GitHub Actions)."""
     verdict = policy.read(verdict_path)
-    commit = actions_env.commit_under_test() if actions_env.in_actions() else None
+    if commit is None and actions_env.in_actions():
+        commit = actions_env.commit_under_test()
     if commit and verdict.commit != commit:
         made = f"commit {verdict.commit[:12]}" if verdict.commit else "no recorded commit"
         raise EvidenceError(
