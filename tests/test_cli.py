@@ -240,3 +240,14 @@ def test_rerun_reports_turn_retried_failures_flaky(tmp_path: Path) -> None:
     assert evidence["metrics"]["flaky"] == 2 and evidence["metrics"]["failed"] == 1
     gate = mlgate("gate", cwd=tmp_path)
     assert gate.returncode == 1 and "fail  tests: 2 flaky, 0 allowed" in gate.stderr
+
+
+def test_bench_command_ingests_without_running_the_configured_command(tmp_path: Path) -> None:
+    (tmp_path / "mlgate.yml").write_text("stages:\n  bench:\n    command: definitely-not-a-command\n")
+    fixture = DATA.parent / "bench" / "pytest-benchmark.json"
+    result = mlgate("bench", "--json", str(fixture), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    evidence = json.loads((tmp_path / ".mlgate" / "evidence" / "bench.json").read_text())
+    assert evidence["status"] == "passed" and evidence["metrics"]["benchmarks"] == 3
+    result = mlgate("bench", cwd=tmp_path)
+    assert result.returncode == 4 and "command not found: definitely-not-a-command" in result.stderr

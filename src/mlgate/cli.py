@@ -57,6 +57,68 @@ def cli() -> None:
     """mlgate: evidence-backed gates for deploying ML models."""
 
 
+def _command_options(function: F) -> F:
+    """Options every stage that runs a command shares."""
+    for decorator in reversed(
+        [
+            click.option(
+                "--command",
+                "command_line",
+                default=None,
+                help="Command as one string, split like a shell would (no shell is used); "
+                "an alternative to COMMAND after --.",
+            ),
+            click.option(
+                "--working-directory", default=None, help="Where the command runs and paths start."
+            ),
+            click.option(
+                "--timeout", type=float, default=None, help="Seconds before the stage is stopped."
+            ),
+            click.argument("command", nargs=-1, type=click.UNPROCESSED),
+        ]
+    ):
+        function = decorator(function)
+    return function
+
+
+def _stage_config(
+    name: str,
+    cfg: Any,
+    reports: dict[str, list[str]],
+    command_line: str | None,
+    command: tuple[str, ...],
+    working_directory: str | None,
+    timeout: float | None,
+) -> Any:
+    """The stage's config section from mlgate.yml, overridden by the command line."""
+    from pydantic import ValidationError
+
+    from mlgate import config
+    from mlgate.errors import ConfigError
+    from mlgate.stages import STAGES
+
+    model = STAGES[name].config_model
+    base = cfg.stage_config(name) or model()
+    overrides: dict[str, Any] = {}
+    if any(reports.values()):
+        # Reports named on the command line are ingested as they are: the config's command
+        # would write other reports (the contract: --junit/--json ingest, -- CMD runs first).
+        overrides |= {key: paths for key, paths in reports.items() if paths}
+        overrides["command"] = None
+    if command and command_line:
+        raise MlgateError("give the command either after -- or with --command, not both")
+    if command or command_line:
+        overrides["command"] = list(command) if command else command_line
+    if working_directory is not None:
+        overrides["working_directory"] = working_directory
+    if timeout is not None:
+        overrides["timeout"] = timeout
+    try:
+        return model.model_validate(base.model_dump(by_alias=True) | overrides)
+    except ValidationError as exc:
+        raise ConfigError(config.describe(exc, f"mlgate {name} options")) from None
+
+
 @cli.command(context_settings={"ignore_unknown_options": True})
 @_config_option
 @_evidence_option
@@ -73,16 +135,7 @@ def cli() -> None:
     help="JUnit XML file or glob of a re-run (e.g. pytest --last-failed); repeatable. A test "
     "that failed in --junit reports and passed here counts as passed and flaky.",
 )
-@click.option(
-    "--command",
-    "command_line",
-    default=None,
-    help="Test command as one string, split like a shell would (no shell is used); "
-    "an alternative to COMMAND after --.",
-)
-@click.option("--working-directory", default=None, help="Where the command runs and paths start.")
-@click.option("--timeout", type=float, default=None, help="Seconds before the command is stopped.")
-@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@_command_options
 def test(
     config_path: Path | None,
     evidence_dir: Path | None,
@@ -97,35 +150,40 @@ def test(
 
     Exits 0 once evidence is written, whatever the tests found: the gate decides.
     """
-    from pydantic import ValidationError
-
-    from mlgate import config
-    from mlgate.errors import ConfigError
-    from mlgate.stages.tests import TestsConfig
-
     cfg = _load_config(config_path)
-    base = cfg.stages.tests or TestsConfig()
-    overrides: dict[str, Any] = {}
-    if junit_paths:
-        # Reports named on the command line are ingested as they are: the config's command
-        # would write other reports (the contract: --junit ingests, -- CMD runs first).
-        overrides["junit"] = list(junit_paths)
-        overrides["command"] = None
-    if rerun_paths:
-        overrides["reruns"] = list(rerun_paths)
-    if command and command_line:
-        raise MlgateError("give the test command either after -- or with --command, not both")
-    if command or command_line:
-        overrides["command"] = list(command) if command else command_line
-    if working_directory is not None:
-        overrides["working_directory"] = working_directory
-    if timeout is not None:
-        overrides["timeout"] = timeout
-    try:
-        stage_config = TestsConfig.model_validate(base.model_dump() | overrides)
-    except ValidationError as exc:
-        raise ConfigError(config.describe(exc, "mlgate test options")) from None
-    _run_stage("tests", stage_config, cfg, evidence_dir)
+    reports = {"junit": list(junit_paths), "reruns": list(rerun_paths)}
+    stage = _stage_config("tests", cfg, reports, command_line, command, working_directory, timeout)
+    _run_stage("tests", stage, cfg, evidence_dir)
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@_config_option
+@_evidence_option
+@click.option(
+    "--json",
+    "json_paths",
+    multiple=True,
+    help="pytest-benchmark JSON file or glob; repeatable "
+    "[default: stages.bench.json, .mlgate/benchmark.json].",
+)
+@_command_options
+def bench(
+    config_path: Path | None,
+    evidence_dir: Path | None,
+    json_paths: tuple[str, ...],
+    command_line: str | None,
+    working_directory: str | None,
+    timeout: float | None,
+    command: tuple[str, ...],
+) -> None:
+    """Run the benchmark COMMAND (after --) and/or ingest pytest-benchmark JSON into evidence.
+
+    Exits 0 once evidence is written, whatever the benchmarks measured: the gate decides.
+    """
+    cfg = _load_config(config_path)
+    reports = {"json": list(json_paths)}
+    stage = _stage_config("bench", cfg, reports, command_line, command, working_directory, timeout)
+    _run_stage("bench", stage, cfg, evidence_dir)
 
 
 def _run_stage(name: str, stage_config: Any, cfg: Any, evidence_dir: Path | None) -> None:

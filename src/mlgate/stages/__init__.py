@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlgate.stages.bench import BenchStage
 from mlgate.stages.interface import Stage
 from mlgate.stages.tests import TestsStage
 
-STAGES: dict[str, Stage[Any, Any]] = {stage.name: stage for stage in (TestsStage(),)}
+STAGES: dict[str, Stage[Any, Any]] = {
+    stage.name: stage
+    for stage in (
+        TestsStage(),
+        BenchStage(),
+    )
+}
