@@ -243,7 +243,9 @@ def test_rerun_reports_turn_retried_failures_flaky(tmp_path: Path) -> None:
 
 
 def test_bench_command_ingests_without_running_the_configured_command(tmp_path: Path) -> None:
-    (tmp_path / "mlgate.yml").write_text("stages:\n  bench:\n    command: definitely-not-a-command\n")
+    (tmp_path / "mlgate.yml").write_text(
+        "stages:\n  bench:\n    command: definitely-not-a-command\n"
+    )
     fixture = DATA.parent / "bench" / "pytest-benchmark.json"
     result = mlgate("bench", "--json", str(fixture), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -251,3 +253,40 @@ def test_bench_command_ingests_without_running_the_configured_command(tmp_path: 
     assert evidence["status"] == "passed" and evidence["metrics"]["benchmarks"] == 3
     result = mlgate("bench", cwd=tmp_path)
     assert result.returncode == 4 and "command not found: definitely-not-a-command" in result.stderr
+
+
+def write_samples(path: Path, seed: int, n: int, scale: float = 1.0) -> Path:
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    values = rng.lognormal(np.log(20), 0.3, n) * scale
+    path.write_text("# latency in ms\n" + "\n".join(f"{v:.4f}" for v in values) + "\n")
+    return path
+
+
+def test_compare_exit_codes_and_json(tmp_path: Path) -> None:
+    base = write_samples(tmp_path / "base.txt", 1, 5000)
+    same = write_samples(tmp_path / "same.txt", 2, 5000)
+    slow = write_samples(tmp_path / "slow.txt", 3, 5000, scale=1.3)
+    assert mlgate("compare", str(base), str(same), cwd=tmp_path).returncode == 0
+    result = mlgate("compare", str(base), str(slow), "--metric", "p95", "--json", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    (entry,) = json.loads(result.stdout)["metrics"]
+    assert entry["metric"] == "p95" and entry["decision"] == "regression"
+    assert 0 < entry["ci"][0] < entry["relative_change"] < entry["ci"][1]
+    assert 0 <= entry["p_value"] < 0.05
+    small_a = write_samples(tmp_path / "a.txt", 4, 40)
+    small_b = write_samples(tmp_path / "b.txt", 5, 40)
+    result = mlgate(
+        "compare", str(small_a), str(small_b), "--metric", "p99", "--tolerance", "5%", cwd=tmp_path
+    )
+    assert result.returncode == 3 and "inconclusive" in result.stdout
+
+
+def test_compare_bad_input_is_one_line(tmp_path: Path) -> None:
+    base = write_samples(tmp_path / "base.txt", 1, 100)
+    (tmp_path / "bad.txt").write_text("12.5\nfast\n")
+    result = mlgate("compare", str(base), str(tmp_path / "bad.txt"), cwd=tmp_path)
+    assert result.returncode == 2 and "bad.txt" in one_line_error(result)
+    result = mlgate("compare", str(base), str(base), "--tolerance", "lots", cwd=tmp_path)
+    assert result.returncode == 2 and "not a percentage" in one_line_error(result)

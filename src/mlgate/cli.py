@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sys
 from collections.abc import Callable
@@ -186,6 +187,77 @@ def bench(
     _run_stage("bench", stage, cfg, evidence_dir)
 
 
+@cli.command()
+@_config_option
+@_evidence_option
+@click.option(
+    "--url", default=None, help="Base URL of the running server [default: stages.load.url]."
+)
+@click.option(
+    "--path", "endpoint", default=None, help="Endpoint to post to [default: /invocations]."
+)
+@click.option("--payload", default=None, help="JSON-lines file: one request body per line.")
+@click.option("--locustfile", default=None, help="A locust scenario instead of the built-in one.")
+@click.option("--duration", type=float, default=None, help="Seconds measured [default: 30].")
+@click.option(
+    "--warmup", type=float, default=None, help="Seconds of load not measured [default: 5]."
+)
+@click.option("--users", type=int, default=None, help="Closed loop: concurrent users [default: 4].")
+@click.option("--rate", type=float, default=None, help="Open loop: requests per second.")
+@click.option("--working-directory", default=None, help="Where relative paths start.")
+@click.option("--timeout", type=float, default=None, help="Seconds before the stage is stopped.")
+def load(
+    config_path: Path | None,
+    evidence_dir: Path | None,
+    url: str | None,
+    endpoint: str | None,
+    payload: str | None,
+    locustfile: str | None,
+    duration: float | None,
+    warmup: float | None,
+    users: int | None,
+    rate: float | None,
+    working_directory: str | None,
+    timeout: float | None,
+) -> None:
+    """Load a running model server with locust and write load evidence.
+
+    Closed loop with --users, open loop with --rate (latency counted from each request's
+    scheduled time, so queueing is not hidden). Exits 0 once evidence is written.
+    """
+    from pydantic import ValidationError
+
+    from mlgate import config
+    from mlgate.errors import ConfigError
+    from mlgate.stages.load import LoadConfig
+
+    if users is not None and rate is not None:
+        raise MlgateError("give --users (closed loop) or --rate (open loop), not both")
+    cfg = _load_config(config_path)
+    base = cfg.stage_config("load")
+    options = {
+        "url": url,
+        "path": endpoint,
+        "payload": payload,
+        "locustfile": locustfile,
+        "duration": duration,
+        "warmup": warmup,
+        "working_directory": working_directory,
+        "timeout": timeout,
+    }
+    overrides: dict[str, Any] = {key: value for key, value in options.items() if value is not None}
+    # One mode from the command line replaces the config's mode.
+    if users is not None:
+        overrides |= {"users": users, "rate": None}
+    if rate is not None:
+        overrides |= {"rate": rate, "users": None}
+    try:
+        stage_config = LoadConfig.model_validate((base.model_dump() if base else {}) | overrides)
+    except ValidationError as exc:
+        raise ConfigError(config.describe(exc, "mlgate load options")) from None
+    _run_stage("load", stage_config, cfg, evidence_dir)
+
+
 def _run_stage(name: str, stage_config: Any, cfg: Any, evidence_dir: Path | None) -> None:
     from mlgate import evidence
     from mlgate.stages import STAGES
@@ -359,6 +431,89 @@ def report(
         click.echo(f"mlgate: report: {sink.name}: {delivery.done}", err=True)
     if failed:
         sys.exit(EXIT_PUBLISH_FAILED)
+
+
+def _fraction(text: str) -> float:
+    """'10%' or '0.1' as 0.1."""
+    raw = text.strip()
+    try:
+        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is not a percentage like 10% or a fraction like 0.1"
+        ) from None
+    if not 0 <= value < 10:
+        raise click.BadParameter(f"{text!r} is out of range")
+    return value
+
+
+@cli.command()
+@click.argument("baseline", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("candidate", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--metric",
+    "metrics",
+    multiple=True,
+    type=click.Choice(["p50", "p90", "p95", "p99", "mean"]),
+    help="Statistic to compare; repeatable [default: p50, p95, mean; p99 needs tens of "
+    "thousands of samples per side to decide].",
+)
+@click.option(
+    "--tolerance",
+    default="10%",
+    show_default=True,
+    help="Practical tolerance: a change within it is 'no change' (e.g. 10% or 0.1).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+def compare(
+    baseline: Path, candidate: Path, metrics: tuple[str, ...], tolerance: str, as_json: bool
+) -> None:
+    """Compare latency samples of BASELINE and CANDIDATE (evidence or raw sample files).
+
+    Decides regression, improvement, no change or inconclusive per metric from a bootstrap
+    confidence interval of the relative change and a Mann-Whitney U test (false-discovery
+    rate controlled across metrics). Exit 0 no regression, 1 regression, 3 inconclusive.
+    """
+    from mlgate import samples, stats
+
+    tol = _fraction(tolerance)
+    base, cand = samples.read_samples(baseline), samples.read_samples(candidate)
+    results = stats.compare(
+        base.values,
+        cand.values,
+        metrics=list(metrics) or list(stats.DEFAULT_METRICS),
+        tolerance=tol,
+    )
+    if as_json:
+        click.echo(json.dumps({"metrics": [r.as_json() for r in results]}, indent=2))
+    else:
+        _print_comparison(results, tol, len(base.values), len(cand.values))
+    decisions = {r.decision for r in results}
+    sys.exit(1 if "regression" in decisions else 3 if "inconclusive" in decisions else 0)
+
+
+def _print_comparison(results: Any, tolerance: float, n_base: int, n_cand: int) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(
+        title=f"baseline n={n_base}, candidate n={n_cand}, tolerance ±{tolerance:.0%}",
+        title_justify="left",
+    )
+    for column in ("metric", "baseline ms", "candidate ms", "change", "95% CI", "p", "decision"):
+        table.add_column(column)
+    for r in results:
+        table.add_row(
+            r.metric,
+            f"{r.baseline:.2f}",
+            f"{r.candidate:.2f}",
+            f"{r.relative_change:+.1%}",
+            f"[{r.ci[0]:+.1%}, {r.ci[1]:+.1%}]",
+            f"{r.p_value:.3g}",
+            r.decision,
+        )
+    # Wide enough for the table even when the output is a pipe or a CI log.
+    Console(highlight=False, width=max(110, shutil.get_terminal_size().columns)).print(table)
 
 
 @cli.group(name="config")

@@ -49,6 +49,11 @@ def render(report: Report) -> str:
         "<h2>Stages</h2><table><tr><th></th><th>Stage</th><th>Summary</th></tr>"
         f"{stages}</table><h2>Rules</h2><table><tr><th>Result</th><th>Stage</th><th>Rule</th>"
         f"<th>Reason</th></tr>{rows}</table>"
+        + "".join(
+            f"<h2>{esc(report.stage_title(s))}</h2>{report.stage_html(s)}"
+            for s in report.stages
+            if report.stage_html(s)
+        )
         + (f"<h2>Findings</h2>{findings}" if findings else "")
         + "</body></html>\n"
     )

@@ -108,6 +108,10 @@ def full(report: Report, limit: int, marker: str = "") -> str:
         )
         if part
     )
+    for stage_name in report.stages:
+        extra = report.stage_markdown(stage_name)
+        if extra:
+            head += f"\n\n### {escape.inline(report.stage_title(stage_name))}\n\n{extra}"
     entries = [finding_entry(f) for stage in report.stages for f in report.findings(stage)]
     if entries:
         head += "\n\n### Findings"
@@ -122,7 +126,8 @@ def stage(report: Report, stage_name: str, limit: int = CHECK_LIMIT) -> tuple[st
     )
     summary = line + "\n\n" + rules_table(report, [stage_name], limit - len(line) - 2)
     entries = [finding_entry(f) for f in report.findings(stage_name)]
-    text = fit("", entries, limit, truncation_notice(report)) if entries else ""
+    extra = report.stage_markdown(stage_name)
+    text = fit(extra, entries, limit, truncation_notice(report)) if entries or extra else ""
     return summary, text
 
 

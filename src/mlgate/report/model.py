@@ -37,6 +37,14 @@ class Report:
         known = STAGES.get(stage)
         return known.summary(found) if known else found.status
 
+    def stage_markdown(self, stage: str) -> str:
+        found, known = self.evidence.get(stage), STAGES.get(stage)
+        return known.report_markdown(found) if found and known and found.status != "error" else ""
+
+    def stage_html(self, stage: str) -> str:
+        found, known = self.evidence.get(stage), STAGES.get(stage)
+        return known.report_html(found) if found and known and found.status != "error" else ""
+
     def stage_title(self, stage: str) -> str:
         known = STAGES.get(stage)
         return known.title if known else stage

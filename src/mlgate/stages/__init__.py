@@ -6,6 +6,7 @@ from typing import Any
 
 from mlgate.stages.bench import BenchStage
 from mlgate.stages.interface import Stage
+from mlgate.stages.load import LoadStage
 from mlgate.stages.tests import TestsStage
 
 STAGES: dict[str, Stage[Any, Any]] = {
@@ -13,5 +14,6 @@ STAGES: dict[str, Stage[Any, Any]] = {
     for stage in (
         TestsStage(),
         BenchStage(),
+        LoadStage(),
     )
 }

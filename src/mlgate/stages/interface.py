@@ -60,3 +60,12 @@ class Stage(ABC, Generic[ConfigT, PolicyT]):
     @abstractmethod
     def summary(self, evidence: Evidence) -> str:
         """One line for reports, e.g. '120 tests: 118 passed, 2 failed'."""
+
+    def report_markdown(self, evidence: Evidence) -> str:
+        """More for the PR comment, check and job summary (tables, charts); markdown whose
+        untrusted parts the stage has escaped. None by default."""
+        return ""
+
+    def report_html(self, evidence: Evidence) -> str:
+        """The same for the HTML report: an HTML fragment, escaped, no scripts."""
+        return ""

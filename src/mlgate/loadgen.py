@@ -1,0 +1,404 @@
+"""The load generator: drives an HTTP endpoint with locust and records every request itself.
+
+It runs as its own process, `python -m mlgate.loadgen --spec FILE`: importing locust
+monkey-patches the standard library with gevent, which must never happen to the mlgate process
+or to a test run. So this module's top level imports only the standard library — the load stage
+imports the spec, the payload reader and the record reader from here — and locust is imported
+inside the child alone.
+
+The child writes two files next to its spec: the records (one line per request, tab-separated:
+start offset in seconds from the start of the load, latency in milliseconds at full precision,
+1 for success or 0, and the HTTP status or the exception's class name) and a result document
+(an error that stopped the run, the client's CPU use, exceptions raised by a locustfile's tasks).
+Locust's own statistics round response times above 100 ms, so they are not used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import itertools
+import json
+import logging
+import os
+import sys
+import time
+import traceback
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from locust import User
+    from locust.event import EventHook
+
+RECORDS_FILE = "records.tsv"
+RESULT_FILE = "result.json"
+# Open loop: a request not sent because `max_in_flight` requests were already waiting.
+IN_FLIGHT_LIMIT = "InFlightLimitReached"
+# Still unanswered when the run had to end (the drain after the last request ran out).
+UNFINISHED = "NoAnswerBeforeEnd"
+
+_HEADERS = {"Content-Type": "application/json"}
+# The key under which an open-loop request carries its scheduled time through locust's
+# request event to the listener that records it.
+_SCHEDULED = "mlgate_scheduled_offset"
+# Time kept back from the child's budget to write its files before the stage gives up on it.
+_WRITE_MARGIN_S = 1.0
+_TASK_EXCEPTIONS_KEPT = 5
+
+
+class LoadError(Exception):
+    """Bad input found while loading: the stage reports the message as the one reason."""
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    """Everything the child needs; paths are absolute, the stage has checked the values."""
+
+    url: str
+    path: str
+    payload: str | None
+    locustfile: str | None
+    users: int | None  # closed loop: this many users, each waiting for its previous answer
+    rate: float | None  # open loop: requests scheduled per second whatever the answers
+    warmup: float
+    duration: float
+    request_timeout: float
+    max_in_flight: int
+    budget: float  # seconds from the child's start by which its files must be written
+
+    def write(self, path: Path) -> None:
+        path.write_text(json.dumps(dataclasses.asdict(self)), encoding="utf-8")
+
+    @classmethod
+    def read(cls, path: Path) -> LoadSpec:
+        return cls(**json.loads(path.read_text(encoding="utf-8")))
+
+
+@dataclass(frozen=True)
+class Record:
+    offset_s: float  # when the request started (closed loop) or was scheduled (open loop)
+    latency_ms: float
+    ok: bool
+    outcome: str  # the HTTP status, or the exception's class name when there was no answer
+
+
+@dataclass
+class Result:
+    error: str | None = None
+    client_cpu_percent: float | None = None
+    task_exceptions: list[dict[str, Any]] = field(default_factory=list)
+
+
+def shown(path: Path) -> str:
+    """A path as a reason names it: relative to the working directory when it is inside."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def read_payload(path: Path) -> list[str]:
+    """The request bodies of a JSON-lines file; blank lines are skipped."""
+    name = shown(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise LoadError(f"payload file {name} does not exist") from None
+    except IsADirectoryError:
+        raise LoadError(f"payload file {name} is a directory") from None
+    except UnicodeDecodeError:
+        raise LoadError(f"payload file {name} is not UTF-8 text") from None
+    except OSError as exc:
+        raise LoadError(f"payload file {name} cannot be read: {exc.strerror}") from None
+    bodies: list[str] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            json.loads(line)
+        except ValueError as exc:
+            raise LoadError(f"payload file {name} line {number} is not JSON: {exc}") from None
+        except RecursionError:
+            raise LoadError(f"payload file {name} line {number} is nested too deeply") from None
+        bodies.append(line.strip())
+    if not bodies:
+        raise LoadError(f"payload file {name} holds no requests")
+    return bodies
+
+
+def read_records(path: Path) -> list[Record]:
+    records: list[Record] = []
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            offset, latency, ok, outcome = line.rstrip("\n").split("\t")
+            records.append(Record(float(offset), float(latency), ok == "1", outcome))
+    return records
+
+
+def read_result(path: Path) -> Result:
+    return Result(**json.loads(path.read_text(encoding="utf-8")))
+
+
+def _write(directory: Path, records: list[Record], result: Result) -> None:
+    with (directory / RECORDS_FILE).open("w", encoding="utf-8") as handle:
+        for r in records:
+            handle.write(f"{r.offset_s!r}\t{r.latency_ms!r}\t{int(r.ok)}\t{r.outcome}\n")
+    # The result is written last: its presence tells the stage the records are complete.
+    (directory / RESULT_FILE).write_text(json.dumps(dataclasses.asdict(result)), encoding="utf-8")
+
+
+def _outcome(response: Any, exception: BaseException | str | None) -> tuple[bool, str]:
+    """Success and outcome of one request as locust's request event describes it."""
+    status = getattr(response, "status_code", None)
+    if exception is None:
+        return True, str(status) if isinstance(status, int) and status else "ok"
+    if isinstance(status, int) and status >= 400:
+        return False, str(status)
+    # geventhttpclient wraps a timeout or reset in RetriesExceeded (even with retries off):
+    # the error it wraps is the one that names the problem.
+    exception = getattr(exception, "original", None) or exception
+    # A locustfile may fire the event with a message instead of an exception.
+    return False, type(exception).__name__ if isinstance(exception, BaseException) else "Failure"
+
+
+class _FirstOnly(logging.Filter):
+    """Lets each distinct message through once: locust logs a task's exception with its
+    traceback every time the task runs, thousands of times a second with no wait time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message in self.seen:
+            return False
+        self.seen.add(message)
+        return True
+
+
+def _load_locustfile(path: str) -> list[type[User]]:
+    from locust.util.load_locustfile import is_user_class
+
+    name = shown(Path(path))
+    module_name = Path(path).stem
+    # Like locust itself: the locustfile's own directory is importable, for its helpers.
+    sys.path.insert(0, str(Path(path).parent))
+    spec = importlib.util.spec_from_file_location(f"mlgate_locustfile_{module_name}", path)
+    if spec is None or spec.loader is None:
+        raise LoadError(f"locustfile {name} cannot be imported as Python")
+    module = importlib.util.module_from_spec(spec)
+    # Registered before it runs, as an import would: dataclasses and pickling look it up.
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+    except (Exception, SystemExit) as exc:  # anything a user's module raises is bad input
+        raise LoadError(
+            f"locustfile {name} failed to import: {type(exc).__name__}: {exc}"
+        ) from None
+    users = [value for value in vars(module).values() if is_user_class(value)]
+    if not users:
+        raise LoadError(f"locustfile {name} defines no User class")
+    return users
+
+
+def _builtin_user(spec: LoadSpec, bodies: list[str]) -> type[User]:
+    from locust import FastHttpUser, constant, task
+
+    # Users share one cycle, so all of them together post the payload lines in turn; greenlets
+    # switch only on I/O, so next() needs no lock.
+    cycle = itertools.cycle(bodies)
+
+    class PayloadUser(FastHttpUser):
+        # Closed loop: each user sends its next request as soon as the previous one answered.
+        wait_time = constant(0)
+        network_timeout = spec.request_timeout
+        connection_timeout = spec.request_timeout
+
+        @task
+        def post(self) -> None:
+            self.client.post(spec.path, data=next(cycle), headers=_HEADERS)
+
+    return PayloadUser
+
+
+def _closed_loop(
+    spec: LoadSpec, users: list[type[User]], add: Callable[[Record], None], drain: float
+) -> list[dict[str, Any]]:
+    """Run the users; return the exceptions their tasks raised (count and message)."""
+    import gevent  # type: ignore[import-untyped]  # gevent ships no type information
+    import locust
+    from locust.env import Environment
+
+    def on_request(
+        response_time: float,
+        response: Any = None,
+        exception: BaseException | str | None = None,
+        **_: Any,
+    ) -> None:
+        # The event fires as the answer arrives, so the request started response_time ago.
+        ok, outcome = _outcome(response, exception)
+        offset = time.perf_counter() - started - response_time / 1000
+        add(Record(offset, float(response_time), ok, outcome))
+
+    logging.getLogger("locust.user.task").addFilter(_FirstOnly())
+    # Counted here rather than read from the runner, whose record lacks the exception's type.
+    task_errors: Counter[str] = Counter()
+
+    def on_user_error(exception: BaseException, **_: Any) -> None:
+        task_errors[f"{type(exception).__name__}: {exception}"] += 1
+
+    # locust.events is the instance a locustfile's listeners (init, test_start, ...) hook into.
+    environment = Environment(
+        user_classes=users, events=locust.events, host=spec.url, stop_timeout=drain
+    )
+    runner = environment.create_local_runner()
+    # locust's EventHook methods are unannotated.
+    locust.events.init.fire(environment=environment, runner=runner, web_ui=None)  # type: ignore[no-untyped-call]
+    locust.events.request.add_listener(on_request)  # type: ignore[no-untyped-call]
+    locust.events.user_error.add_listener(on_user_error)  # type: ignore[no-untyped-call]
+    started = time.perf_counter()
+    assert spec.users is not None  # closed loop
+    runner.start(spec.users, spawn_rate=spec.users)
+    gevent.sleep(spec.warmup + spec.duration)
+    # Users finish the task they are in (up to `drain` seconds), then stop: a request that
+    # started inside the measured window is measured, however long it takes.
+    runner.quit()
+    return [
+        {"count": count, "message": message}
+        for message, count in task_errors.most_common(_TASK_EXCEPTIONS_KEPT)
+    ]
+
+
+def _open_loop(
+    spec: LoadSpec, bodies: list[str], add: Callable[[Record], None], drain: float
+) -> None:
+    """Send requests at constant scheduled times, whatever the server's answers do.
+
+    Each latency runs from the request's scheduled time, not from when it was sent: a server
+    that falls behind makes the client late, and that lateness is the server's queueing, which
+    a closed loop (or a locust user with a wait time) would leave out of the statistics.
+    """
+    import gevent  # (mypy reports gevent's missing type information once, above)
+    from gevent.pool import Pool  # type: ignore[import-untyped]  # no type information
+    from locust.contrib.fasthttp import FastHttpSession
+    from locust.event import Events
+
+    assert spec.rate is not None  # open loop
+    events = Events()  # type: ignore[no-untyped-call]  # unannotated in locust
+
+    def on_request(
+        response: Any = None,
+        exception: BaseException | str | None = None,
+        context: dict[str, Any] | None = None,
+        **_: Any,
+    ) -> None:
+        scheduled = float((context or {})[_SCHEDULED])
+        ok, outcome = _outcome(response, exception)
+        latency = (time.perf_counter() - started - scheduled) * 1000
+        add(Record(scheduled, latency, ok, outcome))
+
+    request_event: EventHook = events.request
+    request_event.add_listener(on_request)  # type: ignore[no-untyped-call]  # unannotated
+    session = FastHttpSession(
+        spec.url,
+        request_event,
+        user=None,
+        network_timeout=spec.request_timeout,
+        connection_timeout=spec.request_timeout,
+        # A retry would hide a failed request inside a slow one.
+        max_retries=0,
+        # One connection per request in flight: a smaller pool would queue requests in the
+        # client and charge that to the server.
+        concurrency=spec.max_in_flight,
+    )
+    pool = Pool(spec.max_in_flight)
+    unanswered: dict[int, float] = {}
+    cycle = itertools.cycle(bodies)
+
+    def send(index: int, scheduled: float) -> None:
+        session.request(
+            "POST", spec.path, data=next(cycle), headers=_HEADERS, context={_SCHEDULED: scheduled}
+        )
+        del unanswered[index]
+
+    end = spec.warmup + spec.duration
+    started = time.perf_counter()
+    for index in itertools.count():
+        scheduled = index / spec.rate
+        if scheduled >= end:
+            break
+        wait = started + scheduled - time.perf_counter()
+        if wait > 0:
+            gevent.sleep(wait)
+        # When the client is late it sends at once: the lateness is in the latency already.
+        if pool.full():
+            add(Record(scheduled, 0.0, False, IN_FLIGHT_LIMIT))
+            continue
+        unanswered[index] = scheduled
+        pool.spawn(send, index, scheduled)
+    pool.join(timeout=drain)
+    pool.kill()
+    now = time.perf_counter() - started
+    for scheduled in unanswered.values():
+        add(Record(scheduled, (now - scheduled) * 1000, False, UNFINISHED))
+
+
+def run(spec: LoadSpec) -> tuple[list[Record], Result]:
+    deadline = time.perf_counter() + spec.budget - _WRITE_MARGIN_S
+    # First: locust patches the standard library with gevent as it is imported.
+    import locust  # noqa: F401
+
+    if spec.payload is not None:
+        # A locustfile finds the configured payload here (the built-in scenario reads it too).
+        os.environ["MLGATE_LOAD_PAYLOAD"] = spec.payload
+    bodies = read_payload(Path(spec.payload)) if spec.payload else []
+    # Loaded before the clock starts; the open loop sends the payload itself, without users.
+    users: list[type[User]] = []
+    if spec.locustfile:
+        users = _load_locustfile(spec.locustfile)
+    elif spec.rate is None:
+        users = [_builtin_user(spec, bodies)]
+    records: list[Record] = []
+    cpu = time.process_time()
+    started = time.perf_counter()
+    # A request may take up to its timeout to answer; the drain never runs past the budget.
+    left = deadline - started - spec.warmup - spec.duration
+    drain = max(0.0, min(spec.request_timeout + 1, left))
+    task_exceptions: list[dict[str, Any]] = []
+    if spec.rate is not None:
+        _open_loop(spec, bodies, records.append, drain)
+    else:
+        task_exceptions = _closed_loop(spec, users, records.append, drain)
+    elapsed = time.perf_counter() - started
+    cpu_percent = round(100 * (time.process_time() - cpu) / elapsed, 1) if elapsed else None
+    records.sort(key=lambda r: r.offset_s)
+    return records, Result(client_cpu_percent=cpu_percent, task_exceptions=task_exceptions)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mlgate.loadgen", description=__doc__)
+    parser.add_argument("--spec", type=Path, required=True, help="the load spec (JSON)")
+    args = parser.parse_args(argv)
+    directory: Path = args.spec.parent
+    spec = LoadSpec.read(args.spec)
+    try:
+        records, result = run(spec)
+    except LoadError as exc:
+        _write(directory, [], Result(error=str(exc)))
+        return 2
+    except Exception as exc:  # reported to the stage as its reason, with the traceback here
+        traceback.print_exc()
+        _write(directory, [], Result(error=f"load generator crashed: {type(exc).__name__}: {exc}"))
+        return 1
+    _write(directory, records, result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""Latency samples for comparisons: a raw sample file, or the evidence of a stage that kept one.
+
+A raw sample file is UTF-8 text with one latency in milliseconds per line; blank lines and
+``#`` comments are skipped; it may be gzip-compressed (recognised by its magic bytes, whatever
+its name). Evidence names its samples in ``data["samples_artifact"]`` (relative to the evidence
+file's directory, or absolute) and lists that file with its sha256 in ``artifacts``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import math
+import os
+import stat
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from mlgate import evidence
+from mlgate.errors import EvidenceError, MlgateError
+from mlgate.stats import MIN_SAMPLES
+
+# Far beyond any load run (tens of millions of samples); bounds memory against gzip bombs.
+MAX_BYTES = 256 << 20
+_GZIP_MAGIC = b"\x1f\x8b"
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
+class SampleError(MlgateError):
+    """A sample file or evidence that does not hold usable latency samples."""
+
+
+@dataclass(frozen=True, eq=False)
+class Samples:
+    values: npt.NDArray[np.float64]  # latencies in ms, read-only
+    source: str  # where they came from, for messages and reports
+
+
+def read_samples(path: str | os.PathLike[str], minimum: int = MIN_SAMPLES) -> Samples:
+    """Read latency samples from a raw sample file or from evidence; at least `minimum` of them."""
+    path = Path(path)
+    raw = _read(path)
+    compressed = raw.startswith(_GZIP_MAGIC)
+    content = _decompress(path, raw) if compressed else raw
+    if content.removeprefix(_UTF8_BOM).lstrip()[:1] in (b"{", b"["):
+        if compressed:
+            raise SampleError(f"{path}: compressed JSON; evidence files are plain JSON")
+        values, source = _from_evidence(path)
+    else:
+        values, source = _parse(path, content), str(path)
+    if values.size < minimum:
+        raise SampleError(f"{source}: {values.size} samples; a comparison needs at least {minimum}")
+    values.flags.writeable = False
+    return Samples(values=values, source=source)
+
+
+def _from_evidence(path: Path) -> tuple[npt.NDArray[np.float64], str]:
+    try:
+        document = evidence.read(path)
+    except EvidenceError as exc:
+        problem = str(exc).removeprefix(f"{path}: ")
+        raise SampleError(f"{path}: JSON but not mlgate evidence: {problem}") from None
+    if document.status in ("error", "skipped"):
+        why = f": {document.reason}" if document.reason else ""
+        raise SampleError(
+            f"{path}: the {document.stage} stage ended as {document.status}{why}; no samples"
+        )
+    name = document.data.get("samples_artifact")
+    if not isinstance(name, str) or not name:
+        raise SampleError(
+            f"{path}: evidence of stage '{document.stage}' records no latency samples"
+            " (no data.samples_artifact)"
+        )
+    listed = next((a for a in document.artifacts if a.path == name), None)
+    if listed is None:
+        raise SampleError(
+            f"{path}: samples artifact {name} is not among the evidence's artifacts,"
+            " so its digest cannot be checked"
+        )
+    target = path.parent / name
+    # Hash the very bytes that are parsed, so the file cannot change in between.
+    raw = _read(target)
+    digest = hashlib.sha256(raw).hexdigest()
+    if digest != listed.sha256:
+        raise SampleError(
+            f"{target}: sha256 {digest} does not match {listed.sha256} recorded in {path}"
+        )
+    content = _decompress(target, raw) if raw.startswith(_GZIP_MAGIC) else raw
+    return _parse(target, content), f"{path} (samples {name})"
+
+
+def _read(path: Path) -> bytes:
+    # A regular file only: a FIFO or a device such as /dev/zero would block or never end.
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise SampleError(f"{path}: not a regular file")
+        if info.st_size > MAX_BYTES:
+            raise SampleError(f"{path}: larger than {MAX_BYTES >> 20} MiB; not a sample file")
+        with path.open("rb") as handle:
+            return handle.read(MAX_BYTES + 1)
+    except FileNotFoundError:
+        raise SampleError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise SampleError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def _decompress(path: Path, raw: bytes) -> bytes:
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(raw)) as handle:
+            content = handle.read(MAX_BYTES + 1)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise SampleError(f"{path}: corrupt gzip data: {exc}") from None
+    if len(content) > MAX_BYTES:
+        raise SampleError(
+            f"{path}: more than {MAX_BYTES >> 20} MiB uncompressed; not a sample file"
+        )
+    return content
+
+
+def _parse(path: Path, content: bytes) -> npt.NDArray[np.float64]:
+    if b"\x00" in content:
+        raise SampleError(f"{path}: binary data, not a sample file")
+    try:
+        text = content.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError:
+        raise SampleError(f"{path}: binary data, not a sample file (not UTF-8 text)") from None
+    values: list[float] = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        field = line.split("#", 1)[0].strip()
+        if not field:
+            continue
+        try:
+            value = float(field)
+        except ValueError:
+            raise SampleError(
+                f"{path}: line {number}: not a latency in ms: {field[:40]!r}"
+            ) from None
+        if not math.isfinite(value):
+            raise SampleError(f"{path}: line {number}: not a finite number: {field[:40]!r}")
+        if value < 0:
+            raise SampleError(f"{path}: line {number}: negative latency {field[:40]}")
+        values.append(value)
+    if not values:
+        raise SampleError(f"{path}: no samples (empty, or only blank lines and comments)")
+    return np.array(values, dtype=np.float64)

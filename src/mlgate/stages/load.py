@@ -1,0 +1,536 @@
+"""The load stage: load a running model endpoint with locust and record its latency under load.
+
+The load itself runs in a child process (`mlgate.loadgen`), because locust patches the
+standard library with gevent when it is imported; this module only checks the input, waits
+for the server to be healthy, starts the child with a deadline and turns its raw records into
+evidence. Requests of the warm-up period load the server but are left out of the statistics.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import math
+import os
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from mlgate import evidence as ev
+from mlgate import loadgen, process
+from mlgate.evidence import Evidence, Finding
+from mlgate.stages.interface import RunContext, Stage, StageConfig, StagePolicy
+from mlgate.verdict import RuleResult
+
+# Written next to the evidence: one successful measured latency in ms per line, in the order
+# the requests started, for comparisons against a baseline.
+SAMPLES_FILE = "load-samples.txt.gz"
+_DEFAULT_USERS = 4
+_HEALTH_POLL_S = 0.25
+_HEALTH_REQUEST_TIMEOUT_S = 2.0
+# The child needs this long beyond warm-up and duration to start (importing locust) and to
+# write its records.
+_STARTUP_S = 3.0
+_PERCENTILES = (("p50_ms", 50), ("p90_ms", 90), ("p95_ms", 95), ("p99_ms", 99))
+
+
+class LoadConfig(StageConfig):
+    url: str = Field(description="Base URL of the running server, e.g. http://127.0.0.1:8080.")
+    path: str = Field(default="/invocations", description="Endpoint the requests are posted to.")
+    payload: str | None = Field(
+        default=None,
+        description="JSON-lines file, one request body per line, posted round-robin by the "
+        "built-in scenario (relative to working_directory). A locustfile finds its path in the "
+        "MLGATE_LOAD_PAYLOAD environment variable.",
+    )
+    locustfile: str | None = Field(
+        default=None,
+        description="A locust scenario to run instead of the built-in one (closed loop only); "
+        "its User classes get the url as their host.",
+    )
+    users: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000,
+        description=f"Closed loop: concurrent users, each sending its next request when the "
+        f"previous one answered (default {_DEFAULT_USERS} unless rate is given).",
+    )
+    rate: float | None = Field(
+        default=None,
+        gt=0,
+        le=100_000,
+        description="Open loop: requests per second, sent on schedule whatever the answers; "
+        "latency counts from the scheduled time, so a server's queueing is measured.",
+    )
+    duration: float = Field(
+        default=30, gt=0, description="Seconds measured, after the warm-up (the run lasts both)."
+    )
+    warmup: float = Field(
+        default=5, ge=0, description="Seconds of load before measuring, left out of statistics."
+    )
+    health_path: str | None = Field(
+        default="/ping",
+        description="Polled until it answers 200 before the load starts; null skips the check.",
+    )
+    health_timeout: float = Field(
+        default=60, gt=0, description="Seconds the server has to become healthy."
+    )
+    request_timeout: float = Field(
+        default=10, gt=0, description="Seconds a request may take; a slower one is an error."
+    )
+    max_in_flight: int = Field(
+        default=1000,
+        ge=1,
+        description="Open loop: requests waiting for an answer at most; a request due beyond "
+        "that is not sent and counts as an error.",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"must be an http:// or https:// URL with a host, not {value!r}")
+        if parts.query or parts.fragment:
+            raise ValueError("must not have a query or fragment (path names the endpoint)")
+        return value.rstrip("/")
+
+    @field_validator("path", "health_path")
+    @classmethod
+    def _absolute_path(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("/"):
+            raise ValueError(f"must start with '/', not {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_mode(self) -> LoadConfig:
+        if self.users is not None and self.rate is not None:
+            raise ValueError("give users (closed loop) or rate (open loop), not both")
+        if self.rate is not None and self.locustfile is not None:
+            raise ValueError(
+                "rate (open loop) drives the built-in scenario only; a locustfile "
+                "runs closed loop with users"
+            )
+        if self.payload is None and self.locustfile is None:
+            raise ValueError("payload is required unless a locustfile drives the load")
+        if self.timeout <= self.warmup + self.duration + _STARTUP_S:
+            raise ValueError(
+                f"timeout ({self.timeout:g} s) must exceed warmup + duration "
+                f"({self.warmup + self.duration:g} s) by more than {_STARTUP_S:g} s"
+            )
+        return self
+
+    @property
+    def closed_loop_users(self) -> int | None:
+        """The users of a closed loop (the default when no rate is given), None in open loop.
+
+        Resolved here rather than stored, so a config can switch to `rate` without having to
+        clear a default `users` first."""
+        if self.rate is not None:
+            return None
+        return self.users if self.users is not None else _DEFAULT_USERS
+
+
+class LoadPolicy(StagePolicy):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    p95_ms_max: float | None = Field(default=None, gt=0, description="p95 latency SLO, ms.")
+    p99_ms_max: float | None = Field(default=None, gt=0, description="p99 latency SLO, ms.")
+    error_rate_max: float = Field(
+        default=0.01, ge=0, le=1, description="Failed share of the measured requests allowed."
+    )
+    throughput_min_rps: float | None = Field(
+        default=None, ge=0, description="Successful requests per second required."
+    )
+    min_requests: int = Field(
+        default=100,
+        ge=0,
+        description="Fewer successful measured requests fails the gate: too little evidence.",
+    )
+
+
+class LoadStage(Stage[LoadConfig, LoadPolicy]):
+    name = "load"
+    title = "Load"
+    config_model = LoadConfig
+    policy_model = LoadPolicy
+
+    def run(self, config: LoadConfig, context: RunContext) -> Evidence:
+        started = ev.now()
+        deadline = time.monotonic() + config.timeout
+        workdir = Path(config.working_directory)
+        samples = context.evidence_dir / SAMPLES_FILE
+        # Samples of an earlier run must never sit next to this run's evidence.
+        samples.unlink(missing_ok=True)
+
+        def error(reason: str) -> Evidence:
+            return _evidence(context, started, config, reason=reason)
+
+        if importlib.util.find_spec("locust") is None:
+            return error("locust is not installed: pip install 'mlgate[load]'")
+        if not workdir.is_dir():
+            return error(f"working directory {workdir} is not a directory")
+        payload = (workdir / config.payload).resolve() if config.payload else None
+        locustfile = (workdir / config.locustfile).resolve() if config.locustfile else None
+        if payload is not None:
+            try:
+                loadgen.read_payload(payload)
+            except loadgen.LoadError as exc:
+                return error(str(exc))
+        if locustfile is not None and not locustfile.is_file():
+            return error(f"locustfile {loadgen.shown(locustfile)} does not exist")
+        if config.health_path is not None:
+            problem = _wait_healthy(
+                config.url + config.health_path,
+                min(config.health_timeout, deadline - time.monotonic()),
+            )
+            if problem:
+                return error(problem)
+        budget = deadline - time.monotonic()
+        load_s = config.warmup + config.duration
+        if budget <= load_s + _STARTUP_S:
+            return error(
+                f"the stage timeout of {config.timeout:g} s leaves {budget:.1f} s after the "
+                f"health check, too little for warmup + duration ({load_s:g} s)"
+            )
+        with tempfile.TemporaryDirectory(prefix="mlgate-load-") as scratch:
+            directory = Path(scratch)
+            spec = loadgen.LoadSpec(
+                url=config.url,
+                path=config.path,
+                payload=str(payload) if payload else None,
+                locustfile=str(locustfile) if locustfile else None,
+                users=config.closed_loop_users,
+                rate=config.rate,
+                warmup=config.warmup,
+                duration=config.duration,
+                request_timeout=config.request_timeout,
+                max_in_flight=config.max_in_flight,
+                budget=budget,
+            )
+            spec.write(directory / "spec.json")
+            command = [
+                sys.executable,
+                "-m",
+                "mlgate.loadgen",
+                "--spec",
+                str(directory / "spec.json"),
+            ]
+            completed = process.run(command, workdir, budget)
+            if completed.problem:
+                # The only way this command fails to complete: it ran out of time.
+                return error(
+                    f"load run did not finish within the stage timeout of {config.timeout:g} s"
+                )
+            result_path = directory / loadgen.RESULT_FILE
+            if not result_path.is_file():
+                return error(f"load generator exited {completed.exit_code} without results")
+            result = loadgen.read_result(result_path)
+            if result.error:
+                return error(result.error)
+            records = loadgen.read_records(directory / loadgen.RECORDS_FILE)
+        return _judge_run(config, context, started, records, result, samples)
+
+    def evaluate(self, policy: LoadPolicy, evidence: Evidence) -> list[RuleResult]:
+        problem = _inconsistency(evidence)
+        if problem:
+            # Evidence edited by hand or written by something else: its numbers decide nothing.
+            return [_rule("evidence", False, f"load: {problem}")]
+        m = evidence.metrics
+        requests, errors = int(m["requests"] or 0), int(m["errors"] or 0)
+        succeeded = requests - errors
+        error_rate = float(m["error_rate"] or 0)
+        results = [
+            _rule(
+                "min_requests",
+                succeeded >= policy.min_requests,
+                f"load: {succeeded} successful requests measured, "
+                f"at least {policy.min_requests} required",
+            ),
+            _rule(
+                "error_rate_max",
+                error_rate <= policy.error_rate_max,
+                f"load: error rate {error_rate:.2%} ({errors} of {requests}), "
+                f"at most {policy.error_rate_max:.2%} allowed",
+            ),
+        ]
+        for key, label, limit in (
+            ("p95_ms", "p95", policy.p95_ms_max),
+            ("p99_ms", "p99", policy.p99_ms_max),
+        ):
+            if limit is not None:
+                value = float(m[key] or 0)
+                results.append(
+                    _rule(
+                        f"{key}_max",
+                        value <= limit,
+                        f"load: {label} {value:.1f} ms, at most {limit:g} ms allowed",
+                    )
+                )
+        if policy.throughput_min_rps is not None:
+            throughput = float(m["throughput_rps"] or 0)
+            results.append(
+                _rule(
+                    "throughput_min_rps",
+                    throughput >= policy.throughput_min_rps,
+                    f"load: throughput {throughput:.1f} req/s, "
+                    f"at least {policy.throughput_min_rps:g} req/s required",
+                )
+            )
+        return results
+
+    def summary(self, evidence: Evidence) -> str:
+        if evidence.status == "error":
+            return f"error: {evidence.reason}"
+        m = evidence.metrics
+        users = m.get("users")
+        load = (
+            f"{users} user{'' if users == 1 else 's'}"
+            if m.get("mode") == "closed"
+            else f"open loop at {_number(m.get('rate'))} req/s"
+        )
+        return (
+            f"p50 {_number(m.get('p50_ms'))} ms, p95 {_number(m.get('p95_ms'))} ms, "
+            f"p99 {_number(m.get('p99_ms'))} ms, {_number(m.get('throughput_rps'))} req/s, "
+            f"{_share(m.get('error_rate'))} errors ({m.get('requests')} requests, {load}, "
+            f"{_number(m.get('duration_s'))} s)"
+        )
+
+
+def _rule(rule: str, ok: bool, reason: str) -> RuleResult:
+    return RuleResult(
+        stage=LoadStage.name, rule=f"load.{rule}", outcome="pass" if ok else "fail", reason=reason
+    )
+
+
+def _number(value: object) -> str:
+    return f"{value:.1f}" if isinstance(value, (int, float)) else "?"
+
+
+def _share(value: object) -> str:
+    return f"{value:.2%}" if isinstance(value, (int, float)) else "?"
+
+
+def _wait_healthy(url: str, timeout: float) -> str | None:
+    """None once `url` answers 200; otherwise why it never did within `timeout` seconds."""
+    # Proxies from the environment are bypassed, as they are for the load itself.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    end = time.monotonic() + timeout
+    answered: int | None = None
+    failure = "no attempt"
+    while True:
+        left = end - time.monotonic()
+        try:
+            with opener.open(url, timeout=max(0.1, min(_HEALTH_REQUEST_TIMEOUT_S, left))) as reply:
+                if reply.status == 200:
+                    return None
+                answered = reply.status
+        except urllib.error.HTTPError as exc:
+            answered = exc.code
+        except urllib.error.URLError as exc:
+            reason = exc.reason
+            failure = (
+                (reason.strerror or str(reason)) if isinstance(reason, OSError) else str(reason)
+            )
+        except OSError as exc:  # a timeout or reset while reading the answer
+            failure = exc.strerror or type(exc).__name__
+        if time.monotonic() + _HEALTH_POLL_S >= end:
+            break
+        time.sleep(_HEALTH_POLL_S)
+    if answered is not None:
+        return f"health check GET {url} answered {answered}, not 200, within {timeout:.3g} s"
+    return f"server unreachable: GET {url} failed for {timeout:.3g} s: {failure}"
+
+
+def _percentile(ordered: list[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default method)."""
+    position = (len(ordered) - 1) * q / 100
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def _write_samples(path: Path, latencies: list[float]) -> None:
+    """Write atomically and reproducibly (no timestamp in the gzip header): same samples, same
+    digest."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
+            gz.write("".join(f"{x!r}\n" for x in latencies).encode("ascii"))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _judge_run(
+    config: LoadConfig,
+    context: RunContext,
+    started: datetime,
+    records: list[loadgen.Record],
+    result: loadgen.Result,
+    samples: Path,
+) -> Evidence:
+    end = config.warmup + config.duration
+    measured = [r for r in records if config.warmup <= r.offset_s < end]
+    latencies = [r.latency_ms for r in measured if r.ok]
+    failed = [r.outcome for r in measured if not r.ok]
+    # Throughput is what the server delivered: answers completed inside the window. Counting
+    # the requests started in it would credit an overloaded server with the offered rate.
+    delivered = sum(
+        1 for r in records if r.ok and config.warmup <= r.offset_s + r.latency_ms / 1000 < end
+    )
+    by_status = Counter(o for o in failed if o.isdigit())
+    by_exception = Counter(o for o in failed if not o.isdigit())
+    metrics: dict[str, ev.MetricValue] = {
+        "requests": len(measured),
+        "errors": len(failed),
+        "error_rate": round(len(failed) / len(measured), 6) if measured else None,
+        "throughput_rps": round(delivered / config.duration, 3),
+    }
+    data: dict[str, object] = {
+        "errors_by_status": dict(by_status.most_common()),
+        "errors_by_exception": dict(by_exception.most_common()),
+        "warmup_requests": sum(1 for r in records if r.offset_s < config.warmup),
+        "client_cpu_percent": result.client_cpu_percent,
+    }
+    if result.task_exceptions:
+        data["task_exceptions"] = result.task_exceptions
+    findings = [
+        _finding(f"http-{status}", n, len(measured), f"answered HTTP {status}")
+        for status, n in by_status.most_common()
+    ] + [
+        _finding(name, n, len(measured), f"failed with {name}")
+        for name, n in by_exception.most_common()
+    ]
+    if not latencies:
+        # Nothing to measure: that is a broken setup, never a latency to judge.
+        if failed:
+            worst, count = (by_status + by_exception).most_common(1)[0]
+            what = f"HTTP {worst}" if worst.isdigit() else worst
+            reason = (
+                f"no request succeeded: {len(failed)} of {len(measured)} failed ({what}: {count})"
+            )
+        else:
+            reason = "no request was made in the measured window"
+        if result.task_exceptions:
+            reason += f"; the locustfile's tasks raised {result.task_exceptions[0]['message']}"
+        return _evidence(
+            context, started, config, reason=reason, metrics=metrics, data=data, findings=findings
+        )
+    ordered = sorted(latencies)
+    for key, q in _PERCENTILES:
+        metrics[key] = round(_percentile(ordered, q), 3)
+    metrics["max_ms"] = round(ordered[-1], 3)
+    metrics["mean_ms"] = round(math.fsum(ordered) / len(ordered), 3)
+    _write_samples(samples, latencies)
+    artifact = ev.artifact(
+        samples, "latency of each successful measured request, ms, one per line, gzip"
+    ).model_copy(update={"path": SAMPLES_FILE})
+    data["samples_artifact"] = SAMPLES_FILE
+    return _evidence(
+        context,
+        started,
+        config,
+        status="passed",
+        metrics=metrics,
+        data=data,
+        findings=findings,
+        artifacts=[artifact],
+    )
+
+
+def _finding(key: str, count: int, requests: int, what: str) -> Finding:
+    return Finding(
+        id=f"load-error-{key}",
+        severity="medium",
+        rule="load-error",
+        title=f"{count} requests {what}",
+        message=f"{count} of {requests} measured requests ({count / requests:.2%}) {what}",
+    )
+
+
+def _evidence(
+    context: RunContext,
+    started: datetime,
+    config: LoadConfig,
+    *,
+    status: ev.Status = "error",
+    reason: str | None = None,
+    metrics: dict[str, ev.MetricValue] | None = None,
+    data: dict[str, object] | None = None,
+    findings: list[Finding] | None = None,
+    artifacts: list[ev.Artifact] | None = None,
+) -> Evidence:
+    mode = "open" if config.rate is not None else "closed"
+    return Evidence(
+        stage=LoadStage.name,
+        status=status,
+        reason=reason,
+        started_at=started,
+        finished_at=ev.now(),
+        metrics=(metrics or {})
+        | {
+            "duration_s": config.duration,
+            "warmup_s": config.warmup,
+            "mode": mode,
+            "users": config.closed_loop_users,
+            "rate": config.rate,
+        },
+        findings=findings or [],
+        artifacts=artifacts or [],
+        data={
+            "url": config.url,
+            "path": config.path,
+            "scenario": config.locustfile or "built-in",
+            "payload": config.payload,
+            "request_timeout_s": config.request_timeout,
+        }
+        | ({"max_in_flight": config.max_in_flight} if mode == "open" else {})
+        | (data or {}),
+        provenance=ev.collect_provenance(context.config_digest, _tool_versions()),
+    )
+
+
+def _tool_versions() -> dict[str, str]:
+    try:
+        return {"locust": version("locust")}
+    except PackageNotFoundError:
+        return {}
+
+
+_METRIC_ORDER = ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms")
+
+
+def _inconsistency(evidence: Evidence) -> str | None:
+    """Why the evidence's numbers cannot be trusted, or None when they agree with each other."""
+    m = evidence.metrics
+    requests, errors = m.get("requests"), m.get("errors")
+    if type(requests) is not int or type(errors) is not int or min(requests, errors) < 0:
+        return "evidence lacks whole-number counts of requests and errors"
+    if errors > requests:
+        return "evidence counts more errors than requests"
+    numbers = {k: m.get(k) for k in (*_METRIC_ORDER, "mean_ms", "throughput_rps", "error_rate")}
+    bad = [
+        k
+        for k, v in numbers.items()
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0
+    ]
+    if bad:
+        return f"evidence lacks latency numbers: {', '.join(bad)}"
+    ordered = [float(numbers[k] or 0) for k in _METRIC_ORDER]
+    if ordered != sorted(ordered):
+        return "evidence percentiles are not in increasing order"
+    if requests and abs(float(m["error_rate"] or 0) - errors / requests) > 1e-5:
+        return "evidence error rate does not match its counts"
+    return None

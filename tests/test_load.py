@@ -1,0 +1,441 @@
+"""The load stage against the example's real model server (examples/iris/serve.py) on 127.0.0.1.
+
+Runs are short (a second of warm-up, a few seconds measured); no assertion depends on how fast
+this machine is, except where queueing makes the answer certain.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+from pydantic import ValidationError
+
+from mlgate import evidence as ev
+from mlgate.stages.interface import RunContext
+from mlgate.stages.load import SAMPLES_FILE, LoadConfig, LoadPolicy, LoadStage
+
+STAGE = LoadStage()
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "iris"
+PAYLOAD = str(EXAMPLE / "payloads.jsonl")
+
+
+class Server:
+    def __init__(self, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "serve.py", "--port", "0", *args],
+            cwd=EXAMPLE,
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.append(self.process.stdout.readline()))  # type: ignore[union-attr]
+        reader.start()
+        reader.join(timeout=60)
+        if not lines or not lines[0].startswith("listening on "):
+            self.stop()
+            pytest.fail(f"serve.py did not start: {lines}")
+        self.url = lines[0].removeprefix("listening on ").strip()
+
+    def stop(self) -> None:
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Server]:
+    running = Server()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def slow_server() -> Iterator[Server]:
+    """One prediction at a time, 50 ms each: at most 20 answers per second."""
+    running = Server("--delay-ms", "50", "--threads", "1")
+    yield running
+    running.stop()
+
+
+def run(tmp_path: Path, **config: object) -> ev.Evidence:
+    settings: dict[str, object] = {"warmup": 1, "duration": 3, "working_directory": str(tmp_path)}
+    evidence = STAGE.run(
+        LoadConfig.model_validate(settings | config), RunContext(tmp_path / "ev", None)
+    )
+    # Every document the stage makes passes the evidence schema on the way back in.
+    assert ev.read(ev.write(evidence, tmp_path / "ev")) == evidence
+    return evidence
+
+
+def samples(tmp_path: Path) -> list[float]:
+    with gzip.open(tmp_path / "ev" / SAMPLES_FILE, "rt", encoding="ascii") as handle:
+        return [float(line) for line in handle]
+
+
+def children(*servers: Server) -> list[psutil.Process]:
+    """Processes this test process started, other than the servers."""
+    keep = {s.process.pid for s in servers}
+    return [p for p in psutil.Process().children(recursive=True) if p.pid not in keep]
+
+
+def test_closed_loop_measures_every_request(tmp_path: Path, server: Server) -> None:
+    evidence = run(tmp_path, url=server.url, payload=PAYLOAD)
+    assert evidence.status == "passed", evidence.reason
+    m = evidence.metrics
+    assert (m["mode"], m["users"], m["rate"]) == ("closed", 4, None)
+    assert (m["duration_s"], m["warmup_s"]) == (3, 1)
+    assert m["errors"] == 0 and m["error_rate"] == 0
+    assert isinstance(m["requests"], int) and m["requests"] > 0
+    ordered = [m[k] for k in ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms")]
+    assert ordered == sorted(ordered) and ordered[0] > 0  # type: ignore[type-var,operator]
+    assert isinstance(m["throughput_rps"], float) and m["throughput_rps"] > 0
+    assert evidence.data["errors_by_status"] == {} and evidence.data["errors_by_exception"] == {}
+    assert evidence.data["warmup_requests"] > 0
+    assert evidence.findings == []
+    # The samples artifact holds each successful measured request, at full precision.
+    (artifact,) = evidence.artifacts
+    assert artifact.path == evidence.data["samples_artifact"] == SAMPLES_FILE
+    assert artifact.sha256 == ev.sha256_file(tmp_path / "ev" / SAMPLES_FILE)
+    latencies = samples(tmp_path)
+    assert len(latencies) == m["requests"]
+    assert max(latencies) == pytest.approx(m["max_ms"], abs=0.001)
+    assert math.fsum(latencies) / len(latencies) == pytest.approx(m["mean_ms"], abs=0.001)
+    assert "4 users" in STAGE.summary(evidence)
+    assert evidence.provenance.tool_versions["locust"]
+
+
+def test_open_loop_sends_on_schedule(tmp_path: Path, server: Server) -> None:
+    evidence = run(tmp_path, url=server.url, payload=PAYLOAD, rate=50)
+    assert evidence.status == "passed", evidence.reason
+    m = evidence.metrics
+    assert (m["mode"], m["users"], m["rate"]) == ("open", None, 50)
+    # The schedule fixes the count: 50 per second for the 3 measured seconds.
+    assert m["requests"] == 150 and m["errors"] == 0
+    assert len(samples(tmp_path)) == 150
+    assert "open loop at 50.0 req/s" in STAGE.summary(evidence)
+
+
+def test_open_loop_shows_the_queue_a_slow_server_builds(
+    tmp_path: Path, slow_server: Server
+) -> None:
+    # 40 requests per second to a server that answers 20: the queue, and with it the latency
+    # counted from each request's scheduled time, grows for the whole run.
+    evidence = run(
+        tmp_path,
+        url=slow_server.url,
+        payload=PAYLOAD,
+        rate=40,
+        warmup=0.5,
+        duration=1.5,
+        request_timeout=10,
+    )
+    assert evidence.status == "passed", evidence.reason
+    assert evidence.metrics["errors"] == 0
+    p99 = evidence.metrics["p99_ms"]
+    assert isinstance(p99, float) and p99 > 10 * 50  # far beyond the 50 ms a request takes
+    # Throughput is what the server delivered (at most 20 a second), not the rate offered.
+    assert evidence.metrics["throughput_rps"] < 30  # type: ignore[operator]
+    latencies = samples(tmp_path)
+    quarter = len(latencies) // 4
+    assert sum(latencies[-quarter:]) > 2 * sum(latencies[:quarter])
+
+
+def test_open_loop_counts_requests_over_the_in_flight_cap_as_errors(
+    tmp_path: Path, slow_server: Server
+) -> None:
+    evidence = run(
+        tmp_path,
+        url=slow_server.url,
+        payload=PAYLOAD,
+        rate=40,
+        warmup=0,
+        duration=2,
+        max_in_flight=5,
+    )
+    assert evidence.status == "passed", evidence.reason
+    dropped = evidence.data["errors_by_exception"]["InFlightLimitReached"]
+    assert dropped > 0 and evidence.metrics["errors"] == dropped
+    assert evidence.metrics["requests"] == 80
+    (finding,) = evidence.findings
+    assert finding.rule == "load-error" and finding.severity == "medium" and finding.path is None
+    assert finding.message.startswith(f"{dropped} of 80 measured requests")
+
+
+def test_a_user_locustfile_drives_the_load(tmp_path: Path, server: Server) -> None:
+    evidence = run(
+        tmp_path, url=server.url, locustfile=str(EXAMPLE / "locustfile.py"), payload=PAYLOAD
+    )
+    assert evidence.status == "passed", evidence.reason
+    assert evidence.data["scenario"].endswith("locustfile.py")
+    assert evidence.metrics["errors"] == 0
+    assert len(samples(tmp_path)) == evidence.metrics["requests"]
+
+
+def test_server_errors_are_counted_by_status(tmp_path: Path, server: Server) -> None:
+    # Every other body is one the model cannot score: a 400, counted and reported as such.
+    good = Path(PAYLOAD).read_text().splitlines()[0]
+    (tmp_path / "mixed.jsonl").write_text(f'{good}\n{{"instances": [[1, 2]]}}\n')
+    evidence = run(tmp_path, url=server.url, payload="mixed.jsonl", users=1, duration=2)
+    assert evidence.status == "passed", evidence.reason
+    assert evidence.data["errors_by_status"] == {"400": evidence.metrics["errors"]}
+    assert 0.4 < evidence.metrics["error_rate"] < 0.6  # type: ignore[operator]
+    (finding,) = evidence.findings
+    assert finding.id == "load-error-http-400" and "answered HTTP 400" in finding.message
+    results = {r.rule: r for r in STAGE.evaluate(LoadPolicy(), evidence)}
+    assert results["load.error_rate_max"].outcome == "fail"
+
+
+def _write(path: Path, text: str) -> str:
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("case", "reason"),
+    [
+        ("unreachable", "server unreachable: GET http://127.0.0.1:"),
+        ("unhealthy", "/nope answered 404, not 200, within 1 s"),
+        ("payload_missing", "missing.jsonl does not exist"),
+        ("payload_empty", "holds no requests"),
+        ("payload_not_json", "line 2 is not JSON"),
+        ("locustfile_missing", "nope.py does not exist"),
+        ("locustfile_import_error", "failed to import: ModuleNotFoundError: No module named"),
+        ("locustfile_no_user", "defines no User class"),
+        (
+            "tasks_raise",
+            "no request was made in the measured window; "
+            "the locustfile's tasks raised KeyError: 'no such payload'",
+        ),
+        ("all_rejected", "no request succeeded: "),
+    ],
+)
+def test_bad_input_is_error_evidence_with_one_reason(
+    tmp_path: Path, server: Server, case: str, reason: str
+) -> None:
+    config: dict[str, object] = {"url": server.url, "payload": PAYLOAD, "warmup": 0, "duration": 1}
+    if case == "unreachable":
+        with socket.socket() as sock:  # a port that was free a moment ago: nobody listens
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        config |= {"url": f"http://127.0.0.1:{port}", "health_timeout": 1}
+    elif case == "unhealthy":
+        config |= {"health_path": "/nope", "health_timeout": 1}
+    elif case == "payload_missing":
+        config["payload"] = "missing.jsonl"
+    elif case == "payload_empty":
+        config["payload"] = _write(tmp_path / "empty.jsonl", "\n  \n")
+    elif case == "payload_not_json":
+        config["payload"] = _write(tmp_path / "bad.jsonl", '{"instances": [[1, 2, 3, 4]]}\n{oops\n')
+    elif case == "locustfile_missing":
+        config["locustfile"] = "nope.py"
+    elif case == "locustfile_import_error":
+        config["locustfile"] = _write(tmp_path / "lf.py", "import no_such_module_xyz\n")
+    elif case == "locustfile_no_user":
+        config["locustfile"] = _write(tmp_path / "lf.py", "from locust import HttpUser\nX = 1\n")
+    elif case == "tasks_raise":
+        config["locustfile"] = _write(
+            tmp_path / "lf.py",
+            "from locust import User, task\n"
+            "class Broken(User):\n"
+            "    @task\n"
+            "    def t(self):\n"
+            "        raise KeyError('no such payload')\n",
+        )
+    elif case == "all_rejected":
+        config["payload"] = _write(tmp_path / "p.jsonl", '{"rows": [[1, 2, 3, 4]]}\n')
+    evidence = run(tmp_path, **config)
+    assert evidence.status == "error"
+    assert evidence.reason is not None and reason in evidence.reason, evidence.reason
+    assert evidence.artifacts == [] and not (tmp_path / "ev" / SAMPLES_FILE).exists()
+    assert STAGE.summary(evidence) == f"error: {evidence.reason}"
+    assert children(server) == []
+    if case == "all_rejected":
+        assert "(HTTP 400: " in evidence.reason
+        assert evidence.metrics["errors"] == evidence.metrics["requests"]
+
+
+def test_a_hung_load_run_ends_at_the_stage_timeout(tmp_path: Path, server: Server) -> None:
+    hang = _write(tmp_path / "lf.py", "import time\ntime.sleep(3600)\n")
+    started = time.monotonic()
+    evidence = run(tmp_path, url=server.url, locustfile=hang, warmup=0, duration=1, timeout=4.5)
+    assert evidence.status == "error"
+    assert evidence.reason == "load run did not finish within the stage timeout of 4.5 s"
+    # The child is killed at the deadline (plus process.run's grace for SIGTERM at most).
+    assert time.monotonic() - started < 4.5 + 6
+    assert children(server) == []
+
+
+def test_stale_samples_never_outlive_a_failed_run(tmp_path: Path) -> None:
+    (tmp_path / "ev").mkdir()
+    (tmp_path / "ev" / SAMPLES_FILE).write_bytes(b"old")
+    evidence = run(tmp_path, url="http://127.0.0.1:9", payload="missing.jsonl")
+    assert evidence.status == "error"
+    assert not (tmp_path / "ev" / SAMPLES_FILE).exists()
+
+
+def test_serve_answers_bad_input_with_4xx_never_5xx(server: Server) -> None:
+    def post(body: bytes, content_type: str = "application/json") -> int:
+        request = urllib.request.Request(
+            server.url + "/invocations", data=body, headers={"Content-Type": content_type}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as reply:
+                assert json.load(reply)["predictions"]
+                return int(reply.status)
+        except urllib.error.HTTPError as exc:
+            assert json.load(exc)["message"]
+            return exc.code
+
+    assert post(Path(PAYLOAD).read_bytes().splitlines()[0]) == 200
+    assert (
+        post(
+            b'{"instances": [{"sepal length": 5, "sepal width": 3, "petal length": 1, "petal width": 0.2}]}'
+        )
+        == 200
+    )
+    for body in [
+        b"{",
+        b"[]",
+        b"{}",
+        b'{"instances": [[1, 2, 3]]}',
+        b'{"instances": [[1, 2, 3, NaN]]}',
+        b'{"instances": [[1, 2, 3, "x"]]}',
+        b'{"instances": [[1, 2, 3, ' + b"9" * 400 + b"]]}",
+        b'{"instances": []}',
+        b'{"instances": [{"sepal length": 1}]}',
+        b'{"dataframe_split": {"columns": ["a"], "data": [[1]]}}',
+        b'{"dataframe_split": {"data": [[1, 2, 3, 4], [1]]}}',
+        b'{"instances": [[1, 2, 3, 4]], "dataframe_split": {"data": []}}',
+        b"[" * 100_000 + b"]" * 100_000,
+        b"\xff\xfe",
+    ]:
+        assert post(body) == 400, body[:60]
+    assert post(b'{"instances": [[1, 2, 3, 4]]}', "text/csv") == 415
+
+
+def _evidence(**metrics: object) -> ev.Evidence:
+    base: dict[str, object] = {
+        "requests": 1000,
+        "errors": 5,
+        "error_rate": 0.005,
+        "throughput_rps": 331.7,
+        "p50_ms": 90.0,
+        "p90_ms": 150.0,
+        "p95_ms": 182.4,
+        "p99_ms": 240.0,
+        "max_ms": 400.0,
+        "mean_ms": 101.0,
+        "duration_s": 3.0,
+        "warmup_s": 1.0,
+        "mode": "closed",
+        "users": 4,
+        "rate": None,
+    }
+    return ev.Evidence.model_validate(
+        {
+            "stage": "load",
+            "status": "passed",
+            "started_at": ev.now(),
+            "finished_at": ev.now(),
+            "metrics": base | metrics,
+        }
+    )
+
+
+def test_evaluate_judges_each_rule_with_its_numbers() -> None:
+    policy = LoadPolicy(p95_ms_max=250, p99_ms_max=200, throughput_min_rps=500)
+    results = {r.rule: r for r in STAGE.evaluate(policy, _evidence())}
+    assert {rule: r.outcome for rule, r in results.items()} == {
+        "load.min_requests": "pass",
+        "load.error_rate_max": "pass",
+        "load.p95_ms_max": "pass",
+        "load.p99_ms_max": "fail",
+        "load.throughput_min_rps": "fail",
+    }
+    assert results["load.p95_ms_max"].reason == "load: p95 182.4 ms, at most 250 ms allowed"
+    assert results["load.p99_ms_max"].reason == "load: p99 240.0 ms, at most 200 ms allowed"
+    assert results["load.min_requests"].reason == (
+        "load: 995 successful requests measured, at least 100 required"
+    )
+    assert results["load.error_rate_max"].reason == (
+        "load: error rate 0.50% (5 of 1000), at most 1.00% allowed"
+    )
+    assert results["load.throughput_min_rps"].reason == (
+        "load: throughput 331.7 req/s, at least 500 req/s required"
+    )
+
+
+def test_evaluate_defaults_only_check_errors_and_enough_requests() -> None:
+    results = STAGE.evaluate(LoadPolicy(), _evidence(requests=60, errors=0, error_rate=0.0))
+    assert [(r.rule, r.outcome) for r in results] == [
+        ("load.min_requests", "fail"),
+        ("load.error_rate_max", "pass"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("metrics", "problem"),
+    [
+        ({"requests": "1000"}, "whole-number counts"),
+        ({"errors": 1001}, "more errors than requests"),
+        ({"p95_ms": None}, "lacks latency numbers: p95_ms"),
+        ({"p99_ms": 10.0}, "not in increasing order"),
+        ({"error_rate": 0.0}, "error rate does not match"),
+    ],
+)
+def test_evaluate_refuses_inconsistent_evidence(metrics: dict[str, object], problem: str) -> None:
+    (result,) = STAGE.evaluate(LoadPolicy(), _evidence(**metrics))
+    assert result.rule == "load.evidence" and result.outcome == "fail"
+    assert problem in result.reason
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"users": 2, "rate": 10.0}, "give users (closed loop) or rate (open loop), not both"),
+        ({"rate": 10.0, "locustfile": "l.py"}, "drives the built-in scenario only"),
+        ({"payload": None}, "payload is required unless a locustfile drives the load"),
+        ({"timeout": 10}, "timeout (10 s) must exceed warmup + duration (35 s)"),
+        ({"rate": float("nan")}, "finite number"),
+        ({"duration": float("inf")}, "finite number"),
+        ({"users": 0}, "greater than or equal to 1"),
+        ({"url": "127.0.0.1:8080"}, "must be an http:// or https:// URL"),
+        ({"path": "invocations"}, "must start with '/'"),
+        ({"workers": 3}, "Extra inputs are not permitted"),
+    ],
+)
+def test_config_errors_are_clear(config: dict[str, object], message: str) -> None:
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        LoadConfig.model_validate({"url": "http://127.0.0.1:8080", "payload": "p.jsonl"} | config)
+
+
+def test_config_defaults_to_a_closed_loop_of_four_users() -> None:
+    config = LoadConfig(url="http://127.0.0.1:8080/", payload="p.jsonl")
+    assert (config.closed_loop_users, config.rate, config.url) == (4, None, "http://127.0.0.1:8080")
+    # The default is not stored: the same config switches to an open loop by adding a rate.
+    open_loop = LoadConfig.model_validate(config.model_dump() | {"rate": 20})
+    assert (open_loop.closed_loop_users, open_loop.rate) == (None, 20)
+    assert (config.path, config.health_path, config.duration, config.warmup) == (
+        "/invocations",
+        "/ping",
+        30,
+        5,
+    )
+    with pytest.raises(ValidationError, match="finite number"):
+        LoadPolicy(p95_ms_max=float("inf"))

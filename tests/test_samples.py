@@ -1,0 +1,256 @@
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mlgate import evidence, samples
+from mlgate.errors import MlgateError
+from mlgate.samples import SampleError, read_samples
+
+VALUES = [12.5 + i for i in range(25)]
+
+
+def sample_text(values: list[float] = VALUES) -> str:
+    return "".join(f"{v!r}\n" for v in values)
+
+
+def load_evidence(
+    directory: Path,
+    artifact: Path | None,
+    name: str | None = None,
+    status: evidence.Status = "passed",
+    reason: str | None = None,
+    listed: bool = True,
+) -> Path:
+    """Evidence of a load stage whose raw samples are `artifact`, named `name` in the evidence."""
+    data: dict[str, object] = {}
+    artifacts = []
+    if artifact is not None:
+        name = name if name is not None else str(artifact)
+        data["samples_artifact"] = name
+        if listed:
+            artifacts.append(
+                evidence.Artifact(
+                    path=name,
+                    sha256=evidence.sha256_file(artifact),
+                    size=artifact.stat().st_size,
+                )
+            )
+    document = evidence.Evidence(
+        stage="load",
+        status=status,
+        reason=reason,
+        started_at=evidence.now(),
+        finished_at=evidence.now(),
+        data=data,
+        artifacts=artifacts,
+    )
+    return evidence.write(document, directory)
+
+
+def error_of(path: Path, **options: int) -> str:
+    with pytest.raises(SampleError) as raised:
+        read_samples(path, **options)
+    message = str(raised.value)
+    assert "\n" not in message
+    assert isinstance(raised.value, MlgateError)
+    return message
+
+
+# --- raw sample files ---
+
+
+def test_plain_text_with_comments_blank_lines_crlf_and_bom(tmp_path: Path) -> None:
+    path = tmp_path / "latencies.txt"
+    lines = ["\ufeff# latency of each request, ms", "", *(f" {v}  " for v in VALUES[:10])]
+    lines += [f"{v}  # slow one" for v in VALUES[10:]]
+    path.write_bytes("\r\n".join(lines).encode("utf-8"))
+    result = read_samples(path)
+    assert result.values.tolist() == VALUES
+    assert result.values.dtype == np.float64
+    assert result.source == str(path)
+
+
+@pytest.mark.parametrize("name", ["samples.txt.gz", "samples.txt"])
+def test_gzip_is_recognised_by_its_magic_bytes(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(sample_text().encode()))
+    assert read_samples(str(path)).values.tolist() == VALUES
+
+
+def test_values_are_read_only(tmp_path: Path) -> None:
+    path = tmp_path / "s.txt"
+    path.write_text(sample_text())
+    result = read_samples(path)
+    with pytest.raises(ValueError, match="read-only"):
+        result.values[0] = 1.0
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(0, 1e9, allow_nan=False), min_size=20, max_size=200))
+def test_round_trip(values: list[float]) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "s.txt"
+        path.write_text(sample_text(values))
+        assert read_samples(path).values.tolist() == values
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"", "no samples (empty, or only blank lines and comments)"),
+        (b"# nothing measured\n\n  \n", "no samples"),
+        (sample_text().encode() + b"12 ms\n", "line 26: not a latency in ms: '12 ms'"),
+        (b"latency_ms\n" + sample_text().encode(), "line 1: not a latency in ms: 'latency_ms'"),
+        (b"1,5\n", "line 1: not a latency in ms: '1,5'"),
+        (b"3\n4\n-1.5\n", "line 3: negative latency -1.5"),
+        (b"3\nnan\n", "line 2: not a finite number: 'nan'"),
+        (b"3\n\n-inf\n", "line 3: not a finite number: '-inf'"),
+        (b"3\n1e999\n", "line 2: not a finite number: '1e999'"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary data, not a sample file"),
+        (b"\xff\xfe1\x002\x00", "binary data, not a sample file"),
+        (b"12\n" * 19, "19 samples; a comparison needs at least 20"),
+        (b'{"latencies": [1, 2, 3]}', "JSON but not mlgate evidence"),
+        (b"[1, 2, 3]", "JSON but not mlgate evidence"),
+        (b"{not json", "JSON but not mlgate evidence: not valid JSON"),
+        (b"\x1f\x8b\x08\x00garbage", "corrupt gzip data"),
+        (gzip.compress(b"12\n" * 30)[:-12], "corrupt gzip data"),
+        (gzip.compress(b'{"stage": "load"}'), "compressed JSON; evidence files are plain JSON"),
+    ],
+)
+def test_bad_sample_files(tmp_path: Path, content: bytes, problem: str) -> None:
+    path = tmp_path / "samples.txt"
+    path.write_bytes(content)
+    assert error_of(path).startswith(f"{path}: {problem}")
+
+
+def test_minimum_is_a_parameter(tmp_path: Path) -> None:
+    path = tmp_path / "s.txt"
+    path.write_text("1\n2\n3\n")
+    assert read_samples(path, minimum=3).values.tolist() == [1, 2, 3]
+    assert "3 samples; a comparison needs at least 4" in error_of(path, minimum=4)
+
+
+def test_long_garbage_is_cut_in_the_message(tmp_path: Path) -> None:
+    path = tmp_path / "s.txt"
+    path.write_text("x" * 10_000)
+    assert error_of(path) == f"{path}: line 1: not a latency in ms: '{'x' * 40}'"
+
+
+def test_missing_file_directory_and_fifo(tmp_path: Path) -> None:
+    assert error_of(tmp_path / "nope.txt") == f"{tmp_path / 'nope.txt'}: no such file"
+    assert error_of(tmp_path) == f"{tmp_path}: not a regular file"
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    # Reading a FIFO nobody writes to would block forever.
+    assert error_of(fifo) == f"{fifo}: not a regular file"
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    path = tmp_path / "s.txt"
+    path.write_text(sample_text())
+    path.chmod(0)
+    try:
+        if os.access(path, os.R_OK):
+            pytest.skip("running as a user who can read any file")
+        assert error_of(path).startswith(f"{path}: cannot read: ")
+    finally:
+        path.chmod(0o600)
+
+
+def test_size_limits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(samples, "MAX_BYTES", 1 << 10)
+    big = tmp_path / "big.txt"
+    big.write_text("12\n" * 1000)
+    assert error_of(big) == f"{big}: larger than 0 MiB; not a sample file"
+    bomb = tmp_path / "bomb.gz"
+    bomb.write_bytes(gzip.compress(b"12\n" * 100_000))
+    assert bomb.stat().st_size < 1 << 10
+    assert error_of(bomb).startswith(f"{bomb}: more than")
+
+
+# --- evidence ---
+
+
+def test_evidence_with_a_relative_samples_artifact(tmp_path: Path) -> None:
+    directory = tmp_path / "evidence"
+    directory.mkdir()
+    artifact = directory / "load-samples.txt.gz"
+    artifact.write_bytes(gzip.compress(sample_text().encode()))
+    path = load_evidence(directory, artifact, name="load-samples.txt.gz")
+    result = read_samples(path)
+    assert result.values.tolist() == VALUES
+    assert result.source == f"{path} (samples load-samples.txt.gz)"
+
+
+def test_evidence_with_an_absolute_samples_artifact(tmp_path: Path) -> None:
+    artifact = tmp_path / "elsewhere" / "samples.txt"
+    artifact.parent.mkdir()
+    artifact.write_text(sample_text())
+    path = load_evidence(tmp_path / "evidence", artifact)
+    assert read_samples(path).values.tolist() == VALUES
+
+
+def test_evidence_without_samples(tmp_path: Path) -> None:
+    path = load_evidence(tmp_path, None)
+    assert error_of(path) == (
+        f"{path}: evidence of stage 'load' records no latency samples (no data.samples_artifact)"
+    )
+
+
+def test_evidence_of_a_stage_that_errored(tmp_path: Path) -> None:
+    artifact = tmp_path / "s.txt"
+    artifact.write_text(sample_text())
+    path = load_evidence(tmp_path, artifact, status="error", reason="server never became healthy")
+    assert error_of(path) == (
+        f"{path}: the load stage ended as error: server never became healthy; no samples"
+    )
+
+
+def test_artifact_not_listed(tmp_path: Path) -> None:
+    artifact = tmp_path / "s.txt"
+    artifact.write_text(sample_text())
+    path = load_evidence(tmp_path, artifact, listed=False)
+    assert "is not among the evidence's artifacts" in error_of(path)
+
+
+def test_artifact_digest_mismatch(tmp_path: Path) -> None:
+    artifact = tmp_path / "s.txt"
+    artifact.write_text(sample_text())
+    path = load_evidence(tmp_path, artifact)
+    artifact.write_text(sample_text([v / 2 for v in VALUES]))  # changed after the run
+    recorded = json.loads(path.read_text())["artifacts"][0]["sha256"]
+    message = error_of(path)
+    assert message.startswith(f"{artifact}: sha256 ")
+    assert message.endswith(f"does not match {recorded} recorded in {path}")
+
+
+def test_artifact_missing(tmp_path: Path) -> None:
+    artifact = tmp_path / "s.txt"
+    artifact.write_text(sample_text())
+    path = load_evidence(tmp_path, artifact)
+    artifact.unlink()
+    assert error_of(path) == f"{artifact}: no such file"
+
+
+def test_artifact_that_is_not_a_sample_file(tmp_path: Path) -> None:
+    artifact = tmp_path / "s.txt.gz"
+    artifact.write_bytes(gzip.compress(b"\x00\x01\x02 binary"))
+    path = load_evidence(tmp_path, artifact)
+    assert error_of(path) == f"{artifact}: binary data, not a sample file"
+
+
+def test_evidence_off_schema(tmp_path: Path) -> None:
+    path = tmp_path / "load.json"
+    path.write_text(json.dumps({"stage": "load", "status": "passed"}))
+    message = error_of(path)
+    assert message.startswith(f"{path}: JSON but not mlgate evidence: ")
+    assert message.count(str(path)) == 1
