@@ -439,3 +439,83 @@ def test_config_defaults_to_a_closed_loop_of_four_users() -> None:
     )
     with pytest.raises(ValidationError, match="finite number"):
         LoadPolicy(p95_ms_max=float("inf"))
+
+
+def test_a_baseline_comparison_is_recorded_and_judged(
+    tmp_path: Path, server: Server, slow_server: Server
+) -> None:
+    # The slow server as the baseline, the fast one as the candidate: a clear improvement.
+    (tmp_path / "base").mkdir()
+    (tmp_path / "swap").mkdir()
+    baseline = run(tmp_path / "base", url=slow_server.url, payload=PAYLOAD, users=1)
+    assert baseline.status == "passed", baseline.reason
+    candidate = run(
+        tmp_path,
+        url=server.url,
+        payload=PAYLOAD,
+        users=1,
+        baseline=str(tmp_path / "base" / "ev" / "load.json"),
+    )
+    assert candidate.status == "passed", candidate.reason
+    comparison = candidate.data["comparison"]
+    p95 = next(m for m in comparison["metrics"] if m["metric"] == "p95")
+    assert p95["decision"] == "improvement" and p95["ci"][1] < 0
+    results = {r.rule: r for r in STAGE.evaluate(LoadPolicy(), candidate)}
+    assert results["load.no_regression"].outcome == "pass"
+    assert "vs baseline" in results["load.no_regression"].reason
+    # Swapped, the same data is a regression the gate fails.
+    swapped = run(
+        tmp_path / "swap",
+        url=slow_server.url,
+        payload=PAYLOAD,
+        users=1,
+        baseline=str(tmp_path / "ev" / "load.json"),
+    )
+    results = {r.rule: r for r in STAGE.evaluate(LoadPolicy(), swapped)}
+    assert (
+        results["load.no_regression"].outcome == "fail"
+        and "regression" in results["load.no_regression"].reason
+    )
+    markdown = STAGE.report_markdown(swapped)
+    assert "xychart-beta" in markdown and "| baseline |" in markdown and "| candidate |" in markdown
+
+
+def test_a_missing_baseline_is_an_error_and_can_be_required(tmp_path: Path, server: Server) -> None:
+    evidence = run(tmp_path, url=server.url, payload=PAYLOAD, baseline="nope.txt")
+    assert evidence.status == "error" and (evidence.reason or "").startswith("baseline: ")
+    plain = _evidence()
+    assert "load.no_regression" not in {r.rule for r in STAGE.evaluate(LoadPolicy(), plain)}
+    results = {r.rule: r for r in STAGE.evaluate(LoadPolicy(require_baseline=True), plain)}
+    assert results["load.no_regression"].outcome == "fail"
+
+
+@pytest.mark.parametrize(
+    ("ci", "p_value", "outcome"),
+    [
+        ([0.15, 0.30], 0.001, "fail"),
+        ([-0.03, 0.04], 0.4, "pass"),
+        ([-0.05, 0.25], 0.2, "inconclusive"),
+    ],
+    ids=["regression", "no-change", "too-wide"],
+)
+def test_the_policy_tolerance_decides_on_the_stored_interval(
+    ci: list[float], p_value: float, outcome: str
+) -> None:
+    evidence = _evidence().model_copy(
+        update={
+            "data": {
+                "comparison": {
+                    "metrics": [
+                        {
+                            "metric": "p95",
+                            "ci": ci,
+                            "p_value": p_value,
+                            "relative_change": sum(ci) / 2,
+                        }
+                    ]
+                }
+            }
+        }
+    )
+    (rule,) = [r for r in STAGE.evaluate(LoadPolicy(), evidence) if r.rule == "load.no_regression"]
+    assert rule.outcome == outcome

@@ -29,10 +29,10 @@ import numpy as np
 import numpy.typing as npt
 from scipy import stats as scipy_stats  # type: ignore[import-untyped]
 
+from mlgate.decision import Decision, decide
 from mlgate.errors import MlgateError
 
 Metric = Literal["p50", "p90", "p95", "p99", "mean"]
-Decision = Literal["regression", "improvement", "no change", "inconclusive"]
 FloatArray = npt.NDArray[np.float64]
 
 METRICS: tuple[str, ...] = get_args(Metric)
@@ -131,17 +131,6 @@ def compare(
             )
         )
     return results
-
-
-def decide(ci: tuple[float, float], p_value: float, tolerance: float, fdr: float) -> Decision:
-    low, high = ci
-    if low > 0 and high > tolerance and p_value < fdr:
-        return "regression"
-    if high < 0 and low < -tolerance and p_value < fdr:
-        return "improvement"
-    if -tolerance <= low and high <= tolerance:
-        return "no change"
-    return "inconclusive"
 
 
 def point_estimate(values: FloatArray, metric: str) -> float:

@@ -27,9 +27,12 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from mlgate import evidence as ev
 from mlgate import loadgen, process
+from mlgate.decision import decide
+from mlgate.errors import MlgateError
 from mlgate.evidence import Evidence, Finding
+from mlgate.report import charts
 from mlgate.stages.interface import RunContext, Stage, StageConfig, StagePolicy
-from mlgate.verdict import RuleResult
+from mlgate.verdict import Outcome, RuleResult
 
 # Written next to the evidence: one successful measured latency in ms per line, in the order
 # the requests started, for comparisons against a baseline.
@@ -86,6 +89,11 @@ class LoadConfig(StageConfig):
     )
     request_timeout: float = Field(
         default=10, gt=0, description="Seconds a request may take; a slower one is an error."
+    )
+    baseline: str | None = Field(
+        default=None,
+        description="Baseline to compare against: load evidence (its samples artifact) or a raw "
+        "sample file (one latency in ms per line), relative to working_directory.",
     )
     max_in_flight: int = Field(
         default=1000,
@@ -155,6 +163,20 @@ class LoadPolicy(StagePolicy):
         default=100,
         ge=0,
         description="Fewer successful measured requests fails the gate: too little evidence.",
+    )
+    regression_tolerance: float = Field(
+        default=0.10,
+        ge=0,
+        le=10,
+        description="Practical tolerance of the comparison with the baseline (0.10 = 10%): a "
+        "change within it is no change; one that may exceed it, significantly, is a regression.",
+    )
+    regression_fdr: float = Field(
+        default=0.05, gt=0, lt=1, description="False-discovery rate across compared metrics."
+    )
+    require_baseline: bool = Field(
+        default=False,
+        description="Fail when the evidence holds no comparison with a baseline.",
     )
 
 
@@ -276,6 +298,7 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
                         f"load: {label} {value:.1f} ms, at most {limit:g} ms allowed",
                     )
                 )
+        results += _regression_rules(policy, evidence)
         if policy.throughput_min_rps is not None:
             throughput = float(m["throughput_rps"] or 0)
             results.append(
@@ -287,6 +310,14 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
                 )
             )
         return results
+
+    def report_markdown(self, evidence: Evidence) -> str:
+        labels, series = _percentile_series(evidence)
+        return charts.markdown_bars("Latency percentiles", labels, series, "ms")
+
+    def report_html(self, evidence: Evidence) -> str:
+        labels, series = _percentile_series(evidence)
+        return charts.svg_bars(labels, series, "ms")
 
     def summary(self, evidence: Evidence) -> str:
         if evidence.status == "error":
@@ -304,6 +335,80 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
             f"{_share(m.get('error_rate'))} errors ({m.get('requests')} requests, {load}, "
             f"{_number(m.get('duration_s'))} s)"
         )
+
+
+def _compare(baseline_path: Path, latencies: list[float]) -> dict[str, object]:
+    """The candidate's samples against the baseline's: intervals and p-values, which the
+    policy turns into decisions with its own tolerance."""
+    from mlgate import samples, stats
+
+    baseline = samples.read_samples(baseline_path)
+    results = stats.compare(baseline.values, latencies)
+    return {
+        "baseline": str(baseline_path),
+        "baseline_ms": {
+            label: round(stats.point_estimate(baseline.values, label), 3) for label in _CHARTED
+        },
+        "baseline_samples": len(baseline.values),
+        "candidate_samples": len(latencies),
+        "metrics": [r.as_json() for r in results],
+    }
+
+
+def _regression_rules(policy: LoadPolicy, evidence: Evidence) -> list[RuleResult]:
+    comparison = evidence.data.get("comparison")
+    if not isinstance(comparison, dict):
+        if policy.require_baseline:
+            return [
+                _rule("no_regression", False, "load: no baseline was compared, one is required")
+            ]
+        return []
+    tolerance = policy.regression_tolerance
+    verdicts = []
+    for entry in comparison.get("metrics", []):
+        ci = entry.get("ci") or [None, None]
+        low = ci[0] if isinstance(ci[0], (int, float)) else float("-inf")
+        high = ci[1] if isinstance(ci[1], (int, float)) else float("inf")
+        decision = decide(
+            (low, high), float(entry.get("p_value", 1.0)), tolerance, policy.regression_fdr
+        )
+        verdicts.append(
+            (decision, entry.get("metric", "?"), float(entry.get("relative_change", 0)), low, high)
+        )
+    if not verdicts:
+        return [_rule("no_regression", False, "load: the baseline comparison holds no metric")]
+    order = {"regression": 0, "inconclusive": 1, "improvement": 2, "no change": 3}
+    decision, metric, change, low, high = min(verdicts, key=lambda v: order[v[0]])
+    outcome: Outcome = (
+        "fail"
+        if decision == "regression"
+        else "inconclusive"
+        if decision == "inconclusive"
+        else "pass"
+    )
+    reason = (
+        f"load: {metric} {change:+.1%} vs baseline (95% CI {low:+.1%} to {high:+.1%}), "
+        f"tolerance ±{tolerance:.0%}: {decision}"
+    )
+    return [
+        RuleResult(stage=LoadStage.name, rule="load.no_regression", outcome=outcome, reason=reason)
+    ]
+
+
+_CHARTED = ("p50", "p90", "p95", "p99")
+
+
+def _percentile_series(evidence: Evidence) -> tuple[list[str], dict[str, list[float]]]:
+    labels = list(_CHARTED)
+    m = evidence.metrics
+    series = {"candidate": [float(m.get(f"{label}_ms") or 0) for label in labels]}
+    comparison = evidence.data.get("comparison")
+    baseline = comparison.get("baseline_ms") if isinstance(comparison, dict) else None
+    if isinstance(baseline, dict) and all(
+        isinstance(baseline.get(label), (int, float)) for label in labels
+    ):
+        series = {"baseline": [float(baseline[label]) for label in labels]} | series
+    return labels, series
 
 
 def _rule(rule: str, ok: bool, reason: str) -> RuleResult:
@@ -438,6 +543,13 @@ def _judge_run(
         samples, "latency of each successful measured request, ms, one per line, gzip"
     ).model_copy(update={"path": SAMPLES_FILE})
     data["samples_artifact"] = SAMPLES_FILE
+    if config.baseline:
+        try:
+            data["comparison"] = _compare(
+                Path(config.working_directory) / config.baseline, latencies
+            )
+        except MlgateError as exc:
+            return _evidence(context, started, config, reason=f"baseline: {exc}", metrics=metrics)
     return _evidence(
         context,
         started,
