@@ -204,6 +204,12 @@ def bench(
 )
 @click.option("--users", type=int, default=None, help="Closed loop: concurrent users [default: 4].")
 @click.option("--rate", type=float, default=None, help="Open loop: requests per second.")
+@click.option(
+    "--baseline",
+    default=None,
+    help="Load evidence or raw sample file to compare against (regressions are judged by "
+    "the policy's tolerance).",
+)
 @click.option("--working-directory", default=None, help="Where relative paths start.")
 @click.option("--timeout", type=float, default=None, help="Seconds before the stage is stopped.")
 def load(
@@ -217,6 +223,7 @@ def load(
     warmup: float | None,
     users: int | None,
     rate: float | None,
+    baseline: str | None,
     working_directory: str | None,
     timeout: float | None,
 ) -> None:
@@ -242,6 +249,7 @@ def load(
         "locustfile": locustfile,
         "duration": duration,
         "warmup": warmup,
+        "baseline": baseline,
         "working_directory": working_directory,
         "timeout": timeout,
     }
