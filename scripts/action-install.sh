@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Used by every mlgate action: make the `mlgate` command of this action's own checkout
-# available to later steps. Reuses an installed mlgate of the same version (a self-hosted
-# runner, or actions/setup earlier in the job); otherwise installs into a virtualenv under
-# RUNNER_TEMP and puts it on GITHUB_PATH. Inputs arrive through the environment:
+# Used by every mlgate action: make the `mlgate` command of this action's own checkout, with
+# the extras a stage needs, available to later steps. Reuses an installed mlgate of the same
+# version (a self-hosted runner, or actions/setup earlier in the job) and adds only the extras
+# it lacks; otherwise installs into a virtualenv under RUNNER_TEMP and puts it on GITHUB_PATH.
+# Inputs arrive through the environment:
 #   MLGATE_INSTALL  auto | always  (auto reuses a matching install)
-#   MLGATE_EXTRAS   optional extras, e.g. "example"
+#   MLGATE_EXTRAS   extras, comma-separated (e.g. "load"); "config" means the ones the stages
+#                   enabled in MLGATE_CONFIG need
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 mode=${MLGATE_INSTALL:-auto}
@@ -15,18 +17,30 @@ if ! [[ "$extras" =~ ^[a-z,]*$ ]]; then
   exit 2
 fi
 want=$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/pyproject.toml" | head -1)
+have=""
 if [ "$mode" = auto ] && command -v mlgate >/dev/null 2>&1; then
   have=$(mlgate --version 2>/dev/null | awk '{print $NF}')
-  if [ "$have" = "$want" ] && [ -z "$extras" ]; then
-    echo "mlgate $have already installed at $(command -v mlgate)"
-    exit 0
-  fi
 fi
-python=${MLGATE_PYTHON:-python3}
-venv="${RUNNER_TEMP:-/tmp}/mlgate-venv"
-[ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
-spec="$root"
-[ -n "$extras" ] && spec="$root[$extras]"
-"$venv/bin/python" -m pip install --disable-pip-version-check --quiet "$spec"
-echo "$venv/bin" >> "$GITHUB_PATH"
-echo "installed mlgate $("$venv/bin/mlgate" --version | awk '{print $NF}') into $venv"
+if [ "$have" = "$want" ]; then
+  echo "mlgate $have already installed at $(command -v mlgate)"
+  # The interpreter next to the mlgate command is the one the extras must go into.
+  python="$(dirname "$(command -v mlgate)")/python"
+  [ -x "$python" ] || python=python3
+else
+  venv="${RUNNER_TEMP:-/tmp}/mlgate-venv"
+  [ -x "$venv/bin/python" ] || "${MLGATE_PYTHON:-python3}" -m venv "$venv"
+  "$venv/bin/python" -m pip install --disable-pip-version-check --quiet "$root"
+  echo "$venv/bin" >> "$GITHUB_PATH"
+  export PATH="$venv/bin:$PATH"
+  python="$venv/bin/python"
+  echo "installed mlgate $(mlgate --version | awk '{print $NF}') into $venv"
+fi
+if [ "$extras" = config ]; then
+  extras=$(mlgate config extras --missing --config "${MLGATE_CONFIG:-mlgate.yml}")
+else
+  extras=$(mlgate config extras --missing --extras "$extras")
+fi
+if [ -n "$extras" ]; then
+  "$python" -m pip install --disable-pip-version-check --quiet "$root[$extras]"
+  echo "installed the extras mlgate needs here: $extras"
+fi

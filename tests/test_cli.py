@@ -290,3 +290,14 @@ def test_compare_bad_input_is_one_line(tmp_path: Path) -> None:
     assert result.returncode == 2 and "bad.txt" in one_line_error(result)
     result = mlgate("compare", str(base), str(base), "--tolerance", "lots", cwd=tmp_path)
     assert result.returncode == 2 and "not a percentage" in one_line_error(result)
+
+
+def test_config_extras_names_what_the_enabled_stages_need(tmp_path: Path) -> None:
+    (tmp_path / "mlgate.yml").write_text(
+        "stages:\n  tests: {}\n  load: {url: 'http://127.0.0.1:9', payload: p.jsonl}\n"
+    )
+    assert mlgate("config", "extras", cwd=tmp_path).stdout.strip() == "load"
+    # Installed in the test environment, so nothing is missing here.
+    assert mlgate("config", "extras", "--missing", cwd=tmp_path).stdout.strip() == ""
+    result = mlgate("config", "extras", "--extras", "load,nonsense", cwd=tmp_path)
+    assert result.returncode == 2 and "unknown extras: nonsense" in one_line_error(result)

@@ -539,6 +539,41 @@ def config_check(config_path: Path | None) -> None:
     )
 
 
+# The module each extra brings, to tell whether it is installed.
+_EXTRA_MODULES = {
+    "stats": "scipy",
+    "load": "locust",
+    "bench": "pytest_benchmark",
+    "serve": "mlflow",
+    "example": "sklearn",
+}
+
+
+@config_group.command("extras")
+@_config_option
+@click.option(
+    "--extras", "named", default=None, help="Check these extras instead, comma-separated."
+)
+@click.option("--missing", is_flag=True, help="Only the extras not installed here.")
+def config_extras(config_path: Path | None, named: str | None, missing: bool) -> None:
+    """Print the package extras the enabled stages need, comma-separated (for installers)."""
+    import importlib.util
+
+    from mlgate.stages import STAGES
+
+    if named is not None:
+        wanted = [name for name in named.split(",") if name]
+        unknown = [name for name in wanted if name not in _EXTRA_MODULES]
+        if unknown:
+            raise MlgateError(f"unknown extras: {', '.join(unknown)}")
+    else:
+        cfg = _load_config(config_path or Path("mlgate.yml"))
+        wanted = list(dict.fromkeys(e for name in cfg.enabled_stages for e in STAGES[name].extras))
+    if missing:
+        wanted = [e for e in wanted if importlib.util.find_spec(_EXTRA_MODULES[e]) is None]
+    click.echo(",".join(wanted))
+
+
 @config_group.command("schema")
 def config_schema() -> None:
     """Print the JSON Schema of mlgate.yml (for editors)."""

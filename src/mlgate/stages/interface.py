@@ -48,6 +48,8 @@ class Stage(ABC, Generic[ConfigT, PolicyT]):
     title: ClassVar[str]
     config_model: ClassVar[type[StageConfig]]
     policy_model: ClassVar[type[StagePolicy]]
+    # Package extras (pyproject) the stage needs in mlgate's own environment.
+    extras: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     def run(self, config: ConfigT, context: RunContext) -> Evidence:

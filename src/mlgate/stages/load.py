@@ -185,6 +185,7 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
     title = "Load"
     config_model = LoadConfig
     policy_model = LoadPolicy
+    extras = ("load",)
 
     def run(self, config: LoadConfig, context: RunContext) -> Evidence:
         started = ev.now()
