@@ -519,3 +519,30 @@ def test_the_policy_tolerance_decides_on_the_stored_interval(
     )
     (rule,) = [r for r in STAGE.evaluate(LoadPolicy(), evidence) if r.rule == "load.no_regression"]
     assert rule.outcome == outcome
+
+
+def test_the_stage_can_start_and_stop_the_server_itself(tmp_path: Path, server: Server) -> None:
+    serve = {
+        "source": "command",
+        "command": [sys.executable, str(EXAMPLE / "serve.py"), "--port", "{port}"],
+    }
+    evidence = run(tmp_path, serve=serve, payload=PAYLOAD, users=2)
+    assert evidence.status == "passed", evidence.reason
+    assert (
+        isinstance(evidence.metrics["cold_start_s"], float) and evidence.metrics["cold_start_s"] > 0
+    )
+    assert isinstance(evidence.metrics["server_cpu_seconds"], float)
+    # Nothing but the module's own server outlives the stage.
+    assert children(server) == []
+
+
+def test_a_server_that_cannot_start_is_error_evidence(tmp_path: Path) -> None:
+    serve = {"source": "command", "command": ["definitely-not-a-server", "--port", "{port}"]}
+    evidence = run(tmp_path, serve=serve, payload=PAYLOAD)
+    assert evidence.status == "error"
+    assert (evidence.reason or "").startswith("serving: command not found: definitely-not-a-server")
+
+
+def test_url_or_serve_exactly_one() -> None:
+    with pytest.raises(ValueError, match="give url"):
+        LoadConfig(payload=PAYLOAD)

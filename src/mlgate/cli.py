@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -14,7 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from mlgate import __version__, actions_env
-from mlgate.errors import MlgateError
+from mlgate.errors import ConfigError, MlgateError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -95,7 +96,6 @@ def _stage_config(
     from pydantic import ValidationError
 
     from mlgate import config
-    from mlgate.errors import ConfigError
     from mlgate.stages import STAGES
 
     model = STAGES[name].config_model
@@ -235,7 +235,6 @@ def load(
     from pydantic import ValidationError
 
     from mlgate import config
-    from mlgate.errors import ConfigError
     from mlgate.stages.load import LoadConfig
 
     if users is not None and rate is not None:
@@ -264,6 +263,60 @@ def load(
     except ValidationError as exc:
         raise ConfigError(config.describe(exc, "mlgate load options")) from None
     _run_stage("load", stage_config, cfg, evidence_dir)
+
+
+@cli.command()
+@click.option("--model-uri", default=None, help="Serve an MLflow model (models:/NAME@ALIAS, ...).")
+@click.option(
+    "--command", "server_command", default=None, help="Start this server ('{port}' is replaced)."
+)
+@click.option("--url", default=None, help="Use a server already running at this URL.")
+@click.option("--port", type=int, default=None, help="Port on 127.0.0.1 [default: a free one].")
+@click.option("--health-path", default="/ping", show_default=True)
+@click.option("--startup-timeout", type=float, default=120, show_default=True)
+def serve(
+    model_uri: str | None,
+    server_command: str | None,
+    url: str | None,
+    port: int | None,
+    health_path: str,
+    startup_timeout: float,
+) -> None:
+    """Bring a model server up, wait until healthy, and keep it up until Ctrl-C or SIGTERM.
+
+    Prints the URL once healthy, and the cold start, peak memory and CPU when stopped; the
+    server's process group is always torn down.
+    """
+    from pydantic import ValidationError
+
+    from mlgate import config, serving
+
+    given = {"mlflow": model_uri, "command": server_command, "url": url}
+    chosen = [source for source, value in given.items() if value]
+    if len(chosen) != 1:
+        raise MlgateError("give exactly one of --model-uri, --command or --url")
+    source = chosen[0]
+    settings = {
+        "source": source,
+        {"mlflow": "model_uri"}.get(source, source): given[source],
+        "health_path": health_path,
+        "startup_timeout": startup_timeout,
+    }
+    if port is not None:
+        settings["port"] = port
+    try:
+        spec = serving.ServeSpec.model_validate(settings)
+    except ValidationError as exc:
+        raise ConfigError(config.describe(exc, "mlgate serve options")) from None
+    with serving.serve(spec) as server:
+        click.echo(
+            f"mlgate: serving at {server.url} (cold start {server.cold_start_s} s)", err=True
+        )
+        actions_env.set_output("url", server.url)
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C or SIGTERM: time to stop
+            signal.pause()
+    metrics = serving.server_metrics(server)
+    click.echo("mlgate: stopped; " + ", ".join(f"{k} {v}" for k, v in metrics.items()), err=True)
 
 
 def _run_stage(name: str, stage_config: Any, cfg: Any, evidence_dir: Path | None) -> None:

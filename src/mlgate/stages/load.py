@@ -26,11 +26,12 @@ from urllib.parse import urlsplit
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from mlgate import evidence as ev
-from mlgate import loadgen, process
+from mlgate import loadgen, process, serving
 from mlgate.decision import decide
 from mlgate.errors import MlgateError
 from mlgate.evidence import Evidence, Finding
 from mlgate.report import charts
+from mlgate.serving import ServeSpec
 from mlgate.stages.interface import RunContext, Stage, StageConfig, StagePolicy
 from mlgate.verdict import Outcome, RuleResult
 
@@ -47,7 +48,15 @@ _PERCENTILES = (("p50_ms", 50), ("p90_ms", 90), ("p95_ms", 95), ("p99_ms", 99))
 
 
 class LoadConfig(StageConfig):
-    url: str = Field(description="Base URL of the running server, e.g. http://127.0.0.1:8080.")
+    url: str | None = Field(
+        default=None,
+        description="Base URL of a running server, e.g. http://127.0.0.1:8080 (or give serve).",
+    )
+    serve: ServeSpec | None = Field(
+        default=None,
+        description="Start the server for the load and stop it afterwards: an MLflow model, a "
+        "command, or a URL; its cold start, peak memory and CPU are recorded.",
+    )
     path: str = Field(default="/invocations", description="Endpoint the requests are posted to.")
     payload: str | None = Field(
         default=None,
@@ -104,7 +113,9 @@ class LoadConfig(StageConfig):
 
     @field_validator("url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"must be an http:// or https:// URL with a host, not {value!r}")
@@ -121,6 +132,8 @@ class LoadConfig(StageConfig):
 
     @model_validator(mode="after")
     def _one_mode(self) -> LoadConfig:
+        if (self.url is None) == (self.serve is None):
+            raise ValueError("give url (a running server) or serve (one to start), exactly one")
         if self.users is not None and self.rate is not None:
             raise ValueError("give users (closed loop) or rate (open loop), not both")
         if self.rate is not None and self.locustfile is not None:
@@ -188,6 +201,41 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
     extras = ("load",)
 
     def run(self, config: LoadConfig, context: RunContext) -> Evidence:
+        if config.serve is None:
+            return self._load(config, context)
+        started = ev.now()
+        deadline = time.monotonic() + config.timeout
+        # Starting counts against the stage's timeout like the load itself.
+        spec = config.serve.model_copy(
+            update={"startup_timeout": min(config.serve.startup_timeout, config.timeout)}
+        )
+        try:
+            with serving.serve(spec) as server:
+                before = server.resources()
+                remaining = deadline - time.monotonic()
+                running = config.model_copy(
+                    update={
+                        "url": server.url,
+                        "serve": None,
+                        "health_path": None,
+                        "timeout": remaining,
+                    }
+                )
+                evidence = self._load(running, context)
+        except serving.ServingError as exc:
+            return _evidence(context, started, config, reason=f"serving: {exc}")
+        server_metrics = serving.server_metrics(server, since=before)
+        return evidence.model_copy(
+            update={
+                "started_at": started,
+                "metrics": evidence.metrics | server_metrics,
+                "data": evidence.data | {"serve": config.serve.model_dump(mode="json")},
+            }
+        )
+
+    def _load(self, config: LoadConfig, context: RunContext) -> Evidence:
+        """Load the running server at config.url."""
+        assert config.url is not None  # LoadConfig requires url or serve; serve was resolved
         started = ev.now()
         deadline = time.monotonic() + config.timeout
         workdir = Path(config.working_directory)

@@ -1,0 +1,330 @@
+"""Serving against real servers on 127.0.0.1: the example's serve.py, and MLflow's
+`mlflow models serve` of the example model logged into a sqlite store."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from mlgate.serving import ServeSpec, ServingError, serve, server_metrics
+from mlgate.serving.command import ProcessServer
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "iris"
+SERVE_PY = [sys.executable, "serve.py", "--port", "{port}"]
+MLFLOW_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+
+
+@pytest.fixture
+def marker() -> str:
+    """An environment variable given to a server; its children inherit it, so /proc tells
+    whether any process of that server is still alive."""
+    return f"MLGATE_TEST_SERVER={uuid.uuid4().hex}"
+
+
+def alive(marker: str) -> list[int]:
+    """Processes (not zombies) whose environment holds `marker`."""
+    found = []
+    needle = marker.encode() + b"\0"
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            environ = Path(f"/proc/{entry}/environ").read_bytes()
+            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if needle in environ and state != "Z":
+            found.append(int(entry))
+    return found
+
+
+def spec(marker: str, env: dict[str, str] | None = None, **keys: object) -> ServeSpec:
+    """A spec (a command by default, run in the example) whose processes carry `marker`."""
+    name, value = marker.split("=")
+    defaults = {"source": "command", "working_directory": str(EXAMPLE)}
+    return ServeSpec.model_validate(defaults | keys | {"env": {name: value, **(env or {})}})
+
+
+def post(url: str, body: dict[str, Any]) -> Any:
+    request = urllib.request.Request(
+        url + "/invocations",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(request, timeout=30) as reply:
+        return json.loads(reply.read())
+
+
+PAYLOAD = json.loads((EXAMPLE / "payloads.jsonl").read_text().splitlines()[0])
+
+
+@pytest.fixture
+def running(marker: str) -> Iterator[str]:
+    """serve.py started by the test itself, for the url source."""
+    with serve(spec(marker, command=SERVE_PY)) as server:
+        yield server.url
+
+
+def test_url_source_checks_health_and_leaves_the_server_running(running: str) -> None:
+    with serve(ServeSpec(source="url", url=running + "/")) as server:
+        assert server.url == running
+        assert post(server.url, PAYLOAD)["predictions"] == [1]
+    assert server_metrics(server) == {
+        "cold_start_s": None,
+        "server_peak_memory_bytes": None,
+        "server_cpu_seconds": None,
+    }
+    assert post(running, PAYLOAD)["predictions"] == [1]  # not ours to stop
+
+
+def test_command_source_serves_measures_and_stops(marker: str) -> None:
+    with serve(spec(marker, command=" ".join(SERVE_PY))) as server:
+        assert isinstance(server, ProcessServer)
+        assert server.url.startswith("http://127.0.0.1:")
+        assert post(server.url, PAYLOAD)["predictions"] == [1]
+        assert alive(marker) == [server.pid]
+        assert server.cold_start_s is not None and server.cold_start_s > 0
+        before_load = server.resources()
+        assert before_load is not None and before_load.cpu_seconds > 0
+        post(server.url, PAYLOAD)
+    assert (server_metrics(server, since=before_load)["server_cpu_seconds"] or 0) >= 0
+    metrics = server_metrics(server)
+    print("command cold start:", metrics)
+    assert metrics["cold_start_s"] == round(server.cold_start_s, 3)
+    assert (metrics["server_peak_memory_bytes"] or 0) > 10_000_000  # python + scikit-learn
+    assert (metrics["server_cpu_seconds"] or 0) > 0
+    assert alive(marker) == []
+
+
+def test_a_given_port_is_used(marker: str) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with serve(spec(marker, command=SERVE_PY, port=port)) as server:
+        assert server.url == f"http://127.0.0.1:{port}"
+
+
+@pytest.mark.parametrize("how", ["KeyboardInterrupt", "SIGTERM", "exception"])
+def test_the_server_is_stopped_however_the_body_ends(marker: str, how: str) -> None:
+    expected = KeyboardInterrupt if how != "exception" else ValueError
+    with pytest.raises(expected), serve(spec(marker, command=SERVE_PY)):
+        assert alive(marker)
+        if how == "SIGTERM":
+            # serve turned the default SIGTERM into an unwinding KeyboardInterrupt.
+            assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+            os.kill(os.getpid(), signal.SIGTERM)
+        raise KeyboardInterrupt if how == "KeyboardInterrupt" else ValueError("body")
+    assert alive(marker) == []
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+# A server that leaves a child behind in its process group, complains and exits 3.
+EXITS = [
+    sys.executable,
+    "-c",
+    "import subprocess, sys; subprocess.Popen(['sleep', '300']); "
+    "print('loading...', file=sys.stderr); print('model file is corrupt', file=sys.stderr); "
+    "sys.exit(3)",
+    "{port}",
+]
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        (
+            {"command": ["no-such-server-xyz", "{port}"]},
+            "command not found: no-such-server-xyz",
+        ),
+        ({"command": EXITS}, "server exited 3: model file is corrupt, before GET http"),
+        (
+            {
+                "command": [sys.executable, "-c", "import time; time.sleep(60)", "{port}"],
+                "startup_timeout": 1,
+            },
+            "server not healthy within 1 s: GET http://127.0.0.1:",
+        ),
+        (
+            {"command": SERVE_PY, "working_directory": "/no/such/dir"},
+            "working directory /no/such/dir is not a directory",
+        ),
+    ],
+)
+def test_a_server_that_cannot_start_is_one_line_and_leaves_nothing(
+    marker: str, keys: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ServingError) as caught, serve(spec(marker, **keys)):
+        pytest.fail("the server should not have become healthy")
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+    assert alive(marker) == []
+
+
+def test_health_never_200_names_the_answer(marker: str) -> None:
+    with (
+        pytest.raises(ServingError, match=r"GET http://\S+/missing answered 404$"),
+        serve(spec(marker, command=SERVE_PY, health_path="/missing", startup_timeout=2)),
+    ):
+        pass
+    assert alive(marker) == []
+
+
+def test_a_port_in_use_is_refused_before_anything_starts(marker: str, running: str) -> None:
+    port = int(running.rsplit(":", 1)[1])
+    with (
+        pytest.raises(ServingError, match=f"^port {port} on 127.0.0.1 is already in use$"),
+        serve(spec(marker, command=SERVE_PY, port=port)),
+    ):
+        pass
+    with (
+        pytest.raises(ServingError, match="already in use"),
+        serve(spec(marker, source="mlflow", model_uri="models:/iris/1", port=port)),
+    ):
+        pass
+
+
+def test_an_unreachable_url_is_one_line() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    with (
+        pytest.raises(ServingError) as caught,
+        serve(ServeSpec(source="url", url=url, startup_timeout=1)),
+    ):
+        pass
+    assert str(caught.value) == (
+        f"server unreachable for 1 s: GET {url}/ping failed: Connection refused"
+    )
+
+
+def test_a_local_model_directory_must_be_an_mlflow_model(tmp_path: Path) -> None:
+    with (
+        pytest.raises(ServingError, match="is not an MLflow model directory"),
+        serve(ServeSpec(source="mlflow", model_uri=str(tmp_path))),
+    ):
+        pass
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        ({"source": "command"}, "source command needs command"),
+        ({"source": "mlflow", "command": "x"}, "source mlflow needs model_uri"),
+        ({"source": "url", "url": "http://h", "model_uri": "m"}, "does not use model_uri"),
+        ({"source": "url", "url": "ftp://h"}, "must be an http:// or https:// URL"),
+        ({"source": "command", "command": "serve --port 80"}, "with '{port}' in an argument"),
+        ({"source": "command", "command": "serve '{port}"}, "cannot be split"),
+        ({"source": "mlflow", "model_uri": "m", "health_path": "ping"}, "must start with '/'"),
+        ({"source": "container"}, "Input should be 'url', 'command' or 'mlflow'"),
+    ],
+)
+def test_spec_errors_are_clear(keys: dict[str, object], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        ServeSpec.model_validate(keys)
+
+
+def test_port_placeholders_are_substituted_and_other_braces_kept() -> None:
+    from mlgate.serving.interface import with_port
+
+    assert with_port(["--port={port}", '{"a": 1}', "{port}"], 81) == [
+        "--port=81",
+        '{"a": 1}',
+        "81",
+    ]
+
+
+def test_serving_imports_without_mlflow() -> None:
+    code = "import sys, mlgate.serving; print('mlflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.fixture(scope="module")
+def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The example model logged as `iris` with alias `champion` into a fresh sqlite store."""
+    directory = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{directory}/mlflow.db"
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLE / "log_model.py"), "--tracking-uri", uri],
+        cwd=directory,
+        env=os.environ | MLFLOW_ENV | {"PYTHONPATH": str(EXAMPLE)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines()[-1] == "models:/iris@champion"
+    return uri
+
+
+def test_mlflow_serves_a_registered_model_by_alias(marker: str, mlflow_store: str) -> None:
+    keys = {"source": "mlflow", "model_uri": "models:/iris@champion"}
+    env = MLFLOW_ENV | {"MLFLOW_TRACKING_URI": mlflow_store}
+    with serve(spec(marker, **keys, env=env)) as server:
+        rows = [json.loads(line) for line in (EXAMPLE / "payloads.jsonl").read_text().splitlines()]
+        frame = rows[0]["dataframe_split"]
+        frame["data"] = [row["dataframe_split"]["data"][0] for row in rows[:5]]
+        answer = post(server.url, {"dataframe_split": frame})
+        assert len(answer["predictions"]) == 5
+        # mlflow, and the uvicorn it started, are both in the group.
+        assert len(alive(marker)) >= 2
+    metrics = server_metrics(server)
+    print("mlflow cold start:", metrics)
+    assert (metrics["server_peak_memory_bytes"] or 0) > 0
+    assert alive(marker) == []
+
+
+def test_an_unknown_mlflow_model_fails_fast(marker: str, mlflow_store: str) -> None:
+    env = MLFLOW_ENV | {"MLFLOW_TRACKING_URI": mlflow_store}
+    with (
+        pytest.raises(ServingError) as caught,
+        serve(spec(marker, source="mlflow", model_uri="models:/nope@champion", env=env)),
+    ):
+        pass
+    assert "server exited 1: " in str(caught.value)
+    assert "Registered Model with name=nope not found" in str(caught.value)
+    assert alive(marker) == []
+
+
+def test_locust_loads_the_model_mlflow_serves(tmp_path: Path, mlflow_store: str) -> None:
+    """The load stage end to end on a real MLflow server: started, loaded, measured, stopped."""
+    from mlgate.stages.interface import RunContext
+    from mlgate.stages.load import LoadConfig, LoadStage
+
+    config = LoadConfig(
+        serve=ServeSpec(
+            source="mlflow",
+            model_uri="models:/iris@champion",
+            env=MLFLOW_ENV | {"MLFLOW_TRACKING_URI": mlflow_store},
+        ),
+        payload=str(EXAMPLE / "payloads.jsonl"),
+        users=2,
+        warmup=1,
+        duration=3,
+        timeout=300,
+    )
+    evidence = LoadStage().run(config, RunContext(tmp_path / "ev", None))
+    assert evidence.status == "passed", evidence.reason
+    m = evidence.metrics
+    assert m["errors"] == 0, (
+        evidence.data["errors_by_status"],
+        evidence.data["errors_by_exception"],
+    )
+    assert isinstance(m["requests"], int) and m["requests"] > 0
+    assert isinstance(m["cold_start_s"], float) and m["cold_start_s"] > 0
+    assert isinstance(m["server_peak_memory_bytes"], int) and m["server_peak_memory_bytes"] > 0
+    assert evidence.data["serve"]["model_uri"] == "models:/iris@champion"
