@@ -546,3 +546,20 @@ def test_a_server_that_cannot_start_is_error_evidence(tmp_path: Path) -> None:
 def test_url_or_serve_exactly_one() -> None:
     with pytest.raises(ValueError, match="give url"):
         LoadConfig(payload=PAYLOAD)
+
+
+def test_server_ceilings_judge_what_serving_measured() -> None:
+    served = _evidence(server_peak_memory_bytes=300 * 2**20, cold_start_s=4.2)
+    results = {
+        r.rule: r
+        for r in STAGE.evaluate(LoadPolicy(memory_max_mb=256, cold_start_max_s=10), served)
+    }
+    assert results["load.memory_max_mb"].outcome == "fail"
+    assert (
+        results["load.memory_max_mb"].reason
+        == "load: server peak memory 300 MiB, at most 256 MiB allowed"
+    )
+    assert results["load.cold_start_max_s"].outcome == "pass"
+    # A ceiling on something that was not measured cannot pass.
+    results = {r.rule: r for r in STAGE.evaluate(LoadPolicy(cold_start_max_s=10), _evidence())}
+    assert results["load.cold_start_max_s"].outcome == "fail"

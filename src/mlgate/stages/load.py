@@ -177,6 +177,15 @@ class LoadPolicy(StagePolicy):
         ge=0,
         description="Fewer successful measured requests fails the gate: too little evidence.",
     )
+    memory_max_mb: float | None = Field(
+        default=None, gt=0, description="Ceiling on the server's peak memory, MiB (served only)."
+    )
+    cold_start_max_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="Ceiling on the server's cold start, s: process start to first healthy answer "
+        "(served only).",
+    )
     regression_tolerance: float = Field(
         default=0.10,
         ge=0,
@@ -348,6 +357,7 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
                     )
                 )
         results += _regression_rules(policy, evidence)
+        results += _server_rules(policy, m)
         if policy.throughput_min_rps is not None:
             throughput = float(m["throughput_rps"] or 0)
             results.append(
@@ -445,6 +455,42 @@ def _regression_rules(policy: LoadPolicy, evidence: Evidence) -> list[RuleResult
 
 
 _CHARTED = ("p50", "p90", "p95", "p99")
+
+
+def _server_rules(policy: LoadPolicy, m: dict[str, ev.MetricValue]) -> list[RuleResult]:
+    """Ceilings on what serving measured; a ceiling without the measurement fails closed."""
+    results = []
+    if policy.memory_max_mb is not None:
+        peak = m.get("server_peak_memory_bytes")
+        if isinstance(peak, (int, float)):
+            mib = peak / 2**20
+            results.append(
+                _rule(
+                    "memory_max_mb",
+                    mib <= policy.memory_max_mb,
+                    f"load: server peak memory {mib:.0f} MiB, "
+                    f"at most {policy.memory_max_mb:g} MiB allowed",
+                )
+            )
+        else:
+            results.append(
+                _rule("memory_max_mb", False, "load: server memory was not measured (use serve:)")
+            )
+    if policy.cold_start_max_s is not None:
+        cold = m.get("cold_start_s")
+        if isinstance(cold, (int, float)):
+            results.append(
+                _rule(
+                    "cold_start_max_s",
+                    cold <= policy.cold_start_max_s,
+                    f"load: cold start {cold:.2f} s, at most {policy.cold_start_max_s:g} s allowed",
+                )
+            )
+        else:
+            results.append(
+                _rule("cold_start_max_s", False, "load: cold start was not measured (use serve:)")
+            )
+    return results
 
 
 def _percentile_series(evidence: Evidence) -> tuple[list[str], dict[str, list[float]]]:
