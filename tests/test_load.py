@@ -563,3 +563,54 @@ def test_server_ceilings_judge_what_serving_measured() -> None:
     # A ceiling on something that was not measured cannot pass.
     results = {r.rule: r for r in STAGE.evaluate(LoadPolicy(cold_start_max_s=10), _evidence())}
     assert results["load.cold_start_max_s"].outcome == "fail"
+
+
+def serve_command(*extra: str) -> dict[str, object]:
+    return {
+        "source": "command",
+        "command": [sys.executable, str(EXAMPLE / "serve.py"), "--port", "{port}", *extra],
+    }
+
+
+def test_champion_and_candidate_are_loaded_in_interleaved_rounds(
+    tmp_path: Path, server: Server
+) -> None:
+    # The champion answers 10 ms slower: the candidate is a clear improvement, and swapped,
+    # the same pair is a regression the gate fails.
+    better = run(
+        tmp_path,
+        serve=serve_command(),
+        champion=serve_command("--delay-ms", "10"),
+        payload=PAYLOAD,
+        users=2,
+        rounds=2,
+        timeout=120,
+    )
+    assert better.status == "passed", better.reason
+    comparison = better.data["comparison"]
+    assert comparison["baseline"] == "champion (interleaved A/B)" and comparison["rounds"] == 2
+    assert comparison["baseline_samples"] > 100 and comparison["candidate_samples"] > 100
+    assert {m["metric"]: m["decision"] for m in comparison["metrics"]}["p50"] == "improvement"
+    assert better.data["champion"]["cold_start_s"] > 0
+    (tmp_path / "swap").mkdir()
+    worse = run(
+        tmp_path / "swap",
+        serve=serve_command("--delay-ms", "10"),
+        champion=serve_command(),
+        payload=PAYLOAD,
+        users=2,
+        rounds=2,
+        timeout=120,
+    )
+    (rule,) = [r for r in STAGE.evaluate(LoadPolicy(), worse) if r.rule == "load.no_regression"]
+    assert rule.outcome == "fail", rule.reason
+    assert children(server) == []  # both servers of both runs are gone
+
+
+def test_champion_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match="not both"):
+        LoadConfig(
+            url="http://127.0.0.1:9", champion=serve_command(), baseline="b.txt", payload=PAYLOAD
+        )
+    with pytest.raises(ValueError, match="interleaved champion comparison"):
+        LoadConfig(url="http://127.0.0.1:9", champion=serve_command(), payload=PAYLOAD, timeout=40)

@@ -8,6 +8,7 @@ evidence. Requests of the warm-up period load the server but are left out of the
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import importlib.util
 import math
@@ -99,6 +100,19 @@ class LoadConfig(StageConfig):
     request_timeout: float = Field(
         default=10, gt=0, description="Seconds a request may take; a slower one is an error."
     )
+    champion: ServeSpec | None = Field(
+        default=None,
+        description="Baseline served side by side (e.g. the MLflow model at alias champion): "
+        "both servers are loaded in interleaved rounds (A B, B A, ...), so machine drift hits "
+        "both, and the candidate is compared with it.",
+    )
+    rounds: int = Field(
+        default=6,
+        ge=2,
+        le=100,
+        description="Interleaved rounds with a champion; each side gets "
+        "duration / rounds seconds per round.",
+    )
     baseline: str | None = Field(
         default=None,
         description="Baseline to compare against: load evidence (its samples artifact) or a raw "
@@ -143,7 +157,21 @@ class LoadConfig(StageConfig):
             )
         if self.payload is None and self.locustfile is None:
             raise ValueError("payload is required unless a locustfile drives the load")
-        if self.timeout <= self.warmup + self.duration + _STARTUP_S:
+        if self.champion is not None and self.baseline is not None:
+            raise ValueError("give champion (served side by side) or baseline (a file), not both")
+        if self.champion is not None and self.locustfile is not None:
+            raise ValueError(
+                "a champion is loaded by the built-in scenario (payload), not a locustfile"
+            )
+        if self.champion is not None:
+            # Both sides warm up and run every round, each run starting its own generator.
+            needed = 2 * (self.warmup + self.duration) + (2 * self.rounds + 2) * _STARTUP_S
+            if self.timeout <= needed:
+                raise ValueError(
+                    f"timeout ({self.timeout:g} s) must exceed {needed:g} s for an interleaved "
+                    "champion comparison (both sides' warmup + duration, plus start-up per round)"
+                )
+        elif self.timeout <= self.warmup + self.duration + _STARTUP_S:
             raise ValueError(
                 f"timeout ({self.timeout:g} s) must exceed warmup + duration "
                 f"({self.warmup + self.duration:g} s) by more than {_STARTUP_S:g} s"
@@ -210,37 +238,134 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
     extras = ("load",)
 
     def run(self, config: LoadConfig, context: RunContext) -> Evidence:
-        if config.serve is None:
+        if config.serve is None and config.champion is None:
             return self._load(config, context)
         started = ev.now()
         deadline = time.monotonic() + config.timeout
-        # Starting counts against the stage's timeout like the load itself.
-        spec = config.serve.model_copy(
-            update={"startup_timeout": min(config.serve.startup_timeout, config.timeout)}
-        )
-        try:
-            with serving.serve(spec) as server:
-                before = server.resources()
-                remaining = deadline - time.monotonic()
-                running = config.model_copy(
-                    update={
-                        "url": server.url,
-                        "serve": None,
-                        "health_path": None,
-                        "timeout": remaining,
-                    }
+
+        def bounded(spec: ServeSpec) -> ServeSpec:
+            # Starting counts against the stage's timeout like the load itself.
+            limit = max(deadline - time.monotonic(), 0.1)
+            return spec.model_copy(update={"startup_timeout": min(spec.startup_timeout, limit)})
+
+        with contextlib.ExitStack() as stack:
+            try:
+                server = (
+                    stack.enter_context(serving.serve(bounded(config.serve)))
+                    if config.serve
+                    else None
                 )
-                evidence = self._load(running, context)
-        except serving.ServingError as exc:
-            return _evidence(context, started, config, reason=f"serving: {exc}")
-        server_metrics = serving.server_metrics(server, since=before)
-        return evidence.model_copy(
-            update={
-                "started_at": started,
-                "metrics": evidence.metrics | server_metrics,
-                "data": evidence.data | {"serve": config.serve.model_dump(mode="json")},
+                champion = (
+                    stack.enter_context(serving.serve(bounded(config.champion)))
+                    if config.champion
+                    else None
+                )
+            except serving.ServingError as exc:
+                return _evidence(context, started, config, reason=f"serving: {exc}")
+            before = server.resources() if server else None
+            running = config.model_copy(
+                update={
+                    "url": server.url if server else config.url,
+                    "serve": None,
+                    "champion": None,
+                    "health_path": None if server else config.health_path,
+                    "timeout": deadline - time.monotonic(),
+                }
+            )
+            evidence = (
+                self._interleaved(running, champion.url, context)
+                if champion
+                else self._load(running, context)
+            )
+        metrics = dict(evidence.metrics)
+        data = dict(evidence.data)
+        if server is not None and config.serve is not None:
+            metrics |= serving.server_metrics(server, since=before)
+            data["serve"] = config.serve.model_dump(mode="json")
+        if champion is not None and config.champion is not None:
+            data["champion"] = config.champion.model_dump(mode="json") | {
+                "cold_start_s": champion.cold_start_s
             }
+        return evidence.model_copy(update={"started_at": started, "metrics": metrics, "data": data})
+
+    def _interleaved(self, config: LoadConfig, champion_url: str, context: RunContext) -> Evidence:
+        """Champion (A) and candidate (B) loaded in alternating rounds, A B then B A, so slow
+        drift of the machine lands on both; the candidate's evidence carries the comparison."""
+        assert config.url is not None
+        started = ev.now()
+        deadline = time.monotonic() + config.timeout
+        workdir = Path(config.working_directory)
+        samples = context.evidence_dir / SAMPLES_FILE
+        samples.unlink(missing_ok=True)
+
+        def error(reason: str) -> Evidence:
+            return _evidence(context, started, config, reason=reason)
+
+        if importlib.util.find_spec("locust") is None:
+            return error("locust is not installed: pip install 'mlgate[load]'")
+        payload = (
+            (Path(config.working_directory) / config.payload).resolve() if config.payload else None
         )
+        if payload is not None:
+            try:
+                loadgen.read_payload(payload)
+            except loadgen.LoadError as exc:
+                return error(str(exc))
+        sides = {"champion": champion_url, "candidate": config.url}
+        records: dict[str, list[loadgen.Record]] = {"champion": [], "candidate": []}
+        result = loadgen.Result()
+        if config.warmup:
+            for name, url in sides.items():
+                warmed = _generate(
+                    config,
+                    url,
+                    workdir,
+                    payload,
+                    None,
+                    deadline - time.monotonic(),
+                    0,
+                    config.warmup,
+                )
+                if isinstance(warmed, str):
+                    return error(f"{name}: {warmed}")
+        span = config.duration / config.rounds
+        for index in range(config.rounds):
+            order = list(sides) if index % 2 == 0 else list(reversed(list(sides)))
+            for name in order:
+                generated = _generate(
+                    config,
+                    sides[name],
+                    workdir,
+                    payload,
+                    None,
+                    deadline - time.monotonic(),
+                    0,
+                    span,
+                )
+                if isinstance(generated, str):
+                    return error(f"{name}, round {index + 1}: {generated}")
+                round_records, result = generated
+                # On one timeline: round i's measured window follows round i-1's.
+                shift = config.warmup + index * span
+                records[name] += [
+                    loadgen.Record(r.offset_s + shift, r.latency_ms, r.ok, r.outcome)
+                    for r in round_records
+                    if r.offset_s < span
+                ]
+        evidence = _judge_run(config, context, started, records["candidate"], result, samples)
+        if evidence.status != "passed":
+            return evidence
+        champion_ok = [r.latency_ms for r in records["champion"] if r.ok]
+        try:
+            comparison = _compare_samples(
+                "champion (interleaved A/B)",
+                champion_ok,
+                [r.latency_ms for r in records["candidate"] if r.ok],
+            )
+        except MlgateError as exc:
+            return error(f"champion: {exc}")
+        comparison["rounds"] = config.rounds
+        return evidence.model_copy(update={"data": evidence.data | {"comparison": comparison}})
 
     def _load(self, config: LoadConfig, context: RunContext) -> Evidence:
         """Load the running server at config.url."""
@@ -282,42 +407,10 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
                 f"the stage timeout of {config.timeout:g} s leaves {budget:.1f} s after the "
                 f"health check, too little for warmup + duration ({load_s:g} s)"
             )
-        with tempfile.TemporaryDirectory(prefix="mlgate-load-") as scratch:
-            directory = Path(scratch)
-            spec = loadgen.LoadSpec(
-                url=config.url,
-                path=config.path,
-                payload=str(payload) if payload else None,
-                locustfile=str(locustfile) if locustfile else None,
-                users=config.closed_loop_users,
-                rate=config.rate,
-                warmup=config.warmup,
-                duration=config.duration,
-                request_timeout=config.request_timeout,
-                max_in_flight=config.max_in_flight,
-                budget=budget,
-            )
-            spec.write(directory / "spec.json")
-            command = [
-                sys.executable,
-                "-m",
-                "mlgate.loadgen",
-                "--spec",
-                str(directory / "spec.json"),
-            ]
-            completed = process.run(command, workdir, budget)
-            if completed.problem:
-                # The only way this command fails to complete: it ran out of time.
-                return error(
-                    f"load run did not finish within the stage timeout of {config.timeout:g} s"
-                )
-            result_path = directory / loadgen.RESULT_FILE
-            if not result_path.is_file():
-                return error(f"load generator exited {completed.exit_code} without results")
-            result = loadgen.read_result(result_path)
-            if result.error:
-                return error(result.error)
-            records = loadgen.read_records(directory / loadgen.RECORDS_FILE)
+        generated = _generate(config, config.url, workdir, payload, locustfile, budget)
+        if isinstance(generated, str):
+            return error(generated)
+        records, result = generated
         return _judge_run(config, context, started, records, result, samples)
 
     def evaluate(self, policy: LoadPolicy, evidence: Evidence) -> list[RuleResult]:
@@ -397,18 +490,27 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
 
 
 def _compare(baseline_path: Path, latencies: list[float]) -> dict[str, object]:
-    """The candidate's samples against the baseline's: intervals and p-values, which the
-    policy turns into decisions with its own tolerance."""
-    from mlgate import samples, stats
+    from mlgate import samples
 
     baseline = samples.read_samples(baseline_path)
-    results = stats.compare(baseline.values, latencies)
+    return _compare_samples(str(baseline_path), list(baseline.values), latencies)
+
+
+def _compare_samples(
+    baseline_name: str, baseline: list[float], latencies: list[float]
+) -> dict[str, object]:
+    """The candidate's samples against the baseline's: intervals and p-values, which the
+    policy turns into decisions with its own tolerance."""
+    import numpy as np
+
+    from mlgate import stats
+
+    values = np.asarray(baseline, dtype=np.float64)
+    results = stats.compare(values, latencies)
     return {
-        "baseline": str(baseline_path),
-        "baseline_ms": {
-            label: round(stats.point_estimate(baseline.values, label), 3) for label in _CHARTED
-        },
-        "baseline_samples": len(baseline.values),
+        "baseline": baseline_name,
+        "baseline_ms": {label: round(stats.point_estimate(values, label), 3) for label in _CHARTED},
+        "baseline_samples": len(values),
         "candidate_samples": len(latencies),
         "metrics": [r.as_json() for r in results],
     }
@@ -571,6 +673,47 @@ def _write_samples(path: Path, latencies: list[float]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _generate(
+    config: LoadConfig,
+    url: str,
+    workdir: Path,
+    payload: Path | None,
+    locustfile: Path | None,
+    budget: float,
+    warmup: float | None = None,
+    duration: float | None = None,
+) -> tuple[list[loadgen.Record], loadgen.Result] | str:
+    """One load generator run (a child process); its records, or why it failed."""
+    with tempfile.TemporaryDirectory(prefix="mlgate-load-") as scratch:
+        directory = Path(scratch)
+        spec = loadgen.LoadSpec(
+            url=url,
+            path=config.path,
+            payload=str(payload) if payload else None,
+            locustfile=str(locustfile) if locustfile else None,
+            users=config.closed_loop_users,
+            rate=config.rate,
+            warmup=config.warmup if warmup is None else warmup,
+            duration=config.duration if duration is None else duration,
+            request_timeout=config.request_timeout,
+            max_in_flight=config.max_in_flight,
+            budget=budget,
+        )
+        spec.write(directory / "spec.json")
+        command = [sys.executable, "-m", "mlgate.loadgen", "--spec", str(directory / "spec.json")]
+        completed = process.run(command, workdir, budget)
+        if completed.problem:
+            # The only way this command fails to complete: it ran out of time.
+            return f"load run did not finish within the stage timeout of {config.timeout:g} s"
+        result_path = directory / loadgen.RESULT_FILE
+        if not result_path.is_file():
+            return f"load generator exited {completed.exit_code} without results"
+        result = loadgen.read_result(result_path)
+        if result.error:
+            return result.error
+        return loadgen.read_records(directory / loadgen.RECORDS_FILE), result
 
 
 def _judge_run(
