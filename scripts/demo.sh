@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# Set up and run the example pipeline locally: tests -> evidence -> gate -> local report.
-# Everything stays on this machine: no GitHub, reports in examples/iris/.mlgate/.
+# Set up and run the example pipeline locally: the model is trained and registered in a local
+# sqlite MLflow registry, then tests, benchmarks and a load test of the model served by MLflow
+# -> evidence -> gate -> local report. Everything stays on this machine: no GitHub, reports
+# in examples/iris/.mlgate/.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-"$root/scripts/setup.sh" example || exit $?
+"$root/scripts/setup.sh" example,load,serve || exit $?
 export MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true
 # The example's test command runs `python` from the project virtualenv.
 export PATH="$root/.venv/bin:$PATH"
 mlgate="$root/.venv/bin/mlgate"
 cd "$root/examples/iris" || exit 2
 "$mlgate" config check || exit $?
+mkdir -p .mlgate
+python log_model.py --tracking-uri sqlite:///.mlgate/mlflow.db || exit $?
 "$mlgate" run || exit $?
 "$mlgate" gate
 verdict=$?

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import shutil
 
 from mlgate.report.interface import Delivery, ReportOptions, Sink
 from mlgate.report.model import ICONS, LABELS, Report
@@ -38,7 +39,8 @@ def render(report: Report) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    console = Console(highlight=False)
+    # Wide enough for the rule table in a CI log or pipe, where the width is unknown.
+    console = Console(highlight=False, width=max(110, shutil.get_terminal_size().columns))
     verdict = report.verdict
     table = Table(title=f"{report.title}: {LABELS[verdict.outcome]}", title_justify="left")
     for column in ("", "Stage", "Rule", "Reason"):

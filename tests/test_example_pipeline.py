@@ -1,0 +1,50 @@
+"""The README's first command, in a scratch copy: the example model is registered in a sqlite
+MLflow store, then tests, benchmarks and a load test of the model MLflow serves are gated."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "iris"
+
+
+def test_the_example_pipeline_passes_its_gate(tmp_path: Path) -> None:
+    project = tmp_path / "iris"
+    shutil.copytree(
+        EXAMPLE,
+        project,
+        ignore=shutil.ignore_patterns(".mlgate", "mlruns", ".benchmarks", "__pycache__"),
+    )
+    bin_dir = str(Path(sys.executable).parent)
+    env = os.environ | {
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "true",
+    }
+
+    def step(*command: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            command, cwd=project, env=env, capture_output=True, text=True, timeout=600
+        )
+
+    (project / ".mlgate").mkdir()
+    registered = step(
+        sys.executable, "log_model.py", "--tracking-uri", "sqlite:///.mlgate/mlflow.db"
+    )
+    assert registered.returncode == 0, registered.stderr[-2000:]
+    ran = step(sys.executable, "-m", "mlgate", "run")
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    gate = step(sys.executable, "-m", "mlgate", "gate")
+    assert gate.returncode == 0, gate.stderr
+    load = json.loads((project / ".mlgate" / "evidence" / "load.json").read_text())
+    assert load["status"] == "passed" and load["data"]["serve"]["source"] == "mlflow"
+    assert load["metrics"]["cold_start_s"] > 0 and load["metrics"]["errors"] == 0
+    report = step(sys.executable, "-m", "mlgate", "report")
+    assert report.returncode == 0 and "mlgate: passed" in report.stdout
+    assert "xychart-beta" in (project / ".mlgate" / "report.md").read_text()
