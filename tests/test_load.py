@@ -614,3 +614,52 @@ def test_champion_settings_are_checked() -> None:
         )
     with pytest.raises(ValueError, match="interleaved champion comparison"):
         LoadConfig(url="http://127.0.0.1:9", champion=serve_command(), payload=PAYLOAD, timeout=40)
+
+
+def test_the_baseline_can_come_from_the_base_branchs_last_run(
+    tmp_path: Path, server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+    import json
+    import zipfile
+
+    from tests.helpers import github_with_pull
+
+    (tmp_path / "main").mkdir()
+    base = run(tmp_path / "main", url=server.url, payload=PAYLOAD, users=1)
+    assert base.status == "passed", base.reason
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as bundle:
+        for name in ("load.json", SAMPLES_FILE):
+            bundle.write(tmp_path / "main" / "ev" / name, f"evidence/{name}")
+    with github_with_pull("octo/model", "a" * 40, "tok") as gh:
+        gh.add_workflow_run(
+            "octo/model",
+            workflow="mlgate.yml",
+            branch="main",
+            artifacts={"mlgate-report": archive.getvalue()},
+        )
+        (tmp_path / "event.json").write_text(
+            json.dumps(
+                {"pull_request": {"number": 7, "head": {"sha": "a" * 40}, "base": {"ref": "main"}}}
+            )
+        )
+        for key, value in {
+            "GITHUB_API_URL": gh.url,
+            "GITHUB_TOKEN": "tok",
+            "GITHUB_REPOSITORY": "octo/model",
+            "GITHUB_EVENT_NAME": "pull_request",
+            "GITHUB_EVENT_PATH": str(tmp_path / "event.json"),
+        }.items():
+            monkeypatch.setenv(key, value)
+        evidence = run(
+            tmp_path,
+            url=server.url,
+            payload=PAYLOAD,
+            users=1,
+            baseline={"github": {"workflow": "mlgate.yml"}},
+        )
+    assert evidence.status == "passed", evidence.reason
+    comparison = evidence.data["comparison"]
+    assert comparison["baseline"].endswith("baseline/evidence/load.json")
+    assert comparison["baseline_samples"] == base.metrics["requests"] - base.metrics["errors"]

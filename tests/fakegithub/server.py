@@ -8,6 +8,12 @@ Valid operations the fake does not implement answer 501 and are recorded in
 
 Simplifications, chosen so tests stay short: every registered token can read every repository;
 any 40-hex SHA names an existing commit; branch names resolve through the seeded pull requests.
+
+Artifact archives are served the way GitHub serves them: ``GET .../artifacts/{id}/zip`` answers
+302 to a storage URL on another host name (``localhost`` instead of ``127.0.0.1``: the same
+server, but a client must treat it as foreign and not send its token there). The storage URL is
+outside the API description and needs no token; :attr:`FakeGitHub.blob_downloads` records
+whether one was sent anyway.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ TokenKind = Literal["app", "pat", "readonly"]
 T = TypeVar("T")
 
 GHES_PREFIX = "/api/v3"
+BLOB_PREFIX = "/_blobs/"  # where artifact archives are stored, outside the API
 WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 RATE_LIMIT = 5000
 NOT_ACCESSIBLE = "Resource not accessible by integration"
@@ -116,6 +123,30 @@ class Comment:
 
 
 @dataclass
+class Artifact:
+    id: int
+    name: str
+    data: bytes  # the zip archive
+    expired: bool
+    created_at: str
+
+
+@dataclass
+class WorkflowRun:
+    id: int
+    run_number: int
+    workflow: str  # the workflow's file name in .github/workflows
+    workflow_id: int
+    head_branch: str
+    head_sha: str
+    event: str
+    status: str
+    conclusion: str | None
+    created_at: str
+    artifacts: list[Artifact]
+
+
+@dataclass
 class Repo:
     id: int
     owner: User
@@ -127,6 +158,8 @@ class Repo:
     check_runs: dict[int, CheckRun] = field(default_factory=dict)
     statuses: list[Status] = field(default_factory=list)
     comments: dict[int, Comment] = field(default_factory=dict)
+    workflows: dict[str, int] = field(default_factory=dict)  # file name -> workflow id
+    workflow_runs: dict[int, WorkflowRun] = field(default_factory=dict)
 
     @property
     def full_name(self) -> str:
@@ -243,6 +276,7 @@ class FakeGitHub:
         self._requests: list[LoggedRequest] = []
         self._violations: list[str] = []
         self._unimplemented: list[str] = []
+        self._blob_downloads: list[tuple[int, bool]] = []
         self._rate_used = 0
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -345,6 +379,45 @@ class FakeGitHub:
             )
             self._changed()
 
+    def add_workflow_run(
+        self,
+        repo: str,
+        *,
+        workflow: str = "mlgate.yml",
+        branch: str = "main",
+        conclusion: str | None = "success",
+        event: str = "push",
+        head_sha: str | None = None,
+        artifacts: Mapping[str, bytes] | None = None,
+        expired: tuple[str, ...] = (),
+    ) -> int:
+        """Seed a run of ``workflow`` on ``branch`` and return its id. ``conclusion`` None is a
+        run still in progress; ``artifacts`` maps names to zip archives, those in ``expired``
+        have passed their retention period. Later runs are newer."""
+        with self._lock:
+            state = self._repo_named(repo)
+            workflow_id = state.workflows.setdefault(workflow, self._next_id())
+            now = _now()
+            run = WorkflowRun(
+                id=self._next_id(),
+                run_number=len(state.workflow_runs) + 1,
+                workflow=workflow,
+                workflow_id=workflow_id,
+                head_branch=branch,
+                head_sha=(head_sha or f"{len(state.workflow_runs) + 1:040x}").lower(),
+                event=event,
+                status="in_progress" if conclusion is None else "completed",
+                conclusion=conclusion,
+                created_at=now,
+                artifacts=[
+                    Artifact(self._next_id(), name, data, name in expired, now)
+                    for name, data in (artifacts or {}).items()
+                ],
+            )
+            state.workflow_runs[run.id] = run
+            self._changed()
+            return run.id
+
     def seed(self, document: Mapping[str, Any]) -> None:
         """Apply ``{"tokens": [...], "repos": [...], "pulls": [...]}``: each item holds the
         keyword arguments of set_token, add_repo, add_pull (``repo`` and ``full_name`` too)."""
@@ -408,9 +481,16 @@ class FakeGitHub:
         with self._lock:
             return list(self._unimplemented)
 
+    @property
+    def blob_downloads(self) -> list[tuple[int, bool]]:
+        """Artifact archives fetched from storage: (artifact id, whether a token was sent)."""
+        with self._lock:
+            return list(self._blob_downloads)
+
     def reset_log(self) -> None:
         """Forget requests, violations and unimplemented calls (state and faults stay)."""
         with self._lock:
+            self._blob_downloads.clear()
             self._requests.clear()
             self._violations.clear()
             self._unimplemented.clear()
@@ -459,7 +539,10 @@ class FakeGitHub:
         query = parse_qs(split.query, keep_blank_values=True)
         with self._lock:
             try:
-                reply = self._reply(method, path, query, authorization, body, prefix)
+                if split.path.startswith(BLOB_PREFIX):
+                    reply = self._blob(method, split.path, authorization)
+                else:
+                    reply = self._reply(method, path, query, authorization, body, prefix)
             except Exception:  # a bug in the fake: fail the test that asserts no violations
                 self._violations.append(
                     f"{method} {path}: fakegithub bug: {traceback.format_exc()}"
@@ -508,6 +591,24 @@ class FakeGitHub:
         except InvalidRequest as exc:  # refused by a rule the schema does not express
             self._violations.append(f"{method} {path}: {exc.message}")
             return _error(exc.status, exc.message, exc.documentation_url)
+
+    def _blob(self, method: str, path: str, authorization: str | None) -> Reply:
+        """Artifact storage: outside the API (no description, no token), like GitHub's."""
+        artifact_id = path.removeprefix(BLOB_PREFIX)
+        artifact = next(
+            (
+                artifact
+                for repo in self._repos.values()
+                for run in repo.workflow_runs.values()
+                for artifact in run.artifacts
+                if str(artifact.id) == artifact_id and not artifact.expired
+            ),
+            None,
+        )
+        if method != "GET" or artifact is None:
+            return Reply(404, {"message": "The specified blob does not exist."})
+        self._blob_downloads.append((artifact.id, authorization is not None))
+        return Reply(200, artifact.data, {"Content-Type": "application/zip"})
 
     def _authenticate(self, authorization: str | None) -> Token:
         if not authorization:
@@ -1135,6 +1236,129 @@ class FakeGitHub:
         del repo.comments[self._comment(call, repo).id]
         return Reply(204)
 
+    # -- handlers: workflow runs and artifacts -----------------------------------------------
+
+    def _workflow_run_json(self, call: Call, repo: Repo, run: WorkflowRun) -> dict[str, Any]:
+        api = f"{call.api}/repos/{repo.full_name}"
+        repo_json = self._repo_json(call, repo)
+        person = {"name": "Octo Dev", "email": "dev@example.com"}
+        return {
+            "id": run.id,
+            "name": run.workflow.rsplit(".", 1)[0],
+            "node_id": _node_id("WorkflowRun", run.id),
+            "head_branch": run.head_branch,
+            "head_sha": run.head_sha,
+            "path": f".github/workflows/{run.workflow}",
+            "display_title": f"Commit {run.head_sha[:7]}",
+            "run_number": run.run_number,
+            "run_attempt": 1,
+            "event": run.event,
+            "status": run.status,
+            "conclusion": run.conclusion,
+            "workflow_id": run.workflow_id,
+            "url": f"{api}/actions/runs/{run.id}",
+            "html_url": f"{call.html}/{repo.full_name}/actions/runs/{run.id}",
+            "pull_requests": [],
+            "created_at": run.created_at,
+            "updated_at": run.created_at,
+            "run_started_at": run.created_at,
+            "jobs_url": f"{api}/actions/runs/{run.id}/jobs",
+            "logs_url": f"{api}/actions/runs/{run.id}/logs",
+            "check_suite_url": f"{api}/check-suites/{run.id}",
+            "artifacts_url": f"{api}/actions/runs/{run.id}/artifacts",
+            "cancel_url": f"{api}/actions/runs/{run.id}/cancel",
+            "rerun_url": f"{api}/actions/runs/{run.id}/rerun",
+            "workflow_url": f"{api}/actions/workflows/{run.workflow_id}",
+            "head_commit": {
+                "id": run.head_sha,
+                "tree_id": run.head_sha,
+                "message": f"Commit {run.head_sha[:7]}",
+                "timestamp": run.created_at,
+                "author": person,
+                "committer": person,
+            },
+            "repository": repo_json,
+            "head_repository": repo_json,
+        }
+
+    def _artifact_json(self, call: Call, repo: Repo, artifact: Artifact) -> dict[str, Any]:
+        api = f"{call.api}/repos/{repo.full_name}/actions/artifacts/{artifact.id}"
+        return {
+            "id": artifact.id,
+            "node_id": _node_id("Artifact", artifact.id),
+            "name": artifact.name,
+            "size_in_bytes": len(artifact.data),
+            "url": api,
+            "archive_download_url": f"{api}/zip",
+            "expired": artifact.expired,
+            "created_at": artifact.created_at,
+            "expires_at": artifact.created_at if artifact.expired else "2099-01-01T00:00:00Z",
+            "updated_at": artifact.created_at,
+        }
+
+    def _artifact(self, call: Call, repo: Repo) -> Artifact:
+        wanted = int(call.params["artifact_id"])
+        for run in repo.workflow_runs.values():
+            for artifact in run.artifacts:
+                if artifact.id == wanted:
+                    return artifact
+        raise ApiError(404, "Not Found")
+
+    @route("GET", "/repos/{owner}/{repo}/actions/workflows/{workflow_id}/runs")
+    def _list_workflow_runs(self, call: Call) -> Reply:
+        repo = self._repo(call)
+        workflow = call.params["workflow_id"]
+        workflow_id = int(workflow) if workflow.isdigit() else repo.workflows.get(workflow)
+        if workflow_id not in repo.workflows.values():
+            raise ApiError(404, "Not Found")
+        branch, status = call.query_str("branch"), call.query_str("status")
+        runs = [
+            run
+            for run in repo.workflow_runs.values()
+            if run.workflow_id == workflow_id
+            and (branch is None or run.head_branch == branch)
+            # `status` takes a status or a conclusion.
+            and (status is None or status in (run.status, run.conclusion))
+        ]
+        runs.sort(key=lambda run: run.id, reverse=True)  # newest first
+        page, headers = self._paginate(call, runs)
+        body = {
+            "total_count": len(runs),
+            "workflow_runs": [self._workflow_run_json(call, repo, run) for run in page],
+        }
+        return Reply(200, body, headers)
+
+    @route("GET", "/repos/{owner}/{repo}/actions/runs/{run_id}/artifacts")
+    def _list_run_artifacts(self, call: Call) -> Reply:
+        repo = self._repo(call)
+        run = repo.workflow_runs.get(int(call.params["run_id"]))
+        if run is None:
+            raise ApiError(404, "Not Found")
+        name = call.query_str("name")
+        artifacts = [a for a in run.artifacts if name is None or a.name == name]
+        page, headers = self._paginate(call, artifacts)
+        body = {
+            "total_count": len(artifacts),
+            "artifacts": [self._artifact_json(call, repo, a) for a in page],
+        }
+        return Reply(200, body, headers)
+
+    @route("GET", "/repos/{owner}/{repo}/actions/artifacts/{artifact_id}")
+    def _get_artifact(self, call: Call) -> Reply:
+        repo = self._repo(call)
+        return Reply(200, self._artifact_json(call, repo, self._artifact(call, repo)))
+
+    @route("GET", "/repos/{owner}/{repo}/actions/artifacts/{artifact_id}/{archive_format}")
+    def _download_artifact(self, call: Call) -> Reply:
+        repo = self._repo(call)
+        artifact = self._artifact(call, repo)
+        if call.params["archive_format"] != "zip":
+            raise ApiError(404, "Not Found")
+        if artifact.expired:
+            raise ApiError(410, "Artifact has expired")
+        port = urlsplit(call.html).port
+        return Reply(302, None, {"Location": f"http://localhost:{port}{BLOB_PREFIX}{artifact.id}"})
+
 
 class _Server(ThreadingHTTPServer):
     # ThreadingHTTPServer's handler threads are daemons, which server_close() does not join:
@@ -1153,12 +1377,15 @@ class _RequestHandler(BaseHTTPRequestHandler):
         reply = self.server.fake.handle(
             self.command, self.path, self.headers.get("Authorization"), body
         )
-        payload = b"" if reply.body is None else json.dumps(reply.body).encode()
+        if isinstance(reply.body, bytes):  # an artifact archive, its type among the headers
+            payload = reply.body
+        else:
+            payload = b"" if reply.body is None else json.dumps(reply.body).encode()
+            if payload:
+                reply.headers["Content-Type"] = "application/json; charset=utf-8"
         self.send_response(reply.status)
         for name, value in reply.headers.items():
             self.send_header(name, value)
-        if payload:
-            self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)

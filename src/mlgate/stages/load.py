@@ -24,10 +24,10 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from mlgate import actions_env, loadgen, process, serving
 from mlgate import evidence as ev
-from mlgate import loadgen, process, serving
 from mlgate.decision import decide
 from mlgate.errors import MlgateError
 from mlgate.evidence import Evidence, Finding
@@ -46,6 +46,27 @@ _HEALTH_REQUEST_TIMEOUT_S = 2.0
 # write its records.
 _STARTUP_S = 3.0
 _PERCENTILES = (("p50_ms", 50), ("p90_ms", 90), ("p95_ms", 95), ("p99_ms", 99))
+
+
+class GitHubArtifact(BaseModel):
+    """The baseline as the report artifact of the latest successful run on a branch."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    workflow: str = Field(description="Workflow file name (e.g. mlgate.yml) or id.")
+    branch: str | None = Field(
+        default=None, description="Branch whose runs count [default: the PR's base branch]."
+    )
+    artifact: str = Field(default="mlgate-report", description="Artifact name.")
+    member: str = Field(
+        default="evidence/load.json", description="The load evidence inside the artifact."
+    )
+
+
+class GitHubBaseline(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    github: GitHubArtifact
 
 
 class LoadConfig(StageConfig):
@@ -113,10 +134,12 @@ class LoadConfig(StageConfig):
         description="Interleaved rounds with a champion; each side gets "
         "duration / rounds seconds per round.",
     )
-    baseline: str | None = Field(
+    baseline: str | GitHubBaseline | None = Field(
         default=None,
         description="Baseline to compare against: load evidence (its samples artifact) or a raw "
-        "sample file (one latency in ms per line), relative to working_directory.",
+        "sample file (one latency in ms per line), relative to working_directory; or "
+        "{github: {workflow: mlgate.yml}}, the report artifact of the latest successful run on "
+        "the PR's base branch, fetched through the GitHub API.",
     )
     max_in_flight: int = Field(
         default=1000,
@@ -489,6 +512,31 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
         )
 
 
+def _baseline_file(config: LoadConfig, context: RunContext) -> Path:
+    """The baseline's evidence or sample file: given, or fetched from the base branch's last
+    successful run through the GitHub API."""
+    if isinstance(config.baseline, str):
+        return Path(config.working_directory) / config.baseline
+    assert config.baseline is not None
+    from mlgate.github import context as github_context
+    from mlgate.github.artifacts import fetch_baseline
+
+    source = config.baseline.github
+    branch = source.branch or actions_env.pull_request(actions_env.event_payload()).get(
+        "base", {}
+    ).get("ref")
+    if not branch:
+        raise MlgateError("no branch to take the baseline from: not a pull request; set branch")
+    return fetch_baseline(
+        github_context.from_env(),
+        workflow=source.workflow,
+        branch=branch,
+        artifact_name=source.artifact,
+        member=source.member,
+        destination=context.evidence_dir / "baseline",
+    )
+
+
 def _compare(baseline_path: Path, latencies: list[float]) -> dict[str, object]:
     from mlgate import samples
 
@@ -783,9 +831,7 @@ def _judge_run(
     data["samples_artifact"] = SAMPLES_FILE
     if config.baseline:
         try:
-            data["comparison"] = _compare(
-                Path(config.working_directory) / config.baseline, latencies
-            )
+            data["comparison"] = _compare(_baseline_file(config, context), latencies)
         except MlgateError as exc:
             return _evidence(context, started, config, reason=f"baseline: {exc}", metrics=metrics)
     return _evidence(
