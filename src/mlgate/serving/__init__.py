@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from types import FrameType
 
 from mlgate.serving.command import CommandSource
+from mlgate.serving.container import ContainerSource
 from mlgate.serving.interface import (
     Resources,
     Server,
@@ -49,6 +50,7 @@ SOURCES: dict[str, ServingSource] = {
         UrlSource(),
         CommandSource(),
         MlflowSource(),
+        ContainerSource(),
     )
 }
 

@@ -17,8 +17,17 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from mlgate.errors import MlgateError
 
-# What a source needs besides the common keys; named here so one error lists all of them.
-_REQUIRED = {"url": "url", "command": "command", "mlflow": "model_uri"}
+# What a source needs besides the common keys (exactly one of the alternatives); named here so
+# one error lists all of them.
+_REQUIRED: dict[str, tuple[str, ...]] = {
+    "url": ("url",),
+    "command": ("command",),
+    "mlflow": ("model_uri",),
+    "container": ("image", "build"),
+}
+# Source keys a source may take besides what it needs: a container's command overrides the
+# image's CMD.
+_OPTIONAL: dict[str, tuple[str, ...]] = {"container": ("command",)}
 _PORT_PLACEHOLDER = "{port}"
 
 
@@ -26,14 +35,27 @@ class ServingError(MlgateError):
     """The server could not be started or never became healthy; the message says why."""
 
 
+class ImageBuild(BaseModel):
+    """An image built from a Dockerfile, for source container."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    context: str = Field(description="The build context directory (relative to working_directory).")
+    dockerfile: str = Field(
+        default="Dockerfile", description="The Dockerfile, relative to the context."
+    )
+
+
 class ServeSpec(BaseModel):
-    """How to get a model server: a running URL, a command that starts one, or an MLflow model."""
+    """How to get a model server: a running URL, a command that starts one, an MLflow model or
+    a container."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    source: Literal["url", "command", "mlflow"] = Field(
+    source: Literal["url", "command", "mlflow", "container"] = Field(
         description="url: a server already running; command: a command that starts one; "
-        "mlflow: `mlflow models serve` of model_uri."
+        "mlflow: `mlflow models serve` of model_uri; container: image or build run on a Docker "
+        "engine (DOCKER_HOST) on the host network."
     )
     url: str | None = Field(
         default=None, description="source url: base URL, e.g. http://127.0.0.1:8080."
@@ -42,12 +64,23 @@ class ServeSpec(BaseModel):
         default=None,
         description="source command: the server's command, split like a shell would (no shell "
         "is used) unless a list; '{port}' in an argument becomes the port, e.g. "
-        "'python serve.py --port {port}'.",
+        "'python serve.py --port {port}'. Source container: optional, replaces the image's "
+        "CMD (the port is also in the environment as PORT).",
     )
     model_uri: str | None = Field(
         default=None,
         description="source mlflow: models:/NAME@ALIAS, models:/NAME/VERSION, runs:/RUN/PATH or "
         "a local model directory (relative to working_directory).",
+    )
+    image: str | None = Field(
+        default=None,
+        description="source container: an image on the engine, by name or id, e.g. "
+        "'iris-server:1'.",
+    )
+    build: ImageBuild | None = Field(
+        default=None,
+        description="source container: build the image from a Dockerfile, "
+        "{context: DIR, dockerfile: FILE}.",
     )
     port: int | None = Field(
         default=None,
@@ -66,7 +99,10 @@ class ServeSpec(BaseModel):
         default_factory=dict,
         description="Extra environment variables of the server process, e.g. MLFLOW_TRACKING_URI.",
     )
-    working_directory: str = Field(default=".", description="Where the server command runs.")
+    working_directory: str = Field(
+        default=".",
+        description="Where the server command runs; a container build context is relative to it.",
+    )
 
     @field_validator("url")
     @classmethod
@@ -88,13 +124,20 @@ class ServeSpec(BaseModel):
     @model_validator(mode="after")
     def _keys_of_the_source(self) -> ServeSpec:
         needed = _REQUIRED[self.source]
-        if getattr(self, needed) in (None, "", []):
-            raise ValueError(f"source {self.source} needs {needed}")
-        unused = [key for key in set(_REQUIRED.values()) - {needed} if getattr(self, key)]
+        given = [key for key in needed if getattr(self, key) not in (None, "", [])]
+        if not given:
+            raise ValueError(f"source {self.source} needs {' or '.join(needed)}")
+        if len(given) > 1:
+            raise ValueError(f"source {self.source} takes {' or '.join(needed)}, not both")
+        others = {key for keys in _REQUIRED.values() for key in keys}
+        others -= set(needed) | set(_OPTIONAL.get(self.source, ()))
+        unused = [key for key in others if getattr(self, key)]
         if unused:
             raise ValueError(f"source {self.source} does not use {', '.join(sorted(unused))}")
         if self.source == "url" and self.port is not None:
             raise ValueError("source url takes its port from the url, not from port")
+        if self.source in ("command", "container") and self.command is not None:
+            self.argv()  # a command that cannot be split fails here, not at start
         if self.source == "command":
             arguments = self.argv()
             if self.port is None and not any(_PORT_PLACEHOLDER in a for a in arguments):
@@ -126,6 +169,8 @@ class Resources:
 
     peak_memory_bytes: int  # highest sampled sum of resident memory over its processes
     cpu_seconds: float  # user + system time of its processes
+    # The image a container ran (`sha256:...`), so evidence says exactly what was measured.
+    image_digest: str | None = None
 
 
 class Server:
