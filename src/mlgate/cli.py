@@ -655,7 +655,15 @@ def _terminated(signum: int, frame: object) -> None:
 
 
 def main() -> None:
-    signal.signal(signal.SIGTERM, _terminated)
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        _main()
+    finally:
+        # Called in-process (tests, embedding), the caller's handler comes back.
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main() -> None:
     try:
         cli.main(standalone_mode=False)
     except MlgateError as exc:
