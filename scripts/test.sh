@@ -10,4 +10,12 @@ bin=.venv/bin
 echo "== ruff"; "$bin/ruff" check src tests benchmarks examples
 echo "== ruff format"; "$bin/ruff" format --check src tests benchmarks examples
 echo "== mypy"; "$bin/mypy"
+echo "== docker engine (container tests)"
+# Installs and starts a local engine with safe flags and builds the cached base image; where no
+# engine can be started at all, the container tests skip and say why.
+if engine=$("$root/scripts/docker-engine.sh" | tail -n 1); then
+  export "${engine?}"
+else
+  echo "no Docker engine could be started; the container tests will skip with the reason"
+fi
 echo "== pytest"; exec "$bin/python" -m pytest "$@"

@@ -229,7 +229,8 @@ def test_a_local_model_directory_must_be_an_mlflow_model(tmp_path: Path) -> None
         ({"source": "command", "command": "serve --port 80"}, "with '{port}' in an argument"),
         ({"source": "command", "command": "serve '{port}"}, "cannot be split"),
         ({"source": "mlflow", "model_uri": "m", "health_path": "ping"}, "must start with '/'"),
-        ({"source": "container"}, "Input should be 'url', 'command' or 'mlflow'"),
+        ({"source": "docker"}, "Input should be 'url', 'command', 'mlflow' or 'container'"),
+        ({"source": "container"}, "source container needs image or build"),
     ],
 )
 def test_spec_errors_are_clear(keys: dict[str, object], message: str) -> None:

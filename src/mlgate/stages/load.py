@@ -305,6 +305,9 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
         if server is not None and config.serve is not None:
             metrics |= serving.server_metrics(server, since=before)
             data["serve"] = config.serve.model_dump(mode="json")
+            digest = getattr(server, "image_digest", None)  # what a container ran, exactly
+            if digest:
+                data["serve"]["image_digest"] = digest
         if champion is not None and config.champion is not None:
             data["champion"] = config.champion.model_dump(mode="json") | {
                 "cold_start_s": champion.cold_start_s
