@@ -11,11 +11,11 @@ import shlex
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar, Literal
-from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mlgate.errors import MlgateError
+from mlgate.fields import HttpUrl, UrlPath
 
 # What a source needs besides the common keys (exactly one of the alternatives); named here so
 # one error lists all of them.
@@ -57,7 +57,7 @@ class ServeSpec(BaseModel):
         "mlflow: `mlflow models serve` of model_uri; container: image or build run on a Docker "
         "engine (DOCKER_HOST) on the host network."
     )
-    url: str | None = Field(
+    url: HttpUrl | None = Field(
         default=None, description="source url: base URL, e.g. http://127.0.0.1:8080."
     )
     command: str | list[str] | None = Field(
@@ -89,7 +89,7 @@ class ServeSpec(BaseModel):
         description="Port the server listens on at 127.0.0.1 (default: a free one); it must be "
         "free, or another server would answer the health check.",
     )
-    health_path: str = Field(
+    health_path: UrlPath = Field(
         default="/ping", description="Polled until it answers 200 (MLflow's is /ping)."
     )
     startup_timeout: float = Field(
@@ -103,23 +103,6 @@ class ServeSpec(BaseModel):
         default=".",
         description="Where the server command runs; a container build context is relative to it.",
     )
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"must be an http:// or https:// URL with a host, not {value!r}")
-        return value.rstrip("/")
-
-    @field_validator("health_path")
-    @classmethod
-    def _absolute_path(cls, value: str) -> str:
-        if not value.startswith("/"):
-            raise ValueError(f"must start with '/', not {value!r}")
-        return value
 
     @model_validator(mode="after")
     def _keys_of_the_source(self) -> ServeSpec:

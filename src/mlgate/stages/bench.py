@@ -21,7 +21,6 @@ import gzip
 import json
 import math
 import os
-import shlex
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,11 +28,12 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Annotated, Any, TypeGuard
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from mlgate import evidence as ev
 from mlgate import process
 from mlgate.evidence import Evidence
+from mlgate.fields import Command, Paths
 from mlgate.stages.interface import RunContext, Stage, StageConfig, StagePolicy
 
 # The tests stage's file expansion (globs, each pattern must name a file) is the contract of
@@ -48,7 +48,7 @@ _TIMES = ("mean", "median", "stddev", "min", "max")
 
 
 class BenchConfig(StageConfig):
-    command: list[str] | None = Field(
+    command: Command | None = Field(
         default=None,
         min_length=1,
         description="Benchmark command run before the JSON is read (argv list or one string, "
@@ -57,7 +57,7 @@ class BenchConfig(StageConfig):
     )
     # `json` is the config key; the attribute has another name because it would shadow
     # BaseModel.json.
-    reports: list[str] = Field(
+    reports: Paths = Field(
         default_factory=lambda: [".mlgate/benchmark.json"],
         min_length=1,
         alias="json",
@@ -69,16 +69,6 @@ class BenchConfig(StageConfig):
         description="Every benchmark must carry its per-round times (stats.data): "
         "--benchmark-json writes them, --benchmark-save only with --benchmark-save-data.",
     )
-
-    @field_validator("command", mode="before")
-    @classmethod
-    def _split_command(cls, value: object) -> object:
-        return shlex.split(value) if isinstance(value, str) else value
-
-    @field_validator("reports", mode="before")
-    @classmethod
-    def _one_path(cls, value: object) -> object:
-        return [value] if isinstance(value, str) else value
 
 
 class BenchPolicy(StagePolicy):

@@ -22,15 +22,15 @@ from collections import Counter
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mlgate import actions_env, loadgen, process, serving
 from mlgate import evidence as ev
 from mlgate.decision import decide
 from mlgate.errors import MlgateError
 from mlgate.evidence import Evidence, Finding
+from mlgate.fields import HttpUrl, UrlPath
 from mlgate.report import charts
 from mlgate.serving import ServeSpec
 from mlgate.stages.interface import RunContext, Stage, StageConfig, StagePolicy
@@ -70,7 +70,7 @@ class GitHubBaseline(BaseModel):
 
 
 class LoadConfig(StageConfig):
-    url: str | None = Field(
+    url: HttpUrl | None = Field(
         default=None,
         description="Base URL of a running server, e.g. http://127.0.0.1:8080 (or give serve).",
     )
@@ -79,7 +79,9 @@ class LoadConfig(StageConfig):
         description="Start the server for the load and stop it afterwards: an MLflow model, a "
         "command, or a URL; its cold start, peak memory and CPU are recorded.",
     )
-    path: str = Field(default="/invocations", description="Endpoint the requests are posted to.")
+    path: UrlPath = Field(
+        default="/invocations", description="Endpoint the requests are posted to."
+    )
     payload: str | None = Field(
         default=None,
         description="JSON-lines file, one request body per line, posted round-robin by the "
@@ -111,7 +113,7 @@ class LoadConfig(StageConfig):
     warmup: float = Field(
         default=5, ge=0, description="Seconds of load before measuring, left out of statistics."
     )
-    health_path: str | None = Field(
+    health_path: UrlPath | None = Field(
         default="/ping",
         description="Polled until it answers 200 before the load starts; null skips the check.",
     )
@@ -147,25 +149,6 @@ class LoadConfig(StageConfig):
         description="Open loop: requests waiting for an answer at most; a request due beyond "
         "that is not sent and counts as an error.",
     )
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"must be an http:// or https:// URL with a host, not {value!r}")
-        if parts.query or parts.fragment:
-            raise ValueError("must not have a query or fragment (path names the endpoint)")
-        return value.rstrip("/")
-
-    @field_validator("path", "health_path")
-    @classmethod
-    def _absolute_path(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith("/"):
-            raise ValueError(f"must start with '/', not {value!r}")
-        return value
 
     @model_validator(mode="after")
     def _one_mode(self) -> LoadConfig:

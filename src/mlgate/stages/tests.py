@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import glob
 import os
-import shlex
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from mlgate import evidence as ev
 from mlgate import junit, process
 from mlgate.evidence import Evidence, Finding
+from mlgate.fields import Command, Paths
 from mlgate.stages.interface import RunContext, Stage, StageConfig, StagePolicy
 from mlgate.verdict import RuleResult
 
@@ -23,33 +23,23 @@ _SLOWEST_KEPT = 10
 
 class TestsConfig(StageConfig):
     __test__ = False  # not a pytest test class, despite the name
-    command: list[str] | None = Field(
+    command: Command | None = Field(
         default=None,
         min_length=1,
         description="Test command run before the reports are read (argv list or one string, "
         "split like a shell would, without a shell).",
     )
-    junit: list[str] = Field(
+    junit: Paths = Field(
         default_factory=lambda: [".mlgate/junit.xml"],
         min_length=1,
         description="JUnit XML files or glob patterns, relative to working_directory.",
     )
 
-    reruns: list[str] = Field(
+    reruns: Paths = Field(
         default_factory=list,
         description="JUnit XML files or globs of a re-run (e.g. pytest --last-failed): a test "
         "that failed in the reports and passed here counts as passed and flaky.",
     )
-
-    @field_validator("command", mode="before")
-    @classmethod
-    def _split_command(cls, value: object) -> object:
-        return shlex.split(value) if isinstance(value, str) else value
-
-    @field_validator("junit", "reruns", mode="before")
-    @classmethod
-    def _one_path(cls, value: object) -> object:
-        return [value] if isinstance(value, str) else value
 
 
 class TestsPolicy(StagePolicy):

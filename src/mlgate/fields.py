@@ -1,0 +1,47 @@
+"""Config value types shared by stages and serving sources: HTTP URLs, URL paths, commands,
+report paths. One definition each, so every section validates them the same way."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BeforeValidator
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"must be an http:// or https:// URL with a host, not {value!r}")
+    if parts.query or parts.fragment:
+        raise ValueError("must not have a query or fragment (a path names the endpoint)")
+    return value.rstrip("/")
+
+
+def _url_path(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError(f"must start with '/', not {value!r}")
+    return value
+
+
+def _split(value: object) -> object:
+    # No shell runs the command: it is split the way a shell would split it, and that is all.
+    if isinstance(value, str):
+        try:
+            return shlex.split(value)
+        except ValueError as exc:
+            raise ValueError(f"cannot be split like a shell command: {exc}") from None
+    return value
+
+
+def _listed(value: object) -> object:
+    return [value] if isinstance(value, str) else value
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+UrlPath = Annotated[str, AfterValidator(_url_path)]
+# A command as an argv list, or one string split like a shell would.
+Command = Annotated[list[str], BeforeValidator(_split)]
+# One path or glob, or a list of them.
+Paths = Annotated[list[str], BeforeValidator(_listed)]
