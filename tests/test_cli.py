@@ -301,3 +301,42 @@ def test_config_extras_names_what_the_enabled_stages_need(tmp_path: Path) -> Non
     assert mlgate("config", "extras", "--missing", cwd=tmp_path).stdout.strip() == ""
     result = mlgate("config", "extras", "--extras", "load,nonsense", cwd=tmp_path)
     assert result.returncode == 2 and "unknown extras: nonsense" in one_line_error(result)
+
+
+def test_serve_detached_then_stopped(tmp_path: Path) -> None:
+    import urllib.request
+
+    example = ROOT / "examples" / "iris"
+    state = tmp_path / "server.json"
+    env = {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    started = mlgate(
+        "serve",
+        "--command",
+        "python serve.py --port {port}",
+        "--detach",
+        "--state-file",
+        str(state),
+        cwd=example,
+        env=env,
+    )
+    assert started.returncode == 0, started.stderr
+    url = started.stdout.strip()
+    with urllib.request.urlopen(url + "/ping", timeout=5) as answer:
+        assert answer.status == 200
+    stopped = mlgate("serve", "--stop", "--state-file", str(state), cwd=tmp_path)
+    assert stopped.returncode == 0 and "cold_start_s" in stopped.stderr
+    pid = json.loads(state.read_text()).get("pid")
+    assert pid is None or not Path(f"/proc/{pid}").exists()
+    again = mlgate("serve", "--stop", "--state-file", str(state), cwd=tmp_path)
+    assert again.returncode == 2 and "no detached server is running" in one_line_error(again)
+    failed = mlgate(
+        "serve",
+        "--command",
+        "definitely-not-a-server {port}",
+        "--detach",
+        "--state-file",
+        str(tmp_path / "x.json"),
+        cwd=tmp_path,
+    )
+    assert failed.returncode == 2 and "the server did not start" in one_line_error(failed)
+    assert mlgate("serve", "--detach", "--url", "http://127.0.0.1:9", cwd=tmp_path).returncode == 2

@@ -190,6 +190,7 @@ def test_push_passes_with_checks_and_no_comment(
     assert result.returncode == 0, log[-3000:]
     assert "E2E-OUTPUTS status=passed verdict=pass" in log
     assert "E2E-MORE bench=passed load=passed evidence=.mlgate/more/load.json" in log, log[-3000:]
+    assert "mlgate: stopped; cold_start_s" in log  # actions/serve tore the server down
     runs = {run["name"]: run for run in gh.check_runs(REPO)}
     assert {name: run["conclusion"] for name, run in runs.items()} == {
         "mlgate/tests": "success",
