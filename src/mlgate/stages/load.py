@@ -310,16 +310,10 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
         def error(reason: str) -> Evidence:
             return _evidence(context, started, config, reason=reason)
 
-        if importlib.util.find_spec("locust") is None:
-            return error("locust is not installed: pip install 'mlgate[load]'")
-        payload = (
-            (Path(config.working_directory) / config.payload).resolve() if config.payload else None
-        )
-        if payload is not None:
-            try:
-                loadgen.read_payload(payload)
-            except loadgen.LoadError as exc:
-                return error(str(exc))
+        inputs = _inputs(config)
+        if isinstance(inputs, str):
+            return error(inputs)
+        payload, _ = inputs
         sides = {"champion": champion_url, "candidate": config.url}
         records: dict[str, list[loadgen.Record]] = {"champion": [], "candidate": []}
         result = loadgen.Result()
@@ -389,19 +383,10 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
         def error(reason: str) -> Evidence:
             return _evidence(context, started, config, reason=reason)
 
-        if importlib.util.find_spec("locust") is None:
-            return error("locust is not installed: pip install 'mlgate[load]'")
-        if not workdir.is_dir():
-            return error(f"working directory {workdir} is not a directory")
-        payload = (workdir / config.payload).resolve() if config.payload else None
-        locustfile = (workdir / config.locustfile).resolve() if config.locustfile else None
-        if payload is not None:
-            try:
-                loadgen.read_payload(payload)
-            except loadgen.LoadError as exc:
-                return error(str(exc))
-        if locustfile is not None and not locustfile.is_file():
-            return error(f"locustfile {loadgen.shown(locustfile)} does not exist")
+        inputs = _inputs(config)
+        if isinstance(inputs, str):
+            return error(inputs)
+        payload, locustfile = inputs
         if config.health_path is not None:
             problem = _wait_healthy(
                 config.url + config.health_path,
@@ -707,6 +692,25 @@ def _write_samples(path: Path, latencies: list[float]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _inputs(config: LoadConfig) -> tuple[Path | None, Path | None] | str:
+    """The payload and locustfile, checked before any load starts; or why they cannot be used."""
+    workdir = Path(config.working_directory)
+    if importlib.util.find_spec("locust") is None:
+        return "locust is not installed: pip install 'mlgate[load]'"
+    if not workdir.is_dir():
+        return f"working directory {workdir} is not a directory"
+    payload = (workdir / config.payload).resolve() if config.payload else None
+    locustfile = (workdir / config.locustfile).resolve() if config.locustfile else None
+    if payload is not None:
+        try:
+            loadgen.read_payload(payload)
+        except loadgen.LoadError as exc:
+            return str(exc)
+    if locustfile is not None and not locustfile.is_file():
+        return f"locustfile {loadgen.shown(locustfile)} does not exist"
+    return payload, locustfile
 
 
 def _generate(
