@@ -78,7 +78,32 @@ install_missing() {
 start_engine() {
   answers && return 0
   can_be_root || die 3 "cannot start dockerd: not root and no password-less sudo"
+  # An engine killed with its session (and its containerd) leaves runtime files behind that can
+  # make the next start fail once; clear them and try a second time before giving up.
+  local attempt
+  for attempt in 1 2; do
+    launch_engine && return 0
+    say "dockerd did not start (attempt $attempt: $start_problem)"
+    "${as_root[@]}" find "$state/exec" -name '*.pid' -delete 2>/dev/null || true
+    "${as_root[@]}" rm -f "$state/docker.pid" "$sock"
+    sleep 1
+  done
+  die 3 "dockerd exited at start: $start_problem"
+}
+
+start_problem=""
+launch_engine() {
   say "starting dockerd under $state"
+  # An engine killed with its session leaves its pid file and socket behind; dockerd refuses
+  # to start over a pid file, so stale ones go (a live dockerd would have answered above).
+  local old_pid old_state
+  old_pid=$(cat "$state/docker.pid" 2>/dev/null || true)
+  # A killed engine may linger as a zombie until reaped: only a running dockerd counts.
+  old_state=$(awk '{print $3}' "/proc/$old_pid/stat" 2>/dev/null || true)
+  if [ -n "$old_pid" ] && { [ -z "$old_state" ] || [ "$old_state" = Z ] ||
+    [ "$(cat "/proc/$old_pid/comm" 2>/dev/null)" != dockerd ]; }; then
+    "${as_root[@]}" rm -f "$state/docker.pid" "$sock"
+  fi
   local started=$SECONDS
   # setsid + nohup: the engine outlives this script and the test run's process group, so
   # later runs reuse it. No --iptables, no bridge: the host's firewall and network are not
@@ -91,8 +116,9 @@ start_engine() {
   local pid=$!
   while ! answers; do
     if ! kill -0 "$pid" 2>/dev/null; then
-      die 3 "dockerd exited at start: $(grep -i 'level=\(error\|fatal\)\|failed' \
-        "$state/dockerd.log" | tail -n 1 | cut -c1-200)"
+      start_problem=$(grep -i 'level=\(error\|fatal\)\|failed' "$state/dockerd.log" |
+        tail -n 1 | cut -c1-200)
+      return 1
     fi
     [ $((SECONDS - started)) -lt 60 ] ||
       die 3 "dockerd did not answer on $sock within 60 s (see $state/dockerd.log)"
