@@ -34,11 +34,8 @@ from mlgate import evidence as ev
 from mlgate import process
 from mlgate.evidence import Evidence
 from mlgate.fields import Command, Paths
+from mlgate.stages import reports
 from mlgate.stages.interface import RunContext, Stage, StageConfig, StagePolicy
-
-# The tests stage's file expansion (globs, each pattern must name a file) is the contract of
-# every report path option; sharing it keeps the two stages' path rules identical.
-from mlgate.stages.tests import _expand
 from mlgate.verdict import RuleResult
 
 ROUNDS_ARTIFACT = "bench-rounds.json.gz"
@@ -138,12 +135,12 @@ class BenchStage(Stage[BenchConfig, BenchPolicy]):
             if completed.problem:
                 return error(completed.problem)
             exit_code = completed.exit_code
-        paths, missing = _expand(workdir, config.reports)
+        paths, missing = reports.expand(workdir, config.reports)
         if missing:
             exited = f" (the benchmark command exited {exit_code})" if exit_code else ""
             return error(f"no benchmark JSON found at {', '.join(missing)}{exited}")
         if config.command:
-            stale = [p for p in paths if p.stat().st_mtime < started.timestamp() - 1]
+            stale = reports.older_than(paths, started)
             if stale:
                 # JSON left over from an earlier run would describe other code.
                 return error(f"benchmark JSON {stale[0]} was not written by the benchmark command")

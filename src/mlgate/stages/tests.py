@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import glob
 import os
-from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -14,6 +12,7 @@ from mlgate import evidence as ev
 from mlgate import junit, process
 from mlgate.evidence import Evidence, Finding
 from mlgate.fields import Command, Paths
+from mlgate.stages import reports
 from mlgate.stages.interface import RunContext, Stage, StageConfig, StagePolicy
 from mlgate.verdict import RuleResult
 
@@ -73,12 +72,12 @@ class TestsStage(Stage[TestsConfig, TestsPolicy]):
             if completed.problem:
                 return error(completed.problem)
             exit_code = completed.exit_code
-        paths, missing = _expand(workdir, config.junit)
+        paths, missing = reports.expand(workdir, config.junit)
         if missing:
             return error(f"no JUnit report found at {', '.join(missing)}")
-        reruns, _ = _expand(workdir, config.reruns)  # no rerun report: nothing was re-run
+        reruns, _ = reports.expand(workdir, config.reruns)  # no rerun report: nothing was re-run
         if config.command:
-            stale = [p for p in paths + reruns if p.stat().st_mtime < started.timestamp() - 1]
+            stale = reports.older_than(paths + reruns, started)
             if stale:
                 # Reports left over from an earlier run would describe other code.
                 return error(f"JUnit report {stale[0]} was not written by the test command")
@@ -196,22 +195,6 @@ _SUMMARY_PARTS = (
     ("skipped", "skipped"),
     ("flaky", "flaky"),
 )
-
-
-def _expand(workdir: Path, patterns: Sequence[str]) -> tuple[list[Path], list[str]]:
-    """The files the patterns name, and the patterns that named none."""
-    paths: list[Path] = []
-    missing: list[str] = []
-    for pattern in patterns:
-        full = workdir / pattern
-        matches = sorted(glob.glob(str(full), recursive=True)) if glob.has_magic(pattern) else []
-        if matches:
-            paths.extend(Path(m) for m in matches)
-        elif full.exists():
-            paths.append(full)
-        else:
-            missing.append(pattern)
-    return list(dict.fromkeys(paths)), missing
 
 
 def _repo_path(workdir: Path, root: Path, file: str | None) -> str | None:
