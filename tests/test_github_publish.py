@@ -140,6 +140,27 @@ def test_rerun_is_idempotent_and_attempts_keep_one_comment(
     assert [r["conclusion"] for r in gh.check_runs(REPO)][-2:] == ["success", "success"]
 
 
+def test_rerun_step_with_new_durations_edits_its_check_run_in_place(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gh: FakeGitHub
+) -> None:
+    # A step re-run in the same attempt measures new durations: same failures, other summary.
+    actions_env(monkeypatch, tmp_path, gh)
+    publish_now(make_report(tmp_path))
+    first = {run["name"]: run for run in gh.check_runs(REPO)}
+    report = make_report(tmp_path)
+    report.evidence["tests"].metrics["duration_s"] = 1234.5
+    publish_now(report)
+    runs = gh.check_runs(REPO)
+    assert [run["id"] for run in runs] == [run["id"] for run in first.values()]
+    tests_run = next(run for run in runs if run["name"] == "mlgate/tests")
+    assert "in 1234 s" in tests_run["output"]["title"]
+    assert len(tests_run["output"]["annotations"]) == 120  # none sent twice
+    # Other failures are other annotations, which GitHub cannot take back: a new check run.
+    publish_now(make_report(tmp_path, failed=3, passed=5))
+    names = [run["name"] for run in gh.check_runs(REPO)]
+    assert sorted(names) == ["mlgate", "mlgate/tests", "mlgate/tests"]  # aggregate edited
+
+
 def test_comment_modes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gh: FakeGitHub) -> None:
     actions_env(monkeypatch, tmp_path, gh)
     passing = make_report(tmp_path / "p", failed=0, passed=3)

@@ -40,9 +40,11 @@ class CheckOutput:
     annotations: list[dict[str, Any]]
 
     @property
-    def digest(self) -> str:
-        document = [self.outcome, self.title, self.summary, self.text, self.annotations]
-        return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:16]
+    def annotations_digest(self) -> str:
+        """What a check run cannot change once sent: annotations are only ever appended."""
+        return hashlib.sha256(json.dumps(self.annotations, sort_keys=True).encode()).hexdigest()[
+            :16
+        ]
 
 
 def to_annotations(findings: list[Finding]) -> list[dict[str, Any]]:
@@ -77,17 +79,24 @@ def conclusion(outcome: Outcome, details_url: str | None) -> str:
 
 
 def publish(repo: Repository, context: GitHubContext, output: CheckOutput) -> CheckRun:
-    """Create or complete the check run for this run attempt; re-running is a no-op.
+    """Create or complete the check run for this run attempt; re-running is idempotent.
 
-    The external id names the run attempt and the content, so a repeated publish finds its
-    own check run: completed means done; still in progress means a previous publish died
-    mid-way and the remaining annotations are appended from where it stopped.
+    The external id names the run attempt and the annotations, so a repeated publish finds
+    its own check run: still in progress means a previous publish died mid-way and the
+    remaining annotations are appended from where it stopped; completed with another title,
+    summary, text or conclusion (a re-run step measured new durations) is edited in place.
+    Only different annotations need a new check run, since GitHub cannot take one back.
     """
-    external_id = f"mlgate:{context.run_key}:{output.digest}"
+    external_id = f"mlgate:{context.run_key}:{output.annotations_digest}"
     existing = with_retry(
         lambda: _find(repo, context.sha, output.name, external_id), f"find check {output.name}"
     )
     if existing is not None and existing.status == "completed":
+        if not _same_result(existing, output, context):
+            with_retry(
+                lambda: existing.edit(output=_output(output, []), **_completion(output, context)),
+                f"update check {output.name}",
+            )
         return existing
     if existing is None:
         first = output.annotations[:ANNOTATIONS_PER_REQUEST]
@@ -109,6 +118,16 @@ def publish(repo: Repository, context: GitHubContext, output: CheckOutput) -> Ch
         run, delivered = existing, _delivered(repo, existing.id)
     _deliver_rest(repo, context, output, run, delivered)
     return run
+
+
+def _same_result(run: CheckRun, output: CheckOutput, context: GitHubContext) -> bool:
+    shown = run.output
+    return (
+        run.conclusion == conclusion(output.outcome, context.run_url)
+        and shown.title == output.title
+        and shown.summary == output.summary
+        and (shown.text or "") == output.text
+    )
 
 
 def _find(repo: Repository, sha: str, name: str, external_id: str) -> CheckRun | None:
