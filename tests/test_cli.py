@@ -283,6 +283,36 @@ def test_compare_exit_codes_and_json(tmp_path: Path) -> None:
     assert result.returncode == 3 and "inconclusive" in result.stdout
 
 
+def write_rounds(path: Path, seed: int, machine: list[float], scale: float = 1.0) -> Path:
+    """Rounds of 500 samples; round i runs on a machine `machine[i]` times slower."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    lines = []
+    for i, speed in enumerate(machine, 1):
+        lines.append(f"# round {i}")
+        lines += [f"{v:.4f}" for v in rng.lognormal(np.log(20), 0.3, 500) * speed * scale]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_compare_pairs_rounds_when_both_sides_mark_them(tmp_path: Path) -> None:
+    machine = [1.0, 1.15, 0.9, 1.1, 0.95, 1.2]
+    base = write_rounds(tmp_path / "base.txt", 1, machine)
+    same = write_rounds(tmp_path / "same.txt", 2, machine)
+    slow = write_rounds(tmp_path / "slow.txt", 3, machine, scale=1.1)
+    result = mlgate("compare", str(base), str(same), "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout
+    assert json.loads(result.stdout)["method"] == "paired rounds"
+    result = mlgate("compare", str(base), str(slow), cwd=tmp_path)
+    assert result.returncode == 1 and "6 paired rounds" in result.stdout
+    # Rounds that do not pair up: independent samples, and a note saying so.
+    fewer = write_rounds(tmp_path / "fewer.txt", 4, machine[:5])
+    result = mlgate("compare", str(base), str(fewer), "--json", cwd=tmp_path)
+    assert json.loads(result.stdout)["method"] == "independent samples"
+    assert "rounds do not pair up (6 vs 5)" in result.stderr
+
+
 def test_compare_bad_input_is_one_line(tmp_path: Path) -> None:
     base = write_samples(tmp_path / "base.txt", 1, 100)
     (tmp_path / "bad.txt").write_text("12.5\nfast\n")

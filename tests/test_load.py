@@ -27,6 +27,8 @@ import pytest
 from pydantic import ValidationError
 
 from mlgate import evidence as ev
+from mlgate import stats
+from mlgate.samples import read_samples
 from mlgate.stages.interface import RunContext
 from mlgate.stages.load import SAMPLES_FILE, LoadConfig, LoadPolicy, LoadStage
 
@@ -583,15 +585,24 @@ def test_champion_and_candidate_are_loaded_in_interleaved_rounds(
         champion=serve_command("--delay-ms", "10"),
         payload=PAYLOAD,
         users=2,
-        rounds=2,
+        rounds=3,
         timeout=120,
     )
     assert better.status == "passed", better.reason
     comparison = better.data["comparison"]
-    assert comparison["baseline"] == "champion (interleaved A/B)" and comparison["rounds"] == 2
+    assert comparison["baseline"] == "champion (interleaved A/B)" and comparison["rounds"] == 3
+    assert comparison["method"] == "paired rounds"
     assert comparison["baseline_samples"] > 100 and comparison["candidate_samples"] > 100
     assert {m["metric"]: m["decision"] for m in comparison["metrics"]}["p50"] == "improvement"
     assert better.data["champion"]["cold_start_s"] > 0
+    # Both sides' samples are kept, round by round, so the comparison can be re-checked.
+    champion = read_samples(tmp_path / "ev" / better.data["champion_samples_artifact"])
+    candidate = read_samples(tmp_path / "ev" / "load.json")
+    assert len(champion.rounds) == len(candidate.rounds) == 3
+    assert champion.values.size == comparison["baseline_samples"]
+    again = {c.metric: c for c in stats.compare_rounds(champion.rounds, candidate.rounds)}
+    for entry in comparison["metrics"]:
+        assert entry["ci"] == pytest.approx(list(again[entry["metric"]].ci))
     (tmp_path / "swap").mkdir()
     worse = run(
         tmp_path / "swap",
@@ -599,7 +610,7 @@ def test_champion_and_candidate_are_loaded_in_interleaved_rounds(
         champion=serve_command(),
         payload=PAYLOAD,
         users=2,
-        rounds=2,
+        rounds=3,
         timeout=120,
     )
     (rule,) = [r for r in STAGE.evaluate(LoadPolicy(), worse) if r.rule == "load.no_regression"]

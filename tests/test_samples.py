@@ -3,6 +3,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -254,3 +255,29 @@ def test_evidence_off_schema(tmp_path: Path) -> None:
     message = error_of(path)
     assert message.startswith(f"{path}: JSON but not mlgate evidence: ")
     assert message.count(str(path)) == 1
+
+
+def test_round_markers_split_the_samples(tmp_path: Path) -> None:
+    path = tmp_path / "rounds.txt"
+    path.write_text("# round 1\n1\n2\n# round 2\n3\n# ROUND three\n4\n5\n6\n")
+    read = read_samples(path, minimum=1)
+    assert list(read.values) == [1, 2, 3, 4, 5, 6]
+    assert [list(r) for r in read.rounds] == [[1, 2], [3], [4, 5, 6]]
+    plain = tmp_path / "plain.txt"
+    plain.write_text("# latency in ms\n1\n2\n")
+    assert read_samples(plain, minimum=1).rounds == []
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("1\n# round 1\n2\n", "line 2: samples before the first '# round' line"),
+        ("# round 1\n# round 2\n2\n", "line 2: the round before holds no samples"),
+        ("# round 1\n2\n# round 2\n", "the last round holds no samples"),
+    ],
+)
+def test_bad_rounds_are_one_line(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "rounds.txt"
+    path.write_text(text)
+    with pytest.raises(SampleError, match=re.escape(message)):
+        read_samples(path, minimum=1)

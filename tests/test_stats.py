@@ -359,3 +359,79 @@ def test_detects_a_25_percent_slower_p95() -> None:
         )[0]
         detected += result.decision == "regression"
     assert detected >= 38
+
+
+# --- paired rounds (baseline and candidate loaded in interleaved rounds) ---
+
+
+def drifting_rounds(
+    rng: np.random.Generator, rounds: int, n: int, drift: float, shift: float = 1.0
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Rounds in which the machine is faster or slower as a whole (by `drift`, relative), and
+    both sides of a round see the same machine."""
+    machine = rng.lognormal(0.0, drift, rounds)
+    return (
+        [latencies(rng, n, scale) for scale in machine],
+        [latencies(rng, n, scale * shift) for scale in machine],
+    )
+
+
+def test_rounds_interval_is_a_t_interval_of_per_round_log_ratios() -> None:
+    base = [np.full(30, 10.0), np.full(30, 20.0), np.full(30, 10.0)]
+    cand = [np.full(30, 11.0), np.full(30, 21.0), np.full(30, 12.0)]
+    result = by_metric(stats.compare_rounds(base, cand, metrics=["p50"]))["p50"]
+    logs = np.log([1.1, 1.05, 1.2])
+    t = scipy_stats.ttest_1samp(logs, 0.0)
+    half = scipy_stats.t.ppf(0.975, 2) * logs.std(ddof=1) / math.sqrt(3)
+    assert result.relative_change == pytest.approx(math.expm1(logs.mean()))
+    assert result.ci == pytest.approx(
+        (math.expm1(logs.mean() - half), math.expm1(logs.mean() + half))
+    )
+    assert result.p_value == pytest.approx(t.pvalue)
+    assert result.baseline == pytest.approx(10.0) and result.candidate == pytest.approx(12.0)
+
+
+def test_rounds_cancel_machine_drift_that_fools_independent_samples() -> None:
+    # The machine varies 10% between rounds. Pooled, the requests look independent, and two
+    # separately measured baselines differ like a regression; paired rounds do not care.
+    rng = np.random.default_rng(7)
+    alarms_rounds = alarms_independent = 0
+    for _ in range(100):
+        base, cand = drifting_rounds(rng, 6, 1000, drift=0.10)
+        alarms_rounds += any(c.decision == "regression" for c in stats.compare_rounds(base, cand))
+        other_run, _ = drifting_rounds(rng, 6, 1000, drift=0.10)
+        pooled = compare(np.concatenate(other_run), np.concatenate(cand), resamples=500)
+        alarms_independent += any(c.decision == "regression" for c in pooled)
+    assert alarms_rounds <= 2
+    assert alarms_independent >= 10
+
+
+def test_rounds_detect_a_10_percent_slower_p95_despite_drift() -> None:
+    rng = np.random.default_rng(11)
+    detected = 0
+    for _ in range(100):
+        base, cand = drifting_rounds(rng, 6, 1000, drift=0.10, shift=1.10)
+        detected += by_metric(stats.compare_rounds(base, cand))["p95"].decision == "regression"
+    assert detected >= 95
+
+
+def test_rounds_with_the_same_ratio_everywhere_are_certain() -> None:
+    base = [np.full(25, 10.0)] * 3
+    same = by_metric(stats.compare_rounds(base, base, metrics=["p95"]))["p95"]
+    assert (same.ci, same.p_value, same.decision) == ((0.0, 0.0), 1.0, "no change")
+    slower = by_metric(stats.compare_rounds(base, [np.full(25, 15.0)] * 3, metrics=["p95"]))
+    assert slower["p95"].ci == pytest.approx((0.5, 0.5)) and slower["p95"].decision == "regression"
+
+
+@pytest.mark.parametrize(
+    ("base", "cand", "message"),
+    [
+        ([np.ones(30)] * 3, [np.ones(30)] * 2, "baseline has 3 rounds, candidate 2"),
+        ([np.ones(30)], [np.ones(30)], "at least 2 rounds"),
+        ([np.ones(30), np.ones(5)], [np.ones(30)] * 2, "baseline round 2: 5 samples"),
+        ([np.ones(30)] * 2, [np.ones(30), np.zeros(30)], "round 2: p50 is 0 ms"),
+    ],
+)
+def test_bad_rounds(base: list[np.ndarray], cand: list[np.ndarray], message: str) -> None:
+    with pytest.raises(StatsError, match=message):
+        stats.compare_rounds(base, cand, metrics=["p50"])

@@ -620,34 +620,51 @@ def compare(
 ) -> None:
     """Compare latency samples of BASELINE and CANDIDATE (evidence or raw sample files).
 
-    Decides regression, improvement, no change or inconclusive per metric from a bootstrap
-    confidence interval of the relative change and a Mann-Whitney U test (false-discovery
-    rate controlled across metrics). Exit 0 no regression, 1 regression, 3 inconclusive.
+    Decides regression, improvement, no change or inconclusive per metric against the
+    tolerance. When both sides mark the same number of rounds ('# round' lines, as the load
+    stage writes for a champion loaded in interleaved rounds), rounds are paired: a t interval
+    and t-test of the per-round log-ratios, which machine drift between rounds cannot fool.
+    Otherwise the samples are taken as independent: a bootstrap interval of the relative
+    change and a Mann-Whitney U test. The false-discovery rate is controlled across metrics.
+    Exit 0 no regression, 1 regression, 3 inconclusive.
     """
     from mlgate import samples, stats
 
     tol = _fraction(tolerance)
     base, cand = samples.read_samples(baseline), samples.read_samples(candidate)
-    results = stats.compare(
-        base.values,
-        cand.values,
-        metrics=list(metrics) or list(stats.DEFAULT_METRICS),
-        tolerance=tol,
-    )
-    if as_json:
-        click.echo(json.dumps({"metrics": [r.as_json() for r in results]}, indent=2))
+    chosen = list(metrics) or list(stats.DEFAULT_METRICS)
+    paired = len(base.rounds) >= 2 and len(base.rounds) == len(cand.rounds)
+    if paired:
+        results = stats.compare_rounds(base.rounds, cand.rounds, metrics=chosen, tolerance=tol)
     else:
-        _print_comparison(results, tol, len(base.values), len(cand.values))
+        if base.rounds or cand.rounds:
+            click.echo(
+                f"note: rounds do not pair up ({len(base.rounds)} vs {len(cand.rounds)}); "
+                "the samples are compared as independent",
+                err=True,
+            )
+        results = stats.compare(base.values, cand.values, metrics=chosen, tolerance=tol)
+    if as_json:
+        document = {
+            "method": "paired rounds" if paired else "independent samples",
+            "metrics": [r.as_json() for r in results],
+        }
+        click.echo(json.dumps(document, indent=2))
+    else:
+        rounds = f", {len(base.rounds)} paired rounds" if paired else ""
+        _print_comparison(results, tol, len(base.values), len(cand.values), rounds)
     decisions = {r.decision for r in results}
     sys.exit(1 if "regression" in decisions else 3 if "inconclusive" in decisions else 0)
 
 
-def _print_comparison(results: Any, tolerance: float, n_base: int, n_cand: int) -> None:
+def _print_comparison(
+    results: Any, tolerance: float, n_base: int, n_cand: int, rounds: str
+) -> None:
     from rich.console import Console
     from rich.table import Table
 
     table = Table(
-        title=f"baseline n={n_base}, candidate n={n_cand}, tolerance ±{tolerance:.0%}",
+        title=f"baseline n={n_base}, candidate n={n_cand}{rounds}, tolerance ±{tolerance:.0%}",
         title_justify="left",
     )
     for column in ("metric", "baseline ms", "candidate ms", "change", "95% CI", "p", "decision"):

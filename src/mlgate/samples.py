@@ -2,8 +2,11 @@
 
 A raw sample file is UTF-8 text with one latency in milliseconds per line; blank lines and
 ``#`` comments are skipped; it may be gzip-compressed (recognised by its magic bytes, whatever
-its name). Evidence names its samples in ``data["samples_artifact"]`` (relative to the evidence
-file's directory, or absolute) and lists that file with its sha256 in ``artifacts``.
+its name). A line ``# round`` (a comment to other readers) starts a round: samples of
+interleaved runs keep their rounds, so two such files are compared round by round (see
+`mlgate.stats.compare_rounds`). Evidence names its samples in ``data["samples_artifact"]``
+(relative to the evidence file's directory, or absolute) and lists that file with its sha256
+in ``artifacts``.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from mlgate.stats import MIN_SAMPLES
 MAX_BYTES = 256 << 20
 _GZIP_MAGIC = b"\x1f\x8b"
 _UTF8_BOM = b"\xef\xbb\xbf"
+ROUND_MARKER = "# round"
 
 
 class SampleError(MlgateError):
@@ -39,6 +43,16 @@ class SampleError(MlgateError):
 class Samples:
     values: npt.NDArray[np.float64]  # latencies in ms, read-only
     source: str  # where they came from, for messages and reports
+    # Where each round starts in `values`, when the file marks rounds; else empty.
+    round_starts: tuple[int, ...] = ()
+
+    @property
+    def rounds(self) -> list[npt.NDArray[np.float64]]:
+        """The samples of each round, in order; [] when the file marks no rounds."""
+        if not self.round_starts:
+            return []
+        ends = (*self.round_starts[1:], self.values.size)
+        return [self.values[a:b] for a, b in zip(self.round_starts, ends, strict=True)]
 
 
 def read_samples(path: str | os.PathLike[str], minimum: int = MIN_SAMPLES) -> Samples:
@@ -50,16 +64,16 @@ def read_samples(path: str | os.PathLike[str], minimum: int = MIN_SAMPLES) -> Sa
     if content.removeprefix(_UTF8_BOM).lstrip()[:1] in (b"{", b"["):
         if compressed:
             raise SampleError(f"{path}: compressed JSON; evidence files are plain JSON")
-        values, source = _from_evidence(path)
+        (values, starts), source = _from_evidence(path)
     else:
-        values, source = _parse(path, content), str(path)
+        (values, starts), source = _parse(path, content), str(path)
     if values.size < minimum:
         raise SampleError(f"{source}: {values.size} samples; a comparison needs at least {minimum}")
     values.flags.writeable = False
-    return Samples(values=values, source=source)
+    return Samples(values=values, source=source, round_starts=starts)
 
 
-def _from_evidence(path: Path) -> tuple[npt.NDArray[np.float64], str]:
+def _from_evidence(path: Path) -> tuple[tuple[npt.NDArray[np.float64], tuple[int, ...]], str]:
     try:
         document = evidence.read(path)
     except EvidenceError as exc:
@@ -123,7 +137,7 @@ def _decompress(path: Path, raw: bytes) -> bytes:
     return content
 
 
-def _parse(path: Path, content: bytes) -> npt.NDArray[np.float64]:
+def _parse(path: Path, content: bytes) -> tuple[npt.NDArray[np.float64], tuple[int, ...]]:
     if b"\x00" in content:
         raise SampleError(f"{path}: binary data, not a sample file")
     try:
@@ -131,7 +145,17 @@ def _parse(path: Path, content: bytes) -> npt.NDArray[np.float64]:
     except UnicodeDecodeError:
         raise SampleError(f"{path}: binary data, not a sample file (not UTF-8 text)") from None
     values: list[float] = []
+    starts: list[int] = []
     for number, line in enumerate(text.split("\n"), start=1):
+        if line.strip().lower().startswith(ROUND_MARKER):
+            if starts and starts[-1] == len(values):
+                raise SampleError(f"{path}: line {number}: the round before holds no samples")
+            if not starts and values:
+                raise SampleError(
+                    f"{path}: line {number}: samples before the first '{ROUND_MARKER}' line"
+                )
+            starts.append(len(values))
+            continue
         field = line.split("#", 1)[0].strip()
         if not field:
             continue
@@ -148,4 +172,6 @@ def _parse(path: Path, content: bytes) -> npt.NDArray[np.float64]:
         values.append(value)
     if not values:
         raise SampleError(f"{path}: no samples (empty, or only blank lines and comments)")
-    return np.array(values, dtype=np.float64)
+    if starts and starts[-1] == len(values):
+        raise SampleError(f"{path}: the last round holds no samples")
+    return np.array(values, dtype=np.float64), tuple(starts)

@@ -16,6 +16,16 @@ Decision, with the practical tolerance ``tol`` (relative, e.g. 0.10) and the adj
 - **inconclusive** otherwise: the interval is too wide to tell. This is never a pass.
 
 Everything is deterministic given ``seed``.
+
+That interval only sees the noise of single requests. Two runs of the same server also differ
+as a whole (another moment on a shared runner, another process), by more than a 10% shift in
+p95 on a busy 2-core machine, so comparing against a baseline measured elsewhere cannot be
+calibrated. `compare_rounds` is for baseline and candidate loaded in interleaved rounds on the
+same machine (A B, B A, ...): whatever slows a round down slows both of its sides, so the
+per-round ratio cancels it. Per metric it takes the log-ratio of each round's candidate and
+baseline values, and reports their mean (as a relative change, a geometric mean of per-round
+ratios) with a Student t interval and a one-sample t-test p-value over rounds, so the
+variation between rounds is measured rather than assumed away.
 """
 
 from __future__ import annotations
@@ -131,6 +141,70 @@ def compare(
             )
         )
     return results
+
+
+def compare_rounds(
+    baseline_rounds: Sequence[npt.ArrayLike],
+    candidate_rounds: Sequence[npt.ArrayLike],
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    tolerance: float = 0.10,
+    confidence: float = 0.95,
+    fdr: float = 0.05,
+) -> list[Comparison]:
+    """Compare paired rounds (round i of each side loaded back to back); see the module
+    docstring. Point estimates and the Hodges-Lehmann shift are of the pooled samples."""
+    _check_parameters(metrics, tolerance, confidence, fdr, resamples=100)
+    if len(baseline_rounds) != len(candidate_rounds):
+        raise StatsError(
+            f"paired rounds: baseline has {len(baseline_rounds)} rounds, "
+            f"candidate {len(candidate_rounds)}"
+        )
+    if len(baseline_rounds) < 2:
+        raise StatsError("paired rounds: at least 2 rounds are needed to see their variation")
+    pairs = [
+        (
+            np.sort(_samples(f"baseline round {i}", base)),
+            np.sort(_samples(f"candidate round {i}", cand)),
+        )
+        for i, (base, cand) in enumerate(zip(baseline_rounds, candidate_rounds, strict=True), 1)
+    ]
+    base_all = np.sort(np.concatenate([b for b, _ in pairs]))
+    cand_all = np.sort(np.concatenate([c for _, c in pairs]))
+    rounds = len(pairs)
+    critical = float(scipy_stats.t.ppf(1 - (1 - confidence) / 2, rounds - 1))
+    estimates: list[tuple[float, tuple[float, float], float]] = []
+    for metric in metrics:
+        logs = []
+        for i, (base, cand) in enumerate(pairs, 1):
+            base_value, cand_value = point_estimate(base, metric), point_estimate(cand, metric)
+            if base_value <= 0 or cand_value <= 0:
+                raise StatsError(f"round {i}: {metric} is 0 ms: a ratio is undefined")
+            logs.append(math.log(cand_value / base_value))
+        values = np.asarray(logs)
+        mean = float(values.mean())
+        spread = float(values.std(ddof=1)) / math.sqrt(rounds)
+        if spread > 0:
+            t_stat = mean / spread
+            p_value = float(2 * scipy_stats.t.sf(abs(t_stat), rounds - 1))
+        else:  # every round gave the same ratio: certain, whatever it is
+            p_value = 1.0 if mean == 0 else 0.0
+        ci = (math.expm1(mean - critical * spread), math.expm1(mean + critical * spread))
+        estimates.append((math.expm1(mean), ci, p_value))
+    adjusted = benjamini_hochberg([p for _, _, p in estimates])
+    shift = hodges_lehmann(base_all, cand_all)
+    return [
+        Comparison(
+            metric=metric,
+            baseline=point_estimate(base_all, metric),
+            candidate=point_estimate(cand_all, metric),
+            relative_change=change,
+            ci=ci,
+            p_value=p_value,
+            shift_ms=shift,
+            decision=decide(ci, p_value, tolerance, fdr),
+        )
+        for metric, (change, ci, _), p_value in zip(metrics, estimates, adjusted, strict=True)
+    ]
 
 
 def point_estimate(values: FloatArray, metric: str) -> float:

@@ -39,6 +39,7 @@ from mlgate.verdict import Outcome, RuleResult
 # Written next to the evidence: one successful measured latency in ms per line, in the order
 # the requests started, for comparisons against a baseline.
 SAMPLES_FILE = "load-samples.txt.gz"
+CHAMPION_SAMPLES_FILE = "load-champion-samples.txt.gz"
 _DEFAULT_USERS = 4
 _HEALTH_POLL_S = 0.25
 _HEALTH_REQUEST_TIMEOUT_S = 2.0
@@ -316,6 +317,8 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
         payload, _ = inputs
         sides = {"champion": champion_url, "candidate": config.url}
         records: dict[str, list[loadgen.Record]] = {"champion": [], "candidate": []}
+        # Successful latencies of each side, round by round: the comparison pairs the rounds.
+        rounds: dict[str, list[list[float]]] = {"champion": [], "candidate": []}
         result = loadgen.Result()
         if config.warmup:
             for name, url in sides.items():
@@ -350,25 +353,34 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
                 round_records, result = generated
                 # On one timeline: round i's measured window follows round i-1's.
                 shift = config.warmup + index * span
-                records[name] += [
+                kept = [
                     loadgen.Record(r.offset_s + shift, r.latency_ms, r.ok, r.outcome)
                     for r in round_records
                     if r.offset_s < span
                 ]
-        evidence = _judge_run(config, context, started, records["candidate"], result, samples)
+                records[name] += kept
+                rounds[name].append([r.latency_ms for r in kept if r.ok])
+        evidence = _judge_run(
+            config, context, started, records["candidate"], result, samples, rounds["candidate"]
+        )
         if evidence.status != "passed":
             return evidence
-        champion_ok = [r.latency_ms for r in records["champion"] if r.ok]
         try:
-            comparison = _compare_samples(
-                "champion (interleaved A/B)",
-                champion_ok,
-                [r.latency_ms for r in records["candidate"] if r.ok],
-            )
+            comparison = _compare_rounds(rounds["champion"], rounds["candidate"])
         except MlgateError as exc:
             return error(f"champion: {exc}")
-        comparison["rounds"] = config.rounds
-        return evidence.model_copy(update={"data": evidence.data | {"comparison": comparison}})
+        champion_samples = context.evidence_dir / CHAMPION_SAMPLES_FILE
+        _write_samples(champion_samples, rounds["champion"])
+        artifact = ev.artifact(
+            champion_samples, "the champion's latencies, same format, same rounds"
+        ).model_copy(update={"path": CHAMPION_SAMPLES_FILE})
+        data = evidence.data | {
+            "comparison": comparison,
+            "champion_samples_artifact": CHAMPION_SAMPLES_FILE,
+        }
+        return evidence.model_copy(
+            update={"data": data, "artifacts": [*evidence.artifacts, artifact]}
+        )
 
     def _load(self, config: LoadConfig, context: RunContext) -> Evidence:
         """Load the running server at config.url."""
@@ -528,9 +540,29 @@ def _compare_samples(
     results = stats.compare(values, latencies)
     return {
         "baseline": baseline_name,
+        "method": "independent samples",
         "baseline_ms": {label: round(stats.point_estimate(values, label), 3) for label in _CHARTED},
         "baseline_samples": len(values),
         "candidate_samples": len(latencies),
+        "metrics": [r.as_json() for r in results],
+    }
+
+
+def _compare_rounds(champion: list[list[float]], candidate: list[list[float]]) -> dict[str, object]:
+    """Round i of the champion against round i of the candidate (see stats.compare_rounds)."""
+    import numpy as np
+
+    from mlgate import stats
+
+    results = stats.compare_rounds(champion, candidate)
+    pooled = np.sort(np.concatenate([np.asarray(r, dtype=np.float64) for r in champion]))
+    return {
+        "baseline": "champion (interleaved A/B)",
+        "method": "paired rounds",
+        "rounds": len(champion),
+        "baseline_ms": {label: round(stats.point_estimate(pooled, label), 3) for label in _CHARTED},
+        "baseline_samples": int(pooled.size),
+        "candidate_samples": sum(len(r) for r in candidate),
         "metrics": [r.as_json() for r in results],
     }
 
@@ -680,14 +712,22 @@ def _percentile(ordered: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-def _write_samples(path: Path, latencies: list[float]) -> None:
+def _write_samples(path: Path, samples: list[float] | list[list[float]]) -> None:
     """Write atomically and reproducibly (no timestamp in the gzip header): same samples, same
-    digest."""
+    digest. Given rounds, each starts with a '# round N' line (samples.ROUND_MARKER)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    if samples and isinstance(samples[0], list):
+        text = "".join(
+            f"# round {i}\n" + "".join(f"{x!r}\n" for x in values)
+            for i, values in enumerate(samples, 1)
+            if isinstance(values, list)
+        )
+    else:
+        text = "".join(f"{x!r}\n" for x in samples)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
-            gz.write("".join(f"{x!r}\n" for x in latencies).encode("ascii"))
+            gz.write(text.encode("ascii"))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -761,7 +801,10 @@ def _judge_run(
     records: list[loadgen.Record],
     result: loadgen.Result,
     samples: Path,
+    rounds: list[list[float]] | None = None,
 ) -> Evidence:
+    """Metrics, findings and the samples artifact of one measured run; `rounds`, when the run
+    was interleaved, splits the latencies (in order) into its rounds for the samples file."""
     end = config.warmup + config.duration
     measured = [r for r in records if config.warmup <= r.offset_s < end]
     latencies = [r.latency_ms for r in measured if r.ok]
@@ -814,7 +857,7 @@ def _judge_run(
         metrics[key] = round(_percentile(ordered, q), 3)
     metrics["max_ms"] = round(ordered[-1], 3)
     metrics["mean_ms"] = round(math.fsum(ordered) / len(ordered), 3)
-    _write_samples(samples, latencies)
+    _write_samples(samples, rounds or latencies)
     artifact = ev.artifact(
         samples, "latency of each successful measured request, ms, one per line, gzip"
     ).model_copy(update={"path": SAMPLES_FILE})
