@@ -32,15 +32,17 @@ def test_calibration_benchmark_runs_quick() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "calibration: A p95" in out
-    assert "--delay-ms" in out
-    assert "achieved samples per run" in out
+    assert "--cpu-ms" in out
+    assert "samples per round" in out
     for side in ("A1", "A2", "B"):
-        assert f"  {side}: " in out
-    assert "achieved shift over all runs" in out
-    assert "mlgate compare, default rule" in out
+        assert f"  {side}: min " in out
+    assert "achieved shift over all rounds" in out
+    assert "mlgate, paired rounds (default rule" in out
     assert "A/A false alarms (any metric)" in out
     assert "A/B p95 detected" in out
-    assert "per metric: A/A regression | A/A inconclusive | A/B regression" in out
+    assert "2 of disjoint rounds" in out and "50 of random rounds (est.)" in out
+    assert "per metric over the random trials" in out
+    assert "for contrast, independent samples" in out
     assert "github-action-benchmark rule" in out
     for value in ("p95", "mean"):
         for threshold in ("200%", "110%"):

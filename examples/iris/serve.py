@@ -1,13 +1,15 @@
 """Serve the iris model over HTTP with MLflow's scoring protocol (for the load stage).
 
-    python serve.py --port 8080 [--host 127.0.0.1] [--delay-ms 5] [--threads 1]
+    python serve.py --port 8080 [--host 127.0.0.1] [--delay-ms 5] [--cpu-ms 0.2] [--threads 1]
 
 `GET /ping` answers 200 once the model is trained; `POST /invocations` takes
 `{"dataframe_split": {"columns": [...], "data": [[...]]}}` or `{"instances": [[...]]}` (rows
 as lists, or as objects keyed by feature name) and answers `{"predictions": [...]}`. Bad input
-gets a 4xx with a JSON error, never a 5xx. `--delay-ms` adds a fixed time to every prediction
-and `--threads N` lets only N predictions run at once (0: no limit), to model a slower or
-smaller server; `--port 0` picks a free port. Prints `listening on http://HOST:PORT` when ready.
+gets a 4xx with a JSON error, never a 5xx. `--delay-ms` adds a fixed wait to every prediction
+(a sleep: an I/O-bound model), `--cpu-ms` a fixed amount of busy work holding the GIL (a bigger
+model; precise to microseconds, where a sleep overshoots by the scheduler's wake-up time), and
+`--threads N` lets only N predictions run at once (0: no limit), to model a slower or smaller
+server; `--port 0` picks a free port. Prints `listening on http://HOST:PORT` when ready.
 """
 
 from __future__ import annotations
@@ -36,10 +38,11 @@ class BadRequest(Exception):
 class Scorer:
     """The trained model, behind the injected delay and the limit on concurrent predictions."""
 
-    def __init__(self, delay_ms: float, threads: int) -> None:
+    def __init__(self, delay_ms: float, threads: int, cpu_ms: float = 0.0) -> None:
         features, _, labels, _ = iris.split()
         self.model = iris.train(features, labels)
         self.delay_s = delay_ms / 1000
+        self.cpu_s = cpu_ms / 1000
         self.slots: contextlib.AbstractContextManager[Any] = (
             threading.BoundedSemaphore(threads) if threads else contextlib.nullcontext()
         )
@@ -48,6 +51,10 @@ class Scorer:
         with self.slots:
             if self.delay_s:
                 time.sleep(self.delay_s)
+            if self.cpu_s:
+                busy_until = time.perf_counter() + self.cpu_s
+                while time.perf_counter() < busy_until:
+                    pass
             try:
                 predictions = iris.predict(self.model, rows)
             except (ValueError, TypeError, OverflowError) as exc:
@@ -177,13 +184,14 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True, help="0 picks a free port")
     parser.add_argument("--delay-ms", type=float, default=0.0, help="added to every prediction")
+    parser.add_argument("--cpu-ms", type=float, default=0.0, help="busy work per prediction")
     parser.add_argument("--threads", type=int, default=0, help="concurrent predictions, 0: any")
     args = parser.parse_args()
-    if args.delay_ms < 0 or args.threads < 0:
-        parser.error("--delay-ms and --threads must not be negative")
+    if args.delay_ms < 0 or args.cpu_ms < 0 or args.threads < 0:
+        parser.error("--delay-ms, --cpu-ms and --threads must not be negative")
 
     class BoundHandler(Handler):
-        scorer = Scorer(args.delay_ms, args.threads)
+        scorer = Scorer(args.delay_ms, args.threads, args.cpu_ms)
 
     server = Server((args.host, args.port), BoundHandler)
     # SIGTERM (how a supervisor stops it) closes the socket like Ctrl-C does.
