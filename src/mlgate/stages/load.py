@@ -23,16 +23,17 @@ from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
-from mlgate import actions_env, loadgen, process, serving
 from mlgate import evidence as ev
+from mlgate import loadgen, process, serving
 from mlgate.decision import decide
 from mlgate.errors import MlgateError
 from mlgate.evidence import Evidence, Finding
 from mlgate.fields import HttpUrl, UrlPath
 from mlgate.report import charts
 from mlgate.serving import ServeSpec
+from mlgate.stages.baseline import Baseline, baseline_path
 from mlgate.stages.interface import RunContext, Stage, StageConfig, StagePolicy
 from mlgate.verdict import Outcome, RuleResult
 
@@ -47,27 +48,6 @@ _HEALTH_REQUEST_TIMEOUT_S = 2.0
 # write its records.
 _STARTUP_S = 3.0
 _PERCENTILES = (("p50_ms", 50), ("p90_ms", 90), ("p95_ms", 95), ("p99_ms", 99))
-
-
-class GitHubArtifact(BaseModel):
-    """The baseline as the report artifact of the latest successful run on a branch."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    workflow: str = Field(description="Workflow file name (e.g. mlgate.yml) or id.")
-    branch: str | None = Field(
-        default=None, description="Branch whose runs count [default: the PR's base branch]."
-    )
-    artifact: str = Field(default="mlgate-report", description="Artifact name.")
-    member: str = Field(
-        default="evidence/load.json", description="The load evidence inside the artifact."
-    )
-
-
-class GitHubBaseline(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    github: GitHubArtifact
 
 
 class LoadConfig(StageConfig):
@@ -137,7 +117,7 @@ class LoadConfig(StageConfig):
         description="Interleaved rounds with a champion; each side gets "
         "duration / rounds seconds per round.",
     )
-    baseline: str | GitHubBaseline | None = Field(
+    baseline: Baseline | None = Field(
         default=None,
         description="Baseline to compare against: load evidence (its samples artifact) or a raw "
         "sample file (one latency in ms per line), relative to working_directory; or "
@@ -496,28 +476,8 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
 
 
 def _baseline_file(config: LoadConfig, context: RunContext) -> Path:
-    """The baseline's evidence or sample file: given, or fetched from the base branch's last
-    successful run through the GitHub API."""
-    if isinstance(config.baseline, str):
-        return Path(config.working_directory) / config.baseline
     assert config.baseline is not None
-    from mlgate.github import context as github_context
-    from mlgate.github.artifacts import fetch_baseline
-
-    source = config.baseline.github
-    branch = source.branch or actions_env.pull_request(actions_env.event_payload()).get(
-        "base", {}
-    ).get("ref")
-    if not branch:
-        raise MlgateError("no branch to take the baseline from: not a pull request; set branch")
-    return fetch_baseline(
-        github_context.from_env(),
-        workflow=source.workflow,
-        branch=branch,
-        artifact_name=source.artifact,
-        member=source.member,
-        destination=context.evidence_dir / "baseline",
-    )
+    return baseline_path(config.baseline, "load", config.working_directory, context.evidence_dir)
 
 
 def _compare(baseline_path: Path, latencies: list[float]) -> dict[str, object]:
