@@ -36,6 +36,26 @@ class Finding(BaseModel):
     line: int | None = Field(default=None, ge=1)
     title: str | None = None
     detail: str | None = None
+    # Security findings (the scan stage); other stages leave these out.
+    tool: str | None = Field(default=None, description="Scanner that reported it, e.g. 'bandit'.")
+    source: str | None = Field(
+        default=None,
+        description="Where it was found: code, dependencies, image-os, image-python, secrets, "
+        "misconfig or model.",
+    )
+    aliases: list[str] = Field(
+        default_factory=list, description="Other ids of the same advisory (CVE, GHSA, PYSEC)."
+    )
+    package: str | None = None
+    version: str | None = Field(default=None, description="Installed version of the package.")
+    fixed_versions: list[str] = Field(default_factory=list)
+    image: str | None = Field(default=None, description="Image the finding is in.")
+    fingerprint: str | None = Field(
+        default=None, description="Stable identity across runs, for new-findings-only mode."
+    )
+    waived_by: dict[str, str] | None = Field(
+        default=None, description="The waiver that covers it (id, owner, reason, expires)."
+    )
 
 
 class Artifact(BaseModel):

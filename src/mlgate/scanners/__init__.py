@@ -1,0 +1,19 @@
+"""The registry of scanners. Adding a scanner: write its module, add one line here."""
+
+from __future__ import annotations
+
+from mlgate.scanners.bandit import BanditScanner
+from mlgate.scanners.image import ImageScanner
+from mlgate.scanners.interface import Scanner
+from mlgate.scanners.model_files import ModelFileScanner
+from mlgate.scanners.pip_audit import PipAuditScanner
+
+SCANNERS: dict[str, Scanner] = {
+    scanner.name: scanner
+    for scanner in (
+        BanditScanner(),
+        PipAuditScanner(),
+        ImageScanner(),
+        ModelFileScanner(),
+    )
+}
