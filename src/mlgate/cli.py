@@ -266,6 +266,80 @@ def load(
 
 
 @cli.command()
+@_config_option
+@_evidence_option
+@click.option(
+    "--source", "sources", multiple=True, help="Source directory or file for bandit; repeatable."
+)
+@click.option("--requirements", multiple=True, help="Requirements file for pip-audit; repeatable.")
+@click.option("--image", default=None, help="Image name or id on the Docker engine.")
+@click.option("--dockerfile", default=None, help="Dockerfile to build and scan.")
+@click.option("--model", "models", multiple=True, help="Model file or directory; repeatable.")
+@click.option(
+    "--osv-db",
+    default=None,
+    help="Offline vulnerability data: a directory or zip of OSV records (JSON or YAML).",
+)
+@click.option(
+    "--waivers", default=None, help="Waivers file [default: .mlgate/waivers.yml if present]."
+)
+@click.option("--working-directory", default=None, help="Where relative paths start.")
+@click.option("--timeout", type=float, default=None, help="Seconds before the stage is stopped.")
+def scan(
+    config_path: Path | None,
+    evidence_dir: Path | None,
+    sources: tuple[str, ...],
+    requirements: tuple[str, ...],
+    image: str | None,
+    dockerfile: str | None,
+    models: tuple[str, ...],
+    osv_db: str | None,
+    waivers: str | None,
+    working_directory: str | None,
+    timeout: float | None,
+) -> None:
+    """Scan code (bandit), dependencies (pip-audit), an image (trivy, syft) and model files
+    (picklescan) and write scan evidence: every finding with its advisory or rule id and
+    aliases, SARIF per scanner, the image's SBOM. Targets given here replace the config's.
+
+    A scanner that is missing or fails makes the stage an error. Exits 0 once evidence is
+    written; `mlgate gate` applies the policy and the waivers.
+    """
+    from pydantic import ValidationError
+
+    from mlgate import config
+    from mlgate.stages.scan import ScanConfig
+
+    cfg = _load_config(config_path)
+    base = cfg.stage_config("scan")
+    targets = {
+        "sources": list(sources),
+        "requirements": list(requirements),
+        "image": image,
+        "dockerfile": dockerfile,
+        "models": list(models),
+    }
+    given = {key: value for key, value in targets.items() if value}
+    overrides: dict[str, Any] = {}
+    if given:
+        # Targets on the command line say what to scan now, instead of the config's.
+        overrides = {"sources": [], "requirements": [], "image": None, "dockerfile": None}
+        overrides |= {"models": []} | given
+    options = {
+        "osv_db": osv_db,
+        "waivers": waivers,
+        "working_directory": working_directory,
+        "timeout": timeout,
+    }
+    overrides |= {key: value for key, value in options.items() if value is not None}
+    try:
+        stage_config = ScanConfig.model_validate((base.model_dump() if base else {}) | overrides)
+    except ValidationError as exc:
+        raise ConfigError(config.describe(exc, "mlgate scan options")) from None
+    _run_stage("scan", stage_config, cfg, evidence_dir)
+
+
+@cli.command()
 @click.option("--model-uri", default=None, help="Serve an MLflow model (models:/NAME@ALIAS, ...).")
 @click.option(
     "--command", "server_command", default=None, help="Start this server ('{port}' is replaced)."
@@ -705,6 +779,8 @@ _EXTRA_MODULES = {
     "bench": "pytest_benchmark",
     "serve": "mlflow",
     "example": "sklearn",
+    "container": "docker",
+    "scan": "pip_audit",
 }
 
 

@@ -45,6 +45,11 @@ class ReportConfig(BaseModel):
         description="Pause between content-creating GitHub API requests, as GitHub asks "
         "integrations to do (env MLGATE_WRITE_DELAY_SECONDS overrides).",
     )
+    code_scanning: bool = Field(
+        default=True,
+        description="Upload the scan stage's SARIF files to GitHub code scanning (needs "
+        "'security-events: write'; skipped with a notice where not allowed).",
+    )
 
 
 # The `stages` and `policy` sections are built from the stage registry, so a new stage

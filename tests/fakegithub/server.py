@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import fnmatch
+import gzip
 import json
 import re
 import threading
@@ -160,6 +161,8 @@ class Repo:
     comments: dict[int, Comment] = field(default_factory=dict)
     workflows: dict[str, int] = field(default_factory=dict)  # file name -> workflow id
     workflow_runs: dict[int, WorkflowRun] = field(default_factory=dict)
+    code_scanning: bool = True  # GitHub Advanced Security / code scanning enabled
+    sarif_uploads: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def full_name(self) -> str:
@@ -337,7 +340,12 @@ class FakeGitHub:
             self._changed()
 
     def add_repo(
-        self, full_name: str, *, default_branch: str = "main", private: bool = False
+        self,
+        full_name: str,
+        *,
+        default_branch: str = "main",
+        private: bool = False,
+        code_scanning: bool = True,
     ) -> None:
         owner, name = full_name.split("/")
         with self._lock:
@@ -348,6 +356,7 @@ class FakeGitHub:
                 default_branch=default_branch,
                 private=private,
                 created_at=_now(),
+                code_scanning=code_scanning,
             )
             self._changed()
 
@@ -499,6 +508,11 @@ class FakeGitHub:
         """Check runs in creation order, each with all its annotations."""
         with self._lock:
             return [dataclasses.asdict(run) for run in self._repo_named(repo).check_runs.values()]
+
+    def sarif_uploads(self, repo: str) -> list[dict[str, Any]]:
+        """Accepted SARIF uploads in order: commit_sha, ref and the decoded SARIF log."""
+        with self._lock:
+            return [dict(u) for u in self._repo_named(repo).sarif_uploads]
 
     def comments(self, repo: str, number: int) -> list[dict[str, Any]]:
         with self._lock:
@@ -1106,6 +1120,52 @@ class FakeGitHub:
             "check_runs": [self._check_run_json(call, repo, run) for run in page],
         }
         return Reply(200, body, headers)
+
+    # -- handlers: code scanning ------------------------------------------------------------
+
+    @route("POST", "/repos/{owner}/{repo}/code-scanning/sarifs")
+    def _upload_sarif(self, call: Call) -> Reply:
+        """GitHub's rules beyond the schema: code scanning must be enabled; the SARIF is gzip
+        then base64, at most 10 MB gzipped, 20 runs, 25,000 results per run, and one run per
+        category per upload."""
+        repo = self._repo(call)
+        if not repo.code_scanning:
+            raise ApiError(403, "Code scanning is not enabled for this repository.")
+        try:
+            packed = base64.b64decode(call.body["sarif"], validate=True)
+        except ValueError:
+            raise InvalidRequest(400, "sarif is not valid base64") from None
+        if len(packed) > 10 * 1024 * 1024:
+            raise InvalidRequest(413, "SARIF upload is too large (10 MB gzipped at most)")
+        try:
+            log = json.loads(gzip.decompress(packed))
+        except (OSError, ValueError):
+            raise InvalidRequest(400, "sarif is not gzip-compressed SARIF JSON") from None
+        runs = log.get("runs") if isinstance(log, dict) else None
+        if log.get("version") != "2.1.0" or not isinstance(runs, list):
+            raise InvalidRequest(400, "not a SARIF 2.1.0 log")
+        if len(runs) > 20:
+            raise InvalidRequest(400, "a SARIF upload may hold at most 20 runs")
+        categories = [r.get("automationDetails", {}).get("id", "") for r in runs]
+        if len(set(categories)) != len(categories):
+            raise InvalidRequest(400, "several runs with the same category in one upload")
+        for run in runs:
+            if len(run.get("results", [])) > 25_000:
+                raise InvalidRequest(400, "a SARIF run may hold at most 25,000 results")
+            for result in run.get("results", []):
+                if not result.get("locations"):
+                    raise InvalidRequest(400, "every result needs a location")
+        upload_id = f"{self._next_id():x}-sarif"
+        repo.sarif_uploads.append(
+            {
+                "id": upload_id,
+                "commit_sha": call.body["commit_sha"],
+                "ref": call.body["ref"],
+                "sarif": log,
+            }
+        )
+        url = f"{call.api}/repos/{repo.full_name}/code-scanning/sarifs/{upload_id}"
+        return Reply(202, {"id": upload_id, "url": url})
 
     # -- handlers: commit statuses -----------------------------------------------------------
 

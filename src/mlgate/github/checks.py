@@ -51,15 +51,20 @@ def to_annotations(findings: list[Finding]) -> list[dict[str, Any]]:
     """Findings that point at a file, as check-run annotations (plain text, not markdown)."""
     result = []
     for finding in findings:
-        if not finding.path:
+        # A path inside a container image is not a file of the repository.
+        if not finding.path or finding.image:
             continue
         line = finding.line or 1
+        title = finding.title or finding.id
+        if finding.waived_by:
+            title = f"(waived) {title}"
         annotation: dict[str, Any] = {
             "path": finding.path,
             "start_line": line,
             "end_line": line,
-            "annotation_level": _LEVELS[finding.severity],
-            "title": (finding.title or finding.id)[:_TITLE_LIMIT],
+            # A waived finding stays visible, without the weight of a failure.
+            "annotation_level": "notice" if finding.waived_by else _LEVELS[finding.severity],
+            "title": title[:_TITLE_LIMIT],
             "message": finding.message[:_TEXT_LIMIT] or finding.id,
         }
         if finding.detail:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mlgate.config import ReportConfig
-from mlgate.github import checks, comments, statuses
+from mlgate.github import checks, code_scanning, comments, statuses
 from mlgate.github.client import NotPermitted, Rejected, connect
 from mlgate.github.context import GitHubContext
 from mlgate.report import markdown
@@ -28,6 +28,7 @@ class Published:
     checks: list[str] = field(default_factory=list)
     statuses: list[str] = field(default_factory=list)
     comment: str = "skipped"
+    sarif: list[str] = field(default_factory=list)  # SARIF files uploaded to code scanning
     warnings: list[str] = field(default_factory=list)
 
 
@@ -97,9 +98,34 @@ def publish(
             done.warnings.append(f"cannot comment on the pull request ({exc})")
         except Rejected as exc:
             refused.append(str(exc))
+    if config.code_scanning:
+        _upload_sarif(repo, context, report, done, refused)
     if refused:
         raise Rejected("; ".join(refused))
     return done
+
+
+def _upload_sarif(
+    repo: Repository, context: GitHubContext, report: Report, done: Published, refused: list[str]
+) -> None:
+    scan = report.evidence.get("scan")
+    names = scan.data.get("sarif") if scan is not None else None
+    if not isinstance(names, list) or not names or report.evidence_dir is None:
+        return
+    for name in names:
+        path = report.evidence_dir / str(name)
+        try:
+            code_scanning.upload(repo, context, path)
+            done.sarif.append(path.name)
+        except NotPermitted as exc:
+            done.warnings.append(
+                f"SARIF not uploaded to code scanning ({exc}): it needs 'security-events: "
+                "write' and code scanning enabled (forks get neither); the findings are in the "
+                "checks and the report artifact."
+            )
+            return
+        except Rejected as exc:
+            refused.append(f"SARIF {path.name}: {exc}")
 
 
 def _fall_back_to_statuses(

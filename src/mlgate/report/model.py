@@ -25,6 +25,7 @@ class Report:
     artifact_name: str
     run_url: str | None = None
     stages: list[str] = field(default_factory=list)
+    evidence_dir: Path | None = None  # where the evidence's artifacts (SARIF files) are
 
     def findings(self, stage: str) -> list[Finding]:
         found = self.evidence.get(stage)
@@ -77,4 +78,5 @@ def load(
         artifact_name=config.report.artifact_name,
         run_url=actions_env.run_url(),
         stages=verdict.stages,
+        evidence_dir=evidence_dir,
     )

@@ -7,6 +7,7 @@ from typing import Any
 from mlgate.stages.bench import BenchStage
 from mlgate.stages.interface import Stage
 from mlgate.stages.load import LoadStage
+from mlgate.stages.scan import ScanStage
 from mlgate.stages.tests import TestsStage
 
 STAGES: dict[str, Stage[Any, Any]] = {
@@ -15,5 +16,6 @@ STAGES: dict[str, Stage[Any, Any]] = {
         TestsStage(),
         BenchStage(),
         LoadStage(),
+        ScanStage(),
     )
 }

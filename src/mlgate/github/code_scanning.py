@@ -1,0 +1,54 @@
+"""Upload SARIF to GitHub code scanning, one file (one category) per request.
+
+Needs `security-events: write` and code scanning enabled; forks get neither. A refusal is a
+notice, not a failure: the findings are in the checks, the comment and the artifact anyway.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mlgate.github.client import Rejected, with_retry
+from mlgate.github.context import GitHubContext
+from mlgate.report import sarif
+
+if TYPE_CHECKING:
+    from github.Repository import Repository
+
+
+def upload(repo: Repository, context: GitHubContext, path: Path) -> str:
+    """Upload one SARIF file; the upload's id. Raises NotPermitted or Rejected as publish
+    expects (through with_retry)."""
+    packed = sarif.gzipped(path)
+    if len(packed) > sarif.MAX_GZIPPED_BYTES:
+        raise Rejected(f"{path.name}: {len(packed)} bytes gzipped, over GitHub's 10 MB")
+    commit, ref = _target(context)
+    body = {
+        "commit_sha": commit,
+        "ref": ref,
+        "sarif": base64.b64encode(packed).decode("ascii"),
+        "tool_name": "mlgate",
+    }
+
+    def send() -> str:
+        _, data = repo.requester.requestJsonAndCheck(
+            "POST", f"{repo.url}/code-scanning/sarifs", input=body
+        )
+        return str(data.get("id", ""))
+
+    return with_retry(send, f"upload {path.name} to code scanning")
+
+
+def _target(context: GitHubContext) -> tuple[str, str]:
+    """The commit and ref code scanning files the analysis under, as upload-sarif does: the
+    merge commit and merge ref on pull requests, else the pushed commit and ref."""
+    merge = os.environ.get("GITHUB_SHA")
+    if context.pr_number is not None and merge:
+        return merge, f"refs/pull/{context.pr_number}/merge"
+    ref = os.environ.get("GITHUB_REF")
+    if not ref:
+        raise Rejected("GITHUB_REF is not set: no ref to file the code-scanning analysis under")
+    return context.sha, ref

@@ -1,0 +1,194 @@
+"""Waivers: accepted findings, each with a scope, a reason, an owner and an expiry date.
+
+`.mlgate/waivers.yml`::
+
+    waivers:
+      - id: PYSEC-2019-217          # advisory id or any alias (CVE-...), or a rule id (B301)
+        scope: {package: jinja2}    # package, path (glob) and/or image (glob): all must match
+        reason: not reachable, we render no untrusted templates
+        owner: "@ml-platform"
+        expires: 2026-12-31
+        allow_critical: false       # a critical finding is only waived with this set to true
+
+A waiver waives until the end of its expiry day (UTC); from the next day it stops waiving and
+the gate fails, naming its owner. Waived findings stay in every report, marked as waived.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from mlgate.errors import ConfigError
+from mlgate.evidence import Finding
+
+# Overrides today's date (YYYY-MM-DD): for tests, and to re-judge evidence as of a past day.
+TODAY_VARIABLE = "MLGATE_TODAY"
+_MAX_BYTES = 1 << 20
+
+
+class WaiverScope(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    package: str | None = Field(default=None, description="Package name (PEP 503 normalised).")
+    path: str | None = Field(default=None, description="Glob on the finding's path.")
+    image: str | None = Field(default=None, description="Glob on the image reference.")
+
+    @model_validator(mode="after")
+    def _something(self) -> WaiverScope:
+        if self.package is None and self.path is None and self.image is None:
+            raise ValueError("scope needs package, path or image")
+        return self
+
+
+class Waiver(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1)
+    scope: WaiverScope
+    reason: str = Field(min_length=1)
+    owner: str = Field(min_length=1)
+    expires: date
+    allow_critical: bool = False
+
+    def label(self) -> str:
+        return f"{self.id} (owner {self.owner})"
+
+    def covers(self, finding: Finding) -> bool:
+        """Same id or alias, and every scope key matches."""
+        ids = {finding.id.lower(), *(a.lower() for a in finding.aliases)}
+        if self.id.lower() not in ids:
+            return False
+        scope = self.scope
+        if scope.package is not None and (
+            finding.package is None or _normalise(finding.package) != _normalise(scope.package)
+        ):
+            return False
+        if scope.path is not None and (
+            finding.path is None or not fnmatch.fnmatchcase(finding.path, scope.path)
+        ):
+            return False
+        return scope.image is None or (
+            finding.image is not None and fnmatch.fnmatchcase(finding.image, scope.image)
+        )
+
+    def expired(self, today: date) -> bool:
+        return today > self.expires
+
+    def record(self) -> dict[str, str]:
+        """What a waived finding carries in evidence."""
+        return {
+            "id": self.id,
+            "owner": self.owner,
+            "reason": self.reason,
+            "expires": self.expires.isoformat(),
+        }
+
+
+class WaiversFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    waivers: list[Waiver] = Field(default_factory=list)
+
+
+@dataclass
+class Applied:
+    findings: list[Finding]  # every finding; the waived ones carry waived_by
+    expired: list[Waiver]  # expired waivers: they waive nothing, and fail the gate
+    unused: list[Waiver]  # live waivers that matched no finding
+    refused: list[tuple[Waiver, Finding]]  # would hide a critical finding without the flag
+
+
+def load(path: Path) -> list[Waiver]:
+    """Read and validate a waivers file; any problem is one ConfigError line naming it."""
+    try:
+        if path.stat().st_size > _MAX_BYTES:
+            raise ConfigError(f"{path}: larger than 1 MiB; not a waivers file")
+        text = path.read_text("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such waivers file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{where}") from None
+    except ValueError as exc:  # PyYAML builds dates itself: 2026-13-01 fails there
+        raise ConfigError(f"{path}: {exc}") from None
+    if document is None:
+        return []
+    try:
+        return WaiversFile.model_validate(document).waivers
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = _location(document, error["loc"])
+        raise ConfigError(f"{path}: {where}: {error['msg']}") from None
+
+
+def apply(waivers: list[Waiver], findings: list[Finding], today: date) -> Applied:
+    live = [w for w in waivers if not w.expired(today)]
+    used: set[int] = set()
+    refused: list[tuple[Waiver, Finding]] = []
+    result = []
+    for finding in findings:
+        waiver = None
+        for index, candidate in enumerate(live):
+            if not candidate.covers(finding):
+                continue
+            if finding.severity == "critical" and not candidate.allow_critical:
+                refused.append((candidate, finding))
+                continue
+            used.add(index)
+            waiver = candidate
+            break
+        result.append(finding.model_copy(update={"waived_by": waiver.record() if waiver else None}))
+    refused_ids = {id(w) for w, _ in refused}
+    unused = [w for i, w in enumerate(live) if i not in used and id(w) not in refused_ids]
+    return Applied(
+        findings=result,
+        expired=[w for w in waivers if w.expired(today)],
+        unused=unused,
+        refused=refused,
+    )
+
+
+def today() -> date:
+    """Today (UTC), or the date MLGATE_TODAY names."""
+    override = os.environ.get(TODAY_VARIABLE, "").strip()
+    if override:
+        try:
+            return date.fromisoformat(override)
+        except ValueError:
+            raise ConfigError(f"{TODAY_VARIABLE}={override!r} is not a date (YYYY-MM-DD)") from None
+    return datetime.now(timezone.utc).date()
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _location(document: object, loc: tuple[int | str, ...]) -> str:
+    """'waivers[2] (id PYSEC-...).expires' for messages."""
+    parts: list[str] = []
+    node = document
+    for key in loc:
+        if isinstance(key, int):
+            label = f"[{key}]"
+            if isinstance(node, list) and key < len(node):
+                node = node[key]
+                if isinstance(node, dict) and isinstance(node.get("id"), str):
+                    label += f" (id {node['id']})"
+            parts.append(label)
+        else:
+            parts.append(f".{key}" if parts else str(key))
+            node = node.get(key) if isinstance(node, dict) else None
+    return "".join(parts) or "top level"
