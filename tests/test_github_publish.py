@@ -367,3 +367,55 @@ def test_workflow_run_job_publishes_another_runs_results(tmp_path: Path, gh: Fak
     assert report.returncode == 0, report.stderr
     assert {run["head_sha"] for run in gh.check_runs(REPO)} == {HEAD}
     assert len(gh.comments(REPO, 7)) == 1
+
+
+def scan_report(tmp_path: Path) -> model.Report:
+    """Scan evidence of a real bandit run over an insecure module, gated."""
+    from mlgate.stages.scan import ScanConfig, ScanStage
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "app.py").write_text(
+        "import subprocess\n\n\ndef run(c: str) -> int:\n"
+        "    return subprocess.call(c, shell=True)\n"
+    )
+    stage_config = ScanConfig(sources=["src"], working_directory=str(tmp_path))
+    evidence = ScanStage().run(stage_config, RunContext(tmp_path / "ev", None))
+    assert evidence.status == "passed", evidence.reason
+    ev.write(evidence, tmp_path / "ev")
+    cfg = config.parse({"stages": {"scan": {"sources": ["src"]}}})
+    policy.write(policy.evaluate(cfg, tmp_path / "ev"), tmp_path / "verdict.json")
+    return model.load(cfg, tmp_path / "verdict.json", tmp_path / "ev")
+
+
+def test_scan_findings_become_annotations_and_sarif_in_code_scanning(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gh: FakeGitHub
+) -> None:
+    actions_env(monkeypatch, tmp_path, gh)
+    monkeypatch.setenv("GITHUB_REF", "refs/pull/7/merge")
+    done = publish_now(scan_report(tmp_path))
+    assert done.sarif == ["bandit.sarif"] and done.warnings == []
+    (upload,) = gh.sarif_uploads(REPO)
+    # Filed like upload-sarif does on a pull request: the merge commit and the merge ref.
+    assert (upload["commit_sha"], upload["ref"]) == (MERGE, "refs/pull/7/merge")
+    (run,) = upload["sarif"]["runs"]
+    assert run["automationDetails"]["id"] == "mlgate/bandit/"
+    assert {r["ruleId"] for r in run["results"]} >= {"B602"}
+    scan_run = next(r for r in gh.check_runs(REPO) if r["name"] == "mlgate/scan")
+    assert scan_run["conclusion"] == "failure"
+    assert any(
+        a["path"] == "src/app.py" and a["start_line"] == 5
+        for a in scan_run["output"]["annotations"]
+    )
+    assert "| code |" in scan_run["output"]["text"] + scan_run["output"]["summary"]
+
+
+def test_code_scanning_off_is_a_notice_not_a_failure(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gh: FakeGitHub
+) -> None:
+    actions_env(monkeypatch, tmp_path, gh)
+    gh.set_code_scanning(REPO, False)
+    done = publish_now(scan_report(tmp_path))
+    assert done.sarif == [] and done.checks == ["mlgate/scan", "mlgate"]
+    (warning,) = done.warnings
+    assert "SARIF not uploaded to code scanning" in warning and "security-events" in warning
+    assert gh.sarif_uploads(REPO) == []

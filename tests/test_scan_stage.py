@@ -170,3 +170,33 @@ def test_command_line_targets_replace_the_configs(tmp_path: Path) -> None:
     assert scan_evidence(root).data["scanners"] == ["bandit"]
     result = mlgate("scan", "--image", "x", "--dockerfile", "Dockerfile", cwd=root)
     assert result.returncode == 2 and "not both" in one_line_error(result)
+
+
+def test_new_only_fails_on_what_the_base_branch_did_not_have(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    (root / "mlgate.yml").write_text(
+        "stages:\n  scan:\n    sources: [src]\n    baseline: base/scan.json\n"
+        "policy:\n  scan:\n    new_only: true\n"
+    )
+    # No baseline file yet: fail closed, naming it.
+    assert mlgate("scan", cwd=root).returncode == 4
+    assert "base/scan.json" in (scan_evidence(root).reason or "")
+    # The base branch's evidence: the same code, so nothing is new.
+    (root / "base").mkdir()
+    (root / "mlgate.yml").write_text("stages:\n  scan:\n    sources: [src]\n")
+    assert mlgate("scan", cwd=root).returncode == 0
+    shutil.copy(root / ".mlgate" / "evidence" / "scan.json", root / "base" / "scan.json")
+    (root / "mlgate.yml").write_text(
+        "stages:\n  scan:\n    sources: [src]\n    baseline: base/scan.json\n"
+        "policy:\n  scan:\n    new_only: true\n"
+    )
+    assert mlgate("scan", cwd=root).returncode == 0
+    assert mlgate("gate", cwd=root).returncode == 0
+    # Code moved down two lines is not new; another shell call is.
+    (root / "src" / "app.py").write_text(
+        "\n\n" + VULNERABLE + "\n\ndef spawn(x: str) -> int:\n"
+        "    return subprocess.Popen(x, shell=True).wait()\n"
+    )
+    assert mlgate("scan", cwd=root).returncode == 0
+    gate = mlgate("gate", cwd=root)
+    assert gate.returncode == 1 and "1 new finding" in gate.stderr, gate.stderr

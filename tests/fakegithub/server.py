@@ -509,6 +509,11 @@ class FakeGitHub:
         with self._lock:
             return [dataclasses.asdict(run) for run in self._repo_named(repo).check_runs.values()]
 
+    def set_code_scanning(self, repo: str, enabled: bool) -> None:
+        with self._lock:
+            self._repo_named(repo).code_scanning = enabled
+            self._changed()
+
     def sarif_uploads(self, repo: str) -> list[dict[str, Any]]:
         """Accepted SARIF uploads in order: commit_sha, ref and the decoded SARIF log."""
         with self._lock:
