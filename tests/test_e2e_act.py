@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -28,6 +29,9 @@ PINNED = {
     "actions/upload-artifact@ea165f8d65b6e75b540449e92b4886f43607fa02": E2E
     / "stand-ins"
     / "upload-artifact",
+    "aquasecurity/setup-trivy@3fb12ec12f41e471780db15c232d5dd185dcb514": E2E
+    / "stand-ins"
+    / "setup-trivy",
 }
 
 
@@ -190,6 +194,12 @@ def test_push_passes_with_checks_and_no_comment(
     assert result.returncode == 0, log[-3000:]
     assert "E2E-OUTPUTS status=passed verdict=pass" in log
     assert "E2E-MORE bench=passed load=passed evidence=.mlgate/more/load.json" in log, log[-3000:]
+    assert "E2E-SCAN scan=passed evidence=.mlgate/more/scan.json" in log, log[-3000:]
+    # The stage's own line: what it found, offline, with both scanners that had a target.
+    assert re.search(
+        r"mlgate: scan: \d+ findings \(.*\), 0 waived; scanners: bandit, pip-audit", log
+    )
+    assert "setup-trivy stand-in" not in log  # trivy was on PATH: nothing to install
     assert "mlgate: stopped; cold_start_s" in log  # actions/serve tore the server down
     runs = {run["name"]: run for run in gh.check_runs(REPO)}
     assert {name: run["conclusion"] for name, run in runs.items()} == {
