@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import sysconfig
 import urllib.request
 import zipfile
 from collections.abc import Mapping
@@ -263,13 +264,32 @@ def test_local_endpoint_answers_like_osv_dev(db: OsvDatabase) -> None:
 # --- the pip-audit adapter ------------------------------------------------------------------
 
 
-def offline(workdir: Path, *requirements: Path, timeout: float = 120.0) -> ScanTargets:
+def offline(
+    workdir: Path,
+    *requirements: Path,
+    environments: tuple[Path, ...] = (),
+    timeout: float = 120.0,
+) -> ScanTargets:
     return ScanTargets(
         workdir=workdir,
         requirements=requirements,
+        environments=environments,
         osv_db=OsvDatabase.load(ADVISORIES),
         timeout=timeout,
     )
+
+
+def install_metadata(site_packages: Path, name: str, version: str) -> Path:
+    """What pip leaves in site-packages for a wheel install, as far as an audit reads it."""
+    dist_info = site_packages / f"{name.lower()}-{version}.dist-info"
+    dist_info.mkdir(parents=True)
+    metadata = dist_info / "METADATA"
+    metadata.write_text(
+        f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+        "Summary: a package\n\nLong description.\n"
+    )
+    (dist_info / "INSTALLER").write_text("pip\n")
+    return metadata
 
 
 def test_pip_audit_offline_finds_the_known_advisories() -> None:
@@ -384,3 +404,63 @@ def test_pip_audit_missing_is_a_scan_error(tmp_path: Path) -> None:
 def test_pip_audit_over_its_time_is_a_scan_error(tmp_path: Path) -> None:
     with pytest.raises(ScanError, match=r"^pip-audit: timed out after 0\.01 s$"):
         PipAuditScanner().scan(offline(tmp_path, VULNERABLE, timeout=0.01))
+
+
+# --- installed environments -----------------------------------------------------------------
+
+
+def test_pip_audit_audits_an_installed_environment_offline(tmp_path: Path) -> None:
+    site_packages = tmp_path / "venv" / "lib" / "python3.11" / "site-packages"
+    install_metadata(site_packages, "Jinja2", "2.10")
+    install_metadata(site_packages, "six", "1.16.0")
+    targets = offline(tmp_path, environments=(site_packages,))
+    scanner = PipAuditScanner()
+    assert scanner.applies(targets)
+
+    result = scanner.scan(targets)
+
+    found = {f.id: f for f in result.findings}
+    assert set(found) == {"PYSEC-2019-217", "PYSEC-2021-66"}  # six: nothing
+    jinja = found["PYSEC-2019-217"]
+    assert jinja.package is not None and jinja.package.lower() == "jinja2"
+    assert (jinja.version, jinja.rule, jinja.source) == (
+        "2.10",
+        "vulnerable-dependency",
+        "dependencies",
+    )
+    assert jinja.aliases == ["CVE-2019-10906", "GHSA-462w-v97r-4m45"]
+    assert jinja.fixed_versions == ["2.10.1"]
+    assert found["PYSEC-2021-66"].fixed_versions == ["2.11.3"]
+    assert (jinja.path, jinja.line) == ("venv/lib/python3.11/site-packages", None)
+    assert jinja.detail is not None and jinja.detail.startswith(
+        "Installed: venv/lib/python3.11/site-packages/jinja2-2.10.dist-info/METADATA\n\n"
+    )
+    assert result.data["environments"] == [
+        {"path": "venv/lib/python3.11/site-packages", "distributions": 2}
+    ]
+    assert result.data["requirements"] == []
+
+
+def test_missing_or_empty_environment_is_a_one_line_error(tmp_path: Path) -> None:
+    with pytest.raises(ScanError, match=r"^pip-audit: environment not found: .*nowhere$"):
+        PipAuditScanner().scan(offline(tmp_path, environments=(Path("nowhere"),)))
+    # A directory without any distribution metadata is a wrong path, not a clean environment.
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "module.py").write_text("")
+    with pytest.raises(ScanError) as raised:
+        PipAuditScanner().scan(offline(tmp_path, environments=(tmp_path / "empty",)))
+    message = str(raised.value)
+    assert message.startswith("pip-audit: no installed distributions")
+    assert message.endswith("empty") and "\n" not in message
+
+
+def test_pip_audit_audits_this_venv_offline(tmp_path: Path) -> None:
+    site_packages = Path(sysconfig.get_paths()["purelib"])
+
+    result = PipAuditScanner().scan(offline(tmp_path, environments=(site_packages,)))
+
+    # What is installed decides the findings; that it ran over all of it is the point.
+    environments = result.data["environments"]
+    assert isinstance(environments, list) and len(environments) == 1
+    assert environments[0]["path"] == str(site_packages)
+    assert environments[0]["distributions"] > 10

@@ -47,6 +47,8 @@ class ScanTargets:
     workdir: Path
     sources: tuple[Path, ...] = ()  # source directories or files for code scanners
     requirements: tuple[Path, ...] = ()  # requirements files for dependency scanners
+    # Installed environments to audit (the serving environment): site-packages directories.
+    environments: tuple[Path, ...] = ()
     image: str | None = None  # an image name or id on the engine
     dockerfile: Path | None = None  # built into an image when no image is given
     models: tuple[Path, ...] = ()  # model files or directories

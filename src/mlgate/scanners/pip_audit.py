@@ -1,15 +1,18 @@
-"""pip-audit: known vulnerabilities in the PyPI packages a requirements file names.
+"""pip-audit: known vulnerabilities in the PyPI packages a requirements file names, or that an
+installed environment (the model's serving environment) holds.
 
 pip-audit normally resolves `-r FILE` by pip-installing it into a temporary virtualenv, which
 needs the network. When every requirement is pinned with `==`, it is already resolved, so we run
-`--no-deps --disable-pip` and audit the pins as written. With offline OSV data
-(`targets.osv_db`) pip-audit queries a local OSV endpoint on 127.0.0.1 instead of osv.dev, and
-nothing leaves the machine.
+`--no-deps --disable-pip` and audit the pins as written. An environment is audited with
+`--path DIR`, which lists what is installed there with `pip list --path DIR`: local metadata only,
+no download. With offline OSV data (`targets.osv_db`) pip-audit queries a local OSV endpoint on
+127.0.0.1 instead of osv.dev, and nothing leaves the machine.
 """
 
 from __future__ import annotations
 
 import contextlib
+import email.parser
 import importlib.util
 import json
 import os
@@ -18,7 +21,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -26,6 +29,7 @@ from typing import Any, ClassVar
 from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
 
 from mlgate.evidence import Finding
 from mlgate.process import CannotStart, start_group, stop_group
@@ -61,6 +65,38 @@ class _Requirements:
     files: tuple[Path, ...]
 
 
+@dataclass(frozen=True)
+class _Installed:
+    """One distribution in an environment, as its metadata names it."""
+
+    name: str  # as METADATA writes it, else as its directory's name does
+    version: str
+    metadata: Path  # METADATA or PKG-INFO: where a user finds the installation
+
+
+@dataclass(frozen=True)
+class _Environment:
+    path: Path
+    installed: tuple[_Installed, ...]
+
+    def find(self, name: str, version: str) -> _Installed | None:
+        """The distribution pip-audit reported as `name` `version`; the first of that name when
+        the directory holds it twice (a broken upgrade leaves an old dist-info behind)."""
+        same = [d for d in self.installed if canonicalize_name(d.name) == canonicalize_name(name)]
+        exact = [d for d in same if _normalized(d.version) == _normalized(version)]
+        matches = exact or same
+        return matches[0] if matches else None
+
+
+@dataclass(frozen=True)
+class _Where:
+    """Where a reported package is, for its findings."""
+
+    path: str
+    line: int | None = None
+    installed: str | None = None  # the metadata file of an installed distribution
+
+
 class PipAuditScanner(Scanner):
     name: ClassVar[str] = TOOL
     sources: ClassVar[tuple[Source, ...]] = (SOURCE,)
@@ -71,14 +107,19 @@ class PipAuditScanner(Scanner):
         self._python = python
 
     def applies(self, targets: ScanTargets) -> bool:
-        return bool(targets.requirements)
+        return bool(targets.requirements or targets.environments)
 
     def scan(self, targets: ScanTargets) -> ScanResult:
         files = [_absolute(path, targets.workdir) for path in targets.requirements]
         parsed = {path: _read_requirements(path) for path in files}
+        # Read before pip-audit runs: a wrong path fails here, with its name.
+        environments = [
+            _read_environment(_absolute(path, targets.workdir)) for path in targets.environments
+        ]
         command = self._command()
         result = ScanResult(tool_versions={TOOL: _tool_version(command, targets)})
         audited: list[dict[str, object]] = []
+        audited_environments: list[dict[str, object]] = []
         db = targets.osv_db
         with contextlib.ExitStack() as stack:
             # Offline, pip-audit's HTTP cache goes to a throwaway directory: there is nothing
@@ -89,7 +130,8 @@ class PipAuditScanner(Scanner):
                 requirements = parsed[path]
                 options = _service_options(endpoint, cache)
                 report = _run_audit(command, path, requirements, options, targets)
-                result.findings.extend(_findings(report, path, requirements, db, targets))
+                where = _declared_in(path, requirements, targets.workdir)
+                result.findings.extend(_findings(report, where, db))
                 audited.append(
                     {
                         "path": _shown(path, targets.workdir),
@@ -97,7 +139,20 @@ class PipAuditScanner(Scanner):
                         "includes": [_shown(f, targets.workdir) for f in requirements.files[1:]],
                     }
                 )
+            for environment in environments:
+                options = _service_options(endpoint, cache)
+                report = _run_environment_audit(command, environment, options, targets)
+                where = _installed_in(environment, targets.workdir)
+                result.findings.extend(_findings(report, where, db))
+                result.findings.extend(_unlisted(report, environment, targets.workdir))
+                audited_environments.append(
+                    {
+                        "path": _shown(environment.path, targets.workdir),
+                        "distributions": len(report["dependencies"]),
+                    }
+                )
         result.data["requirements"] = audited
+        result.data["environments"] = audited_environments
         if db is not None:
             result.data["osv_db"] = {
                 "path": str(db.path),
@@ -140,7 +195,27 @@ def _run_audit(
     if pinned:
         arguments += ["--no-deps", "--disable-pip"]
     where = f"{TOOL}: {_shown(path, targets.workdir)}"
-    exit_code, stdout, stderr = _run([*command, *arguments, *service_options], targets, where)
+    hint = (
+        ""
+        if pinned or not service_options
+        else "unpinned requirements need pip and the network to resolve"
+    )
+    return _report(_run([*command, *arguments, *service_options], targets, where), where, hint)
+
+
+def _run_environment_audit(
+    command: list[str],
+    environment: _Environment,
+    service_options: list[str],
+    targets: ScanTargets,
+) -> dict[str, Any]:
+    arguments = ["--format", "json", "--progress-spinner", "off", "--path", str(environment.path)]
+    where = f"{TOOL}: environment {_shown(environment.path, targets.workdir)}"
+    return _report(_run([*command, *arguments, *service_options], targets, where), where, "")
+
+
+def _report(ran: tuple[int | None, bytes, bytes], where: str, hint: str) -> dict[str, Any]:
+    exit_code, stdout, stderr = ran
     # pip-audit exits 1 both when it found vulnerabilities and when it failed: the JSON report
     # on stdout is what tells them apart.
     report = _json_object(stdout)
@@ -149,9 +224,7 @@ def _run_audit(
     problem = _last_meaningful_line(stderr) or (
         f"exit code {exit_code}" if exit_code not in (0, 1) else "no JSON report on stdout"
     )
-    if not pinned and service_options:
-        problem += " (unpinned requirements need pip and the network to resolve)"
-    raise ScanError(f"{where}: {problem}")
+    raise ScanError(f"{where}: {problem}" + (f" ({hint})" if hint else ""))
 
 
 def _tool_version(command: list[str], targets: ScanTargets) -> str:
@@ -173,6 +246,9 @@ def _run(
     local = "127.0.0.1,localhost"
     for name in ("NO_PROXY", "no_proxy"):
         env[name] = f"{env[name]},{local}" if env.get(name) else local
+    # `pip list` (how pip-audit lists an environment) asked PyPI for pip's latest version in
+    # older pip releases: nothing may leave the machine for that.
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
     try:
         child = start_group(
             command, targets.workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
@@ -215,45 +291,87 @@ def _last_meaningful_line(stderr: bytes) -> str:
     return telling[-1] if telling else ""
 
 
+def _declared_in(
+    path: Path, requirements: _Requirements, workdir: Path
+) -> Callable[[str, str], _Where]:
+    def where(name: str, version: str) -> _Where:
+        declared = requirements.declared.get(canonicalize_name(name))
+        if declared is None:
+            return _Where(_shown(path, workdir))
+        return _Where(_shown(declared.path, workdir), declared.line)
+
+    return where
+
+
+def _installed_in(environment: _Environment, workdir: Path) -> Callable[[str, str], _Where]:
+    def where(name: str, version: str) -> _Where:
+        found = environment.find(name, version)
+        installed = _shown(found.metadata, workdir) if found else None
+        return _Where(_shown(environment.path, workdir), installed=installed)
+
+    return where
+
+
 def _findings(
-    report: dict[str, Any],
-    path: Path,
-    requirements: _Requirements,
-    db: OsvDatabase | None,
-    targets: ScanTargets,
+    report: dict[str, Any], where: Callable[[str, str], _Where], db: OsvDatabase | None
 ) -> Iterator[Finding]:
     for dependency in report["dependencies"]:
         if not isinstance(dependency, dict):
             continue
         name = str(dependency.get("name", ""))
-        declared = requirements.declared.get(canonicalize_name(name))
-        shown = _shown(declared.path if declared else path, targets.workdir)
-        line = declared.line if declared else None
+        version = str(dependency.get("version", ""))
+        at = where(name, version)
         if "skip_reason" in dependency:
             # A package pip-audit could not audit is a gap in the evidence, never a pass.
             reason = str(dependency.get("skip_reason") or "no reason given")
-            yield Finding(
-                id=f"unaudited:{name}",
-                severity="unknown",
-                message=f"{name} was not audited for vulnerabilities: {reason}",
-                rule="unaudited-dependency",
-                path=shown,
-                line=line,
-                tool=TOOL,
-                source=SOURCE,
-                package=name,
-                fingerprint=make_fingerprint("unaudited-dependency", canonicalize_name(name)),
-            )
+            yield _unaudited(name, reason, at)
             continue
-        version = str(dependency.get("version", ""))
         known = {a.id: a for a in db.vulnerabilities(name, version)} if db is not None else {}
         for vuln in dependency.get("vulns") or ():
             if not isinstance(vuln, dict):
                 continue
             advisory = known.get(str(vuln.get("id"))) or _reported_advisory(vuln)
-            yield advisory_finding(
-                advisory, name, version, tool=TOOL, source=SOURCE, path=shown, line=line
+            finding = advisory_finding(
+                advisory, name, version, tool=TOOL, source=SOURCE, path=at.path, line=at.line
             )
+            if at.installed is not None:
+                detail = "\n\n".join(filter(None, [f"Installed: {at.installed}", finding.detail]))
+                finding = finding.model_copy(update={"detail": detail})
+            yield finding
+
+
+def _unaudited(name: str, reason: str, at: _Where) -> Finding:
+    return Finding(
+        id=f"unaudited:{name}",
+        severity="unknown",
+        message=f"{name} was not audited for vulnerabilities: {reason}",
+        rule="unaudited-dependency",
+        path=at.path,
+        line=at.line,
+        detail=f"Installed: {at.installed}" if at.installed else None,
+        tool=TOOL,
+        source=SOURCE,
+        package=name,
+        fingerprint=make_fingerprint("unaudited-dependency", canonicalize_name(name)),
+    )
+
+
+def _unlisted(
+    report: dict[str, Any], environment: _Environment, workdir: Path
+) -> Iterator[Finding]:
+    """Distributions whose metadata is in the environment but that pip did not list (pip skips
+    invalid metadata with a warning): unaudited, never silently passed."""
+    listed = {
+        canonicalize_name(str(d.get("name", "")))
+        for d in report["dependencies"]
+        if isinstance(d, dict)
+    }
+    for found in environment.installed:
+        if canonicalize_name(found.name) not in listed:
+            at = _Where(
+                _shown(environment.path, workdir), installed=_shown(found.metadata, workdir)
+            )
+            yield _unaudited(found.name, "pip did not list it as installed", at)
 
 
 def _reported_advisory(vuln: dict[str, Any]) -> Advisory:
@@ -267,6 +385,62 @@ def _reported_advisory(vuln: dict[str, Any]) -> Advisory:
         fixed_versions=tuple(str(fix) for fix in vuln.get("fix_versions") or ()),
         severity="unknown",
     )
+
+
+# --- installed environments -----------------------------------------------------------------
+
+
+def _read_environment(path: Path) -> _Environment:
+    """The distributions installed in `path` by their *.dist-info / *.egg-info metadata. None at
+    all is a ScanError: an empty environment is almost certainly a wrong path, not a clean one."""
+    if not path.exists():
+        raise ScanError(f"{TOOL}: environment not found: {path}")
+    if not path.is_dir():
+        raise ScanError(f"{TOOL}: environment is not a directory: {path}")
+    try:
+        entries = sorted(path.iterdir())
+    except OSError as exc:
+        raise ScanError(f"{TOOL}: cannot read environment {path}: {exc.strerror}") from None
+    installed = []
+    for entry in entries:
+        metadata = _metadata_file(entry)
+        if metadata is not None:
+            name, version = _name_and_version(metadata)
+            # Without a Name, pip takes it from the directory name ({name}-{version}.dist-info).
+            name = name or entry.name.split("-", 1)[0]
+            installed.append(_Installed(name, version, metadata))
+    if not installed:
+        raise ScanError(
+            f"{TOOL}: no installed distributions (*.dist-info, *.egg-info) in environment {path}"
+        )
+    return _Environment(path, tuple(installed))
+
+
+def _metadata_file(entry: Path) -> Path | None:
+    if entry.suffix == ".dist-info" and entry.is_dir():
+        return entry / "METADATA"
+    if entry.suffix == ".egg-info":
+        # setuptools writes a directory with PKG-INFO; distutils wrote the file itself.
+        return entry / "PKG-INFO" if entry.is_dir() else entry
+    return None
+
+
+def _name_and_version(metadata: Path) -> tuple[str, str]:
+    """Name and Version from the metadata headers; empty when unreadable (pip then skips the
+    distribution, and it becomes an unaudited finding)."""
+    try:
+        text = metadata.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return "", ""
+    headers = email.parser.HeaderParser().parsestr(text)
+    return str(headers.get("Name") or "").strip(), str(headers.get("Version") or "").strip()
+
+
+def _normalized(version: str) -> str:
+    try:
+        return str(Version(version))
+    except InvalidVersion:
+        return version
 
 
 # --- requirements files ---------------------------------------------------------------------

@@ -43,6 +43,11 @@ class ScanConfig(StageConfig):
     requirements: Paths = Field(
         default_factory=list, description="Requirements files for pip-audit (pins: offline)."
     )
+    environments: Paths = Field(
+        default_factory=list,
+        description="Installed environments to audit with pip-audit (the serving "
+        "environment): their site-packages directories.",
+    )
     image: str | None = Field(default=None, description="Image name or id on the Docker engine.")
     dockerfile: str | None = Field(
         default=None, description="Dockerfile to build and scan when no image is given."
@@ -77,9 +82,11 @@ class ScanConfig(StageConfig):
 
     @model_validator(mode="after")
     def _has_target(self) -> ScanConfig:
-        if not (self.sources or self.requirements or self.image or self.dockerfile or self.models):
+        targets = (self.sources, self.requirements, self.environments, self.image)
+        if not (any(targets) or self.dockerfile or self.models):
             raise ValueError(
-                "nothing to scan: give sources, requirements, image, dockerfile or models"
+                "nothing to scan: give sources, requirements, environments, image, dockerfile "
+                "or models"
             )
         if self.image and self.dockerfile:
             raise ValueError("give image (to scan as it is) or dockerfile (to build), not both")
@@ -150,6 +157,7 @@ class ScanStage(Stage[ScanConfig, ScanPolicy]):
                 workdir=workdir,
                 sources=_existing(workdir, config.sources, "source"),
                 requirements=_existing(workdir, config.requirements, "requirements file"),
+                environments=_existing(workdir, config.environments, "environment"),
                 image=config.image,
                 dockerfile=(
                     _existing(workdir, [config.dockerfile], "Dockerfile")[0]
