@@ -1,0 +1,589 @@
+"""The registry layer against real MLflow stores: the embedded sqlite store, and a real
+`mlflow server` (sqlite backend, proxied artifacts) on 127.0.0.1 shared by the module.
+
+The registry tests run on both backends ([sqlite] / [server] in their ids: `-k server`
+selects the server ones); pytest groups them by backend, so one server serves them all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import multiprocessing
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlgate.registry import (
+    FileDigest,
+    Ledger,
+    LockBusy,
+    Registry,
+    RegistryError,
+    files_digest,
+)
+from mlgate.registry.ledger import LAST_TAG, MAX_RECORD_CHARS
+
+ENV = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "true",
+    # What Registry.connect would set by default; set here so the module restores them.
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="module")
+def module_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Module-scoped fixtures run before conftest's per-test environment: set it here (before
+    mlflow is imported), and work in a scratch directory so that nothing lands in the repo."""
+    work = tmp_path_factory.mktemp("registry")
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in ENV.items():
+            mp.setenv(key, value)
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
+        mp.chdir(work)
+        yield work
+
+
+@pytest.fixture(scope="module")
+def server_process(module_env: Path) -> Iterator[tuple[subprocess.Popen[bytes], str, Path]]:
+    """A real `mlflow server` on 127.0.0.1 (sqlite backend, proxied artifacts), one for the
+    module; stopped with all its workers at the end."""
+    root = module_env / "server"
+    root.mkdir()
+    port = free_port()
+    argv = [str(Path(sys.executable).parent / "mlflow"), "server"]
+    argv += ["--backend-store-uri", f"sqlite:///{root}/mlflow.db"]
+    argv += ["--artifacts-destination", str(root / "artifacts")]
+    argv += ["--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
+    env = os.environ | ENV
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    with (root / "server.log").open("wb") as log:
+        proc = subprocess.Popen(
+            argv, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        yield proc, f"http://127.0.0.1:{port}", root / "server.log"
+    finally:
+        # The workers share the server's process group (its own session): stop them all.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=2)  # a scratch server: no need to wait for a slow graceful stop
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _start_server_early(request: pytest.FixtureRequest) -> None:
+    """The server takes ~12 s to start: start it before the sqlite tests, which run first."""
+    if any("[server]" in item.nodeid for item in request.session.items):
+        request.getfixturevalue("server_process")
+
+
+@pytest.fixture(scope="module")
+def server_uri(server_process: tuple[subprocess.Popen[bytes], str, Path]) -> str:
+    proc, url, log = server_process
+    deadline = time.monotonic() + 90
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"mlflow server exited: {log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                if response.status == 200:
+                    return url
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail("mlflow server did not answer /health within 90 s")
+        time.sleep(0.3)
+
+
+@pytest.fixture(scope="module")
+def sqlite_registry(module_env: Path) -> Registry:
+    # The default location: sqlite:///<default_dir>/mlflow.db, the directory created.
+    return Registry.connect(default_dir=module_env / "sqlite" / ".mlgate")
+
+
+@pytest.fixture(scope="module", params=["sqlite", "server"])
+def registry(request: pytest.FixtureRequest) -> Registry:
+    if request.param == "sqlite":
+        return request.getfixturevalue("sqlite_registry")  # type: ignore[no-any-return]
+    return Registry.connect(request.getfixturevalue("server_uri"))
+
+
+@pytest.fixture(scope="module")
+def experiment(registry: Registry, module_env: Path) -> str:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(registry.uri, registry.uri)
+    # Explicit artifact location for the sqlite store (MLflow's default is ./mlruns).
+    location = None
+    if registry.uri.startswith("sqlite"):
+        location = (module_env / "sqlite" / "artifacts").as_uri()
+    return str(client.create_experiment(unique("tests"), artifact_location=location))
+
+
+@pytest.fixture(scope="module")
+def model(registry: Registry, experiment: str) -> str:
+    """A registered model whose version 1 is a real sklearn model logged with log_model."""
+    import mlflow
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
+
+    name = unique("tiny")
+    fitted = LogisticRegression().fit(np.array([[0.0], [1.0], [2.0], [3.0]]), [0, 0, 1, 1])
+    with pytest.MonkeyPatch.context() as mp:
+        # The fluent API reads the store from the environment.
+        mp.setenv("MLFLOW_TRACKING_URI", registry.uri)
+        assert mlflow.get_tracking_uri() == registry.uri
+        with mlflow.start_run(experiment_id=experiment):
+            info = mlflow.sklearn.log_model(
+                fitted, name="model", registered_model_name=name, pip_requirements=["scikit-learn"]
+            )
+    assert str(info.registered_model_version) == "1"
+    return name
+
+
+def new_version(registry: Registry, experiment: str, name: str, files: dict[str, bytes]) -> str:
+    """Register a new version of model `name` made of exactly these files (run artifacts)."""
+    import tempfile
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(registry.uri, registry.uri)
+    run_id = client.create_run(experiment).info.run_id
+    with tempfile.TemporaryDirectory() as tmp:
+        for path, content in files.items():
+            (Path(tmp) / path).parent.mkdir(parents=True, exist_ok=True)
+            (Path(tmp) / path).write_bytes(content)
+        registry.log_artifacts(run_id, Path(tmp), "model")
+    return str(client.create_model_version(name, f"runs:/{run_id}/model", run_id).version)
+
+
+# -- connect ---------------------------------------------------------------------------------
+
+
+def test_import_does_not_import_mlflow() -> None:
+    code = "import sys, mlgate.registry; assert 'mlflow' not in sys.modules, 'mlflow imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_connect_defaults_to_sqlite_in_default_dir(
+    sqlite_registry: Registry, module_env: Path
+) -> None:
+    directory = module_env / "sqlite" / ".mlgate"
+    assert sqlite_registry.uri == f"sqlite:///{directory.as_posix()}/mlflow.db"
+    assert (directory / "mlflow.db").is_file()
+
+
+def test_connect_reads_mlflow_tracking_uri(
+    sqlite_registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_registry.uri)
+    assert Registry.connect(default_dir=Path("unused")).uri == sqlite_registry.uri
+    assert not Path("unused").exists()
+
+
+def test_connect_to_a_closed_port_fails_quickly(module_env: Path) -> None:
+    uri = f"http://127.0.0.1:{free_port()}"  # bound, then closed: nothing listens
+    started = time.monotonic()
+    with pytest.raises(RegistryError, match=f"MLflow registry at {uri} is not reachable: ") as err:
+        Registry.connect(uri)
+    assert time.monotonic() - started < 15
+    assert "\n" not in str(err.value)
+
+
+# -- versions, aliases, tags -----------------------------------------------------------------
+
+
+def test_model_version_known(registry: Registry, model: str) -> None:
+    mv = registry.model_version(model, "1")
+    assert (mv.name, mv.version, mv.status) == (model, "1", "READY")
+    assert mv.run_id and mv.source
+    assert mv.aliases == ()
+
+
+def test_model_version_unknown_model_or_version(registry: Registry, model: str) -> None:
+    with pytest.raises(RegistryError, match="registered model no-such-model does not exist"):
+        registry.model_version("no-such-model", "1")
+    with pytest.raises(RegistryError, match=f"model {model} version 99 does not exist") as err:
+        registry.model_version(model, "99")
+    assert "\n" not in str(err.value)
+
+
+def test_alias_set_get_unset(registry: Registry, model: str) -> None:
+    assert registry.alias(model, "staging") is None
+    registry.set_alias(model, "staging", "1")
+    assert registry.alias(model, "staging") == "1"
+    assert registry.model_version(model, "1").aliases == ("staging",)
+    registry.delete_alias(model, "staging")
+    assert registry.alias(model, "staging") is None
+    registry.delete_alias(model, "staging")  # already unset: no error
+    with pytest.raises(RegistryError, match=f"model {model} version 42 does not exist"):
+        registry.set_alias(model, "staging", "42")
+    with pytest.raises(RegistryError, match="registered model nope does not exist"):
+        registry.alias("nope", "staging")
+
+
+def test_tags(registry: Registry, model: str) -> None:
+    registry.set_model_tag(model, "mlgate.test", "a")
+    registry.set_version_tag(model, "1", "mlgate.test.version", "b")
+    assert registry.model_tags(model)["mlgate.test"] == "a"
+    assert registry.model_version(model, "1").tags["mlgate.test.version"] == "b"
+    with pytest.raises(RegistryError, match=f"model {model} version 77 does not exist"):
+        registry.set_version_tag(model, "77", "k", "v")
+
+
+# -- files and artifacts ---------------------------------------------------------------------
+
+
+def test_model_files_and_digest(registry: Registry, model: str, experiment: str) -> None:
+    files = registry.model_files(model, "1")
+    assert [f.path for f in files] == sorted(f.path for f in files)
+    assert "MLmodel" in {f.path for f in files}
+    assert all(len(f.sha256) == 64 and f.size > 0 for f in files)
+    assert registry.model_files(model, "1") == files  # stable across downloads
+    digest = registry.model_digest(model, "1")
+    assert digest == files_digest(files)
+
+    content = {"MLmodel": b"flavors: {}\n", "data/weights.bin": b"\x00\x01\x02"}
+    a = new_version(registry, experiment, model, content)
+    b = new_version(registry, experiment, model, content | {"data/weights.bin": b"\x00\x01\x03"})
+    c = new_version(registry, experiment, model, content)
+    files_a = registry.model_files(model, a)
+    assert [(f.path, f.size) for f in files_a] == [("MLmodel", 12), ("data/weights.bin", 3)]
+    digest_a = files_digest(files_a)
+    assert digest_a != registry.model_digest(model, b)  # one byte changed
+    assert digest_a == registry.model_digest(model, c)  # the same content, another version
+    assert digest_a != digest
+    with pytest.raises(RegistryError, match=f"model {model} version 99 does not exist"):
+        registry.model_files(model, "99")
+
+
+def test_files_digest_is_canonical() -> None:
+    one = [FileDigest("b", "2" * 64, 1), FileDigest("a", "1" * 64, 5)]
+    assert files_digest(one) == files_digest(list(reversed(one)))
+    assert files_digest(one) == files_digest([FileDigest("a", "1" * 64, 9), one[0]])  # not size
+    assert files_digest(one) != files_digest([FileDigest("a", "1" * 64, 5)])
+    assert files_digest(one).startswith("sha256:")
+
+
+def test_artifacts_round_trip(registry: Registry, experiment: str, tmp_path: Path) -> None:
+    from mlflow import MlflowClient
+
+    run_id = MlflowClient(registry.uri, registry.uri).create_run(experiment).info.run_id
+    source = tmp_path / "src"
+    (source / "sub").mkdir(parents=True)
+    (source / "a.json").write_text('{"a": 1}')
+    (source / "sub" / "b.txt").write_text("b")
+    registry.log_artifacts(run_id, source, "bundle")
+    local = registry.download_artifacts(run_id, "bundle", tmp_path / "out")
+    assert local.is_dir() and local.is_relative_to(tmp_path / "out")
+    assert (local / "a.json").read_text() == '{"a": 1}'
+    assert (local / "sub" / "b.txt").read_text() == "b"
+
+
+# -- the lock --------------------------------------------------------------------------------
+
+
+def test_lock_busy_names_holder_then_released(registry: Registry) -> None:
+    name = unique("locked")
+    with registry.lock(name, "production", "ci run 1"):
+        started = time.monotonic()
+        message = busy(registry, name, "production", "ci run 2")
+        assert message.startswith(f"the promotion lock for {name}@production is held by ci run 1 ")
+        assert time.monotonic() - started < 5
+        with registry.lock(name, "staging", "ci run 2"):  # another alias: another lock
+            pass
+    with registry.lock(name, "production", "ci run 2"):  # released: free again
+        pass
+    with pytest.raises(RegistryError, match="invalid alias"), registry.lock(name, "bad alias", "x"):
+        pass
+
+
+def busy(registry: Registry, name: str, alias: str, holder: str, **kwargs: float) -> str:
+    """The LockBusy message `holder` gets for name@alias."""
+    with pytest.raises(LockBusy) as err, registry.lock(name, alias, holder, **kwargs):
+        pytest.fail(f"{holder} acquired a held lock")
+    assert "\n" not in str(err.value)
+    return str(err.value)
+
+
+def test_lock_released_when_the_block_raises(registry: Registry) -> None:
+    name = unique("raising")
+    with pytest.raises(ValueError, match="boom"), registry.lock(name, "production", "a"):
+        raise ValueError("boom")
+    with registry.lock(name, "production", "b"):
+        pass
+
+
+def test_lock_wait_gets_it_when_released(registry: Registry) -> None:
+    name = unique("waited")
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with registry.lock(name, "production", "first"):
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(10)
+        threading.Timer(0.5, release.set).start()
+        started = time.monotonic()
+        with registry.lock(name, "production", "second", wait_s=10):
+            assert 0.3 < time.monotonic() - started < 8
+            started = time.monotonic()
+            message = busy(registry, name, "production", "third", wait_s=0.3)
+            assert "held by second" in message and message.endswith("; waited 0.3 s")
+            assert 0.25 < time.monotonic() - started < 3
+    finally:
+        release.set()
+        holder.join()
+
+
+def test_expired_lock_is_broken(registry: Registry) -> None:
+    from mlflow import MlflowClient
+
+    name = unique("expired")
+    crashed = registry.lock(name, "production", "crashed ci")
+    crashed.__enter__()  # and never leaves: its process died
+    time.sleep(0.3)
+    assert "held by crashed ci" in busy(registry, name, "production", "patient", ttl_s=60)
+    with registry.lock(name, "production", "rescuer", ttl_s=0.2):
+        # The stale lock was moved aside, not deleted: a tombstone says who broke whose lock.
+        client = MlflowClient(registry.uri, registry.uri)
+        tombs = [
+            m
+            for m in client.search_registered_models(
+                filter_string=f"name LIKE 'mlgate-lock--{name}--production--.broken.%'"
+            )
+        ]
+        assert len(tombs) == 1
+        assert tombs[0].tags["mlgate.lock.holder"] == "crashed ci"
+        assert tombs[0].tags["mlgate.lock.broken_by"] == "rescuer"
+        # The crashed holder comes back after all: its release must leave our lock alone.
+        crashed.__exit__(None, None, None)
+        assert "held by rescuer" in busy(registry, name, "production", "third")
+
+
+def test_ten_threads_one_winner(registry: Registry) -> None:
+    name = unique("race")
+    barrier = threading.Barrier(10)
+    release = threading.Event()
+    results: queue.Queue[tuple[str, str]] = queue.Queue()
+    # Each contender its own Registry (client), as separate CI jobs would have.
+    registries = [Registry.connect(registry.uri) for _ in range(10)]
+
+    def contend(i: int) -> None:
+        try:
+            barrier.wait(20)
+            with registries[i].lock(name, "production", f"thread {i}"):
+                results.put(("won", f"thread {i}"))
+                release.wait(30)
+        except LockBusy as exc:
+            results.put(("busy", str(exc)))
+        except Exception as exc:
+            results.put(("error", repr(exc)))
+
+    threads = [threading.Thread(target=contend, args=(i,)) for i in range(10)]
+    for t in threads:
+        t.start()
+    try:
+        outcomes = [results.get(timeout=30) for _ in range(10)]
+    finally:
+        release.set()
+        for t in threads:
+            t.join(30)
+    check_one_winner(outcomes)
+
+
+def _contend_in_process(
+    uri: str, name: str, i: int, barrier: Any, release: Any, results: Any
+) -> None:
+    try:
+        registry = Registry.connect(uri)
+        barrier.wait(30)
+        with registry.lock(name, "production", f"process {i}"):
+            results.put(("won", f"process {i}"))
+            release.wait(30)
+    except LockBusy as exc:
+        results.put(("busy", str(exc)))
+    except Exception as exc:
+        results.put(("error", repr(exc)))
+
+
+def test_ten_processes_one_winner_on_server(server_uri: str) -> None:
+    # fork: ten children start at once with mlflow already imported; over HTTP they share
+    # nothing (MLflow keys its sessions by pid). Not for sqlite, whose engine a forked child
+    # would share with the parent: the threads above cover that store.
+    ctx = multiprocessing.get_context("fork")
+    name = unique("race")
+    barrier, release, results = ctx.Barrier(10), ctx.Event(), ctx.Queue()
+    procs = [
+        ctx.Process(
+            target=_contend_in_process, args=(server_uri, name, i, barrier, release, results)
+        )
+        for i in range(10)
+    ]
+    for p in procs:
+        p.start()
+    try:
+        outcomes = [results.get(timeout=40) for _ in range(10)]
+    finally:
+        release.set()
+        for p in procs:
+            p.join(30)
+            if p.is_alive():
+                p.kill()
+    check_one_winner(outcomes)
+    assert all(p.exitcode == 0 for p in procs)
+
+
+def check_one_winner(outcomes: list[tuple[str, str]]) -> None:
+    errors = [o for o in outcomes if o[0] == "error"]
+    assert not errors, errors
+    winners = [who for kind, who in outcomes if kind == "won"]
+    assert len(winners) == 1, outcomes
+    busy = [message for kind, message in outcomes if kind == "busy"]
+    assert len(busy) == 9
+    assert all(f"is held by {winners[0]} since" in message for message in busy), busy
+
+
+# -- the ledger ------------------------------------------------------------------------------
+
+
+def test_ledger_append_and_records(registry: Registry, model: str, tmp_path: Path) -> None:
+    ledger = Ledger(registry, model)
+    before = len(ledger.records())
+    records = [
+        {"kind": "promotion", "stage": "staging", "from_version": None, "to_version": "1"},
+        {"kind": "promotion", "stage": "production", "to_version": "1", "by": "ci"},
+        {"kind": "note", "text": "no version here"},
+    ]
+    seqs = [ledger.append(r) for r in records]
+    assert seqs == [before + 1, before + 2, before + 3]
+    assert ledger.records()[before:] == records
+    assert Ledger(registry, model).records()[before:] == records  # a fresh reader agrees
+    last = json.loads(registry.model_version(model, "1").tags[LAST_TAG])
+    assert last == {"seq": before + 2, "record": records[1]}
+
+    # The copy: the whole ledger as JSON lines in the model's run of experiment mlgate-ledger.
+    from mlflow import MlflowClient
+
+    client = MlflowClient(registry.uri, registry.uri)
+    experiment = client.get_experiment_by_name("mlgate-ledger")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id], f"tags.`mlgate.ledger.model` = '{model}'")
+    assert len(runs) == 1
+    local = registry.download_artifacts(runs[0].info.run_id, f"ledger/{model}.jsonl", tmp_path)
+    lines = local.read_text().splitlines()
+    assert [json.loads(line) for line in lines] == ledger.records()
+    if registry.uri.startswith("sqlite"):  # next to the database, not in ./mlruns
+        assert str(Path(registry.uri[len("sqlite:///") :]).parent) in experiment.artifact_location
+
+
+def test_ledger_refuses_to_overwrite(registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    name = unique("ledger")
+    registry_client_model(registry, name)
+    ledger = Ledger(registry, name)
+    ledger.append({"n": 1})
+    ledger.append({"n": 2})
+    # A writer whose view is stale (as if it raced another) would pick key 2 again.
+    stale = ledger.records()[:1]
+    monkeypatch.setattr(Ledger, "records", lambda self: stale)
+    with pytest.raises(
+        RegistryError, match=r"record 2 of .* already exists; refusing to overwrite"
+    ):
+        ledger.append({"n": "overwrite"})
+    monkeypatch.undo()
+    assert ledger.records() == [{"n": 1}, {"n": 2}]
+
+
+def test_ledger_detects_gap_and_garbage(registry: Registry) -> None:
+    name = unique("ledger")
+    registry_client_model(registry, name)
+    ledger = Ledger(registry, name)
+    for n in range(3):
+        ledger.append({"n": n})
+    registry.set_model_tag(name, "mlgate.ledger.000005", '{"n": 5}')
+    with pytest.raises(RegistryError, match="has a gap: record 4 is missing") as err:
+        ledger.records()
+    assert "\n" not in str(err.value)
+    with pytest.raises(RegistryError, match="has a gap"):  # and no append on top of it
+        ledger.append({"n": 6})
+    registry.set_model_tag(name, "mlgate.ledger.000004", "not json")
+    with pytest.raises(RegistryError, match=r"record 4 of .* is not a JSON object"):
+        ledger.records()
+
+
+def test_ledger_rejects_oversized_and_non_json_records(registry: Registry) -> None:
+    name = unique("ledger")
+    registry_client_model(registry, name)
+    ledger = Ledger(registry, name)
+    with pytest.raises(RegistryError, match=f"at most {MAX_RECORD_CHARS}"):
+        ledger.append({"blob": "x" * MAX_RECORD_CHARS})
+    with pytest.raises(RegistryError, match="not plain JSON"):
+        ledger.append({"when": object()})
+    assert ledger.records() == []
+
+
+def test_ledger_concurrent_appends_keep_every_record(registry: Registry) -> None:
+    # Two promotions of one model to different aliases hold different locks: the ledger
+    # serializes its own appends.
+    name = unique("ledger")
+    registry_client_model(registry, name)
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def append(i: int) -> None:
+        try:
+            ledger = Ledger(Registry.connect(registry.uri), name)
+            barrier.wait(20)
+            ledger.append({"writer": i})
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=append, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    assert sorted(r["writer"] for r in Ledger(registry, name).records()) == [0, 1, 2, 3]
+
+
+def registry_client_model(registry: Registry, name: str) -> None:
+    from mlflow import MlflowClient
+
+    MlflowClient(registry.uri, registry.uri).create_registered_model(name)
