@@ -195,6 +195,89 @@ def test_pull_request_comments(gh: FakeGitHub) -> None:
     assert gh.violations == []
 
 
+def test_collaborator_permission_teams_and_run_approvals(gh: FakeGitHub) -> None:
+    repo = client(gh).get_repo(REPO)
+    gh.set_permission(REPO, "Maya", "maintain")
+    gh.set_permission(REPO, "cy", "ml-promoter", base="triage")
+    assert (repo.get_collaborator_permission("maya"), repo.get_collaborator_role_name("maya")) == (
+        "write",
+        "maintain",
+    )
+    assert repo.get_collaborator_permission("cy") == "read"  # a custom role's legacy base
+    with pytest.raises(UnknownObjectException):
+        repo.get_collaborator_permission("stranger")
+    gh.set_permission(REPO, "maya", None)
+    assert api(gh, "GET", f"/repos/{REPO}/collaborators/maya/permission").status_code == 404
+
+    gh.add_team_member("octo", "ml-release", "maya")
+    gh.add_team_member("octo", "ml-release", "cy", state="pending", role="maintainer")
+    membership = "/orgs/octo/teams/ml-release/memberships"
+    seen = api(gh, "GET", f"{membership}/Maya", "pat-token").json()
+    assert (seen["state"], seen["role"]) == ("active", "member")
+    assert api(gh, "GET", f"{membership}/cy", "pat-token").json()["state"] == "pending"
+    assert api(gh, "GET", f"{membership}/stranger", "pat-token").status_code == 404
+    # Teams are invisible to the workflow's token: members and non-members alike are 404.
+    assert api(gh, "GET", f"{membership}/maya").status_code == 404
+
+    run_id = gh.add_workflow_run(REPO, conclusion=None)
+    gh.add_run_approval(REPO, run_id, "maya", environments=("staging", "production"))
+    gh.add_run_approval(REPO, run_id, "cy", state="rejected", comment="not yet")
+    approvals = api(gh, "GET", f"/repos/{REPO}/actions/runs/{run_id}/approvals").json()
+    assert [(a["user"]["login"], a["state"], a["comment"]) for a in approvals] == [
+        ("Maya", "approved", ""),  # an account keeps the spelling it was made with
+        ("cy", "rejected", "not yet"),
+    ]
+    assert [e["name"] for e in approvals[0]["environments"]] == ["staging", "production"]
+    assert api(gh, "GET", f"/repos/{REPO}/actions/runs/1/approvals").status_code == 404
+    assert gh.violations == []
+
+
+def test_deployments_follow_githubs_rules(gh: FakeGitHub) -> None:
+    repo = client(gh).get_repo(REPO)
+    repo.get_commit(HEAD).create_status("failure", context="lint")
+    with pytest.raises(GithubException) as refused:
+        repo.create_deployment(HEAD)  # every status context must have succeeded
+    assert refused.value.status == 409
+    with pytest.raises(GithubException) as refused:
+        repo.create_deployment(HEAD, required_contexts=["lint"], environment="qa")
+    assert refused.value.status == 409
+    with pytest.raises(GithubException) as refused:
+        repo.create_deployment("no-such-branch", required_contexts=[])
+    assert refused.value.status == 422
+    assert gh.deployments(REPO) == []
+
+    first = repo.create_deployment("feature", required_contexts=[], environment="staging")
+    assert (first.sha, first.ref, first.task, first.payload) == (HEAD, "feature", "deploy", {})
+    assert first.production_environment is False
+    first.create_status("success", target_url="https://ci.example/1")
+    second = repo.create_deployment(HEAD, required_contexts=[], environment="staging")
+    second.create_status("in_progress")
+    second.create_status("success", description="d")
+    # A later success made the earlier staging deployment inactive; newest status first.
+    assert [s.state for s in first.get_statuses()] == ["inactive", "success"]
+    assert [s.state for s in second.get_statuses()] == ["success", "in_progress"]
+    assert [s["log_url"] for s in gh.deployments(REPO)[0]["statuses"]] == [
+        "https://ci.example/1",
+        "",
+    ]
+
+    production = repo.create_deployment(HEAD, required_contexts=[], task="deploy:mlgate")
+    assert (production.environment, production.production_environment) == ("production", True)
+    production.create_status("success", environment="prod-eu")
+    assert repo.get_deployment(production.id).environment == "prod-eu"
+    assert repo.get_deployment(production.id).original_environment == "production"
+    assert [d.id for d in repo.get_deployments()] == [production.id, second.id, first.id]
+    assert [d.id for d in repo.get_deployments(environment="staging", ref="feature")] == [first.id]
+    assert [d.id for d in repo.get_deployments(task="deploy:mlgate")] == [production.id]
+
+    with pytest.raises(GithubException) as too_long:
+        production.create_status("failure", description="d" * 141)
+    assert too_long.value.status == 422
+    assert [v.split(": ", 1)[1] for v in gh.violations] == [
+        "description is too long (maximum is 140 characters)"
+    ]
+
+
 # -- requests GitHub would refuse --------------------------------------------------------------
 
 
@@ -313,9 +396,9 @@ def test_fork_token_reads_but_cannot_write(gh: FakeGitHub) -> None:
 
 def test_valid_but_unimplemented_operation_is_501(gh: FakeGitHub) -> None:
     with pytest.raises(GithubException) as refused:
-        list(client(gh).get_repo(REPO).get_deployments())
+        list(client(gh).get_repo(REPO).get_releases())
     assert refused.value.status == 501
-    assert gh.unimplemented == ["GET /repos/{owner}/{repo}/deployments"]
+    assert gh.unimplemented == ["GET /repos/{owner}/{repo}/releases"]
     assert gh.violations == []
 
 
@@ -429,6 +512,13 @@ def test_responses_match_the_documented_schemas(gh: FakeGitHub) -> None:
     api(gh, "POST", f"/repos/{REPO}/statuses/{HEAD}", json={"state": "success"})
     run_id = gh.add_workflow_run(REPO, artifacts={"mlgate-report": b"PK\x05\x06" + bytes(18)})
     artifact = api(gh, "GET", f"/repos/{REPO}/actions/runs/{run_id}/artifacts").json()
+    gh.set_permission(REPO, "release-lead", "maintain")
+    gh.add_team_member("octo", "ml-release", "release-lead")
+    gh.add_run_approval(REPO, run_id, "release-lead", comment="ship it")
+    new_deployment = {"ref": HEAD, "environment": "production", "required_contexts": []}
+    deployment = api(gh, "POST", f"/repos/{REPO}/deployments", json=new_deployment).json()
+    new_deployment_status = {"state": "success", "log_url": "https://ci.example/runs/1"}
+    api(gh, "POST", deployment["statuses_url"].removeprefix(gh.url), json=new_deployment_status)
     params = {
         "owner": "octo",
         "repo": "model",
@@ -442,6 +532,10 @@ def test_responses_match_the_documented_schemas(gh: FakeGitHub) -> None:
         "run_id": run_id,
         "artifact_id": artifact["artifacts"][0]["id"],
         "archive_format": "zip",
+        "username": "release-lead",
+        "org": "octo",
+        "team_slug": "ml-release",
+        "deployment_id": deployment["id"],
     }
     bodies = {
         "/repos/{owner}/{repo}/check-runs": new_run,
@@ -456,12 +550,15 @@ def test_responses_match_the_documented_schemas(gh: FakeGitHub) -> None:
                 gzip.compress(json.dumps({"version": "2.1.0", "runs": []}).encode())
             ).decode(),
         },
+        "/repos/{owner}/{repo}/deployments": new_deployment,
+        "/repos/{owner}/{repo}/deployments/{deployment_id}/statuses": new_deployment_status,
     }
     spec = openapi.load()
     # Every implemented operation; DELETE last, so the comment exists for the others.
     for method, template in sorted(implemented_operations(), key=lambda op: op[0] == "DELETE"):
         path = template.format(**params)
-        token = "pat-token" if template == "/user" else "app-token"
+        # The workflow's token can neither read its user nor see teams.
+        token = "pat-token" if template == "/user" or "/teams/" in template else "app-token"
         body = bodies[template] if method in ("POST", "PATCH") else None
         response = api(gh, method, path, token, json=body, allow_redirects=False)
         status = {"POST": 201, "DELETE": 204}.get(method, 200)

@@ -49,6 +49,14 @@ NOT_ACCESSIBLE = "Resource not accessible by integration"
 # Limits GitHub enforces that the OpenAPI schemas do not express.
 MAX_COMMENT_BODY = 65536
 MAX_STATUS_DESCRIPTION = 140
+# A repository role and the legacy permission GitHub reports beside it.
+_LEGACY_PERMISSION = {
+    "read": "read",
+    "triage": "read",
+    "write": "write",
+    "maintain": "write",
+    "admin": "admin",
+}
 _SHA = re.compile(r"[0-9a-fA-F]{40}")
 
 
@@ -70,6 +78,7 @@ class Token:
     user: User
     kind: TokenKind
     can_read_user: bool
+    can_read_teams: bool  # org permission `members: read`; the workflow's GITHUB_TOKEN lacks it
 
 
 @dataclass
@@ -145,6 +154,67 @@ class WorkflowRun:
     conclusion: str | None
     created_at: str
     artifacts: list[Artifact]
+    approvals: list[RunApproval] = field(default_factory=list)  # environment reviews, in order
+
+
+@dataclass
+class RunApproval:
+    user: User
+    state: Literal["approved", "rejected"]
+    environments: tuple[str, ...]
+    comment: str
+
+
+@dataclass
+class Collaborator:
+    user: User
+    role_name: str  # read, triage, write, maintain, admin or a custom role
+    base: str  # the role itself, or the one a custom role builds on
+
+
+@dataclass
+class TeamMembership:
+    state: Literal["active", "pending"]
+    role: Literal["member", "maintainer"]
+
+
+@dataclass
+class Team:
+    id: int
+    members: dict[str, TeamMembership] = field(default_factory=dict)  # lower-case login ->
+
+
+@dataclass
+class DeploymentStatus:
+    id: int
+    state: str
+    description: str
+    environment: str
+    log_url: str
+    environment_url: str
+    creator: User
+    created_at: str
+
+
+@dataclass
+class Deployment:
+    id: int
+    sha: str
+    ref: str
+    task: str
+    payload: dict[str, Any] | str
+    environment: str
+    original_environment: str
+    description: str | None
+    transient_environment: bool
+    production_environment: bool
+    # As sent: GitHub acts on them at creation and does not return them.
+    auto_merge: bool
+    required_contexts: list[str] | None
+    creator: User
+    created_at: str
+    updated_at: str
+    statuses: list[DeploymentStatus] = field(default_factory=list)  # oldest first
 
 
 @dataclass
@@ -163,6 +233,9 @@ class Repo:
     workflow_runs: dict[int, WorkflowRun] = field(default_factory=dict)
     code_scanning: bool = True  # GitHub Advanced Security / code scanning enabled
     sarif_uploads: list[dict[str, Any]] = field(default_factory=list)
+    collaborators: dict[str, Collaborator] = field(default_factory=dict)  # lower-case login ->
+    environments: dict[str, int] = field(default_factory=dict)  # name -> id
+    deployments: dict[int, Deployment] = field(default_factory=dict)
 
     @property
     def full_name(self) -> str:
@@ -179,6 +252,7 @@ class Fault:
     body: Mapping[str, Any]
     headers: Mapping[str, str]
     remaining: int | None
+    landed: bool = False  # the request takes effect before the fault answers
 
     def matches(self, method: str, path: str) -> bool:
         if self.method not in ("*", method):
@@ -275,6 +349,8 @@ class FakeGitHub:
         self._ids = iter(range(1000, 1 << 62))
         self._repos: dict[str, Repo] = {}
         self._tokens: dict[str, Token] = {}
+        self._users: dict[str, User] = {}  # people seeded by login (lower case)
+        self._teams: dict[tuple[str, str], Team] = {}  # (org, team slug), lower case
         self._faults: list[Fault] = []
         self._requests: list[LoggedRequest] = []
         self._violations: list[str] = []
@@ -327,16 +403,19 @@ class FakeGitHub:
         kind: TokenKind = "app",
         *,
         can_read_user: bool | None = None,
+        can_read_teams: bool | None = None,
     ) -> None:
         """Accept ``token``. ``kind``: "app" is a GitHub App installation token such as the
         workflow's GITHUB_TOKEN; "readonly" is the read-only GITHUB_TOKEN of a fork pull request;
         "pat" is a personal access token. ``GET /user`` answers 403 for installation tokens, as
-        on GitHub, unless ``can_read_user`` says otherwise."""
+        on GitHub, unless ``can_read_user`` says otherwise; teams are invisible to them (team
+        endpoints answer 404) unless ``can_read_teams`` says otherwise."""
         user_type: Literal["User", "Bot"] = "User" if kind == "pat" else "Bot"
         with self._lock:
             user = User(login, self._next_id(), user_type)
             readable = kind == "pat" if can_read_user is None else can_read_user
-            self._tokens[token] = Token(user, kind, readable)
+            teams = kind == "pat" if can_read_teams is None else can_read_teams
+            self._tokens[token] = Token(user, kind, readable, teams)
             self._changed()
 
     def add_repo(
@@ -427,6 +506,58 @@ class FakeGitHub:
             self._changed()
             return run.id
 
+    def set_permission(
+        self, repo: str, login: str, role: str | None, *, base: str | None = None
+    ) -> None:
+        """Make ``login`` a collaborator of ``repo`` with ``role`` (read, triage, write,
+        maintain, admin, or a custom role built on the ``base`` role); None removes them."""
+        custom = role is not None and role not in _LEGACY_PERMISSION
+        if custom and base not in ("read", "triage", "write", "maintain"):
+            raise ValueError(f"custom role {role!r} needs base: read, triage, write or maintain")
+        with self._lock:
+            state = self._repo_named(repo)
+            if role is None:
+                state.collaborators.pop(login.lower(), None)
+            else:
+                built_on = str(base) if custom else role
+                collaborator = Collaborator(self._user(login), role, built_on)
+                state.collaborators[login.lower()] = collaborator
+            self._changed()
+
+    def add_team_member(
+        self,
+        org: str,
+        team_slug: str,
+        login: str,
+        state: Literal["active", "pending"] = "active",
+        role: Literal["member", "maintainer"] = "member",
+    ) -> None:
+        """Add ``login`` to the team (made on first use); "pending": invited, not yet joined."""
+        with self._lock:
+            team = self._teams.setdefault((org.lower(), team_slug.lower()), Team(self._next_id()))
+            team.members[login.lower()] = TeamMembership(state, role)
+            self._changed()
+
+    def add_run_approval(
+        self,
+        repo: str,
+        run_id: int,
+        login: str,
+        state: Literal["approved", "rejected"] = "approved",
+        environments: tuple[str, ...] = ("production",),
+        comment: str = "",
+    ) -> None:
+        """Record a review of the run's pending deployments to ``environments``."""
+        with self._lock:
+            stored = self._repo_named(repo)
+            run = stored.workflow_runs.get(run_id)
+            if run is None:
+                raise KeyError(f"no workflow run {run_id}: seed it with add_workflow_run()")
+            for name in environments:
+                stored.environments.setdefault(name, self._next_id())
+            run.approvals.append(RunApproval(self._user(login), state, environments, comment))
+            self._changed()
+
     def seed(self, document: Mapping[str, Any]) -> None:
         """Apply ``{"tokens": [...], "repos": [...], "pulls": [...]}``: each item holds the
         keyword arguments of set_token, add_repo, add_pull (``repo`` and ``full_name`` too)."""
@@ -448,13 +579,15 @@ class FakeGitHub:
         body: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         times: int | None = 1,
+        landed: bool = False,
     ) -> Fault:
         """Answer the next ``times`` matching valid requests (None: all) with ``status``.
 
         ``method`` is an HTTP method or "*"; ``path`` is a glob (``*`` spans slashes) or a
         compiled regex, matched in full against the path without /api/v3 and query. Faults
         apply after validation, so an invalid request is still reported, and before any state
-        changes, so a retried request sees the state the first attempt saw.
+        changes, so a retried request sees the state the first attempt saw; with ``landed``
+        the request takes effect first, as when GitHub did the work and a proxy answered 502.
         """
         fault = Fault(
             method=method.upper(),
@@ -463,6 +596,7 @@ class FakeGitHub:
             body=body if body is not None else {"message": HTTPStatus(status).phrase},
             headers=headers or {},
             remaining=times,
+            landed=landed,
         )
         with self._lock:
             self._faults.append(fault)
@@ -530,6 +664,12 @@ class FakeGitHub:
             statuses = self._repo_named(repo).statuses
             return [dataclasses.asdict(s) for s in statuses if s.sha == sha.lower()]
 
+    def deployments(self, repo: str) -> list[dict[str, Any]]:
+        """Deployments in creation order, each with its statuses oldest first."""
+        with self._lock:
+            deployments = self._repo_named(repo).deployments.values()
+            return [dataclasses.asdict(d) for d in deployments]
+
     def snapshot(self) -> dict[str, Any]:
         """Everything, as JSON-ready data (what ``--state-file`` holds)."""
         with self._lock:
@@ -540,6 +680,7 @@ class FakeGitHub:
                         "check_runs": [dataclasses.asdict(r) for r in repo.check_runs.values()],
                         "statuses": [dataclasses.asdict(s) for s in repo.statuses],
                         "comments": [dataclasses.asdict(c) for c in repo.comments.values()],
+                        "deployments": [dataclasses.asdict(d) for d in repo.deployments.values()],
                     }
                     for repo in self._repos.values()
                 },
@@ -594,7 +735,26 @@ class FakeGitHub:
                 fault.remaining -= 1
                 if fault.remaining == 0:
                     self._faults.remove(fault)
+            if fault.landed:
+                self._dispatch(
+                    method, path, query, operation, params, payload, authorization, prefix
+                )
             return Reply(fault.status, dict(fault.body), dict(fault.headers))
+        return self._dispatch(
+            method, path, query, operation, params, payload, authorization, prefix
+        )
+
+    def _dispatch(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, list[str]],
+        operation: openapi.Operation,
+        params: dict[str, str],
+        payload: Any,
+        authorization: str | None,
+        prefix: str,
+    ) -> Reply:
         handler = _HANDLERS.get((method, operation.template))
         if handler is None:
             self._unimplemented.append(f"{method} {operation.template}")
@@ -653,6 +813,10 @@ class FakeGitHub:
 
     def _next_id(self) -> int:
         return next(self._ids)
+
+    def _user(self, login: str, kind: Literal["User", "Organization"] = "User") -> User:
+        """The one account named ``login`` (logins are case-insensitive), made on first use."""
+        return self._users.setdefault(login.lower(), User(login, self._next_id(), kind))
 
     def _repo_named(self, full_name: str) -> Repo:
         try:
@@ -1423,6 +1587,244 @@ class FakeGitHub:
             raise ApiError(410, "Artifact has expired")
         port = urlsplit(call.html).port
         return Reply(302, None, {"Location": f"http://localhost:{port}{BLOB_PREFIX}{artifact.id}"})
+
+    # -- handlers: collaborators, teams, environment approvals -------------------------------
+
+    @route("GET", "/repos/{owner}/{repo}/collaborators/{username}/permission")
+    def _get_collaborator_permission(self, call: Call) -> Reply:
+        repo = self._repo(call)
+        collaborator = repo.collaborators.get(call.params["username"].lower())
+        if collaborator is None:
+            raise ApiError(404, "Not Found")
+        rank = list(_LEGACY_PERMISSION).index(collaborator.base)
+        grants = ("pull", "triage", "push", "maintain", "admin")  # in _LEGACY_PERMISSION's order
+        user = {
+            **self._user_json(call, collaborator.user),
+            "permissions": {name: rank >= index for index, name in enumerate(grants)},
+            "role_name": collaborator.role_name,
+        }
+        body = {
+            "permission": _LEGACY_PERMISSION[collaborator.base],
+            "role_name": collaborator.role_name,
+            "user": user,
+        }
+        return Reply(200, body)
+
+    @route("GET", "/orgs/{org}/teams/{team_slug}/memberships/{username}")
+    def _get_team_membership(self, call: Call) -> Reply:
+        org, login = call.params["org"], call.params["username"]
+        team = self._teams.get((org.lower(), call.params["team_slug"].lower()))
+        # "The team must be visible to the authenticated user": 404 otherwise, not 403.
+        if team is None or not call.token.can_read_teams:
+            raise ApiError(404, "Not Found")
+        membership = team.members.get(login.lower())
+        if membership is None:
+            raise ApiError(404, "Not Found")
+        org_id = self._user(org, "Organization").id
+        url = f"{call.api}/organizations/{org_id}/team/{team.id}/memberships/{quote(login)}"
+        return Reply(200, {"url": url, "role": membership.role, "state": membership.state})
+
+    def _environment_json(self, call: Call, repo: Repo, name: str) -> dict[str, Any]:
+        environment_id = repo.environments[name]
+        return {
+            "id": environment_id,
+            "node_id": _node_id("Environment", environment_id),
+            "name": name,
+            "url": f"{call.api}/repos/{repo.full_name}/environments/{quote(name)}",
+            "html_url": f"{call.html}/{repo.full_name}/deployments/activity_log"
+            f"?environments_filter={quote(name)}",
+            "created_at": repo.created_at,
+            "updated_at": repo.created_at,
+        }
+
+    @route("GET", "/repos/{owner}/{repo}/actions/runs/{run_id}/approvals")
+    def _list_run_approvals(self, call: Call) -> Reply:
+        repo = self._repo(call)
+        run = repo.workflow_runs.get(int(call.params["run_id"]))
+        if run is None:
+            raise ApiError(404, "Not Found")
+        body = [
+            {
+                "environments": [self._environment_json(call, repo, n) for n in a.environments],
+                "state": a.state,
+                "user": self._user_json(call, a.user),
+                "comment": a.comment,
+            }
+            for a in run.approvals
+        ]
+        return Reply(200, body)
+
+    # -- handlers: deployments ---------------------------------------------------------------
+
+    def _deployment(self, call: Call, repo: Repo) -> Deployment:
+        deployment = repo.deployments.get(int(call.params["deployment_id"]))
+        if deployment is None:
+            raise ApiError(404, "Not Found")
+        return deployment
+
+    def _performed_via(self, call: Call, creator: User) -> dict[str, Any] | None:
+        return self._app_json(call, creator) if creator.type == "Bot" else None
+
+    def _deployment_json(self, call: Call, repo: Repo, deployment: Deployment) -> dict[str, Any]:
+        api = f"{call.api}/repos/{repo.full_name}"
+        return {
+            "url": f"{api}/deployments/{deployment.id}",
+            "id": deployment.id,
+            "node_id": _node_id("Deployment", deployment.id),
+            "sha": deployment.sha,
+            "ref": deployment.ref,
+            "task": deployment.task,
+            "payload": deployment.payload,
+            "original_environment": deployment.original_environment,
+            "environment": deployment.environment,
+            "description": deployment.description,
+            "creator": self._user_json(call, deployment.creator),
+            "created_at": deployment.created_at,
+            "updated_at": deployment.updated_at,
+            "statuses_url": f"{api}/deployments/{deployment.id}/statuses",
+            "repository_url": api,
+            "transient_environment": deployment.transient_environment,
+            "production_environment": deployment.production_environment,
+            "performed_via_github_app": self._performed_via(call, deployment.creator),
+        }
+
+    def _deployment_status_json(
+        self, call: Call, repo: Repo, deployment: Deployment, status: DeploymentStatus
+    ) -> dict[str, Any]:
+        api = f"{call.api}/repos/{repo.full_name}"
+        return {
+            "url": f"{api}/deployments/{deployment.id}/statuses/{status.id}",
+            "id": status.id,
+            "node_id": _node_id("DeploymentStatus", status.id),
+            "state": status.state,
+            "creator": self._user_json(call, status.creator),
+            "description": status.description,
+            "environment": status.environment,
+            "target_url": status.log_url,  # log_url replaces target_url; both hold the same
+            "log_url": status.log_url,
+            "environment_url": status.environment_url,
+            "created_at": status.created_at,
+            "updated_at": status.created_at,
+            "deployment_url": f"{api}/deployments/{deployment.id}",
+            "repository_url": api,
+            "performed_via_github_app": self._performed_via(call, status.creator),
+        }
+
+    @route("POST", "/repos/{owner}/{repo}/deployments")
+    def _create_deployment(self, call: Call) -> Reply:
+        """GitHub's rules beyond the schema: the ref must exist; unless ``required_contexts``
+        is [], the listed status contexts (default: every context on the commit) must have
+        succeeded, else 409. ``auto_merge`` is recorded but not acted on."""
+        repo = self._repo(call)
+        body = call.body
+        ref = body["ref"]
+        try:
+            sha = self._resolve_sha(repo, ref.removeprefix("refs/"))
+        except ApiError:
+            raise ApiError(422, f"No ref found for: {ref}") from None
+        required = body.get("required_contexts")
+        latest: dict[str, str] = {}
+        for status in reversed(repo.statuses):
+            if status.sha == sha:
+                latest.setdefault(status.context, status.state)
+        unmet = [
+            c for c in (latest if required is None else required) if latest.get(c) != "success"
+        ]
+        if unmet:
+            raise ApiError(409, f"Conflict: Commit status checks failed for {ref}.")
+        environment = body.get("environment", "production")
+        now = _now()
+        deployment = Deployment(
+            id=self._next_id(),
+            sha=sha,
+            ref=ref,
+            task=body.get("task", "deploy"),
+            payload=body.get("payload", {}),
+            environment=environment,
+            original_environment=environment,
+            description=body.get("description", ""),
+            transient_environment=body.get("transient_environment", False),
+            production_environment=body.get("production_environment", environment == "production"),
+            auto_merge=body.get("auto_merge", True),
+            required_contexts=required,
+            creator=call.token.user,
+            created_at=now,
+            updated_at=now,
+        )
+        repo.environments.setdefault(environment, self._next_id())
+        repo.deployments[deployment.id] = deployment
+        return Reply(201, self._deployment_json(call, repo, deployment))
+
+    @route("GET", "/repos/{owner}/{repo}/deployments")
+    def _list_deployments(self, call: Call) -> Reply:
+        repo = self._repo(call)
+        wanted = {name: call.query_str(name) for name in ("sha", "ref", "task", "environment")}
+        deployments = [
+            d
+            for d in reversed(repo.deployments.values())  # newest first
+            if all(value is None or getattr(d, name) == value for name, value in wanted.items())
+        ]
+        page, headers = self._paginate(call, deployments)
+        return Reply(200, [self._deployment_json(call, repo, d) for d in page], headers)
+
+    @route("GET", "/repos/{owner}/{repo}/deployments/{deployment_id}")
+    def _get_deployment(self, call: Call) -> Reply:
+        repo = self._repo(call)
+        return Reply(200, self._deployment_json(call, repo, self._deployment(call, repo)))
+
+    @route("POST", "/repos/{owner}/{repo}/deployments/{deployment_id}/statuses")
+    def _create_deployment_status(self, call: Call) -> Reply:
+        """GitHub's rules beyond the schema: a description of at most 140 characters; log_url
+        and target_url are one field; a status may move the deployment to another environment;
+        a success marks prior successful deployments to the same environment inactive (unless
+        ``auto_inactive`` is false; transient and production deployments are left alone)."""
+        repo = self._repo(call)
+        deployment = self._deployment(call, repo)
+        body = call.body
+        description = body.get("description", "")
+        if len(description) > MAX_STATUS_DESCRIPTION:
+            raise InvalidRequest(
+                422, f"description is too long (maximum is {MAX_STATUS_DESCRIPTION} characters)"
+            )
+        if "environment" in body:
+            deployment.environment = body["environment"]
+            repo.environments.setdefault(deployment.environment, self._next_id())
+        now = _now()
+        status = DeploymentStatus(
+            id=self._next_id(),
+            state=body["state"],
+            description=description,
+            environment=deployment.environment,
+            log_url=body.get("log_url", body.get("target_url", "")),
+            environment_url=body.get("environment_url", ""),
+            creator=call.token.user,
+            created_at=now,
+        )
+        deployment.statuses.append(status)
+        deployment.updated_at = now
+        if status.state == "success" and body.get("auto_inactive", True):
+            for prior in repo.deployments.values():
+                if (
+                    prior.id < deployment.id
+                    and prior.environment == deployment.environment
+                    and not (prior.transient_environment or prior.production_environment)
+                    and prior.statuses
+                    and prior.statuses[-1].state == "success"
+                ):
+                    inactive = dataclasses.replace(
+                        status, id=self._next_id(), state="inactive", description="", log_url=""
+                    )
+                    prior.statuses.append(inactive)
+        return Reply(201, self._deployment_status_json(call, repo, deployment, status))
+
+    @route("GET", "/repos/{owner}/{repo}/deployments/{deployment_id}/statuses")
+    def _list_deployment_statuses(self, call: Call) -> Reply:
+        repo = self._repo(call)
+        deployment = self._deployment(call, repo)
+        newest_first = list(reversed(deployment.statuses))
+        page, headers = self._paginate(call, newest_first)
+        body = [self._deployment_status_json(call, repo, deployment, s) for s in page]
+        return Reply(200, body, headers)
 
 
 class _Server(ThreadingHTTPServer):
