@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Set up and run the example pipeline locally: the model is trained and registered in a local
-# sqlite MLflow registry, then tests, benchmarks and a load test of the model served by MLflow
-# -> evidence -> gate -> local report. Everything stays on this machine: no GitHub, reports
-# in examples/iris/.mlgate/.
+# sqlite MLflow registry as the candidate, then tests, benchmarks and a load test of the model
+# served by MLflow -> evidence -> gate -> local report -> evidence bundle -> promotion to
+# staging. Everything stays on this machine: no GitHub, reports in examples/iris/.mlgate/.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/setup.sh" example,load,serve || exit $?
@@ -13,10 +13,17 @@ mlgate="$root/.venv/bin/mlgate"
 cd "$root/examples/iris" || exit 2
 "$mlgate" config check || exit $?
 mkdir -p .mlgate
-python log_model.py --tracking-uri sqlite:///.mlgate/mlflow.db || exit $?
+export MLFLOW_TRACKING_URI=sqlite:///.mlgate/mlflow.db
+logged=$(python log_model.py --tracking-uri "$MLFLOW_TRACKING_URI" --alias candidate) || exit $?
+version=$(sed -n 's/^version=//p' <<< "$logged")
 "$mlgate" run || exit $?
 "$mlgate" gate
 verdict=$?
 "$mlgate" report || exit $?
 echo "demo: gate exit code $verdict (0 pass, 1 fail, 3 inconclusive); open examples/iris/.mlgate/report.html"
-exit "$verdict"
+if [ "$verdict" -ne 0 ]; then exit "$verdict"; fi
+# The passing candidate goes to staging through the gated path: bundle, verify, promote.
+"$mlgate" bundle create --version "$version" || exit $?
+"$mlgate" bundle verify .mlgate/bundle || exit $?
+"$mlgate" promote --version "$version" --to staging --reason "demo: gate passed" || exit $?
+"$mlgate" history

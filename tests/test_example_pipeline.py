@@ -35,9 +35,15 @@ def test_the_example_pipeline_passes_its_gate(tmp_path: Path) -> None:
 
     (project / ".mlgate").mkdir()
     registered = step(
-        sys.executable, "log_model.py", "--tracking-uri", "sqlite:///.mlgate/mlflow.db"
+        sys.executable,
+        "log_model.py",
+        "--tracking-uri",
+        "sqlite:///.mlgate/mlflow.db",
+        "--alias",
+        "candidate",
     )
     assert registered.returncode == 0, registered.stderr[-2000:]
+    version = registered.stdout.splitlines()[-2].removeprefix("version=")
     ran = step(sys.executable, "-m", "mlgate", "run")
     assert ran.returncode == 0, ran.stderr[-3000:]
     gate = step(sys.executable, "-m", "mlgate", "gate")
@@ -48,3 +54,25 @@ def test_the_example_pipeline_passes_its_gate(tmp_path: Path) -> None:
     report = step(sys.executable, "-m", "mlgate", "report")
     assert report.returncode == 0 and "mlgate: passed" in report.stdout
     assert "xychart-beta" in (project / ".mlgate" / "report.md").read_text()
+    # The passing candidate goes to staging through the gated path, recorded in the ledger.
+    env["MLFLOW_TRACKING_URI"] = "sqlite:///.mlgate/mlflow.db"
+    bundled = step(sys.executable, "-m", "mlgate", "bundle", "create", "--version", version)
+    assert bundled.returncode == 0, bundled.stderr[-2000:]
+    verified = step(sys.executable, "-m", "mlgate", "bundle", "verify", ".mlgate/bundle")
+    assert verified.returncode == 0, verified.stderr[-2000:]
+    promoted = step(
+        sys.executable, "-m", "mlgate", "promote", "--version", version, "--to", "staging"
+    )
+    assert promoted.returncode == 0, promoted.stderr[-2000:]
+    assert f"promotion: iris@staging (none) -> {version}" in promoted.stderr
+    production = step(
+        sys.executable, "-m", "mlgate", "promote", "--version", version, "--to", "production"
+    )
+    assert production.returncode == 1 and "needs GitHub" in production.stderr
+    history = step(sys.executable, "-m", "mlgate", "history", "--json")
+    (record,) = json.loads(history.stdout)["records"]
+    assert (record["stage"], record["to_version"], record["kind"]) == (
+        "staging",
+        version,
+        "promotion",
+    )

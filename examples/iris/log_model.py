@@ -47,6 +47,7 @@ def main() -> None:
         )
     version = info.registered_model_version
     mlflow.MlflowClient().set_registered_model_alias(args.name, args.alias, str(version))
+    print(f"version={version}")
     print(f"models:/{args.name}@{args.alias}")
 
 

@@ -272,6 +272,12 @@ def load(
     "--source", "sources", multiple=True, help="Source directory or file for bandit; repeatable."
 )
 @click.option("--requirements", multiple=True, help="Requirements file for pip-audit; repeatable.")
+@click.option(
+    "--environment",
+    "environments",
+    multiple=True,
+    help="site-packages directory of an installed environment for pip-audit; repeatable.",
+)
 @click.option("--image", default=None, help="Image name or id on the Docker engine.")
 @click.option("--dockerfile", default=None, help="Dockerfile to build and scan.")
 @click.option("--model", "models", multiple=True, help="Model file or directory; repeatable.")
@@ -290,6 +296,7 @@ def scan(
     evidence_dir: Path | None,
     sources: tuple[str, ...],
     requirements: tuple[str, ...],
+    environments: tuple[str, ...],
     image: str | None,
     dockerfile: str | None,
     models: tuple[str, ...],
@@ -298,9 +305,10 @@ def scan(
     working_directory: str | None,
     timeout: float | None,
 ) -> None:
-    """Scan code (bandit), dependencies (pip-audit), an image (trivy, syft) and model files
-    (picklescan) and write scan evidence: every finding with its advisory or rule id and
-    aliases, SARIF per scanner, the image's SBOM. Targets given here replace the config's.
+    """Scan code (bandit), requirements and installed environments (pip-audit), an image
+    (trivy) and model files (picklescan) and write scan evidence: every finding with its
+    advisory or rule id and aliases, SARIF per scanner, the image's SBOM. Targets given here
+    replace the config's.
 
     A scanner that is missing or fails makes the stage an error. Exits 0 once evidence is
     written; `mlgate gate` applies the policy and the waivers.
@@ -315,6 +323,7 @@ def scan(
     targets = {
         "sources": list(sources),
         "requirements": list(requirements),
+        "environments": list(environments),
         "image": image,
         "dockerfile": dockerfile,
         "models": list(models),
@@ -323,7 +332,8 @@ def scan(
     overrides: dict[str, Any] = {}
     if given:
         # Targets on the command line say what to scan now, instead of the config's.
-        overrides = {"sources": [], "requirements": [], "image": None, "dockerfile": None}
+        overrides = {"sources": [], "requirements": [], "environments": [], "image": None}
+        overrides["dockerfile"] = None
         overrides |= {"models": []} | given
     options = {
         "osv_db": osv_db,
@@ -755,6 +765,240 @@ def _print_comparison(
         )
     # Wide enough for the table even when the output is a pipe or a CI log.
     Console(highlight=False, width=max(110, shutil.get_terminal_size().columns)).print(table)
+
+
+@cli.group(name="bundle")
+def bundle_group() -> None:
+    """Evidence bundles: the verdict, its evidence and the model's digest, in one document."""
+
+
+@bundle_group.command("create")
+@_config_option
+@_evidence_option
+@click.option("--model", "name", default=None, help="Registered model [default: promotion.model].")
+@click.option("--version", "model_version", required=True, help="Model version the gate judged.")
+@click.option(
+    "--verdict",
+    "verdict_path",
+    type=click.Path(path_type=Path),
+    default=Path(".mlgate/verdict.json"),
+    show_default=True,
+    help="The gate's verdict.",
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    default=Path(".mlgate/bundle"),
+    show_default=True,
+    help="Directory to write bundle.json and its evidence to.",
+)
+@click.option(
+    "--register/--no-register",
+    default=True,
+    show_default=True,
+    help="Store the bundle with the model version (its run's artifacts and a tag).",
+)
+def bundle_create(
+    config_path: Path | None,
+    evidence_dir: Path | None,
+    name: str | None,
+    model_version: str,
+    verdict_path: Path,
+    output: Path,
+    register: bool,
+) -> None:
+    """Write the evidence bundle of a model version: canonical JSON whose sha256 is its identity.
+
+    Registry: MLFLOW_TRACKING_URI, else the sqlite store .mlgate/mlflow.db.
+    """
+    from mlgate import bundle
+
+    cfg = _load_config(config_path)
+    model = _model_name(name, cfg)
+    registry = _registry()
+    directory, digest = bundle.create(
+        cfg,
+        verdict_path,
+        evidence_dir or Path(cfg.evidence_dir),
+        registry,
+        model,
+        model_version,
+        output,
+    )
+    where = bundle.register(registry, directory, digest) if register else None
+    click.echo(f"mlgate: bundle {digest} -> {directory / bundle.BUNDLE_FILE}", err=True)
+    if where:
+        click.echo(f"mlgate: registered with models:/{model}/{model_version} ({where})", err=True)
+    actions_env.set_output("bundle-digest", digest)
+    actions_env.set_output("bundle-path", str(directory / bundle.BUNDLE_FILE))
+
+
+@bundle_group.command("verify")
+@click.argument("bundle_path", metavar="BUNDLE", type=click.Path(path_type=Path))
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Do not compare the model files with the registry's (everything else is checked).",
+)
+def bundle_verify(bundle_path: Path, offline: bool) -> None:
+    """Recompute every digest of BUNDLE (bundle.json or its directory) and re-evaluate its
+    verdict from its evidence. Exit 0 when everything matches, 1 naming the first difference."""
+    from mlgate import bundle
+
+    try:
+        verified = bundle.verify(bundle_path, None if offline else _registry())
+    except bundle.BundleError as exc:
+        click.echo(f"mlgate: bundle does not verify: {exc}", err=True)
+        sys.exit(1)
+    model = verified.model
+    click.echo(
+        f"mlgate: bundle {verified.digest} verifies: models:/{model['name']}/{model['version']}, "
+        f"verdict {verified.outcome}",
+        err=True,
+    )
+
+
+@cli.command()
+@_config_option
+@click.option("--model", "name", default=None, help="Registered model [default: promotion.model].")
+@click.option("--version", "model_version", required=True, help="Version to promote.")
+@click.option("--to", "stage", required=True, help="Stage (an MLflow alias) to promote to.")
+@click.option(
+    "--expect-current",
+    default=None,
+    help="Version the stage must point at now ('none': unset) [default: what is read at start].",
+)
+@click.option("--actor", default=None, help="Who promotes (outside GitHub Actions only).")
+@click.option("--reason", default="", help="Why, for the ledger.")
+def promote(
+    config_path: Path | None,
+    name: str | None,
+    model_version: str,
+    stage: str,
+    expect_current: str | None,
+    actor: str | None,
+    reason: str,
+) -> None:
+    """Move a stage's alias to a version whose registered bundle verifies and passes, if the
+    actor may; recorded in the ledger and as a GitHub deployment. Exit 1 when refused."""
+    from mlgate import promotion
+
+    cfg = _load_config(config_path)
+    model = _model_name(name, cfg)
+    registry = _registry()
+    who = _who(actor)
+    _promotion_result(
+        lambda: promotion.promote(
+            cfg, registry, who, model, model_version, stage, expect_current, reason
+        )
+    )
+
+
+@cli.command()
+@_config_option
+@click.option("--model", "name", default=None, help="Registered model [default: promotion.model].")
+@click.option("--stage", required=True, help="Stage (alias) to roll back.")
+@click.option("--to", "target", default=None, help="Version [default: the previous one].")
+@click.option("--actor", default=None, help="Who rolls back (outside GitHub Actions only).")
+@click.option("--reason", default="", help="Why, for the ledger.")
+def rollback(
+    config_path: Path | None,
+    name: str | None,
+    stage: str,
+    target: str | None,
+    actor: str | None,
+    reason: str,
+) -> None:
+    """Move a stage's alias back to the version it held before (from the ledger) or --to; the
+    version rolled away from is blocked until it has a new bundle. Exit 1 when refused."""
+    from mlgate import promotion
+
+    cfg = _load_config(config_path)
+    model = _model_name(name, cfg)
+    registry = _registry()
+    who = _who(actor)
+    _promotion_result(lambda: promotion.rollback(cfg, registry, who, model, stage, target, reason))
+
+
+@cli.command()
+@_config_option
+@click.option("--model", "name", default=None, help="Registered model [default: promotion.model].")
+@click.option("--json", "as_json", is_flag=True, help="The ledger records as JSON.")
+def history(config_path: Path | None, name: str | None, as_json: bool) -> None:
+    """Print the promotion ledger of a model: what held each stage, from when, by whom."""
+    from mlgate import promotion
+
+    cfg = _load_config(config_path)
+    model = _model_name(name, cfg)
+    records = promotion.history(_registry(), model)
+    if as_json:
+        click.echo(json.dumps({"model": model, "records": records}, indent=2))
+        return
+    if not records:
+        click.echo(f"{model}: no promotion recorded")
+        return
+    for number, record in enumerate(records, 1):
+        moved = f"{record.get('from_version') or '-'} -> {record.get('to_version') or '-'}"
+        click.echo(
+            f"#{number} {record.get('at', '?')} {record.get('kind', '?'):<13} "
+            f"{record.get('stage', '?'):<11} {moved:<9} by {record.get('actor', '?')}"
+            + (f" ({record['reason']})" if record.get("reason") else "")
+        )
+
+
+def _model_name(name: str | None, cfg: Any) -> str:
+    model = name or cfg.promotion.model
+    if not model:
+        raise ConfigError("no model: give --model or set promotion.model in mlgate.yml")
+    return str(model)
+
+
+def _registry() -> Any:
+    from mlgate.registry.mlflow_registry import Registry
+
+    return Registry.connect()
+
+
+def _who(actor_flag: str | None) -> Any:
+    """The actor, and GitHub to check them against when running in GitHub Actions."""
+    from mlgate import promotion
+
+    actor = promotion.actor_from_context(actor_flag)
+    if not actions_env.in_actions() or not os.environ.get("GITHUB_TOKEN"):
+        return promotion.Who(actor=actor, repo=None, run_id=None)
+    from mlgate.github import context as github_context
+    from mlgate.github.client import connect, with_retry
+
+    ctx = github_context.from_env()
+    repo = with_retry(lambda: connect(ctx, 0).get_repo(ctx.repository), "read the repository")
+    run_id = os.environ.get("GITHUB_RUN_ID")
+    return promotion.Who(actor=actor, repo=repo, run_id=int(run_id) if run_id else None)
+
+
+def _promotion_result(action: Callable[[], Any]) -> None:
+    from mlgate import promotion
+    from mlgate.report import escape
+
+    try:
+        outcome = action()
+    except promotion.PromotionRefused as exc:
+        click.echo(f"mlgate: refused: {exc}", err=True)
+        _summary(f"### ❌ mlgate: refused\n\n{escape.inline(str(exc))}\n")
+        actions_env.set_output("result", "refused")
+        sys.exit(1)
+    click.echo(f"mlgate: {outcome.line()}", err=True)
+    for warning in outcome.warnings:
+        click.echo(f"mlgate: warning: {warning}", err=True)
+    _summary(f"### ✅ mlgate: {escape.inline(outcome.line())}\n")
+    actions_env.set_output("result", outcome.kind)
+    actions_env.set_output("ledger-sequence", str(outcome.sequence))
+
+
+def _summary(markdown: str) -> None:
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if path:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(markdown)
 
 
 @cli.group(name="config")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
@@ -52,6 +53,80 @@ class ReportConfig(BaseModel):
     )
 
 
+class StageAccess(BaseModel):
+    """Who may move a model to one stage."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    permission: Literal["read", "triage", "write", "maintain", "admin"] | None = Field(
+        default="write", description="Repository permission the actor needs at least."
+    )
+    teams: list[str] = Field(
+        default_factory=list,
+        description="'org/team-slug' entries; if given, the actor must be in one of them.",
+    )
+    approvals: int = Field(
+        default=0,
+        ge=0,
+        description="Approvals of the run's environment deployment, by people other than the "
+        "actor, that the promotion needs.",
+    )
+    approvers: list[str] = Field(
+        default_factory=list, description="If given, only these logins' approvals count."
+    )
+
+
+class PromotionConfig(BaseModel):
+    """Promotion of model versions through MLflow aliases (`mlgate promote`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(
+        default=None, description="Registered model name the bundles and promotions are about."
+    )
+    stages: list[str] = Field(
+        default_factory=lambda: ["staging", "production"],
+        min_length=1,
+        description="Stages in order; each is an MLflow alias of the registered model.",
+    )
+    order: Literal["strict", "any"] = Field(
+        default="strict",
+        description="strict: a later stage only takes the version that holds the stage before "
+        "it; any: every stage takes any version with a passing bundle.",
+    )
+    max_bundle_age_hours: float = Field(
+        default=168, gt=0, allow_inf_nan=False, description="Older bundles are refused."
+    )
+    data: list[str] = Field(
+        default_factory=list,
+        description="Data files (e.g. a DVC lock file) whose sha256 goes into the bundle.",
+    )
+    access: dict[str, StageAccess] = Field(
+        default_factory=dict,
+        description="Per stage: permission, teams and approvals [default: write permission].",
+    )
+    deploy_command: list[str] | None = Field(
+        default=None,
+        description="Run after a promotion with MLGATE_MODEL, MLGATE_VERSION and MLGATE_STAGE "
+        "set; if it fails, the promotion is rolled back and recorded as such.",
+    )
+
+    @field_validator("stages")
+    @classmethod
+    def _distinct_aliases(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("each stage may be listed once")
+        for alias in value:
+            if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]{0,62}", alias) or alias.lower() in (
+                "latest",
+            ):
+                raise ValueError(f"{alias!r} cannot be an MLflow alias")
+        return value
+
+    def access_for(self, stage: str) -> StageAccess:
+        return self.access.get(stage) or StageAccess()
+
+
 # The `stages` and `policy` sections are built from the stage registry, so a new stage
 # brings its own config and policy keys without edits here.
 StagesConfig: type[BaseModel] = create_model(  # type: ignore[call-overload]
@@ -86,6 +161,7 @@ class MlgateConfig(BaseModel):
         default_factory=PolicyConfig, description="Rules the gate applies per stage."
     )
     report: ReportConfig = Field(default_factory=ReportConfig)
+    promotion: PromotionConfig = Field(default_factory=PromotionConfig)
 
     @field_validator("evidence_dir")
     @classmethod

@@ -13,7 +13,9 @@ from mlgate.stages import STAGES
 from mlgate.verdict import EvidenceRef, RuleResult, Verdict, worst
 
 
-def evaluate(config: MlgateConfig, evidence_dir: Path) -> Verdict:
+def evaluate(config: MlgateConfig, evidence_dir: Path, commit: str | None = None) -> Verdict:
+    """Judge the evidence; `commit` (default: the commit under test, in GitHub Actions) is what
+    every evidence document must be about."""
     found, broken = ev.scan(evidence_dir)
     rules: list[RuleResult] = [
         RuleResult(stage=path.stem, rule="evidence.readable", outcome="fail", reason=reason)
@@ -29,7 +31,7 @@ def evaluate(config: MlgateConfig, evidence_dir: Path) -> Verdict:
                 reason="no stage is configured: there is nothing to gate on",
             )
         )
-    expected_sha = _expected_sha()
+    expected_sha = commit or _expected_sha()
     for name in config.enabled_stages:
         if name in broken_stages:
             continue
@@ -71,7 +73,7 @@ def evaluate(config: MlgateConfig, evidence_dir: Path) -> Verdict:
     return Verdict(
         outcome=worst(r.outcome for r in rules),
         created_at=ev.now().isoformat(),
-        commit=actions_env.commit_under_test(),
+        commit=commit or actions_env.commit_under_test(),
         run=f"{run_id}.{attempt}" if run_id else None,
         config_digest=config.digest,
         policy_digest=config.policy_digest,

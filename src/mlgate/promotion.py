@@ -1,0 +1,372 @@
+"""Promotion and rollback of model versions through MLflow aliases, gated and recorded.
+
+A promotion moves the stage's alias only when: the version's registered bundle verifies (every
+digest, the re-evaluated verdict, the registry's model files) and says pass, is young enough and
+is not one a rollback blocked; the stage order holds; the actor may (GitHub permission, teams,
+approvals by others); and the alias still points where the caller expected. The alias moves
+under a registry lock, after the ledger record is written, so two promotions racing for one
+alias end with one winner and the alias never points at a version without its record.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from mlgate import actions_env, bundle
+from mlgate.config import MlgateConfig, StageAccess
+from mlgate.errors import MlgateError
+
+if TYPE_CHECKING:
+    from github.Repository import Repository
+
+    from mlgate.registry.mlflow_registry import Registry
+
+BLOCKED_TAG = "mlgate.blocked"  # on a version rolled away from: the bundle digest it had
+DEPLOY_TIMEOUT_S = 1800
+
+
+class PromotionRefused(MlgateError):
+    """The promotion or rollback is not allowed; the message says why. Nothing was changed."""
+
+    exit_code = 1
+
+
+@dataclass
+class Outcome:
+    kind: Literal["promotion", "rollback", "auto-rollback"]
+    model: str
+    stage: str
+    from_version: str | None
+    to_version: str | None
+    sequence: int
+    record: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        moved = f"{self.from_version or '(none)'} -> {self.to_version or '(none)'}"
+        return f"{self.kind}: {self.model}@{self.stage} {moved} (ledger #{self.sequence})"
+
+
+@dataclass(frozen=True)
+class Who:
+    """The actor and where to check them: GitHub when the stage's rule needs it."""
+
+    actor: str
+    repo: Repository | None
+    run_id: int | None
+
+
+def actor_from_context(flag: str | None) -> str:
+    """Inside GitHub Actions the actor is the one who triggered the run, whatever a flag says."""
+    if actions_env.in_actions():
+        actor = os.environ.get("GITHUB_TRIGGERING_ACTOR") or os.environ.get("GITHUB_ACTOR")
+        if not actor:
+            raise PromotionRefused("GITHUB_ACTOR is not set: cannot tell who promotes")
+        if flag and flag != actor:
+            raise PromotionRefused(
+                f"--actor {flag} is not trusted in GitHub Actions; the run was started by {actor}"
+            )
+        return actor
+    if flag:
+        return flag
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry for this uid (a bare container)
+        return "unknown"
+
+
+def promote(
+    cfg: MlgateConfig,
+    registry: Registry,
+    who: Who,
+    name: str,
+    version: str,
+    stage: str,
+    expect_current: str | None = None,
+    reason: str = "",
+    now: datetime | None = None,
+) -> Outcome:
+    promotion = cfg.promotion
+    _known_stage(cfg, stage)
+    registry.model_version(name, version)  # unknown model or version: one line, nothing moved
+    current = registry.alias(name, stage)
+    expected = expect_current if expect_current is not None else current
+    if expected in ("", "none"):
+        expected = None
+    if current == version:
+        raise PromotionRefused(f"{name}@{stage} already points at version {version}")
+    with tempfile.TemporaryDirectory(prefix="mlgate-bundle-") as scratch:
+        directory, digest = bundle.fetch(registry, name, version, Path(scratch) / "bundle")
+        try:
+            verified = bundle.verify(directory, registry, expected_digest=digest)
+        except bundle.BundleError as exc:
+            raise PromotionRefused(
+                f"the bundle of {name}/{version} does not verify: {exc}"
+            ) from None
+    model = verified.model
+    if (model.get("name"), str(model.get("version"))) != (name, version):
+        raise PromotionRefused(
+            f"the bundle registered with {name}/{version} is about "
+            f"{model.get('name')}/{model.get('version')}"
+        )
+    if verified.outcome != "pass":
+        raise PromotionRefused(f"the bundle's verdict for {name}/{version} is {verified.outcome}")
+    age = (now or datetime.now(timezone.utc)) - verified.created_at
+    if age > timedelta(hours=promotion.max_bundle_age_hours):
+        raise PromotionRefused(
+            f"the bundle of {name}/{version} is {age.total_seconds() / 3600:.0f} h old; at most "
+            f"{promotion.max_bundle_age_hours:g} h is allowed: gate the version again"
+        )
+    blocked = registry.model_version(name, version).tags.get(BLOCKED_TAG)
+    if blocked and blocked == digest:
+        raise PromotionRefused(
+            f"{name}/{version} was rolled back; promoting it again needs a new bundle"
+        )
+    _check_order(cfg, registry, name, version, stage)
+    approvals = _check_access(who, promotion.access_for(stage), stage)
+    record = {
+        "kind": "promotion",
+        "model": name,
+        "stage": stage,
+        "from_version": current,
+        "to_version": version,
+        "actor": who.actor,
+        "bundle_digest": digest,
+        "git_sha": verified.document.get("source", {}).get("git_sha"),
+        "run_url": actions_env.run_url(),
+        "approvals": approvals,
+        "reason": reason,
+    }
+    outcome = _move(registry, who, name, stage, expected, version, record)
+    if promotion.deploy_command:
+        problem = _deploy(promotion.deploy_command, name, version, stage)
+        if problem:
+            back = _move(
+                registry,
+                who,
+                name,
+                stage,
+                version,
+                current,
+                record
+                | {
+                    "kind": "auto-rollback",
+                    "from_version": version,
+                    "to_version": current,
+                    "reason": f"the deploy command failed: {problem}",
+                },
+            )
+            _block(registry, name, version, digest)
+            back.warnings.append(f"rolled back: the deploy command failed: {problem}")
+            return back
+    return outcome
+
+
+def rollback(
+    cfg: MlgateConfig,
+    registry: Registry,
+    who: Who,
+    name: str,
+    stage: str,
+    to: str | None = None,
+    reason: str = "",
+) -> Outcome:
+    from mlgate.registry.ledger import Ledger
+
+    _known_stage(cfg, stage)
+    current = registry.alias(name, stage)
+    if current is None:
+        raise PromotionRefused(f"{name}@{stage} points at no version: nothing to roll back")
+    if to is None:
+        to = _previous(Ledger(registry, name).records(), stage, current)
+    if to is not None:
+        registry.model_version(name, to)
+    if to == current:
+        raise PromotionRefused(f"{name}@{stage} already points at version {to}")
+    approvals = _check_access(who, cfg.promotion.access_for(stage), stage)
+    digest = registry.model_version(name, current).tags.get(bundle.DIGEST_TAG, "")
+    record = {
+        "kind": "rollback",
+        "model": name,
+        "stage": stage,
+        "from_version": current,
+        "to_version": to,
+        "actor": who.actor,
+        "bundle_digest": digest,
+        "run_url": actions_env.run_url(),
+        "approvals": approvals,
+        "reason": reason,
+    }
+    outcome = _move(registry, who, name, stage, current, to, record)
+    _block(registry, name, current, digest or "rolled-back")
+    return outcome
+
+
+def history(registry: Registry, name: str) -> list[dict[str, Any]]:
+    from mlgate.registry.ledger import Ledger
+
+    registry.model_tags(name)  # an unknown model is one clear line
+    records: list[dict[str, Any]] = Ledger(registry, name).records()
+    return records
+
+
+def _move(
+    registry: Registry,
+    who: Who,
+    name: str,
+    stage: str,
+    expected: str | None,
+    target: str | None,
+    record: dict[str, Any],
+) -> Outcome:
+    """Under the lock: check the alias is where expected, record, then move it."""
+    from mlgate.registry.ledger import Ledger
+    from mlgate.registry.mlflow_registry import LockBusy
+
+    holder = f"{who.actor} {actions_env.run_url() or os.getpid()}"
+    try:
+        with registry.lock(name, stage, holder):
+            now = registry.alias(name, stage)
+            if now != expected:
+                raise PromotionRefused(
+                    f"{name}@{stage} points at {now or 'no version'}, not "
+                    f"{expected or 'no version'} as expected: another promotion won; nothing "
+                    "was changed"
+                )
+            record = record | {"at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            # The record first: the alias never points at a version without its audit record.
+            sequence = Ledger(registry, name).append(record)
+            if target is None:
+                registry.delete_alias(name, stage)
+            else:
+                registry.set_alias(name, stage, target)
+    except LockBusy as exc:
+        raise PromotionRefused(f"another promotion of {name}@{stage} is under way: {exc}") from None
+    outcome = Outcome(
+        kind=record["kind"],
+        model=name,
+        stage=stage,
+        from_version=expected,
+        to_version=target,
+        sequence=sequence,
+        record=record,
+    )
+    _deployment(who, outcome)
+    return outcome
+
+
+def _deployment(who: Who, outcome: Outcome) -> None:
+    """A GitHub Deployment for the stage's environment, linking the run (when GitHub is there).
+    The promotion has happened by now: a refusal here is a warning, not an undo."""
+    if who.repo is None:
+        return
+    from mlgate.github import deployments
+    from mlgate.github.client import NotPermitted, Rejected, Unreachable
+
+    ref = outcome.record.get("git_sha") or os.environ.get("GITHUB_SHA")
+    if not ref:
+        outcome.warnings.append("no commit to attach a GitHub deployment to")
+        return
+    try:
+        deployments.record(
+            who.repo,
+            ref=ref,
+            environment=outcome.stage,
+            description=outcome.line()[:140],
+            payload={k: v for k, v in outcome.record.items() if k != "approvals"},
+            state="success" if outcome.kind == "promotion" else "inactive",
+            log_url=outcome.record.get("run_url"),
+        )
+    except (NotPermitted, Rejected, Unreachable) as exc:
+        outcome.warnings.append(f"GitHub deployment not recorded: {exc}")
+
+
+def _check_access(who: Who, rule: StageAccess, stage: str) -> list[dict[str, str]]:
+    """GitHub's answer on the actor; a rule that needs GitHub cannot pass without it."""
+    needs_github = rule.permission is not None or rule.teams or rule.approvals
+    if not needs_github:
+        return []
+    if who.repo is None:
+        raise PromotionRefused(
+            f"{stage} needs GitHub to check who promotes (permission, teams, approvals): run "
+            "from GitHub Actions with a token, or set promotion.access for it"
+        )
+    from mlgate.github import access
+    from mlgate.github.client import NotPermitted, Rejected, Unreachable
+
+    access_rule = access.AccessRule(
+        permission=rule.permission,
+        teams=tuple(rule.teams),
+        approvals=rule.approvals,
+        approvers=tuple(rule.approvers),
+    )
+    try:
+        decision = access.check(
+            who.repo, who.actor, access_rule, run_id=who.run_id, environment=stage
+        )
+    except (NotPermitted, Rejected, Unreachable) as exc:
+        raise PromotionRefused(f"cannot check {who.actor}'s access on GitHub: {exc}") from None
+    if not decision.allowed:
+        raise PromotionRefused(decision.reason)
+    return [{"login": a.login, "state": a.state} for a in decision.approvals]
+
+
+def _check_order(
+    cfg: MlgateConfig, registry: Registry, name: str, version: str, stage: str
+) -> None:
+    stages = cfg.promotion.stages
+    index = stages.index(stage)
+    if cfg.promotion.order == "any" or index == 0:
+        return
+    before = stages[index - 1]
+    holder = registry.alias(name, before)
+    if holder != version:
+        raise PromotionRefused(
+            f"{stage} takes only the version that holds {before} ({name}@{before} is "
+            f"{holder or 'unset'}, not {version})"
+        )
+
+
+def _known_stage(cfg: MlgateConfig, stage: str) -> None:
+    if stage not in cfg.promotion.stages:
+        raise PromotionRefused(
+            f"unknown stage {stage!r}; promotion.stages are {', '.join(cfg.promotion.stages)}"
+        )
+
+
+def _previous(records: list[dict[str, Any]], stage: str, current: str) -> str | None:
+    for record in reversed(records):
+        if record.get("stage") == stage and record.get("to_version") == current:
+            previous = record.get("from_version")
+            return str(previous) if previous is not None else None
+    raise PromotionRefused(
+        f"the ledger has no earlier version for {stage} (it points at {current}): give --to"
+    )
+
+
+def _block(registry: Registry, name: str, version: str, digest: str) -> None:
+    registry.set_version_tag(name, version, BLOCKED_TAG, digest)
+
+
+def _deploy(command: list[str], name: str, version: str, stage: str) -> str | None:
+    """Run the deploy hook; why it failed, or None."""
+    env = os.environ | {"MLGATE_MODEL": name, "MLGATE_VERSION": version, "MLGATE_STAGE": stage}
+    try:
+        done = subprocess.run(
+            command, env=env, timeout=DEPLOY_TIMEOUT_S, capture_output=True, text=True
+        )
+    except FileNotFoundError:
+        return f"command not found: {command[0]}"
+    except subprocess.TimeoutExpired:
+        return f"timed out after {DEPLOY_TIMEOUT_S} s"
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+        return f"exit code {done.returncode}: {last[:300]}"
+    return None
