@@ -618,6 +618,31 @@ def test_champion_and_candidate_are_loaded_in_interleaved_rounds(
     assert children(server) == []  # both servers of both runs are gone
 
 
+def test_open_loop_champion_takes_turns_request_by_request(tmp_path: Path, server: Server) -> None:
+    # One generator, both servers at the rate each, in turn: a noisy moment hits both alike.
+    worse = run(
+        tmp_path,
+        serve=serve_command("--delay-ms", "10"),
+        champion=serve_command(),
+        payload=PAYLOAD,
+        rate=40,
+        rounds=4,
+        duration=4,
+        timeout=120,
+    )
+    assert worse.status == "passed", worse.reason
+    comparison = worse.data["comparison"]
+    assert comparison["interleaving"] == "requests in turn"
+    assert comparison["method"] == "paired rounds" and comparison["rounds"] == 4
+    # Each side got its own rate over the measured window.
+    assert 140 <= comparison["candidate_samples"] <= 160
+    assert 140 <= comparison["baseline_samples"] <= 160
+    assert {m["metric"]: m["decision"] for m in comparison["metrics"]}["p50"] == "regression"
+    champion = read_samples(tmp_path / "ev" / worse.data["champion_samples_artifact"])
+    assert len(champion.rounds) == 4
+    assert children(server) == []
+
+
 def test_champion_settings_are_checked() -> None:
     with pytest.raises(ValueError, match="not both"):
         LoadConfig(

@@ -8,7 +8,8 @@ inside the child alone.
 
 The child writes two files next to its spec: the records (one line per request, tab-separated:
 start offset in seconds from the start of the load, latency in milliseconds at full precision,
-1 for success or 0, and the HTTP status or the exception's class name) and a result document
+1 for success or 0, the HTTP status or the exception's class name, and the index of the target
+it went to) and a result document
 (an error that stopped the run, the client's CPU use, exceptions raised by a locustfile's tasks).
 Locust's own statistics round response times above 100 ms, so they are not used.
 """
@@ -46,6 +47,7 @@ _HEADERS = {"Content-Type": "application/json"}
 # The key under which an open-loop request carries its scheduled time through locust's
 # request event to the listener that records it.
 _SCHEDULED = "mlgate_scheduled_offset"
+_TARGET = "mlgate_target"
 # Time kept back from the child's budget to write its files before the stage gives up on it.
 _WRITE_MARGIN_S = 1.0
 _TASK_EXCEPTIONS_KEPT = 5
@@ -70,6 +72,9 @@ class LoadSpec:
     request_timeout: float
     max_in_flight: int
     budget: float  # seconds from the child's start by which its files must be written
+    # Open loop: more servers loaded with `url` at the same rate each, request by request in
+    # turn (A B A B ...), so whatever slows the machine slows every target alike.
+    other_urls: list[str] = field(default_factory=list)
 
     def write(self, path: Path) -> None:
         path.write_text(json.dumps(dataclasses.asdict(self)), encoding="utf-8")
@@ -85,6 +90,7 @@ class Record:
     latency_ms: float
     ok: bool
     outcome: str  # the HTTP status, or the exception's class name when there was no answer
+    target: int = 0  # which of the spec's URLs: 0 is `url`, i is other_urls[i - 1]
 
 
 @dataclass
@@ -135,8 +141,8 @@ def read_records(path: Path) -> list[Record]:
     records: list[Record] = []
     with path.open(encoding="utf-8") as handle:
         for line in handle:
-            offset, latency, ok, outcome = line.rstrip("\n").split("\t")
-            records.append(Record(float(offset), float(latency), ok == "1", outcome))
+            offset, latency, ok, outcome, target = line.rstrip("\n").split("\t")
+            records.append(Record(float(offset), float(latency), ok == "1", outcome, int(target)))
     return records
 
 
@@ -147,7 +153,9 @@ def read_result(path: Path) -> Result:
 def _write(directory: Path, records: list[Record], result: Result) -> None:
     with (directory / RECORDS_FILE).open("w", encoding="utf-8") as handle:
         for r in records:
-            handle.write(f"{r.offset_s!r}\t{r.latency_ms!r}\t{int(r.ok)}\t{r.outcome}\n")
+            handle.write(
+                f"{r.offset_s!r}\t{r.latency_ms!r}\t{int(r.ok)}\t{r.outcome}\t{r.target}\n"
+            )
     # The result is written last: its presence tells the stage the records are complete.
     (directory / RESULT_FILE).write_text(json.dumps(dataclasses.asdict(result)), encoding="utf-8")
 
@@ -299,54 +307,66 @@ def _open_loop(
         **_: Any,
     ) -> None:
         scheduled = float((context or {})[_SCHEDULED])
+        target = int((context or {}).get(_TARGET, 0))
         ok, outcome = _outcome(response, exception)
         latency = (time.perf_counter() - started - scheduled) * 1000
-        add(Record(scheduled, latency, ok, outcome))
+        add(Record(scheduled, latency, ok, outcome, target))
 
     request_event: EventHook = events.request
     request_event.add_listener(on_request)  # type: ignore[no-untyped-call]  # unannotated
-    session = FastHttpSession(
-        spec.url,
-        request_event,
-        user=None,
-        network_timeout=spec.request_timeout,
-        connection_timeout=spec.request_timeout,
-        # A retry would hide a failed request inside a slow one.
-        max_retries=0,
-        # One connection per request in flight: a smaller pool would queue requests in the
-        # client and charge that to the server.
-        concurrency=spec.max_in_flight,
-    )
+    urls = [spec.url, *spec.other_urls]
+    sessions = [
+        FastHttpSession(
+            url,
+            request_event,
+            user=None,
+            network_timeout=spec.request_timeout,
+            connection_timeout=spec.request_timeout,
+            # A retry would hide a failed request inside a slow one.
+            max_retries=0,
+            # One connection per request in flight: a smaller pool would queue requests in the
+            # client and charge that to the server.
+            concurrency=spec.max_in_flight,
+        )
+        for url in urls
+    ]
     pool = Pool(spec.max_in_flight)
-    unanswered: dict[int, float] = {}
+    unanswered: dict[int, tuple[float, int]] = {}
     cycle = itertools.cycle(bodies)
 
-    def send(index: int, scheduled: float) -> None:
-        session.request(
-            "POST", spec.path, data=next(cycle), headers=_HEADERS, context={_SCHEDULED: scheduled}
+    def send(index: int, scheduled: float, target: int) -> None:
+        sessions[target].request(
+            "POST",
+            spec.path,
+            data=next(cycle),
+            headers=_HEADERS,
+            context={_SCHEDULED: scheduled, _TARGET: target},
         )
         del unanswered[index]
 
     end = spec.warmup + spec.duration
+    # Every target gets `rate` requests per second; they take turns, one request each.
+    ticks_per_second = spec.rate * len(urls)
     started = time.perf_counter()
     for index in itertools.count():
-        scheduled = index / spec.rate
+        scheduled = index / ticks_per_second
         if scheduled >= end:
             break
+        target = index % len(urls)
         wait = started + scheduled - time.perf_counter()
         if wait > 0:
             gevent.sleep(wait)
         # When the client is late it sends at once: the lateness is in the latency already.
         if pool.full():
-            add(Record(scheduled, 0.0, False, IN_FLIGHT_LIMIT))
+            add(Record(scheduled, 0.0, False, IN_FLIGHT_LIMIT, target))
             continue
-        unanswered[index] = scheduled
-        pool.spawn(send, index, scheduled)
+        unanswered[index] = (scheduled, target)
+        pool.spawn(send, index, scheduled, target)
     pool.join(timeout=drain)
     pool.kill()
     now = time.perf_counter() - started
-    for scheduled in unanswered.values():
-        add(Record(scheduled, (now - scheduled) * 1000, False, UNFINISHED))
+    for scheduled, target in unanswered.values():
+        add(Record(scheduled, (now - scheduled) * 1000, False, UNFINISHED, target))
 
 
 def run(spec: LoadSpec) -> tuple[list[Record], Result]:

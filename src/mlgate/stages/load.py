@@ -295,6 +295,8 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
         if isinstance(inputs, str):
             return error(inputs)
         payload, _ = inputs
+        if config.rate is not None:
+            return self._side_by_side(config, champion_url, context, payload, started, deadline)
         sides = {"champion": champion_url, "candidate": config.url}
         records: dict[str, list[loadgen.Record]] = {"champion": [], "candidate": []}
         # Successful latencies of each side, round by round: the comparison pairs the rounds.
@@ -345,12 +347,81 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
         )
         if evidence.status != "passed":
             return evidence
+        champion_failed = sum(1 for r in records["champion"] if not r.ok)
+        return self._with_champion(
+            evidence,
+            context,
+            rounds["champion"],
+            rounds["candidate"],
+            "rounds in turn (A B, B A, ...)",
+            champion_failed,
+        )
+
+    def _side_by_side(
+        self,
+        config: LoadConfig,
+        champion_url: str,
+        context: RunContext,
+        payload: Path | None,
+        started: datetime,
+        deadline: float,
+    ) -> Evidence:
+        """Open loop: one generator sends to candidate and champion in turn, request by
+        request, each at the configured rate, so a noisy moment hits both sides alike; the
+        measured window is cut into `rounds` time bins, compared pair by pair."""
+        assert config.url is not None and config.rate is not None
+        generated = _generate(
+            config,
+            config.url,
+            Path(config.working_directory),
+            payload,
+            None,
+            deadline - time.monotonic(),
+            other_urls=[champion_url],
+        )
+        if isinstance(generated, str):
+            return _evidence(context, started, config, reason=generated)
+        records, result = generated
+        span = config.duration / config.rounds
+        bins: dict[int, list[list[float]]] = {0: [], 1: []}
+        for target in bins:
+            bins[target] = [[] for _ in range(config.rounds)]
+        for r in records:
+            index = math.floor((r.offset_s - config.warmup) / span)
+            if r.ok and 0 <= index < config.rounds:
+                bins[r.target][index].append(r.latency_ms)
+        candidate = [r for r in records if r.target == 0]
+        samples = context.evidence_dir / SAMPLES_FILE
+        evidence = _judge_run(config, context, started, candidate, result, samples, bins[0])
+        if evidence.status != "passed":
+            return evidence
+        champion_failed = sum(
+            1 for r in records if r.target == 1 and not r.ok and r.offset_s >= config.warmup
+        )
+        return self._with_champion(
+            evidence, context, bins[1], bins[0], "requests in turn", champion_failed
+        )
+
+    def _with_champion(
+        self,
+        evidence: Evidence,
+        context: RunContext,
+        champion: list[list[float]],
+        candidate: list[list[float]],
+        interleaving: str,
+        champion_failed: int,
+    ) -> Evidence:
+        """The candidate's evidence with the paired comparison and the champion's samples."""
         try:
-            comparison = _compare_rounds(rounds["champion"], rounds["candidate"])
+            comparison = _compare_rounds(champion, candidate)
         except MlgateError as exc:
-            return error(f"champion: {exc}")
+            return evidence.model_copy(
+                update={"status": "error", "reason": f"champion: {exc}", "artifacts": []}
+            )
+        comparison["interleaving"] = interleaving
+        comparison["champion_failed_requests"] = champion_failed
         champion_samples = context.evidence_dir / CHAMPION_SAMPLES_FILE
-        _write_samples(champion_samples, rounds["champion"])
+        _write_samples(champion_samples, champion)
         artifact = ev.artifact(
             champion_samples, "the champion's latencies, same format, same rounds"
         ).model_copy(update={"path": CHAMPION_SAMPLES_FILE})
@@ -722,6 +793,7 @@ def _generate(
     budget: float,
     warmup: float | None = None,
     duration: float | None = None,
+    other_urls: list[str] | None = None,
 ) -> tuple[list[loadgen.Record], loadgen.Result] | str:
     """One load generator run (a child process); its records, or why it failed."""
     with tempfile.TemporaryDirectory(prefix="mlgate-load-") as scratch:
@@ -738,6 +810,7 @@ def _generate(
             request_timeout=config.request_timeout,
             max_in_flight=config.max_in_flight,
             budget=budget,
+            other_urls=other_urls or [],
         )
         spec.write(directory / "spec.json")
         command = [sys.executable, "-m", "mlgate.loadgen", "--spec", str(directory / "spec.json")]
