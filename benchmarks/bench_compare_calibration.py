@@ -1,32 +1,31 @@
 """Calibrate mlgate's latency comparison: false alarms on A/A data, detection of +10% p95 on A/B.
 
-Real load runs (mlgate's load stage, i.e. locust) against the example model server
-(examples/iris/serve.py) on 127.0.0.1. Run:
+Real load (mlgate's load generator, i.e. locust, as the load stage runs it) against the example
+model server (examples/iris/serve.py) on 127.0.0.1. Run:
 
-    .venv/bin/python benchmarks/bench_compare_calibration.py [--rounds 72] [--round-seconds 10]
-        [--rounds-per-trial 6] [--rate 100 | --users 4] [--quick]
+    .venv/bin/python benchmarks/bench_compare_calibration.py [--rounds 144] [--round-seconds 10]
+        [--rounds-per-trial 6] [--rate 100] [--quick]
 
 Servers. Three processes of serve.py: A1 and A2 (the same server, started twice: a champion and
 an unchanged candidate) and B (the same server with ``--cpu-ms``: busy work, as a bigger model
 would add). A short calibration run measures A's p95 first; B then adds 10% of it to every
 prediction. A constant addition moves every quantile by itself, so it moves p95 by +10% (p50
 and the mean by more, relative to their smaller values); the achieved shift is printed, because
-it only adds up exactly without queueing (at 100 req/s of a few ms each, requests rarely
-overlap). A sleep would not do: waking up takes the scheduler ~0.2 ms here, which alone is
-+10% of this server's p95.
+it only adds up exactly without queueing. A sleep would not do: waking up takes the scheduler
+~0.2 ms here, which alone is +10% of this server's p95.
 
-Load. Open loop at a fixed rate well below capacity (default 100 req/s; an answer takes a few
-ms): requests go out on schedule whatever the answers do and latency counts from the scheduled
-time, so a slower server cannot lower its own load. ``--users N`` runs a closed loop instead.
+Load, as the load stage's champion mode makes it in open loop: one generator sends to A1, A2
+and B in turn, request by request (A1 A2 B A1 A2 B ...), each at ``--rate`` requests per second,
+so whatever slows the machine for a moment slows all three alike. Open loop: requests go out on
+schedule whatever the answers do, and latency counts from the scheduled time.
 
-Rounds, as the load stage's champion mode makes them. After a warm-up run per server, each
-round loads A1, A2 and B for ``--round-seconds`` each, one after the other, in an order rotated
-from round to round. A trial is ``--rounds-per-trial`` rounds, i.e. the load budget per side
-(default 6 x 10 s = 60 s, the load stage's defaults): A1 against A2 over the same rounds is an
-A/A trial, A1 against B an A/B trial. Trials of disjoint consecutive rounds are independent and
-their rates carry 95% Clopper-Pearson intervals; as hours of load would be needed for hundreds
-of them, the script also draws many trials of rounds picked at random from all recorded ones
-(rounds are alike by design: same servers, rotated order) and prints those rates as estimates.
+Rounds and trials. The run is cut into rounds of ``--round-seconds``; a trial is
+``--rounds-per-trial`` consecutive rounds, i.e. the load budget per side (default 6 x 10 s =
+60 s, the load stage's `rounds: 6` over `duration: 60`): A1 against A2 over the same rounds is an
+A/A trial, A1 against B an A/B trial. Trials of disjoint rounds are independent and their rates
+carry 95% Clopper-Pearson intervals; as hours of load would be needed for hundreds of them, the
+script also draws many trials of rounds picked at random from all recorded ones and prints
+those rates as estimates.
 
 Decisions. Paired rounds (`mlgate.stats.compare_rounds`, what the load stage and `mlgate
 compare` use on interleaved data), defaults: p50, p95, mean; tolerance 10%; 95% t interval; FDR
@@ -59,11 +58,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy import stats as scipy_stats  # type: ignore[import-untyped]
 
-from mlgate import evidence as ev
-from mlgate import stats
-from mlgate.samples import read_samples
-from mlgate.stages.interface import RunContext
-from mlgate.stages.load import LoadConfig, LoadStage
+from mlgate import loadgen, stats
+from mlgate.stages.load import LoadConfig, _generate
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "iris"
@@ -122,9 +118,10 @@ def start(server: Server, scratch: Path) -> None:
     server.url = line.removeprefix("listening on ").strip()
 
 
-def stop_servers() -> None:
-    while _servers:
-        server = _servers.pop()
+def stop_servers(only: Server | None = None) -> None:
+    """Stop every server started (or just `only`), newest first."""
+    for server in [s for s in reversed(_servers) if only is None or s is only]:
+        _servers.remove(server)
         if server.process is None or server.process.poll() is not None:
             continue
         with contextlib.suppress(ProcessLookupError):
@@ -144,28 +141,39 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 
 
 def load(
-    url: str, seconds: float, args: argparse.Namespace, scratch: Path, warmup: float = 0.0
-) -> FloatArray:
-    """One real load run through mlgate's load stage; its successful latencies in ms."""
+    urls: list[str], seconds: float, warmup: float, rate: float, scratch: Path
+) -> list[loadgen.Record]:
+    """One real open-loop run of mlgate's load generator over `urls`, in turn; its records."""
     config = LoadConfig(
-        url=url,
+        url=urls[0],
         payload=str(PAYLOAD),
         duration=seconds,
         warmup=warmup,
-        users=args.users,
-        rate=None if args.users else args.rate,
-        timeout=warmup + seconds + 60,
+        rate=rate,
+        timeout=warmup + seconds + 120,
     )
-    with tempfile.TemporaryDirectory(dir=scratch) as directory:
-        evidence = LoadStage().run(config, RunContext(Path(directory), None))
-        if evidence.status == "error":
-            raise SystemExit(f"load run against {url} failed: {evidence.reason}")
-        path = ev.write(evidence, Path(directory))
-        values = np.array(read_samples(path).values, dtype=np.float64)
-    errors = int(evidence.metrics.get("errors") or 0)
-    if errors:
-        print(f"  note: {errors} failed requests in a run against {url}", flush=True)
-    return values
+    generated = _generate(
+        config, urls[0], scratch, PAYLOAD, None, config.timeout, other_urls=urls[1:]
+    )
+    if isinstance(generated, str):
+        raise SystemExit(f"load run failed: {generated}")
+    records, _ = generated
+    failed = sum(1 for r in records if not r.ok)
+    if failed:
+        print(f"  note: {failed} failed requests", flush=True)
+    return records
+
+
+def cut(
+    records: list[loadgen.Record], targets: int, warmup: float, length: float, count: int
+) -> list[list[FloatArray]]:
+    """Per target, the successful latencies of each round of `length` seconds after warm-up."""
+    bins: list[list[list[float]]] = [[[] for _ in range(count)] for _ in range(targets)]
+    for r in records:
+        index = math.floor((r.offset_s - warmup) / length)
+        if r.ok and 0 <= index < count:
+            bins[r.target][index].append(r.latency_ms)
+    return [[np.array(b, dtype=np.float64) for b in side] for side in bins]
 
 
 def interval(hits: int, trials: int) -> tuple[float, float]:
@@ -309,27 +317,27 @@ def report(rounds: dict[str, list[FloatArray]], per_trial: int, draws: int, seed
         " baseline of the trial's value > threshold)"
     )
     print(f"{'value':>5} {'threshold':>9} | {'A/A alerts':<33} | {'A/B alerts':<33}")
-    trials = len(disjoint)
+    count = len(disjoint)
     for metric in ("p95", "mean"):
         for threshold in GAB_THRESHOLDS:
-            aa = sum(
+            aa_alerts = sum(
                 relative(pooled["A2"][i], pooled["A1"][i], metric) + 1 > threshold
-                for i in range(trials)
+                for i in range(count)
             )
-            ab = sum(
+            ab_alerts = sum(
                 relative(pooled["B"][i], pooled["A1"][i], metric) + 1 > threshold
-                for i in range(trials)
+                for i in range(count)
             )
             print(
-                f"{metric:>5} {threshold:>9.0%} | {rate_text(aa, trials):<33} | "
-                f"{rate_text(ab, trials):<33}"
+                f"{metric:>5} {threshold:>9.0%} | {rate_text(aa_alerts, count):<33} | "
+                f"{rate_text(ab_alerts, count):<33}"
             )
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--rounds", type=int, default=72, help="rounds recorded (default 72, ~40 min in all)"
+        "--rounds", type=int, default=144, help="rounds recorded (default 144: 24 min of load)"
     )
     parser.add_argument(
         "--round-seconds", type=float, default=10.0, help="load per server per round (default 10)"
@@ -340,10 +348,10 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--draws", type=int, default=DRAWN_TRIALS, help="trials of randomly picked rounds"
     )
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--rate", type=float, default=100.0, help="open loop, requests per second")
-    mode.add_argument("--users", type=int, default=None, help="closed loop with N users instead")
-    parser.add_argument("--warmup", type=float, default=5.0, help="seconds per server, dropped")
+    parser.add_argument(
+        "--rate", type=float, default=100.0, help="open loop, requests per second per server"
+    )
+    parser.add_argument("--warmup", type=float, default=5.0, help="seconds of load dropped")
     parser.add_argument(
         "--calibration-seconds", type=float, default=20.0, help="the run that measures A's p95"
     )
@@ -366,23 +374,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
     signal.signal(signal.SIGTERM, _terminate)
     atexit.register(stop_servers)
-    mode = f"closed loop, {args.users} users" if args.users else f"open loop at {args.rate:g} req/s"
+    seconds = args.rounds * args.round_seconds
     print("mlgate latency calibration: real load runs against examples/iris/serve.py on 127.0.0.1")
     print(
-        f"load: {mode} via mlgate's load stage (locust); {args.rounds} rounds of A1, A2, B "
-        f"(order rotated), {args.round_seconds:g} s each; trials of {args.rounds_per_trial} "
-        f"rounds = {args.rounds_per_trial * args.round_seconds:g} s per side",
+        f"load: open loop, A1 A2 B in turn at {args.rate:g} req/s each, {seconds:g} s after "
+        f"{args.warmup:g} s of warm-up; {args.rounds} rounds of {args.round_seconds:g} s; trials "
+        f"of {args.rounds_per_trial} rounds = {args.rounds_per_trial * args.round_seconds:g} s "
+        "per side",
         flush=True,
     )
     started = time.monotonic()
     try:
         with tempfile.TemporaryDirectory(prefix="mlgate-calibration-") as name:
             scratch = Path(name)
-            a1, a2 = Server("A1", 0.0), Server("A2", 0.0)
-            start(a1, scratch)
-            start(a2, scratch)
-            calibration = load(a1.url, args.calibration_seconds, args, scratch, warmup=2.0)
-            p95 = stats.point_estimate(np.sort(calibration), "p95")
+            a1, a2, plain = Server("A1", 0.0), Server("A2", 0.0), Server("B0", 0.0)
+            for server in (a1, a2, plain):
+                start(server, scratch)
+            # A's p95 under the load the trials run at (three servers in turn): the shift is
+            # 10% of that, not of a quieter machine's.
+            measured = load(
+                [a1.url, a2.url, plain.url], args.calibration_seconds, 2.0, args.rate, scratch
+            )
+            calibration = np.sort(
+                [r.latency_ms for r in measured if r.ok and r.offset_s >= 2 and r.target < 2]
+            )
+            stop_servers(plain)
+            p95 = stats.point_estimate(calibration, "p95")
             delay = SHIFT * p95
             print(
                 f"calibration: A p95 {p95:.3f} ms over {calibration.size} samples "
@@ -392,23 +409,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             b = Server("B", delay)
             start(b, scratch)
-            servers = {"A1": a1, "A2": a2, "B": b}
-            for server in servers.values():
-                load(server.url, args.warmup, args, scratch)  # warm-up, dropped
-            rounds: dict[str, list[FloatArray]] = {name: [] for name in SIDES}
-            for index in range(args.rounds):
-                # Rotate the order, so no server always runs first or last.
-                order = SIDES[index % 3 :] + SIDES[: index % 3]
-                for side in order:
-                    rounds[side].append(load(servers[side].url, args.round_seconds, args, scratch))
-                if (index + 1) % 6 == 0 or index + 1 == args.rounds:
-                    print(
-                        f"round {index + 1}/{args.rounds} done, "
-                        f"{time.monotonic() - started:.0f} s elapsed",
-                        flush=True,
-                    )
+            records = load([a1.url, a2.url, b.url], seconds, args.warmup, args.rate, scratch)
     finally:
         stop_servers()
+    print(f"load done, {time.monotonic() - started:.0f} s elapsed", flush=True)
+    bins = cut(records, 3, args.warmup, args.round_seconds, args.rounds)
+    rounds: dict[str, list[FloatArray]] = dict(zip(SIDES, bins, strict=True))
 
     print()
     print("samples per round (successful requests):")
