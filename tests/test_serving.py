@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from mlgate import evidence as ev
 from mlgate.serving import ServeSpec, ServingError, serve, server_metrics
 from mlgate.serving.command import ProcessServer
 
@@ -329,3 +330,64 @@ def test_locust_loads_the_model_mlflow_serves(tmp_path: Path, mlflow_store: str)
     assert isinstance(m["cold_start_s"], float) and m["cold_start_s"] > 0
     assert isinstance(m["server_peak_memory_bytes"], int) and m["server_peak_memory_bytes"] > 0
     assert evidence.data["serve"]["model_uri"] == "models:/iris@champion"
+
+
+def test_the_registered_champion_is_loaded_beside_the_candidate(
+    tmp_path: Path, mlflow_store: str
+) -> None:
+    """With a `production` alias on another version, the load stage serves it beside the
+    candidate by default and compares the two; without one it says so."""
+    from mlflow import MlflowClient
+
+    from mlgate.stages.interface import RunContext
+    from mlgate.stages.load import LoadConfig, LoadStage
+
+    # A second version of the model, logged as the first was.
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(EXAMPLE / "log_model.py"),
+            "--tracking-uri",
+            mlflow_store,
+            "--alias",
+            "candidate",
+        ],
+        cwd=tmp_path,
+        env=os.environ | MLFLOW_ENV | {"PYTHONPATH": str(EXAMPLE)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    second = done.stdout.splitlines()[-2].removeprefix("version=")
+    client = MlflowClient(mlflow_store, mlflow_store)
+    first = str(int(second) - 1)
+
+    def load(where: Path) -> ev.Evidence:
+        config = LoadConfig(
+            serve=ServeSpec(
+                source="mlflow",
+                model_uri="models:/iris@candidate",
+                env=MLFLOW_ENV | {"MLFLOW_TRACKING_URI": mlflow_store},
+            ),
+            payload=str(EXAMPLE / "payloads.jsonl"),
+            rate=30,
+            rounds=3,
+            warmup=1,
+            duration=3,
+            timeout=300,
+        )
+        return LoadStage().run(config, RunContext(where, None))
+
+    alone = load(tmp_path / "alone")
+    assert alone.status == "passed", alone.reason
+    assert "comparison" not in alone.data
+    assert alone.data["champion_note"] == (
+        "models:/iris@production is not set: no champion to compare"
+    )
+    client.set_registered_model_alias("iris", "production", first)
+    paired = load(tmp_path / "paired")
+    assert paired.status == "passed", paired.reason
+    assert paired.data["champion"]["model_uri"] == f"models:/iris/{first}"
+    assert paired.data["comparison"]["interleaving"] == "requests in turn"
+    assert {m["metric"] for m in paired.data["comparison"]["metrics"]} == {"p50", "p95", "mean"}

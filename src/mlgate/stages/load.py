@@ -13,6 +13,7 @@ import gzip
 import importlib.util
 import math
 import os
+import re
 import sys
 import tempfile
 import time
@@ -109,6 +110,13 @@ class LoadConfig(StageConfig):
         description="Baseline served side by side (e.g. the MLflow model at alias champion): "
         "both servers are loaded in interleaved rounds (A B, B A, ...), so machine drift hits "
         "both, and the candidate is compared with it.",
+    )
+    champion_alias: str | None = Field(
+        default="production",
+        description="When serve is a registered MLflow model (models:/NAME@ALIAS or "
+        "models:/NAME/VERSION) and neither champion nor baseline is given, the version this "
+        "alias of the same model points at, if any and if another, is served side by side as "
+        "the champion. null turns this off.",
     )
     rounds: int = Field(
         default=6,
@@ -225,6 +233,19 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
     extras = ("load",)
 
     def run(self, config: LoadConfig, context: RunContext) -> Evidence:
+        started = ev.now()
+        try:
+            found, note = _registry_champion(config)
+        except MlgateError as exc:
+            return _evidence(context, started, config, reason=f"champion: {exc}")
+        if found is not None:
+            config = config.model_copy(update={"champion": found})
+        evidence = self._run(config, context)
+        if note:
+            evidence = evidence.model_copy(update={"data": evidence.data | {"champion_note": note}})
+        return evidence
+
+    def _run(self, config: LoadConfig, context: RunContext) -> Evidence:
         if config.serve is None and config.champion is None:
             return self._load(config, context)
         started = ev.now()
@@ -544,6 +565,35 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
             f"{_share(m.get('error_rate'))} errors ({m.get('requests')} requests, {load}, "
             f"{_number(m.get('duration_s'))} s)"
         )
+
+
+def _registry_champion(config: LoadConfig) -> tuple[ServeSpec | None, str | None]:
+    """The registered champion to serve beside a registered candidate, or why there is none
+    (a note for the evidence, when the registry was asked)."""
+    serve = config.serve
+    if (
+        config.champion_alias is None
+        or config.champion is not None
+        or config.baseline is not None
+        or serve is None
+        or serve.source != "mlflow"
+        or not serve.model_uri
+    ):
+        return None, None
+    match = re.fullmatch(r"models:/([^/@]+)(?:@([^/]+)|/(\d+))", serve.model_uri)
+    if match is None:
+        return None, None
+    name, alias, version = match.groups()
+    from mlgate.registry.mlflow_registry import Registry
+
+    registry = Registry.connect(serve.env.get("MLFLOW_TRACKING_URI"))
+    candidate = version or registry.alias(name, alias)
+    champion = registry.alias(name, config.champion_alias)
+    if champion is None:
+        return None, f"models:/{name}@{config.champion_alias} is not set: no champion to compare"
+    if champion == candidate:
+        return None, f"the candidate is the champion (models:/{name}/{champion})"
+    return serve.model_copy(update={"model_uri": f"models:/{name}/{champion}"}), None
 
 
 def _baseline_file(config: LoadConfig, context: RunContext) -> Path:
