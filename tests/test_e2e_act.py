@@ -1,8 +1,10 @@
 """The repository's own actions, end to end under act (host mode, offline), publishing to the
-fake GitHub server: a failing pull request run twice, and a passing push."""
+fake GitHub server: a failing pull request run twice, a passing push, a fresh runner, the root
+action bundling a passing verdict, and promotions from workflow_dispatch (allowed and refused)."""
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -14,8 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from mlgate import bundle
+from mlgate.registry.ledger import Ledger
+from mlgate.registry.mlflow_registry import Registry
 from tests.fakegithub import FakeGitHub
 from tests.helpers import github_with_pull
+from tests.test_promotion import MODEL, gate_and_bundle, new_version
 
 pytestmark = pytest.mark.e2e
 
@@ -97,9 +103,15 @@ def job_summary(log: str) -> str:
 
 
 def run_act(
-    scratch: Path, gh: FakeGitHub, event: str, tmp_path: Path, *extra: str, path: str | None = None
+    scratch: Path,
+    gh: FakeGitHub,
+    event: str,
+    tmp_path: Path,
+    *extra: str,
+    path: str | None = None,
+    inputs: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    payload = (
+    payload: dict[str, object] = (
         {
             "pull_request": {
                 "number": 7,
@@ -110,6 +122,8 @@ def run_act(
         if event == "pull_request"
         else {"ref": "refs/heads/main"}
     )
+    if inputs is not None:  # workflow_dispatch: act reads the inputs from the event payload
+        payload["inputs"] = inputs
     tmp_path.mkdir(parents=True, exist_ok=True)
     event_file = tmp_path / "event.json"
     event_file.write_text(json.dumps(payload))
@@ -152,8 +166,9 @@ def test_pull_request_run_twice(scratch: Path, gh: FakeGitHub, tmp_path: Path) -
     log = first.stdout + first.stderr
     # The verdict fails the job (fail-on-verdict), after everything was reported.
     assert first.returncode != 0, log
-    assert "E2E-OUTPUTS verdict=fail report-path=.mlgate" in log, log[-3000:]
+    assert "E2E-OUTPUTS verdict=fail report-path=.mlgate bundle-digest=\n" in log, log[-3000:]
     assert "verdict is 'fail'" in log
+    assert "Create and register the evidence bundle" not in log  # model-version, but no pass
 
     runs = {run["name"]: run for run in gh.check_runs(REPO)}
     assert set(runs) == {"mlgate/tests", "mlgate"}, log[-3000:]
@@ -178,6 +193,7 @@ def test_pull_request_run_twice(scratch: Path, gh: FakeGitHub, tmp_path: Path) -
     assert "❌ **mlgate: failed**" in summary and "tests\\: 61 failed\\, 0 allowed" in summary
     uploaded = tmp_path / "one" / "artifacts" / "mlgate-report"
     assert (uploaded / "report.html").exists() and (uploaded / "verdict.json").exists()
+    assert not (uploaded / "bundle").exists()
 
     second = run_act(scratch, gh, "pull_request", tmp_path / "two")
     assert second.returncode != 0
@@ -234,3 +250,156 @@ def test_fresh_runner_installs_mlgate_from_the_action_checkout(
     line = next(x for x in log.splitlines() if "E2E-OUTPUTS version=" in x)
     assert "version=0.1.0 status=passed" in line
     assert "/mlgate-venv/bin/mlgate" in line  # the virtualenv the action made under RUNNER_TEMP
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Registry, Path]:
+    """An MLflow sqlite store outside the scratch repo, and a model project beside it holding
+    the config the workflow's promotion jobs use (tests/e2e/promote/mlgate.yml)."""
+    project = tmp_path / "project"
+    (project / ".mlgate").mkdir(parents=True)
+    shutil.copy(E2E / "promote" / "mlgate.yml", project / "mlgate.yml")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project / '.mlgate' / 'mlflow.db'}")
+    return Registry.connect(), project
+
+
+def registry_env(registry: Registry) -> list[str]:
+    """The job's registry: the test's store (act hands --env values to every step)."""
+    return [
+        *("--env", f"MLFLOW_TRACKING_URI={registry.uri}"),
+        *("--env", "MLFLOW_DISABLE_TELEMETRY=true"),
+        *("--env", "DO_NOT_TRACK=true"),
+    ]
+
+
+def promotion_run(gh: FakeGitHub, scratch: Path) -> int:
+    """The workflow run act plays, seeded in the fake so its approvals can be read. act sets
+    GITHUB_RUN_ID to 1 unless --env names it: the test passes this run's id."""
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=scratch, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    return gh.add_workflow_run(
+        REPO, workflow="e2e.yml", event="workflow_dispatch", conclusion=None, head_sha=head
+    )
+
+
+def test_root_action_bundles_a_passing_verdict_for_the_model_version(
+    scratch: Path, gh: FakeGitHub, tmp_path: Path, store: tuple[Registry, Path]
+) -> None:
+    registry, project = store
+    version = new_version(registry, project)
+    inputs = {"job": "bundle", "version": version}
+    result = run_act(
+        scratch, gh, "workflow_dispatch", tmp_path / "act", *registry_env(registry), inputs=inputs
+    )
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-4000:]
+    match = re.search(r"E2E-BUNDLE verdict=pass bundle-digest=(sha256:[0-9a-f]{64})\n", log)
+    assert match, log[-4000:]
+    digest = match.group(1)
+    # Registered with the version, uploaded with the report, and it verifies against the store.
+    assert registry.model_version(MODEL, version).tags[bundle.DIGEST_TAG] == digest
+    uploaded = tmp_path / "act" / "artifacts" / "mlgate-report" / "bundle"
+    verified = bundle.verify(uploaded, registry, expected_digest=digest)
+    assert verified.outcome == "pass" and str(verified.model["version"]) == version
+    assert {run["name"]: run["conclusion"] for run in gh.check_runs(REPO)} == {
+        "mlgate/tests": "success",
+        "mlgate": "success",
+    }
+
+
+def gated_at(
+    monkeypatch: pytest.MonkeyPatch, registry: Registry, project: Path, version: str
+) -> str:
+    """The version's passing bundle, made as a gating run of the PR head would make it: the
+    evidence and verdict are about HEAD, not about the commit the promotion runs on."""
+    with monkeypatch.context() as patched:
+        patched.setenv("MLGATE_SHA", HEAD)
+        return gate_and_bundle(registry, project, version)
+
+
+def test_workflow_dispatch_promotes_to_staging_then_production(
+    scratch: Path,
+    gh: FakeGitHub,
+    tmp_path: Path,
+    store: tuple[Registry, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    registry, project = store
+    version = new_version(registry, project)
+    digest = gated_at(monkeypatch, registry, project, version)
+    run_id = promotion_run(gh, scratch)
+    gh.set_permission(REPO, "bob", "maintain")
+    gh.add_run_approval(REPO, run_id, "carol", environments=("production",))
+    result = run_act(
+        scratch,
+        gh,
+        "workflow_dispatch",
+        tmp_path / "act",
+        *registry_env(registry),
+        *("--actor", "bob", "--env", f"GITHUB_RUN_ID={run_id}"),
+        inputs={"job": "promote", "version": version},
+    )
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-4000:]
+    assert "E2E-PROMOTE stage=staging result=promotion ledger=1" in log, log[-4000:]
+    assert "E2E-PROMOTE stage=production result=promotion ledger=2" in log, log[-4000:]
+    # Each job's summary (act echoes it; mlgate escapes its Markdown) shows its promotion.
+    for stage, sequence in (("staging", 1), ("production", 2)):
+        shown = [
+            html.unescape(line).replace("\\", "").replace("\u2060", "")
+            for line in log.splitlines()
+            if line.startswith(f"[e2e/promote-{stage}]") and "Summary - " in line
+        ]
+        line = f"### ✅ mlgate: promotion: {MODEL}@{stage} (none) -> {version} (ledger #{sequence})"
+        assert any(line in summary for summary in shown), shown
+    assert registry.alias(MODEL, "staging") == version
+    assert registry.alias(MODEL, "production") == version
+    records = Ledger(registry, MODEL).records()
+    assert [(r["kind"], r["stage"], r["to_version"], r["actor"]) for r in records] == [
+        ("promotion", "staging", version, "bob"),
+        ("promotion", "production", version, "bob"),
+    ]
+    assert {r["bundle_digest"] for r in records} == {digest}
+    assert records[0]["approvals"] == []
+    assert records[1]["approvals"] == [{"login": "carol", "state": "approved"}]
+    assert all(r["run_url"].endswith(f"/octo/model/actions/runs/{run_id}") for r in records)
+    deployments = gh.deployments(REPO)
+    assert [d["environment"] for d in deployments] == ["staging", "production"]
+    assert {d["sha"] for d in deployments} == {HEAD}  # the gated commit the bundle names
+    assert [[s["state"] for s in d["statuses"]] for d in deployments] == [["success"]] * 2
+
+
+def test_workflow_dispatch_refuses_an_actor_without_permission(
+    scratch: Path,
+    gh: FakeGitHub,
+    tmp_path: Path,
+    store: tuple[Registry, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    registry, project = store
+    version = new_version(registry, project)
+    gated_at(monkeypatch, registry, project, version)
+    run_id = promotion_run(gh, scratch)
+    gh.set_permission(REPO, "mallory", "read")
+    gh.add_run_approval(REPO, run_id, "carol", environments=("production",))
+    result = run_act(
+        scratch,
+        gh,
+        "workflow_dispatch",
+        tmp_path / "act",
+        *registry_env(registry),
+        *("--actor", "mallory", "--env", f"GITHUB_RUN_ID={run_id}"),
+        inputs={"job": "promote", "version": version},
+    )
+    log = result.stdout + result.stderr
+    assert result.returncode != 0, log[-4000:]
+    reason = "mallory has read permission on octo/model; promoting to staging needs write"
+    assert f"mlgate: refused: {reason}" in log, log[-4000:]
+    assert "### ❌ mlgate: refused" in log
+    assert "E2E-PROMOTE stage=staging result=refused ledger=\n" in log, log[-4000:]
+    assert "E2E-PROMOTE stage=production" not in log  # needs: a refused staging stops it
+    assert registry.alias(MODEL, "staging") is None
+    assert registry.alias(MODEL, "production") is None
+    assert Ledger(registry, MODEL).records() == []
+    assert gh.deployments(REPO) == []

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -27,6 +30,7 @@ from tests.fakegithub import FakeGitHub
 from tests.helpers import junit_xml
 
 ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "iris"
 REPO = "octo/model"
 TOKEN = "ghs_app_token"
 MODEL = "fraud"
@@ -333,3 +337,95 @@ def test_bad_input_is_one_line_and_changes_nothing(registry: Registry, project: 
     )
     assert closed.returncode == 2 and "not reachable" in closed.stderr, closed.stderr
     assert registry.alias(MODEL, "staging") is None
+
+
+@pytest.fixture(scope="module")
+def model_server() -> Iterator[str]:
+    """The example's real model server on 127.0.0.1, standing in for the deployed stage."""
+    process = subprocess.Popen(
+        [sys.executable, "serve.py", "--port", "0"],
+        cwd=EXAMPLE,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.append(process.stdout.readline()))  # type: ignore[union-attr]
+    reader.start()
+    reader.join(timeout=60)
+    try:
+        if not lines or not lines[0].startswith("listening on "):
+            pytest.fail(f"serve.py did not start: {lines}")
+        yield lines[0].removeprefix("listening on ").strip()
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def with_check(project: Path, **check: object) -> None:
+    """The project's config with a post-promotion check of the given settings."""
+    document = json.loads(json.dumps(CONFIG))
+    document["promotion"]["check"] = {
+        "payload": str(EXAMPLE / "payloads.jsonl"),
+        "warmup": 0.5,
+        "duration": 2,
+        "rate": 20,
+        "health_timeout": 5,
+    } | check
+    (project / "mlgate.yml").write_text(json.dumps(document))
+
+
+def test_post_promotion_check_keeps_a_good_promotion_and_rolls_back_a_slow_one(
+    registry: Registry, project: Path, model_server: str
+) -> None:
+    with_check(project, url=model_server, p95_ms_max=5000)
+    one = new_version(registry, project, b"one")
+    gate_and_bundle(registry, project, one)
+    kept = promote(registry, one, "staging")
+    assert (kept.kind, kept.to_version, kept.warnings) == ("promotion", one, [])
+    assert registry.alias(MODEL, "staging") == one
+    # The same server, now judged by a p95 limit no real server meets: moved back to one.
+    with_check(project, url=model_server, p95_ms_max=0.001)
+    two = new_version(registry, project, b"two")
+    gate_and_bundle(registry, project, two)
+    back = promote(registry, two, "staging")
+    assert (back.kind, back.from_version, back.to_version) == ("auto-rollback", two, one)
+    assert back.warnings and back.warnings[0].startswith(
+        "rolled back: the post-promotion check failed: p95 latency "
+    )
+    assert registry.alias(MODEL, "staging") == one
+    records = Ledger(registry, MODEL).records()
+    assert [(r["kind"], r["from_version"], r["to_version"]) for r in records] == [
+        ("promotion", None, one),
+        ("promotion", one, two),
+        ("auto-rollback", two, one),
+    ]
+    assert records[2]["reason"].startswith("the post-promotion check failed: p95 latency ")
+    assert "is above 0.001 ms" in records[2]["reason"]
+    with pytest.raises(promotion.PromotionRefused, match="rolled back; promoting it again"):
+        promote(registry, two, "staging")
+
+
+def test_post_promotion_check_of_an_unhealthy_server_rolls_back_to_no_version(
+    registry: Registry, project: Path
+) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with_check(project, url=f"http://127.0.0.1:{port}", health_timeout=0.5)
+    one = new_version(registry, project)
+    gate_and_bundle(registry, project, one)
+    back = promote(registry, one, "staging")
+    assert (back.kind, back.from_version, back.to_version) == ("auto-rollback", one, None)
+    assert registry.alias(MODEL, "staging") is None
+    (_, record) = Ledger(registry, MODEL).records()
+    assert record["reason"].startswith("the post-promotion check failed: not healthy within 0.5 s")
+    assert f"GET http://127.0.0.1:{port}/health failed" in record["reason"]
+    # A check that could not even run is refused before anything moves.
+    with_check(project, url=f"http://127.0.0.1:{port}", payload="missing.jsonl")
+    two = new_version(registry, project, b"two")
+    gate_and_bundle(registry, project, two)
+    with pytest.raises(promotion.PromotionRefused, match=r"payload missing\.jsonl is not a file"):
+        promote(registry, two, "staging")
+    assert registry.alias(MODEL, "staging") is None
+    assert len(Ledger(registry, MODEL).records()) == 2

@@ -198,7 +198,9 @@ def verify(
                 raise BundleError(f"{file}: lists {name}, which is missing from the bundle")
             if ev.sha256_file(listed_file) != recorded[name]:
                 raise BundleError(f"{listed_file}: sha256 differs from {file}'s record")
-    again = policy.evaluate(cfg, evidence_dir, commit=verdict.commit or None)
+    again = policy.evaluate(
+        cfg, evidence_dir, commit=verdict.commit, judge_commit=verdict.commit is not None
+    )
     before = [(r.rule, r.outcome) for r in verdict.rules]
     after = [(r.rule, r.outcome) for r in again.rules]
     if again.outcome != verdict.outcome or before != after:

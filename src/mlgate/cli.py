@@ -989,9 +989,13 @@ def _promotion_result(action: Callable[[], Any]) -> None:
     click.echo(f"mlgate: {outcome.line()}", err=True)
     for warning in outcome.warnings:
         click.echo(f"mlgate: warning: {warning}", err=True)
-    _summary(f"### ✅ mlgate: {escape.inline(outcome.line())}\n")
+    undone = outcome.kind == "auto-rollback"  # the promotion happened and was taken back
+    icon = "❌" if undone else "✅"
+    _summary(f"### {icon} mlgate: {escape.inline(outcome.line())}\n")
     actions_env.set_output("result", outcome.kind)
     actions_env.set_output("ledger-sequence", str(outcome.sequence))
+    if undone:
+        sys.exit(1)
 
 
 def _summary(markdown: str) -> None:

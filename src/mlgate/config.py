@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
 from mlgate.errors import ConfigError
+from mlgate.fields import HttpUrl, UrlPath
 from mlgate.stages import STAGES
 from mlgate.stages.interface import StageConfig, StagePolicy
 
@@ -76,6 +77,37 @@ class StageAccess(BaseModel):
     )
 
 
+class PromotionCheck(BaseModel):
+    """A health check and a short load of the deployed model after each promotion."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    url: HttpUrl = Field(
+        description="Base URL of the server that serves the stage once deployed; '{stage}' in "
+        "it is replaced by the stage promoted to. GET url/ping or url/health must answer 200."
+    )
+    path: UrlPath = Field(default="/invocations", description="Endpoint the requests go to.")
+    payload: str = Field(
+        min_length=1,
+        description="JSON-lines file, one request body per line, posted round-robin "
+        "(relative to the directory mlgate runs in).",
+    )
+    duration: float = Field(default=10, gt=0, le=3600, description="Seconds of load measured.")
+    warmup: float = Field(
+        default=1, ge=0, le=600, description="Seconds of load before measuring, left out."
+    )
+    rate: float = Field(
+        default=20, gt=0, le=100_000, description="Requests per second, sent on schedule."
+    )
+    health_timeout: float = Field(
+        default=30, gt=0, le=3600, description="Seconds the server has to become healthy."
+    )
+    p95_ms_max: float | None = Field(default=None, gt=0, description="p95 latency limit, ms.")
+    error_rate_max: float = Field(
+        default=0.0, ge=0, le=1, description="Share of requests allowed to fail."
+    )
+
+
 class PromotionConfig(BaseModel):
     """Promotion of model versions through MLflow aliases (`mlgate promote`)."""
 
@@ -109,6 +141,12 @@ class PromotionConfig(BaseModel):
         default=None,
         description="Run after a promotion with MLGATE_MODEL, MLGATE_VERSION and MLGATE_STAGE "
         "set; if it fails, the promotion is rolled back and recorded as such.",
+    )
+    check: PromotionCheck | None = Field(
+        default=None,
+        description="Run after a promotion (after deploy_command): health, then a short "
+        "open-loop load judged by p95_ms_max and error_rate_max; if it fails, the promotion is "
+        "rolled back and recorded as such.",
     )
 
     @field_validator("stages")

@@ -13,9 +13,16 @@ from mlgate.stages import STAGES
 from mlgate.verdict import EvidenceRef, RuleResult, Verdict, worst
 
 
-def evaluate(config: MlgateConfig, evidence_dir: Path, commit: str | None = None) -> Verdict:
+def evaluate(
+    config: MlgateConfig,
+    evidence_dir: Path,
+    commit: str | None = None,
+    *,
+    judge_commit: bool = True,
+) -> Verdict:
     """Judge the evidence; `commit` (default: the commit under test, in GitHub Actions) is what
-    every evidence document must be about."""
+    every evidence document must be about; `judge_commit=False` re-judges evidence that records
+    no commit (a bundle made outside GitHub Actions) without asking."""
     found, broken = ev.scan(evidence_dir)
     rules: list[RuleResult] = [
         RuleResult(stage=path.stem, rule="evidence.readable", outcome="fail", reason=reason)
@@ -31,7 +38,7 @@ def evaluate(config: MlgateConfig, evidence_dir: Path, commit: str | None = None
                 reason="no stage is configured: there is nothing to gate on",
             )
         )
-    expected_sha = commit or _expected_sha()
+    expected_sha = (commit or _expected_sha()) if judge_commit else None
     for name in config.enabled_stages:
         if name in broken_stages:
             continue

@@ -5,22 +5,28 @@ digest, the re-evaluated verdict, the registry's model files) and says pass, is 
 is not one a rollback blocked; the stage order holds; the actor may (GitHub permission, teams,
 approvals by others); and the alias still points where the caller expected. The alias moves
 under a registry lock, after the ledger record is written, so two promotions racing for one
-alias end with one winner and the alias never points at a version without its record.
+alias end with one winner and the alias never points at a version without its record. After
+the move, `promotion.deploy_command` and `promotion.check` (health and a short load of the
+deployed model) run; if either fails, the alias is moved back and that is recorded too.
 """
 
 from __future__ import annotations
 
 import getpass
+import importlib.util
 import os
 import subprocess
 import tempfile
+import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from mlgate import actions_env, bundle
-from mlgate.config import MlgateConfig, StageAccess
+from mlgate.config import MlgateConfig, PromotionCheck, StageAccess
 from mlgate.errors import MlgateError
 
 if TYPE_CHECKING:
@@ -30,6 +36,9 @@ if TYPE_CHECKING:
 
 BLOCKED_TAG = "mlgate.blocked"  # on a version rolled away from: the bundle digest it had
 DEPLOY_TIMEOUT_S = 1800
+_CHECK_MARGIN_S = 60  # the check's load may take this long beyond warmup + duration
+_HEALTH_PATHS = ("/ping", "/health")
+_HEALTH_POLL_S = 0.25
 
 
 class PromotionRefused(MlgateError):
@@ -131,6 +140,8 @@ def promote(
         )
     _check_order(cfg, registry, name, version, stage)
     approvals = _check_access(who, promotion.access_for(stage), stage)
+    if promotion.check is not None:
+        _check_runnable(promotion.check)
     record = {
         "kind": "promotion",
         "model": name,
@@ -145,28 +156,33 @@ def promote(
         "reason": reason,
     }
     outcome = _move(registry, who, name, stage, expected, version, record)
+    failed: str | None = None
     if promotion.deploy_command:
         problem = _deploy(promotion.deploy_command, name, version, stage)
-        if problem:
-            back = _move(
-                registry,
-                who,
-                name,
-                stage,
-                version,
-                current,
-                record
-                | {
-                    "kind": "auto-rollback",
-                    "from_version": version,
-                    "to_version": current,
-                    "reason": f"the deploy command failed: {problem}",
-                },
-            )
-            _block(registry, name, version, digest)
-            back.warnings.append(f"rolled back: the deploy command failed: {problem}")
-            return back
-    return outcome
+        failed = f"the deploy command failed: {problem}" if problem else None
+    if failed is None and promotion.check is not None:
+        problem = _post_check(promotion.check, stage)
+        failed = f"the post-promotion check failed: {problem}" if problem else None
+    if failed is None:
+        return outcome
+    back = _move(
+        registry,
+        who,
+        name,
+        stage,
+        version,
+        current,
+        record
+        | {
+            "kind": "auto-rollback",
+            "from_version": version,
+            "to_version": current,
+            "reason": failed,
+        },
+    )
+    _block(registry, name, version, digest)
+    back.warnings.append(f"rolled back: {failed}")
+    return back
 
 
 def rollback(
@@ -370,3 +386,82 @@ def _deploy(command: list[str], name: str, version: str, stage: str) -> str | No
         last = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
         return f"exit code {done.returncode}: {last[:300]}"
     return None
+
+
+def _check_runnable(check: PromotionCheck) -> None:
+    """Refuse before anything moves when the post-promotion check could not even run: a missing
+    tool must not roll back a good promotion."""
+    if importlib.util.find_spec("locust") is None:
+        raise PromotionRefused("promotion.check needs locust: pip install 'mlgate[load]'")
+    if not Path(check.payload).is_file():
+        raise PromotionRefused(f"promotion.check.payload {check.payload} is not a file")
+
+
+def _post_check(check: PromotionCheck, stage: str) -> str | None:
+    """Health, then a short open-loop load of the deployed model; why it failed, or None."""
+    from mlgate.stages.interface import RunContext
+    from mlgate.stages.load import LoadConfig, LoadStage
+
+    url = check.url.replace("{stage}", stage)
+    problem = _wait_healthy(url, check.health_timeout)
+    if problem:
+        return problem
+    load_config = LoadConfig.model_validate(
+        {
+            "url": url,
+            "path": check.path,
+            "payload": str(Path(check.payload).resolve()),
+            "rate": check.rate,
+            "duration": check.duration,
+            "warmup": check.warmup,
+            "health_path": None,  # checked above, on /ping or /health
+            "timeout": check.warmup + check.duration + _CHECK_MARGIN_S,
+        }
+    )
+    with tempfile.TemporaryDirectory(prefix="mlgate-check-") as scratch:
+        evidence = LoadStage().run(load_config, RunContext(Path(scratch), None))
+    if evidence.status == "error":
+        return f"load of {url}{check.path}: {evidence.reason}"
+    metrics = evidence.metrics
+    requests, errors = int(metrics.get("requests") or 0), int(metrics.get("errors") or 0)
+    if requests == 0:
+        return f"no request to {url}{check.path} was measured"
+    error_rate = float(metrics.get("error_rate") or 0)
+    if error_rate > check.error_rate_max:
+        return (
+            f"error rate {error_rate:.2%} ({errors} of {requests} requests) is above "
+            f"{check.error_rate_max:.2%}"
+        )
+    p95 = metrics.get("p95_ms")
+    if check.p95_ms_max is not None:
+        if not isinstance(p95, (int, float)):
+            return "no p95 latency was measured"
+        if p95 > check.p95_ms_max:
+            return f"p95 latency {p95:g} ms is above {check.p95_ms_max:g} ms ({requests} requests)"
+    return None
+
+
+def _wait_healthy(url: str, timeout: float) -> str | None:
+    """None once GET url/ping or url/health answers 200; otherwise the last answer."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # 127.0.0.1 as well
+    end = time.monotonic() + timeout
+    last = "no attempt"
+    while True:
+        for path in _HEALTH_PATHS:
+            try:
+                wait = max(0.1, min(2.0, end - time.monotonic()))
+                with opener.open(url + path, timeout=wait) as reply:
+                    if reply.status == 200:
+                        return None
+                    last = f"GET {url}{path} answered {reply.status}"
+            except urllib.error.HTTPError as exc:
+                last = f"GET {url}{path} answered {exc.code}"
+            except urllib.error.URLError as exc:
+                reason = exc.reason
+                why = (reason.strerror or str(reason)) if isinstance(reason, OSError) else reason
+                last = f"GET {url}{path} failed: {why}"
+            except OSError as exc:  # a timeout or reset while reading the answer
+                last = f"GET {url}{path} failed: {exc.strerror or type(exc).__name__}"
+        if time.monotonic() + _HEALTH_POLL_S >= end:
+            return f"not healthy within {timeout:g} s: {last}"
+        time.sleep(_HEALTH_POLL_S)
