@@ -767,6 +767,37 @@ def _print_comparison(
     Console(highlight=False, width=max(110, shutil.get_terminal_size().columns)).print(table)
 
 
+@cli.command()
+@_config_option
+@_evidence_option
+@click.option(
+    "--output-dir",
+    type=click.Path(path_type=Path),
+    default=Path(".mlgate"),
+    show_default=True,
+    help="Where model-card.md and model-card.html go.",
+)
+@click.option(
+    "--bundle",
+    "bundle_file",
+    type=click.Path(path_type=Path),
+    default=Path(".mlgate/bundle/bundle.json"),
+    show_default=True,
+    help="The evidence bundle, for the lineage (skipped when absent).",
+)
+def card(
+    config_path: Path | None, evidence_dir: Path | None, output_dir: Path, bundle_file: Path
+) -> None:
+    """Write the model card (Markdown and self-contained HTML) from `card:` in mlgate.yml and
+    the evidence: every stage's results with intervals and slices, and the lineage."""
+    from mlgate.report import card as model_card
+
+    cfg = _load_config(config_path)
+    content = model_card.build(cfg, evidence_dir or Path(cfg.evidence_dir), bundle_file)
+    md, page = model_card.write(content, output_dir)
+    click.echo(f"mlgate: model card -> {md}, {page}", err=True)
+
+
 @cli.group(name="bundle")
 def bundle_group() -> None:
     """Evidence bundles: the verdict, its evidence and the model's digest, in one document."""
@@ -824,6 +855,13 @@ def bundle_create(
         model,
         model_version,
         output,
+    )
+    from mlgate.report import card as model_card
+
+    # The card goes beside bundle.json (not inside it: the card names the bundle's digest).
+    model_card.write(
+        model_card.build(cfg, directory / bundle.EVIDENCE_DIR, directory / bundle.BUNDLE_FILE),
+        directory,
     )
     where = bundle.register(registry, directory, digest) if register else None
     click.echo(f"mlgate: bundle {digest} -> {directory / bundle.BUNDLE_FILE}", err=True)

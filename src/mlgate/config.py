@@ -108,6 +108,22 @@ class PromotionCheck(BaseModel):
     )
 
 
+class CardConfig(BaseModel):
+    """What the model card says that evidence cannot: what the model is for, and its limits."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(default=None, description="The model's name on the card.")
+    purpose: str | None = None
+    intended_use: str | None = None
+    out_of_scope: str | None = None
+    owners: list[str] = Field(default_factory=list)
+    training_data: list[str] = Field(default_factory=list, description="Data sources.")
+    evaluation_data: list[str] = Field(default_factory=list)
+    limitations: list[str] = Field(default_factory=list)
+    ethical_considerations: str | None = None
+
+
 class PromotionConfig(BaseModel):
     """Promotion of model versions through MLflow aliases (`mlgate promote`)."""
 
@@ -200,6 +216,7 @@ class MlgateConfig(BaseModel):
     )
     report: ReportConfig = Field(default_factory=ReportConfig)
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
+    card: CardConfig = Field(default_factory=CardConfig)
 
     @field_validator("evidence_dir")
     @classmethod
