@@ -511,6 +511,7 @@ def test_responses_match_the_documented_schemas(gh: FakeGitHub) -> None:
     comment = api(gh, "POST", f"/repos/{REPO}/issues/7/comments", json={"body": "hi"}).json()
     api(gh, "POST", f"/repos/{REPO}/statuses/{HEAD}", json={"state": "success"})
     run_id = gh.add_workflow_run(REPO, artifacts={"mlgate-report": b"PK\x05\x06" + bytes(18)})
+    gh.add_workflow(REPO, "mlgate.yml")  # with a workflow_dispatch trigger
     artifact = api(gh, "GET", f"/repos/{REPO}/actions/runs/{run_id}/artifacts").json()
     gh.set_permission(REPO, "release-lead", "maintain")
     gh.add_team_member("octo", "ml-release", "release-lead")
@@ -552,6 +553,11 @@ def test_responses_match_the_documented_schemas(gh: FakeGitHub) -> None:
         },
         "/repos/{owner}/{repo}/deployments": new_deployment,
         "/repos/{owner}/{repo}/deployments/{deployment_id}/statuses": new_deployment_status,
+        "/repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches": {
+            "ref": "main",
+            "inputs": {"reason": "drift"},
+        },
+        "/repos/{owner}/{repo}/dispatches": {"event_type": "retrain", "client_payload": {"a": 1}},
     }
     spec = openapi.load()
     # Every implemented operation; DELETE last, so the comment exists for the others.
@@ -566,6 +572,8 @@ def test_responses_match_the_documented_schemas(gh: FakeGitHub) -> None:
             status = 202
         if template.endswith("/{archive_format}"):  # a redirect to storage, no JSON body
             status = 302
+        if template.endswith("/dispatches"):  # accepted, nothing to show
+            status = 204
         assert response.status_code == status, (method, path, response.text)
         if status in (204, 302):
             continue

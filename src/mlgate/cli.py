@@ -269,6 +269,140 @@ def load(
 @_config_option
 @_evidence_option
 @click.option(
+    "--reference", default=None, help="Reference data, CSV or Parquet [default: stages.drift]."
+)
+@click.option(
+    "--current", default=None, help="Current data, CSV or Parquet [default: stages.drift]."
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print each feature's PSI, p-value and drift as JSON."
+)
+@click.option(
+    "--dispatch",
+    "send",
+    is_flag=True,
+    help="Start retraining through stages.drift.dispatch when more features drifted than "
+    "policy.drift.max_drifted_features allows (GITHUB_TOKEN, GITHUB_REPOSITORY).",
+)
+@click.option("--working-directory", default=None, help="Where relative paths start.")
+@click.option("--timeout", type=float, default=None, help="Seconds before the stage is stopped.")
+def drift(
+    config_path: Path | None,
+    evidence_dir: Path | None,
+    reference: str | None,
+    current: str | None,
+    as_json: bool,
+    send: bool,
+    working_directory: str | None,
+    timeout: float | None,
+) -> None:
+    """Compare current data with reference data, feature by feature (PSI and a two-sample
+    test), and write drift evidence.
+
+    Exits 0 once evidence is written, whatever drifted: the gate decides.
+    """
+    from pydantic import ValidationError
+
+    from mlgate import config, evidence
+    from mlgate.stages import drift as drift_stage
+
+    cfg = _load_config(config_path)
+    base = cfg.stage_config("drift")
+    options = {
+        "reference": reference,
+        "current": current,
+        "working_directory": working_directory,
+        "timeout": timeout,
+    }
+    overrides = {key: value for key, value in options.items() if value is not None}
+    try:
+        stage_config = drift_stage.DriftConfig.model_validate(
+            (base.model_dump() if base else {}) | overrides
+        )
+    except ValidationError as exc:
+        raise ConfigError(config.describe(exc, "mlgate drift options")) from None
+    target = stage_config.dispatch if send else None
+    if send and target is None:
+        raise MlgateError("--dispatch needs stages.drift.dispatch in the config")
+    directory = evidence_dir or Path(cfg.evidence_dir)
+    _run_stage("drift", stage_config, cfg, directory)  # exits 4 on error evidence
+    result = evidence.read(evidence.evidence_path(directory, "drift"))
+    if as_json:
+        click.echo(json.dumps(drift_stage.as_json(result)))
+    if target is not None:
+        from mlgate.github.context import from_env
+
+        line = drift_stage.dispatch(
+            result,
+            target,
+            from_env(),
+            max_drifted_features=cfg.stage_policy("drift").max_drifted_features,
+        )
+        click.echo(f"mlgate: drift: {line}", err=True)
+
+
+@cli.command()
+@_config_option
+@_evidence_option
+@click.option(
+    "--url", default=None, help="Base URL of the running server [default: stages.probe.url]."
+)
+@click.option(
+    "--path", "endpoint", default=None, help="Endpoint to post to [default: /invocations]."
+)
+@click.option("--payload", default=None, help="JSON-lines file of valid requests, one per line.")
+@click.option(
+    "--perturbations", type=int, default=None, help="Perturbed valid requests [default: 50]."
+)
+@click.option(
+    "--request-timeout", type=float, default=None, help="Seconds per request [default: 10]."
+)
+@click.option("--working-directory", default=None, help="Where relative paths start.")
+@click.option("--timeout", type=float, default=None, help="Seconds before the stage is stopped.")
+def probe(
+    config_path: Path | None,
+    evidence_dir: Path | None,
+    url: str | None,
+    endpoint: str | None,
+    payload: str | None,
+    perturbations: int | None,
+    request_timeout: float | None,
+    working_directory: str | None,
+    timeout: float | None,
+) -> None:
+    """Send a running model server malformed requests (each must get a 4xx) and slightly
+    perturbed valid ones (its predictions must hold), and write probe evidence.
+
+    Exits 0 once evidence is written, whatever the server did: the gate decides.
+    """
+    from pydantic import ValidationError
+
+    from mlgate import config
+    from mlgate.stages.probe import ProbeConfig
+
+    cfg = _load_config(config_path)
+    base = cfg.stage_config("probe")
+    options = {
+        "url": url,
+        "path": endpoint,
+        "payload": payload,
+        "perturbations": perturbations,
+        "request_timeout": request_timeout,
+        "working_directory": working_directory,
+        "timeout": timeout,
+    }
+    overrides = {key: value for key, value in options.items() if value is not None}
+    try:
+        stage_config = ProbeConfig.model_validate((base.model_dump() if base else {}) | overrides)
+    except ValidationError as exc:
+        raise ConfigError(config.describe(exc, "mlgate probe options")) from None
+    _run_stage("probe", stage_config, cfg, evidence_dir)
+
+
+@cli.command()
+@_config_option
+@_evidence_option
+@click.option(
     "--source", "sources", multiple=True, help="Source directory or file for bandit; repeatable."
 )
 @click.option("--requirements", multiple=True, help="Requirements file for pip-audit; repeatable.")
@@ -1067,6 +1201,7 @@ _EXTRA_MODULES = {
     "example": "sklearn",
     "container": "docker",
     "scan": "pip_audit",
+    "drift": "pandas",
 }
 
 

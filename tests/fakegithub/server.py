@@ -49,6 +49,8 @@ NOT_ACCESSIBLE = "Resource not accessible by integration"
 # Limits GitHub enforces that the OpenAPI schemas do not express.
 MAX_COMMENT_BODY = 65536
 MAX_STATUS_DESCRIPTION = 140
+MAX_DISPATCH_INPUTS_CHARS = 65535  # workflow_dispatch inputs, as JSON
+MAX_CLIENT_PAYLOAD_BYTES = 64 * 1024  # repository_dispatch client_payload must be smaller
 # A repository role and the legacy permission GitHub reports beside it.
 _LEGACY_PERMISSION = {
     "read": "read",
@@ -236,6 +238,12 @@ class Repo:
     collaborators: dict[str, Collaborator] = field(default_factory=dict)  # lower-case login ->
     environments: dict[str, int] = field(default_factory=dict)  # name -> id
     deployments: dict[int, Deployment] = field(default_factory=dict)
+    # Workflows with a workflow_dispatch trigger: id -> (declared inputs or None for any,
+    # required inputs).
+    dispatchable: dict[int, tuple[tuple[str, ...] | None, tuple[str, ...]]] = field(
+        default_factory=dict
+    )
+    dispatches: list[dict[str, Any]] = field(default_factory=list)  # accepted, in order
 
     @property
     def full_name(self) -> str:
@@ -506,6 +514,23 @@ class FakeGitHub:
             self._changed()
             return run.id
 
+    def add_workflow(
+        self,
+        repo: str,
+        workflow: str = "mlgate.yml",
+        *,
+        inputs: tuple[str, ...] | None = None,
+        required: tuple[str, ...] = (),
+    ) -> int:
+        """Seed a workflow file with an ``on: workflow_dispatch`` trigger declaring ``inputs``
+        (None: accept any) of which ``required`` must be given; its id."""
+        with self._lock:
+            state = self._repo_named(repo)
+            workflow_id = state.workflows.setdefault(workflow, self._next_id())
+            state.dispatchable[workflow_id] = (inputs, required)
+            self._changed()
+            return workflow_id
+
     def set_permission(
         self, repo: str, login: str, role: str | None, *, base: str | None = None
     ) -> None:
@@ -670,6 +695,13 @@ class FakeGitHub:
             deployments = self._repo_named(repo).deployments.values()
             return [dataclasses.asdict(d) for d in deployments]
 
+    def dispatches(self, repo: str) -> list[dict[str, Any]]:
+        """Accepted workflow_dispatch and repository_dispatch events, in order: ``event``,
+        then ``workflow``, ``ref``, ``inputs`` or ``event_type``, ``client_payload``; and
+        ``actor``."""
+        with self._lock:
+            return [dict(d) for d in self._repo_named(repo).dispatches]
+
     def snapshot(self) -> dict[str, Any]:
         """Everything, as JSON-ready data (what ``--state-file`` holds)."""
         with self._lock:
@@ -681,6 +713,7 @@ class FakeGitHub:
                         "statuses": [dataclasses.asdict(s) for s in repo.statuses],
                         "comments": [dataclasses.asdict(c) for c in repo.comments.values()],
                         "deployments": [dataclasses.asdict(d) for d in repo.deployments.values()],
+                        "dispatches": list(repo.dispatches),
                     }
                     for repo in self._repos.values()
                 },
@@ -1587,6 +1620,90 @@ class FakeGitHub:
             raise ApiError(410, "Artifact has expired")
         port = urlsplit(call.html).port
         return Reply(302, None, {"Location": f"http://localhost:{port}{BLOB_PREFIX}{artifact.id}"})
+
+    # -- handlers: dispatches ----------------------------------------------------------------
+
+    @route("POST", "/repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches")
+    def _create_workflow_dispatch(self, call: Call) -> Reply:
+        """GitHub's rules beyond the schema: the workflow must exist (404) and have a
+        workflow_dispatch trigger (seed it with add_workflow), the ref must exist, inputs must be
+        declared by the workflow and include the required ones (422), and take at most 65,535
+        characters. With ``return_run_details`` the run is made and described (200)."""
+        repo = self._repo(call)
+        workflow = call.params["workflow_id"]
+        workflow_id = int(workflow) if workflow.isdigit() else repo.workflows.get(workflow)
+        if workflow_id not in repo.workflows.values():
+            raise ApiError(404, "Not Found")
+        assert workflow_id is not None
+        if workflow_id not in repo.dispatchable:
+            raise ApiError(422, "Workflow does not have 'workflow_dispatch' trigger")
+        ref = call.body["ref"]
+        branch = ref.removeprefix("refs/heads/")
+        if branch == repo.default_branch:
+            sha = next((p.base_sha for p in repo.pulls.values() if p.base_ref == branch), "d" * 40)
+        else:
+            try:
+                sha = self._resolve_sha(repo, branch)
+            except ApiError:
+                raise ApiError(422, f"No ref found for: {ref}") from None
+        inputs = call.body.get("inputs", {})
+        if len(json.dumps(inputs)) > MAX_DISPATCH_INPUTS_CHARS:
+            raise InvalidRequest(
+                422, f"inputs are too large (maximum is {MAX_DISPATCH_INPUTS_CHARS} characters)"
+            )
+        declared, required = repo.dispatchable[workflow_id]
+        unexpected = sorted(set(inputs) - set(declared)) if declared is not None else []
+        if unexpected:
+            raise ApiError(422, f"Unexpected inputs provided: {json.dumps(unexpected)}")
+        missing = [name for name in required if name not in inputs]
+        if missing:
+            raise ApiError(422, f"Required input '{missing[0]}' not provided")
+        name = next(n for n, i in repo.workflows.items() if i == workflow_id)
+        repo.dispatches.append(
+            {
+                "event": "workflow_dispatch",
+                "workflow": name,
+                "ref": ref,
+                "inputs": inputs,
+                "actor": call.token.user.login,
+            }
+        )
+        if not call.body.get("return_run_details"):
+            return Reply(204)
+        run = WorkflowRun(
+            id=self._next_id(),
+            run_number=len(repo.workflow_runs) + 1,
+            workflow=name,
+            workflow_id=workflow_id,
+            head_branch=branch,
+            head_sha=sha,
+            event="workflow_dispatch",
+            status="queued",
+            conclusion=None,
+            created_at=_now(),
+            artifacts=[],
+        )
+        repo.workflow_runs[run.id] = run
+        api = f"{call.api}/repos/{repo.full_name}/actions/runs/{run.id}"
+        html = f"{call.html}/{repo.full_name}/actions/runs/{run.id}"
+        return Reply(200, {"workflow_run_id": run.id, "run_url": api, "html_url": html})
+
+    @route("POST", "/repos/{owner}/{repo}/dispatches")
+    def _create_repository_dispatch(self, call: Call) -> Reply:
+        """GitHub's rule beyond the schema: the client_payload is under 64 KB of JSON."""
+        repo = self._repo(call)
+        payload = call.body.get("client_payload", {})
+        if len(json.dumps(payload).encode()) >= MAX_CLIENT_PAYLOAD_BYTES:
+            raise InvalidRequest(422, "client_payload is too large (must be less than 64KB)")
+        repo.dispatches.append(
+            {
+                "event": "repository_dispatch",
+                "event_type": call.body["event_type"],
+                "client_payload": payload,
+                "actor": call.token.user.login,
+            }
+        )
+        return Reply(204)
 
     # -- handlers: collaborators, teams, environment approvals -------------------------------
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from mlgate.stages.bench import BenchStage
+from mlgate.stages.drift import DriftStage
 from mlgate.stages.interface import Stage
 from mlgate.stages.load import LoadStage
+from mlgate.stages.probe import ProbeStage
 from mlgate.stages.scan import ScanStage
 from mlgate.stages.tests import TestsStage
 
@@ -17,5 +19,7 @@ STAGES: dict[str, Stage[Any, Any]] = {
         BenchStage(),
         LoadStage(),
         ScanStage(),
+        DriftStage(),
+        ProbeStage(),
     )
 }
