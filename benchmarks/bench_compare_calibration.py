@@ -357,6 +357,17 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--seed", type=int, default=0, help="for the random trials")
     parser.add_argument(
+        "--save", type=Path, default=None, help="keep the load run's records here (.npz)"
+    )
+    parser.add_argument(
+        "--load",
+        dest="records_file",
+        type=Path,
+        default=None,
+        help="analyse records saved by --save instead of loading servers (another --round-"
+        "seconds or --rounds-per-trial on the same data)",
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="tiny settings (6 rounds of 1 s, trials of 3)"
     )
     args = parser.parse_args(argv)
@@ -384,6 +395,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         flush=True,
     )
     started = time.monotonic()
+    if args.records_file is not None:
+        saved = np.load(args.records_file)
+        records = [
+            loadgen.Record(float(o), float(lat), bool(ok), "saved", int(t))
+            for o, lat, ok, t in zip(
+                saved["offset"], saved["latency"], saved["ok"], saved["target"], strict=True
+            )
+        ]
+        print(f"records: {len(records)} from {args.records_file}")
+        return analyse(records, args, started)
     try:
         with tempfile.TemporaryDirectory(prefix="mlgate-calibration-") as name:
             scratch = Path(name)
@@ -413,6 +434,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         stop_servers()
     print(f"load done, {time.monotonic() - started:.0f} s elapsed", flush=True)
+    if args.save is not None:
+        np.savez_compressed(
+            args.save,
+            offset=np.array([r.offset_s for r in records]),
+            latency=np.array([r.latency_ms for r in records]),
+            ok=np.array([r.ok for r in records]),
+            target=np.array([r.target for r in records]),
+        )
+    return analyse(records, args, started)
+
+
+def analyse(records: list[loadgen.Record], args: argparse.Namespace, started: float) -> int:
+    if args.records_file is not None:
+        # The last request is due one tick before the end: round to whole rounds.
+        span = max(r.offset_s for r in records) - args.warmup
+        args.rounds = round(span / args.round_seconds)
     bins = cut(records, 3, args.warmup, args.round_seconds, args.rounds)
     rounds: dict[str, list[FloatArray]] = dict(zip(SIDES, bins, strict=True))
 
