@@ -403,6 +403,74 @@ def probe(
 @_config_option
 @_evidence_option
 @click.option(
+    "--candidate",
+    default=None,
+    help="Model to judge: models:/NAME@ALIAS, models:/NAME/VERSION, runs:/... or a local "
+    "MLflow model directory [default: stages.quality.candidate].",
+)
+@click.option(
+    "--champion",
+    default=None,
+    help="Model to compare with, given the same way [default: the production alias of a "
+    "registered candidate's model].",
+)
+@click.option("--data", default=None, help="Evaluation data, CSV or Parquet.")
+@click.option("--target", default=None, help="Column holding the true label or value.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the metrics, intervals and rules as JSON."
+)
+@click.option("--working-directory", default=None, help="Where relative paths start.")
+@click.option("--timeout", type=float, default=None, help="Seconds before the stage is stopped.")
+def quality(
+    config_path: Path | None,
+    evidence_dir: Path | None,
+    candidate: str | None,
+    champion: str | None,
+    data: str | None,
+    target: str | None,
+    as_json: bool,
+    working_directory: str | None,
+    timeout: float | None,
+) -> None:
+    """Evaluate the candidate and the champion model on the same data (metrics, paired
+    bootstrap intervals, slices) and write quality evidence.
+
+    Exits 0 once evidence is written, whatever the comparison found: the gate decides.
+    """
+    from pydantic import ValidationError
+
+    from mlgate import config, evidence
+    from mlgate.stages import quality as quality_stage
+
+    cfg = _load_config(config_path)
+    base = cfg.stage_config("quality")
+    options = {
+        "candidate": candidate,
+        "champion": champion,
+        "data": data,
+        "target": target,
+        "working_directory": working_directory,
+        "timeout": timeout,
+    }
+    overrides = {key: value for key, value in options.items() if value is not None}
+    try:
+        stage_config = quality_stage.QualityConfig.model_validate(
+            (base.model_dump() if base else {}) | overrides
+        )
+    except ValidationError as exc:
+        raise ConfigError(config.describe(exc, "mlgate quality options")) from None
+    directory = evidence_dir or Path(cfg.evidence_dir)
+    _run_stage("quality", stage_config, cfg, directory)  # exits 4 on error evidence
+    if as_json:
+        result = evidence.read(evidence.evidence_path(directory, "quality"))
+        policy = cfg.stage_policy("quality")
+        click.echo(json.dumps(quality_stage.as_json(result, policy)))
+
+
+@cli.command()
+@_config_option
+@_evidence_option
+@click.option(
     "--source", "sources", multiple=True, help="Source directory or file for bandit; repeatable."
 )
 @click.option("--requirements", multiple=True, help="Requirements file for pip-audit; repeatable.")
@@ -1202,6 +1270,7 @@ _EXTRA_MODULES = {
     "container": "docker",
     "scan": "pip_audit",
     "drift": "pandas",
+    "quality": "sklearn",
 }
 
 

@@ -9,6 +9,7 @@ from mlgate.stages.drift import DriftStage
 from mlgate.stages.interface import Stage
 from mlgate.stages.load import LoadStage
 from mlgate.stages.probe import ProbeStage
+from mlgate.stages.quality import QualityStage
 from mlgate.stages.scan import ScanStage
 from mlgate.stages.tests import TestsStage
 
@@ -21,5 +22,6 @@ STAGES: dict[str, Stage[Any, Any]] = {
         ScanStage(),
         DriftStage(),
         ProbeStage(),
+        QualityStage(),
     )
 }
