@@ -429,3 +429,37 @@ def test_post_promotion_check_of_an_unhealthy_server_rolls_back_to_no_version(
         promote(registry, two, "staging")
     assert registry.alias(MODEL, "staging") is None
     assert len(Ledger(registry, MODEL).records()) == 2
+
+
+def test_deploy_dispatch_announces_the_promotion_and_a_refusal_rolls_it_back(
+    registry: Registry, project: Path, gh: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GITHUB_SHA", "a" * 40)
+    document = json.loads((project / "mlgate.yml").read_text())
+    document["promotion"]["deploy_dispatch"] = "deploy-model"
+    (project / "mlgate.yml").write_text(json.dumps(document))
+    gh.set_permission(REPO, "bob", "maintain")
+    one = new_version(registry, project, b"one")
+    digest = gate_and_bundle(registry, project, one)
+    # Without GitHub the deploy event cannot be sent: refused before anything moves.
+    with pytest.raises(promotion.PromotionRefused, match="deploy_dispatch needs GitHub"):
+        promote(registry, one, "staging")
+    done = promote(registry, one, "staging", who=github_who(gh, "bob"))
+    assert done.kind == "promotion"
+    (event,) = gh.dispatches(REPO)
+    assert event["event_type"] == "deploy-model"
+    assert event["client_payload"] | {"run_url": None} == {
+        "model": MODEL,
+        "version": one,
+        "stage": "staging",
+        "bundle_digest": digest,
+        "run_url": None,
+    }
+    # GitHub refusing the event: the promotion is taken back and recorded as such.
+    two = new_version(registry, project, b"two")
+    gate_and_bundle(registry, project, two)
+    gh.inject("POST", f"/repos/{REPO}/dispatches", 422, times=1)
+    back = promote(registry, two, "staging", who=github_who(gh, "bob"))
+    assert (back.kind, back.from_version, back.to_version) == ("auto-rollback", two, one)
+    assert "the deploy dispatch failed: GitHub answered 422" in back.record["reason"]
+    assert registry.alias(MODEL, "staging") == one

@@ -153,6 +153,12 @@ class PromotionConfig(BaseModel):
         default_factory=dict,
         description="Per stage: permission, teams and approvals [default: write permission].",
     )
+    deploy_dispatch: str | None = Field(
+        default=None,
+        description="After a promotion, send this repository_dispatch event type through the "
+        "GitHub API (client_payload: model, version, stage, bundle digest) for the workflow "
+        "that deploys; if GitHub refuses it, the promotion is rolled back.",
+    )
     deploy_command: list[str] | None = Field(
         default=None,
         description="Run after a promotion with MLGATE_MODEL, MLGATE_VERSION and MLGATE_STAGE "

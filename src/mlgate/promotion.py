@@ -142,6 +142,10 @@ def promote(
     approvals = _check_access(who, promotion.access_for(stage), stage)
     if promotion.check is not None:
         _check_runnable(promotion.check)
+    if promotion.deploy_dispatch and who.repo is None:
+        raise PromotionRefused(
+            "promotion.deploy_dispatch needs GitHub: promote from GitHub Actions with a token"
+        )
     record = {
         "kind": "promotion",
         "model": name,
@@ -157,7 +161,10 @@ def promote(
     }
     outcome = _move(registry, who, name, stage, expected, version, record)
     failed: str | None = None
-    if promotion.deploy_command:
+    if promotion.deploy_dispatch and who.repo is not None:
+        problem = _dispatch(who.repo, promotion.deploy_dispatch, record)
+        failed = f"the deploy dispatch failed: {problem}" if problem else None
+    if failed is None and promotion.deploy_command:
         problem = _deploy(promotion.deploy_command, name, version, stage)
         failed = f"the deploy command failed: {problem}" if problem else None
     if failed is None and promotion.check is not None:
@@ -369,6 +376,32 @@ def _previous(records: list[dict[str, Any]], stage: str, current: str) -> str | 
 
 def _block(registry: Registry, name: str, version: str, digest: str) -> None:
     registry.set_version_tag(name, version, BLOCKED_TAG, digest)
+
+
+def _dispatch(repo: Repository, event_type: str, record: dict[str, Any]) -> str | None:
+    """Send the deploy event; why GitHub refused it, or None. Not retried: a dispatch that
+    failed with a 5xx may still have started the deploying workflow."""
+    from github.GithubException import GithubException
+
+    payload = {
+        "model": record["model"],
+        "version": record["to_version"],
+        "stage": record["stage"],
+        "bundle_digest": record["bundle_digest"],
+        "run_url": record.get("run_url"),
+    }
+    try:
+        repo.requester.requestJsonAndCheck(
+            "POST",
+            f"{repo.url}/dispatches",
+            input={"event_type": event_type, "client_payload": payload},
+        )
+    except GithubException as exc:
+        message = exc.data.get("message") if isinstance(exc.data, dict) else None
+        return f"GitHub answered {exc.status}: {message or exc}"
+    except OSError as exc:  # connection refused, reset, DNS
+        return f"GitHub is not reachable: {exc}"
+    return None
 
 
 def _deploy(command: list[str], name: str, version: str, stage: str) -> str | None:
