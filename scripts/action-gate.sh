@@ -14,6 +14,11 @@ case "$gate" in
   0|1|3) ;;  # pass, fail, inconclusive: a verdict of this run exists and is reported
   *) exit "$gate" ;;  # usage/config error or a crash: no verdict of this run to report
 esac
+# The model card goes into the report artifact; the comment points at it. Without one the
+# verdict must still be reported: a warning, not an exit.
+if ! mlgate card "${args[@]}"; then
+  echo "::warning title=mlgate::the model card could not be written"
+fi
 report_args=()
 if [ -n "${MLGATE_COMMENT:-}" ]; then report_args+=(--comment "$MLGATE_COMMENT"); fi
 if [ -n "${MLGATE_ARTIFACT_NAME:-}" ]; then report_args+=(--artifact-name "$MLGATE_ARTIFACT_NAME"); fi

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Set up and run the example pipeline locally: the model is trained and registered in a local
-# sqlite MLflow registry as the candidate, then tests, benchmarks and a load test of the model
-# served by MLflow -> evidence -> gate -> local report -> evidence bundle -> promotion to
-# staging. Everything stays on this machine: no GitHub, reports in examples/iris/.mlgate/.
+# sqlite MLflow registry as the candidate (beside a champion in production), then tests,
+# benchmarks, a load test of the model served by MLflow and its quality against the champion
+# -> evidence -> gate -> local report -> evidence bundle -> promotion to staging. Everything stays on this machine: no GitHub, reports in examples/iris/.mlgate/.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-"$root/scripts/setup.sh" example,load,serve || exit $?
+"$root/scripts/setup.sh" example,load,serve,quality || exit $?
 export MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true
 # The example's test command runs `python` from the project virtualenv.
 export PATH="$root/.venv/bin:$PATH"
@@ -14,6 +14,8 @@ cd "$root/examples/iris" || exit 2
 "$mlgate" config check || exit $?
 mkdir -p .mlgate
 export MLFLOW_TRACKING_URI=sqlite:///.mlgate/mlflow.db
+# The champion in production (logged on the first run only), then a new candidate.
+python log_model.py --tracking-uri "$MLFLOW_TRACKING_URI" --alias production --if-missing >/dev/null || exit $?
 logged=$(python log_model.py --tracking-uri "$MLFLOW_TRACKING_URI" --alias candidate) || exit $?
 version=$(sed -n 's/^version=//p' <<< "$logged")
 "$mlgate" run || exit $?

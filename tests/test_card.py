@@ -52,3 +52,26 @@ def test_card_without_bundle_or_description_still_lists_the_evidence(tmp_path: P
     content = card.build(cfg, tmp_path / "nothing", tmp_path / "no-bundle.json")
     assert content["stages"] == [] and content["lineage"] == {"git_sha": None}
     assert "# Model card: Model" in card.markdown(content)
+
+
+def test_the_report_points_at_the_card_when_there_is_one(tmp_path: Path) -> None:
+    from mlgate import policy
+    from mlgate.report import markdown, model
+
+    junit_xml(tmp_path / "junit.xml", passed=2)
+    evidence_dir = tmp_path / ".mlgate" / "evidence"
+    ev.write(
+        TestsStage().run(
+            TestsConfig(junit=["junit.xml"], working_directory=str(tmp_path)),
+            RunContext(evidence_dir, None),
+        ),
+        evidence_dir,
+    )
+    cfg = config.parse({"stages": {"tests": {}}})
+    policy.write(policy.evaluate(cfg, evidence_dir), tmp_path / "verdict.json")
+    report = model.load(cfg, tmp_path / "verdict.json", evidence_dir)
+    assert "Model card" not in markdown.full(report, markdown.COMMENT_LIMIT)
+    card.write(card.build(cfg, evidence_dir), tmp_path / ".mlgate")
+    assert "Model card: `model-card.html` in the `mlgate-report` artifact." in markdown.full(
+        report, markdown.COMMENT_LIMIT
+    )

@@ -34,6 +34,16 @@ def test_the_example_pipeline_passes_its_gate(tmp_path: Path) -> None:
         )
 
     (project / ".mlgate").mkdir()
+    champion = step(
+        sys.executable,
+        "log_model.py",
+        "--tracking-uri",
+        "sqlite:///.mlgate/mlflow.db",
+        "--alias",
+        "production",
+        "--if-missing",
+    )
+    assert champion.returncode == 0, champion.stderr[-2000:]
     registered = step(
         sys.executable,
         "log_model.py",
@@ -51,6 +61,10 @@ def test_the_example_pipeline_passes_its_gate(tmp_path: Path) -> None:
     load = json.loads((project / ".mlgate" / "evidence" / "load.json").read_text())
     assert load["status"] == "passed" and load["data"]["serve"]["source"] == "mlflow"
     assert load["metrics"]["cold_start_s"] > 0 and load["metrics"]["errors"] == 0
+    quality = json.loads((project / ".mlgate" / "evidence" / "quality.json").read_text())
+    assert quality["status"] == "passed", quality["reason"]
+    assert quality["data"]["champion"]["resolved"] == "models:/iris/1"
+    assert quality["data"]["dataset"]["rows"] == 45
     report = step(sys.executable, "-m", "mlgate", "report")
     assert report.returncode == 0 and "mlgate: passed" in report.stdout
     assert "xychart-beta" in (project / ".mlgate" / "report.md").read_text()

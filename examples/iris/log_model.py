@@ -1,6 +1,7 @@
 """Train the iris model and log it to an MLflow store as a registered model with an alias.
 
     python log_model.py --tracking-uri sqlite:///mlflow.db [--name iris] [--alias champion]
+        [--if-missing]
 
 Logs the fitted pipeline with `mlflow.sklearn.log_model` (with an input example, so the
 model has a signature), registers it as a new version of `--name`, points `--alias` at that
@@ -24,6 +25,11 @@ def main() -> None:
     parser.add_argument("--name", default="iris", help="registered model name")
     parser.add_argument("--alias", default="champion", help="alias set on the new version")
     parser.add_argument("--experiment", default="iris")
+    parser.add_argument(
+        "--if-missing",
+        action="store_true",
+        help="log nothing when the alias already points at a version (a champion is logged once)",
+    )
     args = parser.parse_args()
 
     # Set before mlflow is imported, which reads them as it starts.
@@ -32,6 +38,15 @@ def main() -> None:
     import mlflow
 
     mlflow.set_tracking_uri(args.tracking_uri)
+    if args.if_missing:
+        try:
+            held = mlflow.MlflowClient().get_model_version_by_alias(args.name, args.alias)
+        except mlflow.exceptions.MlflowException:
+            held = None  # no such model or alias yet
+        if held is not None:
+            print(f"version={held.version}")
+            print(f"models:/{args.name}@{args.alias}")
+            return
     mlflow.set_experiment(args.experiment)
     train_x, test_x, train_y, test_y = iris.split()
     model = iris.train(train_x, train_y)

@@ -112,6 +112,10 @@ def full(report: Report, limit: int, marker: str = "") -> str:
         extra = report.stage_markdown(stage_name)
         if extra:
             head += f"\n\n### {escape.inline(report.stage_title(stage_name))}\n\n{extra}"
+    card = report.evidence_dir.parent / "model-card.html" if report.evidence_dir else None
+    if card is not None and card.is_file():
+        artifact = escape.code(report.artifact_name)
+        head += f"\n\nModel card: `model-card.html` in the {artifact} artifact."
     entries = [finding_entry(f) for stage in report.stages for f in report.findings(stage)]
     if entries:
         head += "\n\n### Findings"
