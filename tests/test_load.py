@@ -465,13 +465,14 @@ def test_a_baseline_comparison_is_recorded_and_judged(
     results = {r.rule: r for r in STAGE.evaluate(LoadPolicy(), candidate)}
     assert results["load.no_regression"].outcome == "pass"
     assert "vs baseline" in results["load.no_regression"].reason
-    # Swapped, the same data is a regression the gate fails.
+    # Swapped, the same data is a regression the gate fails; the baseline given as an evidence
+    # directory (an unpacked report artifact) is its load evidence.
     swapped = run(
         tmp_path / "swap",
         url=slow_server.url,
         payload=PAYLOAD,
         users=1,
-        baseline=str(tmp_path / "ev" / "load.json"),
+        baseline=str(tmp_path / "ev"),
     )
     results = {r.rule: r for r in STAGE.evaluate(LoadPolicy(), swapped)}
     assert (
@@ -485,6 +486,9 @@ def test_a_baseline_comparison_is_recorded_and_judged(
 def test_a_missing_baseline_is_an_error_and_can_be_required(tmp_path: Path, server: Server) -> None:
     evidence = run(tmp_path, url=server.url, payload=PAYLOAD, baseline="nope.txt")
     assert evidence.status == "error" and (evidence.reason or "").startswith("baseline: ")
+    (tmp_path / "empty").mkdir()
+    evidence = run(tmp_path, url=server.url, payload=PAYLOAD, baseline="empty")
+    assert evidence.status == "error" and "a directory without load.json" in (evidence.reason or "")
     plain = _evidence()
     assert "load.no_regression" not in {r.rule for r in STAGE.evaluate(LoadPolicy(), plain)}
     results = {r.rule: r for r in STAGE.evaluate(LoadPolicy(require_baseline=True), plain)}

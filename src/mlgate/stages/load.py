@@ -604,6 +604,12 @@ def _baseline_file(config: LoadConfig, context: RunContext) -> Path:
 def _compare(baseline_path: Path, latencies: list[float]) -> dict[str, object]:
     from mlgate import samples
 
+    if baseline_path.is_dir():
+        # An evidence directory (e.g. an unpacked report artifact): its load evidence.
+        inside = ev.evidence_path(baseline_path, LoadStage.name)
+        if not inside.is_file():
+            raise MlgateError(f"{baseline_path}: a directory without {inside.name}")
+        baseline_path = inside
     baseline = samples.read_samples(baseline_path)
     return _compare_samples(str(baseline_path), list(baseline.values), latencies)
 
