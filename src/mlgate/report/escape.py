@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Iterable
 
 # Every ASCII punctuation character may be backslash-escaped in CommonMark; escaping all of
 # them is simpler to trust than reasoning about which are special in which position.
@@ -74,3 +75,14 @@ def block(text: str, limit: int = 4000) -> str:
 def html_text(text: str) -> str:
     """Untrusted text for the self-contained HTML report."""
     return html.escape(_CONTROL.sub("", text), quote=True)
+
+
+def html_table(headers: Iterable[str], rows: Iterable[Iterable[str]]) -> str:
+    """An HTML table of untrusted cells (and headers), every one escaped; "" for no rows."""
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html_text(cell)}</td>" for cell in row) + "</tr>" for row in rows
+    )
+    if not body:
+        return ""
+    head = "".join(f"<th>{html_text(h)}</th>" for h in headers)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

@@ -53,7 +53,7 @@ from mlgate.scanners.interface import (
 )
 
 if TYPE_CHECKING:
-    from mlgate.scanners.osv import Advisory
+    pass
 
 TOOL = "image"
 SBOM_NAME = "image-sbom.cdx.json"
@@ -615,7 +615,7 @@ class _PipAudit:
         self.version = text.removeprefix("pip-audit ")
 
     def findings(self, distributions: list[Distribution], ref: str, work: Path) -> list[Finding]:
-        from mlgate.scanners.osv import advisory_finding
+        from mlgate.scanners.osv import advisory_finding, advisory_from_pip_audit
 
         auditable, findings = [], []
         for distribution in distributions:
@@ -638,7 +638,7 @@ class _PipAudit:
                 for vuln in _dicts(dependency.get("vulns")):
                     findings.append(
                         advisory_finding(
-                            _reported_advisory(vuln),
+                            advisory_from_pip_audit(vuln),
                             distribution.name,
                             distribution.version,
                             tool=TOOL,
@@ -671,20 +671,6 @@ class _PipAudit:
                 f"pip-audit of the image's Python packages failed: {_clip(problem)}"
             ) from None
         return _dicts(dependencies)
-
-
-def _reported_advisory(vuln: dict[str, Any]) -> Advisory:
-    from mlgate.scanners.osv import Advisory
-
-    description = " ".join(str(vuln.get("description") or "").split())
-    return Advisory(
-        id=str(vuln.get("id")),
-        aliases=tuple(str(alias) for alias in vuln.get("aliases") or ()),
-        summary="",
-        details="" if description == "N/A" else description,
-        fixed_versions=tuple(str(fix) for fix in vuln.get("fix_versions") or ()),
-        severity="unknown",  # pip-audit's JSON has none
-    )
 
 
 def _unpinnable(distribution: Distribution) -> str | None:

@@ -125,6 +125,20 @@ class OsvDatabase:
         return record_id in self._records
 
 
+def advisory_from_pip_audit(vuln: dict[str, Any]) -> Advisory:
+    """An advisory as pip-audit's JSON reports it (one entry of a dependency's `vulns`); that
+    JSON carries no severity."""
+    description = " ".join(str(vuln.get("description") or "").split())
+    return Advisory(
+        id=str(vuln.get("id")),
+        aliases=tuple(str(alias) for alias in vuln.get("aliases") or ()),
+        summary="",
+        details="" if description == "N/A" else description,
+        fixed_versions=tuple(str(fix) for fix in vuln.get("fix_versions") or ()),
+        severity="unknown",
+    )
+
+
 def advisory_finding(
     advisory: Advisory,
     package: str,

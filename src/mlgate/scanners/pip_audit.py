@@ -35,7 +35,12 @@ from mlgate.evidence import Finding
 from mlgate.process import CannotStart, start_group, stop_group
 from mlgate.scanners.interface import ScanError, Scanner, ScanResult, ScanTargets, Source
 from mlgate.scanners.interface import fingerprint as make_fingerprint
-from mlgate.scanners.osv import Advisory, OsvDatabase, advisory_finding, serve
+from mlgate.scanners.osv import (
+    OsvDatabase,
+    advisory_finding,
+    advisory_from_pip_audit,
+    serve,
+)
 
 TOOL = "pip-audit"
 SOURCE: Source = "dependencies"
@@ -330,7 +335,7 @@ def _findings(
         for vuln in dependency.get("vulns") or ():
             if not isinstance(vuln, dict):
                 continue
-            advisory = known.get(str(vuln.get("id"))) or _reported_advisory(vuln)
+            advisory = known.get(str(vuln.get("id"))) or advisory_from_pip_audit(vuln)
             finding = advisory_finding(
                 advisory, name, version, tool=TOOL, source=SOURCE, path=at.path, line=at.line
             )
@@ -372,19 +377,6 @@ def _unlisted(
                 _shown(environment.path, workdir), installed=_shown(found.metadata, workdir)
             )
             yield _unaudited(found.name, "pip did not list it as installed", at)
-
-
-def _reported_advisory(vuln: dict[str, Any]) -> Advisory:
-    """The advisory as pip-audit reported it; its JSON has no severity."""
-    description = " ".join(str(vuln.get("description") or "").split())
-    return Advisory(
-        id=str(vuln.get("id")),
-        aliases=tuple(str(alias) for alias in vuln.get("aliases") or ()),
-        summary="",
-        details="" if description == "N/A" else description,
-        fixed_versions=tuple(str(fix) for fix in vuln.get("fix_versions") or ()),
-        severity="unknown",
-    )
 
 
 # --- installed environments -----------------------------------------------------------------

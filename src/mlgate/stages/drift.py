@@ -314,23 +314,19 @@ class DriftStage(Stage[DriftConfig, DriftPolicy]):
         rows = _table_rows(evidence)
         if not rows:
             return ""
-        body = "".join(
-            "<tr>"
-            + "".join(
-                f"<td>{escape.html_text(cell)}</td>"
-                for cell in (
+        return escape.html_table(
+            ("feature", "kind", "PSI", "p-value", "drifted"),
+            (
+                (
                     str(e["feature"]),
                     str(e["kind"]),
                     f"{e['psi']:.4f}",
                     f"{e['p_value']:.3g}",
                     "yes" if e["drifted"] else "no",
                 )
-            )
-            + "</tr>"
-            for e in rows
+                for e in rows
+            ),
         )
-        head = "".join(f"<th>{h}</th>" for h in ("feature", "kind", "PSI", "p-value", "drifted"))
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def as_json(evidence: Evidence) -> dict[str, Any]:

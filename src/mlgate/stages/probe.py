@@ -316,22 +316,13 @@ class ProbeStage(Stage[ProbeConfig, ProbePolicy]):
         cases = _cases(evidence)
         if not cases:
             return ""
-        rows = "".join(
-            "<tr>"
-            + "".join(
-                f"<td>{escape.html_text(cell)}</td>"
-                for cell in (
-                    str(c.get("case")),
-                    str(c.get("description")),
-                    _answered(c),
-                    str(c.get("outcome")),
-                )
-            )
-            + "</tr>"
-            for c in cases
+        return escape.html_table(
+            ("request", "what", "answer", "outcome"),
+            (
+                (str(c.get("case")), str(c.get("description")), _answered(c), str(c.get("outcome")))
+                for c in cases
+            ),
         )
-        head = "".join(f"<th>{h}</th>" for h in ("request", "what", "answer", "outcome"))
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
 
 
 # -- input ---------------------------------------------------------------------------------------

@@ -333,11 +333,10 @@ class ScanStage(Stage[ScanConfig, ScanPolicy]):
     def report_html(self, evidence: Evidence) -> str:
         if not evidence.findings:
             return ""
-        rows = "".join(
-            "<tr>"
-            + "".join(
-                f"<td>{escape.html_text(cell)}</td>"
-                for cell in (
+        return escape.html_table(
+            ("severity", "source", "id", "aliases", "where", "image", "what"),
+            (
+                (
                     f.severity + (" (waived)" if f.waived_by else ""),
                     f.source or "",
                     f.id,
@@ -346,15 +345,9 @@ class ScanStage(Stage[ScanConfig, ScanPolicy]):
                     f.image or "",
                     f.title or f.message,
                 )
-            )
-            + "</tr>"
-            for f in sorted(evidence.findings, key=lambda f: _SEVERITIES.index(f.severity))
+                for f in sorted(evidence.findings, key=lambda f: _SEVERITIES.index(f.severity))
+            ),
         )
-        head = "".join(
-            f"<th>{h}</th>"
-            for h in ("severity", "source", "id", "aliases", "where", "image", "what")
-        )
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
 
 
 def effective(policy: ScanPolicy, finding: Finding) -> Severity:
