@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,31 +23,6 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "iris"
 PAYLOAD = json.loads((EXAMPLE / "payloads.jsonl").read_text().splitlines()[0])
 LABEL = "org.mlgate.serve"
-# The script exits 3 when no engine can be started here at all: the only reason to skip.
-NO_ENGINE = 3
-
-
-@pytest.fixture(scope="session")
-def engine() -> Iterator[Any]:
-    """A docker client of the engine the script starts (or finds already running)."""
-    done = subprocess.run(
-        [str(ROOT / "scripts" / "docker-engine.sh")],
-        capture_output=True,
-        text=True,
-        timeout=1200,  # the first run installs packages and debootstraps the base image
-        check=False,
-    )
-    message = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
-    if done.returncode == NO_ENGINE:
-        pytest.skip(f"no Docker engine can be started here: {message}")
-    assert done.returncode == 0, f"scripts/docker-engine.sh failed: {message}"
-    name, value = done.stdout.strip().splitlines()[-1].split("=", 1)
-    assert name == "DOCKER_HOST"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DOCKER_HOST", value)
-        client = docker.from_env()
-        yield client
-        client.close()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import json
 import shutil
-import subprocess
 import sys
 import tarfile
 from collections.abc import Iterator
@@ -16,7 +15,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import docker  # type: ignore[import-untyped]
 import pytest
 
 from mlgate.evidence import Finding
@@ -27,36 +25,10 @@ from mlgate.scanners.interface import ScanError, ScanResult, ScanTargets
 ROOT = Path(__file__).resolve().parents[1]
 CONTEXT = ROOT / "tests" / "data" / "scan" / "image"
 ADVISORIES = ROOT / "tests" / "data" / "advisories"
-# The script exits 3 when no engine can be started here at all: the only reason to skip.
-NO_ENGINE = 3
 # Built from parts so that secret scanners of this repository do not flag the test itself.
 GITHUB_TOKEN = "ghp_" + "R8sT2vQ9wLm4Xc7Zb1Nk5Pd3Hf6Jg0Ya2Ue8"
 TINY_TAG = "mlgate-test/scan-image-tiny:1"
 JINJA2_METADATA = (CONTEXT / "site-packages" / "Jinja2-2.10.dist-info" / "METADATA").read_bytes()
-
-
-@pytest.fixture(scope="session")
-def engine() -> Iterator[Any]:
-    """A docker client of the engine the script starts (or finds already running); DOCKER_HOST
-    stays set for the scanner."""
-    done = subprocess.run(
-        [str(ROOT / "scripts" / "docker-engine.sh")],
-        capture_output=True,
-        text=True,
-        timeout=1200,  # the first run installs packages and debootstraps the base image
-        check=False,
-    )
-    message = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
-    if done.returncode == NO_ENGINE:
-        pytest.skip(f"no Docker engine can be started here: {message}")
-    assert done.returncode == 0, f"scripts/docker-engine.sh failed: {message}"
-    name, value = done.stdout.strip().splitlines()[-1].split("=", 1)
-    assert name == "DOCKER_HOST"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DOCKER_HOST", value)
-        client = docker.from_env()
-        yield client
-        client.close()
 
 
 @pytest.fixture(scope="session")
