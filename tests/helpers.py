@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import pytest
 
 from mlgate.evidence import Evidence, Finding, collect_provenance, now
 from tests.fakegithub import FakeGitHub
@@ -109,3 +116,32 @@ def stage_evidence(
         "provenance": collect_provenance(None, {}),
     }
     return Evidence.model_validate(document | fields)
+
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "iris"
+
+
+class ExampleServer:
+    """The example's real model server (examples/iris/serve.py) on a free port of 127.0.0.1,
+    in its own process group; extra arguments go to serve.py (e.g. --delay-ms 50)."""
+
+    def __init__(self, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "serve.py", "--port", "0", *args],
+            cwd=EXAMPLE,
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.append(self.process.stdout.readline()))  # type: ignore[union-attr]
+        reader.start()
+        reader.join(timeout=60)
+        if not lines or not lines[0].startswith("listening on "):
+            self.stop()
+            pytest.fail(f"serve.py did not start: {lines}")
+        self.url = lines[0].removeprefix("listening on ").strip()
+
+    def stop(self) -> None:
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()

@@ -9,13 +9,9 @@ from __future__ import annotations
 import gzip
 import json
 import math
-import os
 import re
-import signal
 import socket
-import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -31,33 +27,11 @@ from mlgate import stats
 from mlgate.samples import read_samples
 from mlgate.stages.interface import RunContext
 from mlgate.stages.load import SAMPLES_FILE, LoadConfig, LoadPolicy, LoadStage
+from tests.helpers import ExampleServer as Server
 
 STAGE = LoadStage()
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "iris"
 PAYLOAD = str(EXAMPLE / "payloads.jsonl")
-
-
-class Server:
-    def __init__(self, *args: str) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "serve.py", "--port", "0", *args],
-            cwd=EXAMPLE,
-            stdout=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
-        lines: list[str] = []
-        reader = threading.Thread(target=lambda: lines.append(self.process.stdout.readline()))  # type: ignore[union-attr]
-        reader.start()
-        reader.join(timeout=60)
-        if not lines or not lines[0].startswith("listening on "):
-            self.stop()
-            pytest.fail(f"serve.py did not start: {lines}")
-        self.url = lines[0].removeprefix("listening on ").strip()
-
-    def stop(self) -> None:
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
 
 
 @pytest.fixture(scope="module")

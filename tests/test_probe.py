@@ -4,12 +4,8 @@ deliberately bad servers in this process, all on 127.0.0.1."""
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,6 +19,7 @@ from pydantic import ValidationError
 from mlgate import evidence as ev
 from mlgate.stages.interface import RunContext
 from mlgate.stages.probe import ProbeConfig, ProbePolicy, ProbeStage
+from tests.helpers import ExampleServer as IrisServer
 
 STAGE = ProbeStage()
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "iris"
@@ -40,29 +37,6 @@ CASES = [
     "invalid-json",
     "deeply-nested-json",
 ]
-
-
-class IrisServer:
-    def __init__(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "serve.py", "--port", "0"],
-            cwd=EXAMPLE,
-            stdout=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
-        lines: list[str] = []
-        reader = threading.Thread(target=lambda: lines.append(self.process.stdout.readline()))  # type: ignore[union-attr]
-        reader.start()
-        reader.join(timeout=60)
-        if not lines or not lines[0].startswith("listening on "):
-            self.stop()
-            pytest.fail(f"serve.py did not start: {lines}")
-        self.url = lines[0].removeprefix("listening on ").strip()
-
-    def stop(self) -> None:
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -27,7 +25,7 @@ from mlgate.registry.mlflow_registry import Registry
 from mlgate.stages.interface import RunContext
 from mlgate.stages.tests import TestsConfig, TestsStage
 from tests.fakegithub import FakeGitHub
-from tests.helpers import junit_xml
+from tests.helpers import ExampleServer, junit_xml
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "iris"
@@ -342,24 +340,9 @@ def test_bad_input_is_one_line_and_changes_nothing(registry: Registry, project: 
 @pytest.fixture(scope="module")
 def model_server() -> Iterator[str]:
     """The example's real model server on 127.0.0.1, standing in for the deployed stage."""
-    process = subprocess.Popen(
-        [sys.executable, "serve.py", "--port", "0"],
-        cwd=EXAMPLE,
-        stdout=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.append(process.stdout.readline()))  # type: ignore[union-attr]
-    reader.start()
-    reader.join(timeout=60)
-    try:
-        if not lines or not lines[0].startswith("listening on "):
-            pytest.fail(f"serve.py did not start: {lines}")
-        yield lines[0].removeprefix("listening on ").strip()
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    running = ExampleServer()
+    yield running.url
+    running.stop()
 
 
 def with_check(project: Path, **check: object) -> None:
