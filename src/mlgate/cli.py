@@ -232,15 +232,10 @@ def load(
     Closed loop with --users, open loop with --rate (latency counted from each request's
     scheduled time, so queueing is not hidden). Exits 0 once evidence is written.
     """
-    from pydantic import ValidationError
-
-    from mlgate import config
-    from mlgate.stages.load import LoadConfig
 
     if users is not None and rate is not None:
         raise MlgateError("give --users (closed loop) or --rate (open loop), not both")
     cfg = _load_config(config_path)
-    base = cfg.stage_config("load")
     options = {
         "url": url,
         "path": endpoint,
@@ -258,10 +253,7 @@ def load(
         overrides |= {"users": users, "rate": None}
     if rate is not None:
         overrides |= {"rate": rate, "users": None}
-    try:
-        stage_config = LoadConfig.model_validate((base.model_dump() if base else {}) | overrides)
-    except ValidationError as exc:
-        raise ConfigError(config.describe(exc, "mlgate load options")) from None
+    stage_config = _overridden("load", cfg, overrides)
     _run_stage("load", stage_config, cfg, evidence_dir)
 
 
@@ -301,13 +293,11 @@ def drift(
 
     Exits 0 once evidence is written, whatever drifted: the gate decides.
     """
-    from pydantic import ValidationError
 
-    from mlgate import config, evidence
+    from mlgate import evidence
     from mlgate.stages import drift as drift_stage
 
     cfg = _load_config(config_path)
-    base = cfg.stage_config("drift")
     options = {
         "reference": reference,
         "current": current,
@@ -315,12 +305,7 @@ def drift(
         "timeout": timeout,
     }
     overrides = {key: value for key, value in options.items() if value is not None}
-    try:
-        stage_config = drift_stage.DriftConfig.model_validate(
-            (base.model_dump() if base else {}) | overrides
-        )
-    except ValidationError as exc:
-        raise ConfigError(config.describe(exc, "mlgate drift options")) from None
+    stage_config = _overridden("drift", cfg, overrides)
     target = stage_config.dispatch if send else None
     if send and target is None:
         raise MlgateError("--dispatch needs stages.drift.dispatch in the config")
@@ -375,13 +360,8 @@ def probe(
 
     Exits 0 once evidence is written, whatever the server did: the gate decides.
     """
-    from pydantic import ValidationError
-
-    from mlgate import config
-    from mlgate.stages.probe import ProbeConfig
 
     cfg = _load_config(config_path)
-    base = cfg.stage_config("probe")
     options = {
         "url": url,
         "path": endpoint,
@@ -392,10 +372,7 @@ def probe(
         "timeout": timeout,
     }
     overrides = {key: value for key, value in options.items() if value is not None}
-    try:
-        stage_config = ProbeConfig.model_validate((base.model_dump() if base else {}) | overrides)
-    except ValidationError as exc:
-        raise ConfigError(config.describe(exc, "mlgate probe options")) from None
+    stage_config = _overridden("probe", cfg, overrides)
     _run_stage("probe", stage_config, cfg, evidence_dir)
 
 
@@ -437,13 +414,11 @@ def quality(
 
     Exits 0 once evidence is written, whatever the comparison found: the gate decides.
     """
-    from pydantic import ValidationError
 
-    from mlgate import config, evidence
+    from mlgate import evidence
     from mlgate.stages import quality as quality_stage
 
     cfg = _load_config(config_path)
-    base = cfg.stage_config("quality")
     options = {
         "candidate": candidate,
         "champion": champion,
@@ -453,12 +428,7 @@ def quality(
         "timeout": timeout,
     }
     overrides = {key: value for key, value in options.items() if value is not None}
-    try:
-        stage_config = quality_stage.QualityConfig.model_validate(
-            (base.model_dump() if base else {}) | overrides
-        )
-    except ValidationError as exc:
-        raise ConfigError(config.describe(exc, "mlgate quality options")) from None
+    stage_config = _overridden("quality", cfg, overrides)
     directory = evidence_dir or Path(cfg.evidence_dir)
     _run_stage("quality", stage_config, cfg, directory)  # exits 4 on error evidence
     if as_json:
@@ -515,13 +485,8 @@ def scan(
     A scanner that is missing or fails makes the stage an error. Exits 0 once evidence is
     written; `mlgate gate` applies the policy and the waivers.
     """
-    from pydantic import ValidationError
-
-    from mlgate import config
-    from mlgate.stages.scan import ScanConfig
 
     cfg = _load_config(config_path)
-    base = cfg.stage_config("scan")
     targets = {
         "sources": list(sources),
         "requirements": list(requirements),
@@ -544,10 +509,7 @@ def scan(
         "timeout": timeout,
     }
     overrides |= {key: value for key, value in options.items() if value is not None}
-    try:
-        stage_config = ScanConfig.model_validate((base.model_dump() if base else {}) | overrides)
-    except ValidationError as exc:
-        raise ConfigError(config.describe(exc, "mlgate scan options")) from None
+    stage_config = _overridden("scan", cfg, overrides)
     _run_stage("scan", stage_config, cfg, evidence_dir)
 
 
@@ -692,6 +654,21 @@ def _stop_detached(state_file: Path) -> None:
     state = _read_state(state_file)
     metrics = {k: v for k, v in state.items() if k not in ("url", "pid", "stopped")}
     click.echo("mlgate: stopped; " + ", ".join(f"{k} {v}" for k, v in metrics.items()), err=True)
+
+
+def _overridden(name: str, cfg: Any, overrides: dict[str, Any]) -> Any:
+    """The stage's config section from mlgate.yml with the command line's options on top."""
+    from pydantic import ValidationError
+
+    from mlgate import config
+    from mlgate.stages import STAGES
+
+    base = cfg.stage_config(name)
+    document = (base.model_dump(by_alias=True) if base else {}) | overrides
+    try:
+        return STAGES[name].config_model.model_validate(document)
+    except ValidationError as exc:
+        raise ConfigError(config.describe(exc, f"mlgate {name} options")) from None
 
 
 def _run_stage(name: str, stage_config: Any, cfg: Any, evidence_dir: Path | None) -> None:
