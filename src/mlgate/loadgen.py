@@ -73,7 +73,7 @@ class LoadSpec:
     max_in_flight: int
     budget: float  # seconds from the child's start by which its files must be written
     # Open loop: more servers loaded with `url` at the same rate each, request by request in
-    # turn (A B A B ...), so whatever slows the machine slows every target alike.
+    # turn (A B, B A, ...), so whatever slows the machine slows every target alike.
     other_urls: list[str] = field(default_factory=list)
 
     def write(self, path: Path) -> None:
@@ -345,14 +345,17 @@ def _open_loop(
         del unanswered[index]
 
     end = spec.warmup + spec.duration
-    # Every target gets `rate` requests per second; they take turns, one request each.
+    # Every target gets `rate` requests per second; they take turns, one request each, and
+    # every other cycle in reverse order (A B, B A, A B, ...): the first of a cycle was
+    # measured ~5% faster in p95 than the second, a bias between identical servers.
     ticks_per_second = spec.rate * len(urls)
     started = time.perf_counter()
     for index in itertools.count():
         scheduled = index / ticks_per_second
         if scheduled >= end:
             break
-        target = index % len(urls)
+        cycle_index, position = divmod(index, len(urls))
+        target = position if cycle_index % 2 == 0 else len(urls) - 1 - position
         wait = started + scheduled - time.perf_counter()
         if wait > 0:
             gevent.sleep(wait)
