@@ -11,6 +11,7 @@ import json
 import math
 import re
 import socket
+import subprocess
 import sys
 import time
 import urllib.error
@@ -610,8 +611,9 @@ def test_open_loop_champion_takes_turns_request_by_request(tmp_path: Path, serve
     )
     assert worse.status == "passed", worse.reason
     comparison = worse.data["comparison"]
-    assert comparison["interleaving"] == "requests in turn"
+    assert comparison["interleaving"] == "requests in turn, fresh servers every round"
     assert comparison["method"] == "paired rounds" and comparison["rounds"] == 4
+    assert worse.data["server_starts"] == 4
     # Each side got its own rate over the measured window.
     assert 140 <= comparison["candidate_samples"] <= 160
     assert 140 <= comparison["baseline_samples"] <= 160
@@ -619,6 +621,98 @@ def test_open_loop_champion_takes_turns_request_by_request(tmp_path: Path, serve
     champion = read_samples(tmp_path / "ev" / worse.data["champion_samples_artifact"])
     assert len(champion.rounds) == 4
     assert children(server) == []
+
+
+def counted_serve_command(pids: Path) -> dict[str, object]:
+    """The example server, each start of it writing its process id to `pids`."""
+    wrapper = pids.with_suffix(".py")
+    wrapper.write_text(
+        "import os, sys\n"
+        "with open(sys.argv[1], 'a') as f:\n"
+        "    f.write(f'{os.getpid()}\\n')\n"
+        "os.execv(sys.executable, [sys.executable, *sys.argv[2:]])\n"
+    )
+    server = [str(EXAMPLE / "serve.py"), "--port", "{port}"]
+    return {"source": "command", "command": [sys.executable, str(wrapper), str(pids), *server]}
+
+
+@pytest.mark.parametrize("rate", [40, None], ids=["open-loop", "closed-loop"])
+def test_every_round_runs_on_a_fresh_pair_of_servers(
+    tmp_path: Path, server: Server, rate: int | None
+) -> None:
+    # What sets one server process apart from an identical one then varies between rounds.
+    def started(fresh: bool) -> tuple[ev.Evidence, list[str], list[str]]:
+        where = tmp_path / str(fresh)
+        where.mkdir()
+        evidence = run(
+            where,
+            serve=counted_serve_command(where / "candidate"),
+            champion=counted_serve_command(where / "champion"),
+            payload=PAYLOAD,
+            fresh_servers=fresh,
+            rounds=3,
+            warmup=0.5,
+            duration=3,
+            timeout=120,
+            **({"rate": rate} if rate else {"users": 2}),
+        )
+        assert evidence.status == "passed", evidence.reason
+        return (
+            evidence,
+            (where / "candidate").read_text().split(),
+            (where / "champion").read_text().split(),
+        )
+
+    fresh, candidates, champions = started(True)
+    assert len(set(candidates)) == len(set(champions)) == 3
+    assert fresh.data["server_starts"] == 3
+    comparison = fresh.data["comparison"]
+    assert comparison["interleaving"].endswith(", fresh servers every round")
+    assert comparison["rounds"] == 3
+    champion = read_samples(tmp_path / "True" / "ev" / fresh.data["champion_samples_artifact"])
+    candidate = read_samples(tmp_path / "True" / "ev" / "load.json")
+    assert len(champion.rounds) == len(candidate.rounds) == 3
+    assert all(len(r) > 0 for r in (*champion.rounds, *candidate.rounds))
+    assert fresh.metrics["requests"] == candidate.values.size == comparison["candidate_samples"]
+    assert fresh.metrics["cold_start_s"] and fresh.metrics["server_peak_memory_bytes"]
+    assert fresh.data["champion"]["cold_start_s"] > 0
+    if rate:  # the schedule fixes the count: 40 per second for the 3 measured seconds
+        assert fresh.metrics["requests"] == 120
+    once, candidates, champions = started(False)
+    assert len(candidates) == len(champions) == 1
+    assert "server_starts" not in once.data
+    assert not once.data["comparison"]["interleaving"].endswith("fresh servers every round")
+    assert children(server) == []
+
+
+def test_open_loop_targets_swap_order_every_cycle(tmp_path: Path, server: Server) -> None:
+    # A B, B A, A B, ...: neither side is always the first of its pair. (The generator runs as
+    # the stage runs it, in a child: locust patches the standard library as it is imported.)
+    from mlgate import loadgen
+
+    loadgen.LoadSpec(
+        url=server.url,
+        path="/invocations",
+        payload=PAYLOAD,
+        locustfile=None,
+        users=None,
+        rate=20,
+        warmup=0,
+        duration=1,
+        request_timeout=10,
+        max_in_flight=100,
+        budget=60,
+        other_urls=[server.url],
+    ).write(tmp_path / "spec.json")
+    subprocess.run(
+        [sys.executable, "-m", "mlgate.loadgen", "--spec", str(tmp_path / "spec.json")],
+        check=True,
+        timeout=120,
+    )
+    records = loadgen.read_records(tmp_path / loadgen.RECORDS_FILE)
+    assert all(r.ok for r in records)
+    order = [r.target for r in sorted(records, key=lambda r: r.offset_s)]
+    assert order == [0, 1, 1, 0] * 10  # 20 per second each, for a second
 
 
 def test_champion_settings_are_checked() -> None:

@@ -389,5 +389,8 @@ def test_the_registered_champion_is_loaded_beside_the_candidate(
     paired = load(tmp_path / "paired")
     assert paired.status == "passed", paired.reason
     assert paired.data["champion"]["model_uri"] == f"models:/iris/{first}"
-    assert paired.data["comparison"]["interleaving"] == "requests in turn"
+    assert paired.data["comparison"]["interleaving"] == (
+        "requests in turn, fresh servers every round"
+    )
+    assert paired.data["server_starts"] == 3
     assert {m["metric"] for m in paired.data["comparison"]["metrics"]} == {"p50", "p95", "mean"}

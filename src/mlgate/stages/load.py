@@ -93,7 +93,10 @@ class LoadConfig(StageConfig):
         default=30, gt=0, description="Seconds measured, after the warm-up (the run lasts both)."
     )
     warmup: float = Field(
-        default=5, ge=0, description="Seconds of load before measuring, left out of statistics."
+        default=5,
+        ge=0,
+        description="Seconds of load before measuring, left out of statistics (with fresh "
+        "servers for a champion comparison, before every round).",
     )
     health_path: UrlPath | None = Field(
         default="/ping",
@@ -123,7 +126,15 @@ class LoadConfig(StageConfig):
         ge=2,
         le=100,
         description="Interleaved rounds with a champion; each side gets "
-        "duration / rounds seconds per round.",
+        "duration / rounds seconds per round (see fresh_servers).",
+    )
+    fresh_servers: bool = Field(
+        default=True,
+        description="With a champion, when mlgate starts both servers: a fresh candidate and "
+        "champion server for every round, each round warmed up again, so what sets one server "
+        "process apart from an identical one (measured: up to 7% in p95 for a whole run) "
+        "varies between rounds, where the comparison's interval sees it, instead of biasing "
+        "every round alike. Costs two server starts per round.",
     )
     baseline: Baseline | None = Field(
         default=None,
@@ -158,7 +169,17 @@ class LoadConfig(StageConfig):
             raise ValueError(
                 "a champion is loaded by the built-in scenario (payload), not a locustfile"
             )
-        if self.champion is not None:
+        if self.champion is not None and self.fresh_servers_apply:
+            # Every round warms up again and starts its generator(s), after both servers start.
+            sides = 1 if self.rate is not None else 2
+            needed = sides * (self.rounds * (self.warmup + _STARTUP_S) + self.duration)
+            if self.timeout <= needed:
+                raise ValueError(
+                    f"timeout ({self.timeout:g} s) must exceed {needed:g} s for a champion "
+                    "comparison on fresh servers (warmup and start-up every round, the "
+                    "duration, and the servers' starts on top)"
+                )
+        elif self.champion is not None:
             # Both sides warm up and run every round, each run starting its own generator.
             needed = 2 * (self.warmup + self.duration) + (2 * self.rounds + 2) * _STARTUP_S
             if self.timeout <= needed:
@@ -172,6 +193,17 @@ class LoadConfig(StageConfig):
                 f"({self.warmup + self.duration:g} s) by more than {_STARTUP_S:g} s"
             )
         return self
+
+    @property
+    def fresh_servers_apply(self) -> bool:
+        """Whether a champion comparison starts fresh servers every round: asked for, and
+        both sides are started by mlgate (a running URL cannot be restarted)."""
+        return (
+            self.fresh_servers
+            and self.serve is not None
+            and self.champion is not None
+            and "url" not in (self.serve.source, self.champion.source)
+        )
 
     @property
     def closed_loop_users(self) -> int | None:
@@ -248,6 +280,9 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
     def _run(self, config: LoadConfig, context: RunContext) -> Evidence:
         if config.serve is None and config.champion is None:
             return self._load(config, context)
+        if config.fresh_servers_apply:
+            assert config.serve is not None and config.champion is not None
+            return self._fresh_rounds(config, config.serve, config.champion, context)
         started = ev.now()
         deadline = time.monotonic() + config.timeout
 
@@ -297,6 +332,107 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
             data["champion"] = config.champion.model_dump(mode="json") | {
                 "cold_start_s": champion.cold_start_s
             }
+        return evidence.model_copy(update={"started_at": started, "metrics": metrics, "data": data})
+
+    def _fresh_rounds(
+        self, config: LoadConfig, candidate: ServeSpec, champion: ServeSpec, context: RunContext
+    ) -> Evidence:
+        """Every round on a fresh pair of servers: start both (in alternating order), warm up,
+        load one round as the side-by-side modes do (open loop: requests in turn; closed loop:
+        A then B, B then A), stop both. The rounds are put on one timeline, each measured
+        window after the last, and judged as one run."""
+        started = ev.now()
+        deadline = time.monotonic() + config.timeout
+        workdir = Path(config.working_directory)
+        samples = context.evidence_dir / SAMPLES_FILE
+        samples.unlink(missing_ok=True)
+
+        def error(reason: str) -> Evidence:
+            return _evidence(context, started, config, reason=reason)
+
+        inputs = _inputs(config)
+        if isinstance(inputs, str):
+            return error(inputs)
+        payload, _ = inputs
+        span = config.duration / config.rounds
+        specs = {"candidate": candidate, "champion": champion}
+        records: dict[str, list[loadgen.Record]] = {"candidate": [], "champion": []}
+        rounds: dict[str, list[list[float]]] = {"candidate": [], "champion": []}
+        usage: dict[str, list[dict[str, float | None]]] = {"candidate": [], "champion": []}
+        result = loadgen.Result()
+        digest: str | None = None
+        for index in range(config.rounds):
+            order = list(specs) if index % 2 == 0 else list(reversed(list(specs)))
+            servers: dict[str, serving.Server] = {}
+            with contextlib.ExitStack() as stack:
+                for name in order:
+                    # Starting counts against the stage's timeout like the load itself.
+                    limit = max(deadline - time.monotonic(), 0.1)
+                    spec = specs[name].model_copy(
+                        update={"startup_timeout": min(specs[name].startup_timeout, limit)}
+                    )
+                    try:
+                        servers[name] = stack.enter_context(serving.serve(spec))
+                    except serving.ServingError as exc:
+                        return error(f"serving ({name}), round {index + 1}: {exc}")
+                before = {name: server.resources() for name, server in servers.items()}
+                running = config.model_copy(
+                    update={"duration": span, "timeout": deadline - time.monotonic()}
+                )
+                got = _one_round(running, servers, order, workdir, payload, deadline)
+                if isinstance(got, str):
+                    return error(f"round {index + 1}: {got}")
+                round_records, result = got
+            for name, server in servers.items():
+                usage[name].append(serving.server_metrics(server, since=before[name]))
+            # What a container ran, exactly (the same image every round).
+            digest = getattr(servers["candidate"], "image_digest", None) or digest
+            # On one timeline: round i's measured window follows round i-1's; warm-up
+            # requests stay before the first window.
+            for name in specs:
+                kept = [
+                    loadgen.Record(
+                        r.offset_s - config.warmup
+                        if r.offset_s < config.warmup
+                        else r.offset_s + index * span,
+                        r.latency_ms,
+                        r.ok,
+                        r.outcome,
+                    )
+                    for r in round_records[name]
+                    if r.offset_s < config.warmup + span
+                ]
+                records[name] += kept
+                rounds[name].append(
+                    [r.latency_ms for r in kept if r.ok and r.offset_s >= config.warmup]
+                )
+        evidence = _judge_run(
+            config, context, started, records["candidate"], result, samples, rounds["candidate"]
+        )
+        if evidence.status == "passed":
+            champion_failed = sum(
+                1 for r in records["champion"] if not r.ok and r.offset_s >= config.warmup
+            )
+            interleaving = (
+                "requests in turn" if config.rate is not None else "rounds in turn (A B, B A, ...)"
+            )
+            evidence = self._with_champion(
+                evidence,
+                context,
+                rounds["champion"],
+                rounds["candidate"],
+                f"{interleaving}, fresh servers every round",
+                champion_failed,
+            )
+        metrics = dict(evidence.metrics) | _merged_usage(usage["candidate"])
+        data = dict(evidence.data) | {
+            "serve": candidate.model_dump(mode="json"),
+            "champion": champion.model_dump(mode="json")
+            | {"cold_start_s": _merged_usage(usage["champion"])["cold_start_s"]},
+            "server_starts": config.rounds,
+        }
+        if digest:
+            data["serve"]["image_digest"] = digest
         return evidence.model_copy(update={"started_at": started, "metrics": metrics, "data": data})
 
     def _interleaved(self, config: LoadConfig, champion_url: str, context: RunContext) -> Evidence:
@@ -881,6 +1017,61 @@ def _generate(
         if result.error:
             return result.error
         return loadgen.read_records(directory / loadgen.RECORDS_FILE), result
+
+
+def _one_round(
+    config: LoadConfig,
+    servers: dict[str, serving.Server],
+    order: list[str],
+    workdir: Path,
+    payload: Path | None,
+    deadline: float,
+) -> tuple[dict[str, list[loadgen.Record]], loadgen.Result] | str:
+    """One round of a champion comparison on running servers, warm-up included: open loop,
+    one generator in turn to both (records split by target); closed loop, each side in
+    `order`, one after the other."""
+    if config.rate is not None:
+        generated = _generate(
+            config,
+            servers["candidate"].url,
+            workdir,
+            payload,
+            None,
+            deadline - time.monotonic(),
+            other_urls=[servers["champion"].url],
+        )
+        if isinstance(generated, str):
+            return generated
+        records, result = generated
+        return {
+            "candidate": [r for r in records if r.target == 0],
+            "champion": [r for r in records if r.target == 1],
+        }, result
+    split: dict[str, list[loadgen.Record]] = {}
+    result = loadgen.Result()
+    for name in order:
+        generated = _generate(
+            config, servers[name].url, workdir, payload, None, deadline - time.monotonic()
+        )
+        if isinstance(generated, str):
+            return f"{name}: {generated}"
+        split[name], result = generated
+    return split, result
+
+
+def _merged_usage(rounds: list[dict[str, float | None]]) -> dict[str, float | None]:
+    """One server's metrics over its fresh starts: the first cold start (the later ones are
+    no colder), the highest peak memory, the CPU time of all the rounds' load."""
+
+    def present(key: str) -> list[float]:
+        return [v for r in rounds if (v := r.get(key)) is not None]
+
+    memory, cpu = present("server_peak_memory_bytes"), present("server_cpu_seconds")
+    return {
+        "cold_start_s": rounds[0].get("cold_start_s") if rounds else None,
+        "server_peak_memory_bytes": max(memory) if memory else None,
+        "server_cpu_seconds": round(sum(cpu), 3) if cpu else None,
+    }
 
 
 def _judge_run(
