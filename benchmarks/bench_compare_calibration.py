@@ -3,37 +3,36 @@
 Real load (mlgate's load generator, i.e. locust, as the load stage runs it) against the example
 model server (examples/iris/serve.py) on 127.0.0.1. Run:
 
-    .venv/bin/python benchmarks/bench_compare_calibration.py [--rounds 144] [--round-seconds 10]
-        [--rounds-per-trial 6] [--rate 100] [--quick]
+    .venv/bin/python benchmarks/bench_compare_calibration.py [--pairs 12] [--rate 100]
+        [--seconds 60] [--rounds-per-trial 6] [--tolerance 0.05] [--save F] [--quick]
 
-Servers. Three processes of serve.py: A1 and A2 (the same server, started twice: a champion and
-an unchanged candidate) and B (the same server with ``--cpu-ms``: busy work, as a bigger model
-would add). A short calibration run measures A's p95 first; B then adds 10% of it to every
-prediction. A constant addition moves every quantile by itself, so it moves p95 by +10% (p50
-and the mean by more, relative to their smaller values); the achieved shift is printed, because
-it only adds up exactly without queueing. A sleep would not do: waking up takes the scheduler
-~0.2 ms here, which alone is +10% of this server's p95.
+Trials are what the load stage's champion mode does, run after run: one open-loop run of the
+generator sending to a candidate and a champion in turn, request by request (candidate first),
+each at ``--rate`` requests per second, ``--warmup`` seconds dropped, then ``--seconds`` measured
+and cut into ``--rounds-per-trial`` rounds (the defaults are the load stage's `duration: 60`,
+`rounds: 6`). Whatever slows the machine for a moment slows both sides alike.
 
-Load, as the load stage's champion mode makes it in open loop: one generator sends to A1, A2
-and B in turn, request by request (A1 A2 B A1 A2 B ...), each at ``--rate`` requests per second,
-so whatever slows the machine for a moment slows all three alike. Open loop: requests go out on
-schedule whatever the answers do, and latency counts from the scheduled time.
-
-Rounds and trials. The run is cut into rounds of ``--round-seconds``; a trial is
-``--rounds-per-trial`` consecutive rounds, i.e. the load budget per side (default 6 x 10 s =
-60 s, the load stage's `rounds: 6` over `duration: 60`): A1 against A2 over the same rounds is an
-A/A trial, A1 against B an A/B trial. Trials of disjoint rounds are independent and their rates
-carry 95% Clopper-Pearson intervals; as hours of load would be needed for hundreds of them, the
-script also draws many trials of rounds picked at random from all recorded ones and prints
-those rates as estimates.
+Servers. A1 and A2 are serve.py started twice (the same server: a champion and an unchanged
+candidate). The run alternates an A/A trial (candidate A2, champion A1) and an A/B trial
+(candidate B, champion A1), ``--pairs`` times. B is serve.py with ``--cpu-ms``: busy work holding
+the GIL, as a bigger model would add, of 10% of A's p95 as measured in the A/A trial just
+before; B is started afresh for each A/B trial. A constant addition moves every quantile by
+itself, so it moves p95 by +10% (p50 and the mean by more, relative to their smaller values); a
+machine that drifts in between moves it a little. The achieved shift is printed. A sleep would
+not do: waking up takes the scheduler ~0.2 ms here, which alone is +10% of this server's p95.
 
 Decisions. Paired rounds (`mlgate.stats.compare_rounds`, what the load stage and `mlgate
-compare` use on interleaved data), defaults: p50, p95, mean; tolerance 10%; 95% t interval; FDR
-0.05. A false alarm is any metric decided "regression" on an A/A trial; a detection is p95
-decided "regression" on an A/B trial. For contrast, on the same data: comparing independent
-samples (`mlgate.stats.compare`, what a baseline file measured at another time gets: A2 of one
-trial against A1 of the next), and github-action-benchmark's rule (alert when candidate /
-baseline of one value, the trial's p95 or mean, exceeds its default 200% or a tight 110%).
+compare` use on such data), defaults: p50, p95, mean; the default tolerance; 95% t interval;
+FDR 0.05. A false alarm is any metric decided "regression" on an A/A trial; the gate also fails
+on "inconclusive", so A/A gate failures (either) are counted too. A detection is p95 decided
+"regression" on an A/B trial. The trials' rates carry 95% Clopper-Pearson intervals; as hours of
+load would be needed for hundreds of trials, the script also draws many trials of rounds picked
+at random from all A/A (or A/B) trials' rounds and prints those rates as estimates.
+
+For contrast, on the same data: comparing independent samples (`mlgate.stats.compare`, what a
+baseline file measured at another time gets: the candidate of one trial against the champion A1
+of the next A/A trial), and github-action-benchmark's rule (alert when candidate / baseline of
+one value, the trial's p95 or mean, exceeds its default 200% or a tight 110%).
 """
 
 from __future__ import annotations
@@ -50,7 +49,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
@@ -60,6 +59,7 @@ from scipy import stats as scipy_stats  # type: ignore[import-untyped]
 
 from mlgate import loadgen, stats
 from mlgate.stages.load import LoadConfig, _generate
+from mlgate.stats import DEFAULT_TOLERANCE
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "iris"
@@ -69,7 +69,7 @@ FALSE_ALARM_TARGET = 0.01
 DETECTION_TARGET = 0.95
 GAB_THRESHOLDS = (2.00, 1.10)  # github-action-benchmark's default alert threshold, and a tight one
 DRAWN_TRIALS = 2000  # trials of randomly picked rounds
-SIDES = ("A1", "A2", "B")
+AA, AB = "A/A", "A/B"
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -141,19 +141,20 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 
 
 def load(
-    urls: list[str], seconds: float, warmup: float, rate: float, scratch: Path
+    candidate: str, champion: str, args: argparse.Namespace, scratch: Path
 ) -> list[loadgen.Record]:
-    """One real open-loop run of mlgate's load generator over `urls`, in turn; its records."""
+    """One real open-loop run of mlgate's load generator, as the load stage's champion mode
+    makes it (candidate and champion in turn, request by request): one round; its records."""
     config = LoadConfig(
-        url=urls[0],
+        url=candidate,
         payload=str(PAYLOAD),
-        duration=seconds,
-        warmup=warmup,
-        rate=rate,
-        timeout=warmup + seconds + 120,
+        duration=round_seconds(args),
+        warmup=args.warmup,
+        rate=args.rate,
+        timeout=args.warmup + round_seconds(args) + 120,
     )
     generated = _generate(
-        config, urls[0], scratch, PAYLOAD, None, config.timeout, other_urls=urls[1:]
+        config, candidate, scratch, PAYLOAD, None, config.timeout, other_urls=[champion]
     )
     if isinstance(generated, str):
         raise SystemExit(f"load run failed: {generated}")
@@ -164,16 +165,100 @@ def load(
     return records
 
 
-def cut(
-    records: list[loadgen.Record], targets: int, warmup: float, length: float, count: int
-) -> list[list[FloatArray]]:
-    """Per target, the successful latencies of each round of `length` seconds after warm-up."""
-    bins: list[list[list[float]]] = [[[] for _ in range(count)] for _ in range(targets)]
+def round_seconds(args: argparse.Namespace) -> float:
+    return float(args.seconds) / args.rounds_per_trial
+
+
+@dataclass
+class Trial:
+    """One load run: the champion's (A1) and the candidate's rounds, in step."""
+
+    kind: str  # A/A or A/B
+    added_ms: float  # the candidate's injected work (0 for A/A)
+    champion: list[FloatArray] = field(default_factory=list)
+    candidate: list[FloatArray] = field(default_factory=list)
+
+    def pooled(self, side: str) -> FloatArray:
+        return np.concatenate(self.champion if side == "champion" else self.candidate)
+
+
+def cut(records: list[loadgen.Record], args: argparse.Namespace) -> tuple[FloatArray, FloatArray]:
+    """The successful latencies of one round's measured window: candidate's, champion's."""
+    end = args.warmup + round_seconds(args)
+    sides: list[list[float]] = [[], []]
     for r in records:
-        index = math.floor((r.offset_s - warmup) / length)
-        if r.ok and 0 <= index < count:
-            bins[r.target][index].append(r.latency_ms)
-    return [[np.array(b, dtype=np.float64) for b in side] for side in bins]
+        if r.ok and args.warmup <= r.offset_s < end:
+            sides[r.target].append(r.latency_ms)
+    return np.array(sides[0], dtype=np.float64), np.array(sides[1], dtype=np.float64)
+
+
+def a_p95(trial: Trial) -> float:
+    """A's p95 in a trial: the champion's, and the candidate's too when it is A2."""
+    sides = [trial.pooled("champion")] + ([trial.pooled("candidate")] if trial.kind == AA else [])
+    return stats.point_estimate(np.sort(np.concatenate(sides)), "p95")
+
+
+def calibrate(args: argparse.Namespace, scratch: Path) -> float:
+    """B's work as a share of A's p95 that moves B's p95 by +10%.
+
+    Work added on the server moves the client's p95 by less than itself: the slowest answers
+    are slow mostly for reasons the server's work does not add to (measured: 10% of A's p95
+    as work gave +4-9%). So, before any trial, A/B runs of half a trial's rounds each measure
+    the shift achieved per share of work, pooled over the steps (process-to-process variation
+    makes a single step noisy), and the share is rescaled to +10%.
+    """
+    share = SHIFT
+    calibration = argparse.Namespace(**vars(args))
+    calibration.rounds_per_trial = max(2, args.rounds_per_trial // 2)
+    calibration.seconds = calibration.rounds_per_trial * round_seconds(args)
+    # A's p95 to size the first step's work; each step's champion then sizes the next.
+    reference = a_p95(make_trial(AA, 0.0, run_trial(AA, 0.0, calibration, scratch), calibration))
+    shares, achieved = [], []
+    for step in range(args.calibration_steps):
+        work = share * reference
+        trial = make_trial(AB, work, run_trial(AB, work, calibration, scratch), calibration)
+        reference = a_p95(trial)
+        shares.append(work / reference)  # the share of this step's own A p95
+        achieved.append(relative(trial.pooled("candidate"), trial.pooled("champion"), "p95"))
+        print(
+            f"  calibration {step + 1}: work {work:.3f} ms = {shares[-1]:.1%} of A's p95 -> "
+            f"p95 {achieved[-1]:+.1%}",
+            flush=True,
+        )
+        slope = sum(achieved) / sum(shares)  # p95 shift per share of work, pooled
+        share = min(max(SHIFT / slope, share / 2), share * 4) if slope > 0 else share * 4
+    print(f"calibrated: B's work is {share:.1%} of A's p95", flush=True)
+    return share
+
+
+def make_trial(
+    kind: str, added_ms: float, runs: list[list[loadgen.Record]], args: argparse.Namespace
+) -> Trial:
+    trial = Trial(kind, added_ms)
+    for records in runs:
+        candidate, champion = cut(records, args)
+        trial.candidate.append(candidate)
+        trial.champion.append(champion)
+    return trial
+
+
+def run_trial(
+    kind: str, added_ms: float, args: argparse.Namespace, scratch: Path
+) -> list[list[loadgen.Record]]:
+    """A trial as the load stage runs it: a fresh champion and candidate for every round, so
+    what sets one server process apart from an identical one (measured: up to 7% in p95, for
+    a whole run) varies from round to round, where the rounds' interval sees it."""
+    runs = []
+    for _ in range(args.rounds_per_trial):
+        champion = Server("A1", 0.0)
+        candidate = Server("A2" if kind == AA else "B", added_ms)
+        try:
+            start(champion, scratch)
+            start(candidate, scratch)
+            runs.append(load(candidate.url, champion.url, args, scratch))
+        finally:
+            stop_servers()
+    return runs
 
 
 def interval(hits: int, trials: int) -> tuple[float, float]:
@@ -212,270 +297,317 @@ def relative(candidate: FloatArray, baseline: FloatArray, metric: str) -> float:
     )
 
 
-@dataclass
-class Tally:
-    """Outcomes over a set of trials."""
-
-    trials: int = 0
-    alarms: int = 0  # A/A: any metric decided regression
-    detected: int = 0  # A/B: p95 decided regression
-    by_metric: dict[str, list[int]] | None = None  # metric -> [A/A reg, A/A inconclusive, A/B reg]
-
-    def add(self, aa: list[stats.Comparison], ab: list[stats.Comparison]) -> None:
-        if self.by_metric is None:
-            self.by_metric = {c.metric: [0, 0, 0] for c in aa}
-        self.trials += 1
-        self.alarms += any(c.decision == "regression" for c in aa)
-        self.detected += _of(ab, "p95").decision == "regression"
-        for c in aa:
-            self.by_metric[c.metric][0] += c.decision == "regression"
-            self.by_metric[c.metric][1] += c.decision == "inconclusive"
-        for c in ab:
-            self.by_metric[c.metric][2] += c.decision == "regression"
-
-
 def _of(results: list[stats.Comparison], metric: str) -> stats.Comparison:
     return next(c for c in results if c.metric == metric)
 
 
-def trial(
-    rounds: dict[str, list[FloatArray]], picked: Sequence[int]
-) -> tuple[list[stats.Comparison], list[stats.Comparison]]:
-    a1 = [rounds["A1"][i] for i in picked]
-    a2 = [rounds["A2"][i] for i in picked]
-    b = [rounds["B"][i] for i in picked]
-    return stats.compare_rounds(a1, a2), stats.compare_rounds(a1, b)
+@dataclass
+class Tally:
+    """Decisions over a set of trials of one kind."""
+
+    trials: int = 0
+    alarms: int = 0  # any metric decided regression
+    failures: int = 0  # any metric decided regression or inconclusive: the gate fails
+    detected: int = 0  # p95 decided regression
+    by_metric: dict[str, list[int]] = field(default_factory=dict)  # [regression, inconclusive]
+
+    def add(self, results: list[stats.Comparison]) -> None:
+        self.trials += 1
+        self.alarms += any(c.decision == "regression" for c in results)
+        self.failures += any(c.decision in ("regression", "inconclusive") for c in results)
+        self.detected += _of(results, "p95").decision == "regression"
+        for c in results:
+            counts = self.by_metric.setdefault(c.metric, [0, 0])
+            counts[0] += c.decision == "regression"
+            counts[1] += c.decision == "inconclusive"
 
 
-def report(rounds: dict[str, list[FloatArray]], per_trial: int, draws: int, seed: int) -> None:
-    count = len(rounds["A1"])
-    disjoint = [list(range(i, i + per_trial)) for i in range(0, count - per_trial + 1, per_trial)]
-    rng = np.random.default_rng(seed)
-    drawn = [sorted(rng.choice(count, per_trial, replace=False)) for _ in range(draws)]
-    tallies = {"disjoint": Tally(), "drawn": Tally()}
-    for name, trials in (("disjoint", disjoint), ("drawn", drawn)):
-        for picked in trials:
-            tallies[name].add(*trial(rounds, picked))
+def tally(pairs: Sequence[tuple[list[FloatArray], list[FloatArray]]], tolerance: float) -> Tally:
+    result = Tally()
+    for champion, candidate in pairs:
+        result.add(stats.compare_rounds(champion, candidate, tolerance=tolerance))
+    return result
 
-    print()
-    print(
-        f"mlgate, paired rounds (default rule: p50, p95, mean; tolerance 10%; 95% t interval;"
-        f" FDR 0.05), trials of {per_trial} rounds"
-    )
-    print(
-        f"{'trials':<28} | {'A/A false alarms (any metric)':<33} {'<=1%':<7} | "
-        f"{'A/B p95 detected':<33} {'>=95%':<7}"
-    )
-    for name, label, exact in (
-        ("disjoint", f"{len(disjoint)} of disjoint rounds", True),
-        ("drawn", f"{draws} of random rounds (est.)", False),
-    ):
-        t = tallies[name]
+
+def drawn_pairs(
+    trials: list[Trial], per_trial: int, draws: int, rng: np.random.Generator
+) -> list[tuple[list[FloatArray], list[FloatArray]]]:
+    """Trials of `per_trial` rounds picked at random from all these trials' rounds (each round
+    keeps its champion and candidate together)."""
+    rounds = [(c, d) for t in trials for c, d in zip(t.champion, t.candidate, strict=True)]
+    pairs = []
+    for _ in range(draws):
+        picked = rng.choice(len(rounds), per_trial, replace=False)
+        pairs.append(([rounds[i][0] for i in picked], [rounds[i][1] for i in picked]))
+    return pairs
+
+
+def report(trials: list[Trial], args: argparse.Namespace) -> None:
+    by_kind = {kind: [t for t in trials if t.kind == kind] for kind in (AA, AB)}
+    rng = np.random.default_rng(args.seed)
+    drawn = {
+        kind: drawn_pairs(by_kind[kind], args.rounds_per_trial, args.draws, rng)
+        for kind in (AA, AB)
+    }
+    own = {kind: [(t.champion, t.candidate) for t in by_kind[kind]] for kind in (AA, AB)}
+    tolerances = [args.tolerance] + ([0.10] if args.tolerance != 0.10 else [])
+    for tolerance in tolerances:
+        default = " (the default)" if tolerance == args.tolerance == DEFAULT_TOLERANCE else ""
+        print()
         print(
-            f"{label:<28} | {rate_text(t.alarms, t.trials, exact):<33} "
-            f"{verdict(t.alarms, t.trials, FALSE_ALARM_TARGET, True, exact):<7} | "
-            f"{rate_text(t.detected, t.trials, exact):<33} "
-            f"{verdict(t.detected, t.trials, DETECTION_TARGET, False, exact):<7}"
+            f"mlgate, paired rounds (p50, p95, mean; tolerance {tolerance:.0%}{default}; 95% t "
+            f"interval; FDR 0.05), trials of {args.rounds_per_trial} rounds"
         )
+        print(
+            f"{'trials':<26} | {'A/A false alarms (any metric)':<31} {'<=1%':<7} | "
+            f"{'A/A gate fails':<16} | {'A/B p95 detected':<31} {'>=95%':<7}"
+        )
+        for label, source, exact in (
+            ("the trials (runs)", own, True),
+            (f"{args.draws} of random rounds (est.)", drawn, False),
+        ):
+            aa, ab = tally(source[AA], tolerance), tally(source[AB], tolerance)
+            print(
+                f"{label:<26} | {rate_text(aa.alarms, aa.trials, exact):<31} "
+                f"{verdict(aa.alarms, aa.trials, FALSE_ALARM_TARGET, True, exact):<7} | "
+                f"{rate_text(aa.failures, aa.trials, False):<16} | "
+                f"{rate_text(ab.detected, ab.trials, exact):<31} "
+                f"{verdict(ab.detected, ab.trials, DETECTION_TARGET, False, exact):<7}"
+            )
+            if not exact:
+                metrics = ";  ".join(
+                    f"{m} {aa.by_metric[m][0]}|{aa.by_metric[m][1]}|{ab.by_metric[m][0]}"
+                    for m in aa.by_metric
+                )
+                print(
+                    f"{'':<26} |   per metric, A/A regression|inconclusive|A/B regression: "
+                    f"{metrics}"
+                )
     print("(met: the rate meets the target; shown: its whole 95% Clopper-Pearson interval does)")
-    print()
-    print("per metric over the random trials: A/A regression | A/A inconclusive | A/B regression")
-    by_metric = tallies["drawn"].by_metric or {}
-    print(
-        "  "
-        + ";  ".join(
-            f"{metric} {v[0]}/{draws} | {v[1]}/{draws} | {v[2]}/{draws}"
-            for metric, v in by_metric.items()
-        )
-    )
 
-    # The same trials' samples pooled, as if the baseline had been measured at another time.
+    # A baseline measured at another time: the champion of the next A/A trial.
     print()
     print(
         "for contrast, independent samples (mlgate.stats.compare, a baseline file from another"
-        " time):"
+        " time): each trial's candidate against A1 of the next A/A trial"
     )
-    print("  A/A: A2 of each disjoint trial against A1 of the next; A/B: B against A1 of the next")
-    pooled = {
-        side: [np.concatenate([rounds[side][i] for i in picked]) for picked in disjoint]
-        for side in SIDES
-    }
-    pairs = len(disjoint) - 1
-    aa_alarms = ab_detected = 0
-    for i in range(pairs):
-        aa = stats.compare(pooled["A1"][i + 1], pooled["A2"][i], resamples=1000)
-        ab = stats.compare(pooled["A1"][i + 1], pooled["B"][i], resamples=1000)
+    aa_alarms = ab_detected = compared = 0
+    for index, later in enumerate(trials):
+        if later.kind != AA:
+            continue
+        earlier = [t for t in trials[:index] if t.kind == AA][-1:] + [
+            t for t in trials[:index] if t.kind == AB
+        ][-1:]
+        if len(earlier) < 2:
+            continue
+        compared += 1
+        baseline = later.pooled("champion")
+        aa = stats.compare(baseline, earlier[0].pooled("candidate"), resamples=1000)
+        ab = stats.compare(baseline, earlier[1].pooled("candidate"), resamples=1000)
         aa_alarms += any(c.decision == "regression" for c in aa)
         ab_detected += _of(ab, "p95").decision == "regression"
     print(
-        f"  A/A false alarms {rate_text(aa_alarms, pairs)}; "
-        f"A/B p95 detected {rate_text(ab_detected, pairs)}"
+        f"  A/A false alarms {rate_text(aa_alarms, compared)}; "
+        f"A/B p95 detected {rate_text(ab_detected, compared)}"
     )
     print()
     print(
-        "github-action-benchmark rule on the same disjoint trials (alert when candidate /"
-        " baseline of the trial's value > threshold)"
+        "github-action-benchmark rule on the same trials (alert when candidate / baseline of the"
+        " trial's value > threshold)"
     )
-    print(f"{'value':>5} {'threshold':>9} | {'A/A alerts':<33} | {'A/B alerts':<33}")
-    count = len(disjoint)
+    print(f"{'value':>5} {'threshold':>9} | {'A/A alerts':<31} | {'A/B alerts':<31}")
     for metric in ("p95", "mean"):
         for threshold in GAB_THRESHOLDS:
-            aa_alerts = sum(
-                relative(pooled["A2"][i], pooled["A1"][i], metric) + 1 > threshold
-                for i in range(count)
-            )
-            ab_alerts = sum(
-                relative(pooled["B"][i], pooled["A1"][i], metric) + 1 > threshold
-                for i in range(count)
-            )
+            alerts = {
+                kind: sum(
+                    relative(t.pooled("candidate"), t.pooled("champion"), metric) + 1 > threshold
+                    for t in by_kind[kind]
+                )
+                for kind in (AA, AB)
+            }
             print(
-                f"{metric:>5} {threshold:>9.0%} | {rate_text(aa_alerts, count):<33} | "
-                f"{rate_text(ab_alerts, count):<33}"
+                f"{metric:>5} {threshold:>9.0%} | {rate_text(alerts[AA], len(by_kind[AA])):<31} | "
+                f"{rate_text(alerts[AB], len(by_kind[AB])):<31}"
             )
+
+
+def summary(trials: list[Trial], args: argparse.Namespace) -> None:
+    print()
+    sizes = [r.size for t in trials for r in (*t.champion, *t.candidate)]
+    print(
+        f"{len(trials)} trials; successful requests per side and round: min {min(sizes)}, "
+        f"median {int(np.median(sizes))}, max {max(sizes)}"
+    )
+    for kind, label in ((AA, "A2 vs A1"), (AB, "B vs A1")):
+        of_kind = [t for t in trials if t.kind == kind]
+        changes = {
+            m: [relative(t.pooled("candidate"), t.pooled("champion"), m) for t in of_kind]
+            for m in ("p50", "p95", "mean")
+        }
+        text = ", ".join(
+            f"{m} {np.median(v):+.1%} ({min(v):+.1%} to {max(v):+.1%})" for m, v in changes.items()
+        )
+        print(f"  {kind} trials, {label}, median (range) over trials: {text}")
+    champion_p95 = [stats.point_estimate(np.sort(t.pooled("champion")), "p95") for t in trials]
+    print(
+        f"  A1's p95 over the trials: {min(champion_p95):.2f} to {max(champion_p95):.2f} ms; "
+        "injected work: " + ", ".join(f"{t.added_ms:.3f}" for t in trials if t.kind == AB) + " ms"
+    )
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument(
-        "--rounds", type=int, default=144, help="rounds recorded (default 144: 24 min of load)"
+        "--pairs",
+        type=int,
+        default=12,
+        help="A/A + A/B trial pairs (default 12: about 27 minutes of load)",
     )
     parser.add_argument(
-        "--round-seconds", type=float, default=10.0, help="load per server per round (default 10)"
+        "--seconds", type=float, default=60.0, help="measured load per side per trial (default 60)"
     )
     parser.add_argument(
-        "--rounds-per-trial", type=int, default=6, help="rounds in one trial (default 6)"
+        "--rounds-per-trial", type=int, default=6, help="rounds a trial is cut into (default 6)"
+    )
+    parser.add_argument(
+        "--warmup", type=float, default=2.0, help="seconds of load dropped, every round"
+    )
+    parser.add_argument(
+        "--rate", type=float, default=100.0, help="open loop, requests per second per side"
+    )
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=DEFAULT_TOLERANCE,
+        help=f"the comparison's tolerance (default {DEFAULT_TOLERANCE:g}, mlgate's; 0.10 is "
+        "printed as well)",
     )
     parser.add_argument(
         "--draws", type=int, default=DRAWN_TRIALS, help="trials of randomly picked rounds"
     )
-    parser.add_argument(
-        "--rate", type=float, default=100.0, help="open loop, requests per second per server"
-    )
-    parser.add_argument("--warmup", type=float, default=5.0, help="seconds of load dropped")
-    parser.add_argument(
-        "--calibration-seconds", type=float, default=20.0, help="the run that measures A's p95"
-    )
     parser.add_argument("--seed", type=int, default=0, help="for the random trials")
     parser.add_argument(
-        "--save", type=Path, default=None, help="keep the load run's records here (.npz)"
+        "--calibration-steps",
+        type=int,
+        default=3,
+        help="short A/B runs that size B's work for a +10%% p95 shift (default 3)",
+    )
+    parser.add_argument(
+        "--save", type=Path, default=None, help="keep the load runs' records here (.npz)"
     )
     parser.add_argument(
         "--load",
-        dest="records_file",
+        dest="records_files",
         type=Path,
+        nargs="+",
         default=None,
-        help="analyse records saved by --save instead of loading servers (another --round-"
-        "seconds or --rounds-per-trial on the same data)",
+        help="analyse records saved by --save (one run or several, in order) instead of "
+        "loading servers",
     )
     parser.add_argument(
-        "--quick", action="store_true", help="tiny settings (6 rounds of 1 s, trials of 3)"
+        "--quick", action="store_true", help="tiny settings (2 pairs of 2-s trials of 2 rounds)"
     )
     args = parser.parse_args(argv)
     if args.quick:
-        args.rounds, args.round_seconds, args.rounds_per_trial = 6, 1.0, 3
-        args.warmup, args.calibration_seconds, args.draws = 0.5, 2.0, 50
-    if args.rounds_per_trial < 2 or args.rounds < 2 * args.rounds_per_trial:
-        parser.error("--rounds-per-trial must be at least 2, and --rounds at least twice that")
-    if args.round_seconds <= 0 or args.draws < 1:
-        parser.error("--round-seconds and --draws must be positive")
+        args.pairs, args.seconds, args.rounds_per_trial = 2, 2.0, 2
+        args.warmup, args.draws, args.calibration_steps = 0.5, 50, 1
+    if args.rounds_per_trial < 2 or args.pairs < 1:
+        parser.error("--rounds-per-trial must be at least 2, and --pairs at least 1")
+    if args.seconds <= 0 or args.draws < 1 or args.rate <= 0 or args.tolerance < 0:
+        parser.error("--seconds, --rate and --draws must be positive, --tolerance not negative")
     return args
+
+
+def save(path: Path, trials: list[Trial], runs: list[list[list[loadgen.Record]]]) -> None:
+    flat = [
+        (trial, index, r)
+        for trial, rounds in enumerate(runs)
+        for index, records in enumerate(rounds)
+        for r in records
+    ]
+    np.savez_compressed(
+        path,
+        offset=np.array([r.offset_s for _, _, r in flat]),
+        latency=np.array([r.latency_ms for _, _, r in flat]),
+        ok=np.array([r.ok for _, _, r in flat]),
+        target=np.array([r.target for _, _, r in flat]),
+        trial=np.array([t for t, _, _ in flat]),
+        round=np.array([i for _, i, _ in flat]),
+        kind=np.array([t.kind for t in trials]),
+        added=np.array([t.added_ms for t in trials]),
+    )
+
+
+def restore(path: Path, args: argparse.Namespace) -> list[Trial]:
+    saved = np.load(path)
+    trials = []
+    for index, (kind, added) in enumerate(zip(saved["kind"], saved["added"], strict=True)):
+        runs = []
+        for number in range(args.rounds_per_trial):
+            rows = (saved["trial"] == index) & (saved["round"] == number)
+            runs.append(
+                [
+                    loadgen.Record(float(o), float(lat), bool(ok), "saved", int(t))
+                    for o, lat, ok, t in zip(
+                        saved["offset"][rows],
+                        saved["latency"][rows],
+                        saved["ok"][rows],
+                        saved["target"][rows],
+                        strict=True,
+                    )
+                ]
+            )
+        trials.append(make_trial(str(kind), float(added), runs, args))
+    return trials
+
+
+def progress(index: int, trial: Trial) -> None:
+    p95 = relative(trial.pooled("candidate"), trial.pooled("champion"), "p95")
+    decision = _of(stats.compare_rounds(trial.champion, trial.candidate), "p95")
+    print(
+        f"  trial {index + 1:>3} {trial.kind}: A1 p95 "
+        f"{stats.point_estimate(np.sort(trial.pooled('champion')), 'p95'):.2f} ms, candidate "
+        f"{p95:+.1%}, rounds say {decision.relative_change:+.1%} "
+        f"[{decision.ci[0]:+.1%}, {decision.ci[1]:+.1%}]: {decision.decision}",
+        flush=True,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
     signal.signal(signal.SIGTERM, _terminate)
     atexit.register(stop_servers)
-    seconds = args.rounds * args.round_seconds
     print("mlgate latency calibration: real load runs against examples/iris/serve.py on 127.0.0.1")
     print(
-        f"load: open loop, A1 A2 B in turn at {args.rate:g} req/s each, {seconds:g} s after "
-        f"{args.warmup:g} s of warm-up; {args.rounds} rounds of {args.round_seconds:g} s; trials "
-        f"of {args.rounds_per_trial} rounds = {args.rounds_per_trial * args.round_seconds:g} s "
-        "per side",
+        f"trials: open loop, candidate and champion in turn at {args.rate:g} req/s each, "
+        f"{args.warmup:g} s of warm-up + {args.seconds:g} s in {args.rounds_per_trial} rounds; "
+        f"{args.pairs} x (A/A, A/B)",
         flush=True,
     )
     started = time.monotonic()
-    if args.records_file is not None:
-        saved = np.load(args.records_file)
-        records = [
-            loadgen.Record(float(o), float(lat), bool(ok), "saved", int(t))
-            for o, lat, ok, t in zip(
-                saved["offset"], saved["latency"], saved["ok"], saved["target"], strict=True
-            )
-        ]
-        print(f"records: {len(records)} from {args.records_file}")
-        return analyse(records, args, started)
-    try:
+    if args.records_files is not None:
+        trials = [t for path in args.records_files for t in restore(path, args)]
+        print(f"trials: {len(trials)} from {', '.join(map(str, args.records_files))}")
+    else:
+        trials: list[Trial] = []
+        runs: list[list[list[loadgen.Record]]] = []
         with tempfile.TemporaryDirectory(prefix="mlgate-calibration-") as name:
             scratch = Path(name)
-            a1, a2, plain = Server("A1", 0.0), Server("A2", 0.0), Server("B0", 0.0)
-            for server in (a1, a2, plain):
-                start(server, scratch)
-            # A's p95 under the load the trials run at (three servers in turn): the shift is
-            # 10% of that, not of a quieter machine's.
-            measured = load(
-                [a1.url, a2.url, plain.url], args.calibration_seconds, 2.0, args.rate, scratch
-            )
-            calibration = np.sort(
-                [r.latency_ms for r in measured if r.ok and r.offset_s >= 2 and r.target < 2]
-            )
-            stop_servers(plain)
-            p95 = stats.point_estimate(calibration, "p95")
-            delay = SHIFT * p95
-            print(
-                f"calibration: A p95 {p95:.3f} ms over {calibration.size} samples "
-                f"({args.calibration_seconds:g} s) -> B runs with --cpu-ms {delay:.3f} "
-                f"(+{SHIFT:.0%} of A's p95)",
-                flush=True,
-            )
-            b = Server("B", delay)
-            start(b, scratch)
-            records = load([a1.url, a2.url, b.url], seconds, args.warmup, args.rate, scratch)
-    finally:
-        stop_servers()
-    print(f"load done, {time.monotonic() - started:.0f} s elapsed", flush=True)
-    if args.save is not None:
-        np.savez_compressed(
-            args.save,
-            offset=np.array([r.offset_s for r in records]),
-            latency=np.array([r.latency_ms for r in records]),
-            ok=np.array([r.ok for r in records]),
-            target=np.array([r.target for r in records]),
-        )
-    return analyse(records, args, started)
-
-
-def analyse(records: list[loadgen.Record], args: argparse.Namespace, started: float) -> int:
-    if args.records_file is not None:
-        # The last request is due one tick before the end: round to whole rounds.
-        span = max(r.offset_s for r in records) - args.warmup
-        args.rounds = round(span / args.round_seconds)
-    bins = cut(records, 3, args.warmup, args.round_seconds, args.rounds)
-    rounds: dict[str, list[FloatArray]] = dict(zip(SIDES, bins, strict=True))
-
-    print()
-    print("samples per round (successful requests):")
-    for side in SIDES:
-        sizes = [r.size for r in rounds[side]]
-        print(f"  {side}: min {min(sizes)}, median {int(np.median(sizes))}, max {max(sizes)}")
-    pooled = {s: np.concatenate(rounds[s]) for s in SIDES}
-    pooled_a = np.concatenate([pooled["A1"], pooled["A2"]])
-    print("achieved shift over all rounds (relative change of the pooled samples):")
-    for label, cand, base in (
-        ("B vs A1+A2", pooled["B"], pooled_a),
-        ("A2 vs A1", pooled["A2"], pooled["A1"]),
-    ):
-        changes = ", ".join(
-            f"{m} {relative(cand, base, m):+.1%}" for m in ("p50", "p95", "p99", "mean")
-        )
-        print(f"  {label}: {changes}")
-    spread = [relative(rounds["A1"][i], rounds["A1"][0], "p95") for i in range(args.rounds)]
-    paired = [relative(rounds["A2"][i], rounds["A1"][i], "p95") for i in range(args.rounds)]
-    print(
-        f"round-to-round p95 of A1 (vs its first round): {min(spread):+.1%} to {max(spread):+.1%};"
-        f" A2 vs A1 within a round: {min(paired):+.1%} to {max(paired):+.1%}"
-    )
-    report(rounds, args.rounds_per_trial, args.draws, args.seed)
+            work = calibrate(args, scratch)
+            for _ in range(args.pairs):
+                runs.append(run_trial(AA, 0.0, args, scratch))
+                trials.append(make_trial(AA, 0.0, runs[-1], args))
+                progress(len(trials) - 1, trials[-1])
+                # Scaled to A's p95 under this very load, measured just before.
+                added = work * a_p95(trials[-1])
+                runs.append(run_trial(AB, added, args, scratch))
+                trials.append(make_trial(AB, added, runs[-1], args))
+                progress(len(trials) - 1, trials[-1])
+        print(f"load done, {time.monotonic() - started:.0f} s elapsed", flush=True)
+        if args.save is not None:
+            save(args.save, trials, runs)
+    summary(trials, args)
+    report(trials, args)
     print(f"\ntotal time {time.monotonic() - started:.0f} s")
     return 0
 

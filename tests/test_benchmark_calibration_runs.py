@@ -21,9 +21,10 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def test_calibration_benchmark_runs_quick() -> None:
+def test_calibration_benchmark_runs_quick(tmp_path: Path) -> None:
+    saved = tmp_path / "records.npz"
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick"],
+        [sys.executable, str(SCRIPT), "--quick", "--save", str(saved)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -31,17 +32,17 @@ def test_calibration_benchmark_runs_quick() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
-    assert "calibration: A p95" in out
-    assert "--cpu-ms" in out
-    assert "samples per round" in out
-    for side in ("A1", "A2", "B"):
-        assert f"  {side}: min " in out
-    assert "achieved shift over all rounds" in out
-    assert "mlgate, paired rounds (default rule" in out
-    assert "A/A false alarms (any metric)" in out
+    for trial in range(1, 5):
+        kind = "A/A" if trial % 2 else "A/B"
+        assert f"trial {trial:>3} {kind}: A1 p95 " in out
+    assert "successful requests per side and round" in out
+    assert "A/A trials, A2 vs A1" in out and "A/B trials, B vs A1" in out
+    assert "injected work: " in out
+    assert "mlgate, paired rounds (p50, p95, mean; tolerance 10% (the default)" in out
+    assert "A/A false alarms (any metric)" in out and "A/A gate fails" in out
     assert "A/B p95 detected" in out
-    assert "2 of disjoint rounds" in out and "50 of random rounds (est.)" in out
-    assert "per metric over the random trials" in out
+    assert "the trials (runs)" in out and "50 of random rounds (est.)" in out
+    assert "per metric, A/A regression|inconclusive|A/B regression" in out
     assert "for contrast, independent samples" in out
     assert "github-action-benchmark rule" in out
     for value in ("p95", "mean"):
@@ -50,3 +51,20 @@ def test_calibration_benchmark_runs_quick() -> None:
                 value in line.split() and threshold in line.split() for line in out.splitlines()
             ), f"no github-action-benchmark row for {value} at {threshold}"
     assert "total time" in out
+    # The saved records give the same analysis again, without loading anything.
+    again = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--load", str(saved)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "trials: 4 from " in again.stdout
+
+    def analysis(text: str) -> list[str]:
+        lines = text.splitlines()
+        first = next(i for i, line in enumerate(lines) if "successful requests per side" in line)
+        return [line for line in lines[first:] if not line.startswith("total time")]
+
+    assert analysis(again.stdout) == analysis(out)

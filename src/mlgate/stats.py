@@ -49,6 +49,7 @@ METRICS: tuple[str, ...] = get_args(Metric)
 # p99 is left out by default: at a few thousand samples per side its interval is too wide to
 # call "no change" (measured: inconclusive in almost every A/A run up to 10,000 samples).
 DEFAULT_METRICS: tuple[str, ...] = ("p50", "p95", "mean")
+DEFAULT_TOLERANCE = 0.10
 # Fewer samples cannot say anything about a tail, and the percentile bootstrap is too narrow.
 MIN_SAMPLES = 20
 _QUANTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
@@ -97,7 +98,7 @@ def compare(
     baseline: npt.ArrayLike,
     candidate: npt.ArrayLike,
     metrics: Sequence[str] = DEFAULT_METRICS,
-    tolerance: float = 0.10,
+    tolerance: float = DEFAULT_TOLERANCE,
     confidence: float = 0.95,
     fdr: float = 0.05,
     resamples: int = 2000,
@@ -147,7 +148,7 @@ def compare_rounds(
     baseline_rounds: Sequence[npt.ArrayLike],
     candidate_rounds: Sequence[npt.ArrayLike],
     metrics: Sequence[str] = DEFAULT_METRICS,
-    tolerance: float = 0.10,
+    tolerance: float = DEFAULT_TOLERANCE,
     confidence: float = 0.95,
     fdr: float = 0.05,
 ) -> list[Comparison]:
