@@ -20,6 +20,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -286,20 +287,15 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
         started = ev.now()
         deadline = time.monotonic() + config.timeout
 
-        def bounded(spec: ServeSpec) -> ServeSpec:
-            # Starting counts against the stage's timeout like the load itself.
-            limit = max(deadline - time.monotonic(), 0.1)
-            return spec.model_copy(update={"startup_timeout": min(spec.startup_timeout, limit)})
-
         with contextlib.ExitStack() as stack:
             try:
                 server = (
-                    stack.enter_context(serving.serve(bounded(config.serve)))
+                    stack.enter_context(serving.serve(_within(config.serve, deadline)))
                     if config.serve
                     else None
                 )
                 champion = (
-                    stack.enter_context(serving.serve(bounded(config.champion)))
+                    stack.enter_context(serving.serve(_within(config.champion, deadline)))
                     if config.champion
                     else None
                 )
@@ -341,18 +337,10 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
         load one round as the side-by-side modes do (open loop: requests in turn; closed loop:
         A then B, B then A), stop both. The rounds are put on one timeline, each measured
         window after the last, and judged as one run."""
-        started = ev.now()
-        deadline = time.monotonic() + config.timeout
-        workdir = Path(config.working_directory)
-        samples = context.evidence_dir / SAMPLES_FILE
-        samples.unlink(missing_ok=True)
-
-        def error(reason: str) -> Evidence:
-            return _evidence(context, started, config, reason=reason)
-
+        attempt = _Attempt.begin(config, context)
         inputs = _inputs(config)
         if isinstance(inputs, str):
-            return error(inputs)
+            return attempt.error(inputs)
         payload, _ = inputs
         span = config.duration / config.rounds
         specs = {"candidate": candidate, "champion": champion}
@@ -366,22 +354,18 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
             servers: dict[str, serving.Server] = {}
             with contextlib.ExitStack() as stack:
                 for name in order:
-                    # Starting counts against the stage's timeout like the load itself.
-                    limit = max(deadline - time.monotonic(), 0.1)
-                    spec = specs[name].model_copy(
-                        update={"startup_timeout": min(specs[name].startup_timeout, limit)}
-                    )
                     try:
+                        spec = _within(specs[name], attempt.deadline)
                         servers[name] = stack.enter_context(serving.serve(spec))
                     except serving.ServingError as exc:
-                        return error(f"serving ({name}), round {index + 1}: {exc}")
+                        return attempt.error(f"serving ({name}), round {index + 1}: {exc}")
                 before = {name: server.resources() for name, server in servers.items()}
-                running = config.model_copy(
-                    update={"duration": span, "timeout": deadline - time.monotonic()}
+                running = config.model_copy(update={"duration": span, "timeout": attempt.left()})
+                got = _one_round(
+                    running, servers, order, attempt.workdir, payload, attempt.deadline
                 )
-                got = _one_round(running, servers, order, workdir, payload, deadline)
                 if isinstance(got, str):
-                    return error(f"round {index + 1}: {got}")
+                    return attempt.error(f"round {index + 1}: {got}")
                 round_records, result = got
             for name, server in servers.items():
                 usage[name].append(serving.server_metrics(server, since=before[name]))
@@ -407,7 +391,13 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
                     [r.latency_ms for r in kept if r.ok and r.offset_s >= config.warmup]
                 )
         evidence = _judge_run(
-            config, context, started, records["candidate"], result, samples, rounds["candidate"]
+            config,
+            context,
+            attempt.started,
+            records["candidate"],
+            result,
+            attempt.samples,
+            rounds["candidate"],
         )
         if evidence.status == "passed":
             champion_failed = sum(
@@ -433,27 +423,21 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
         }
         if digest:
             data["serve"]["image_digest"] = digest
-        return evidence.model_copy(update={"started_at": started, "metrics": metrics, "data": data})
+        return evidence.model_copy(
+            update={"started_at": attempt.started, "metrics": metrics, "data": data}
+        )
 
     def _interleaved(self, config: LoadConfig, champion_url: str, context: RunContext) -> Evidence:
         """Champion (A) and candidate (B) loaded in alternating rounds, A B then B A, so slow
         drift of the machine lands on both; the candidate's evidence carries the comparison."""
         assert config.url is not None
-        started = ev.now()
-        deadline = time.monotonic() + config.timeout
-        workdir = Path(config.working_directory)
-        samples = context.evidence_dir / SAMPLES_FILE
-        samples.unlink(missing_ok=True)
-
-        def error(reason: str) -> Evidence:
-            return _evidence(context, started, config, reason=reason)
-
+        attempt = _Attempt.begin(config, context)
         inputs = _inputs(config)
         if isinstance(inputs, str):
-            return error(inputs)
+            return attempt.error(inputs)
         payload, _ = inputs
         if config.rate is not None:
-            return self._side_by_side(config, champion_url, context, payload, started, deadline)
+            return self._side_by_side(config, champion_url, context, payload, attempt)
         sides = {"champion": champion_url, "candidate": config.url}
         records: dict[str, list[loadgen.Record]] = {"champion": [], "candidate": []}
         # Successful latencies of each side, round by round: the comparison pairs the rounds.
@@ -464,15 +448,15 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
                 warmed = _generate(
                     config,
                     url,
-                    workdir,
+                    attempt.workdir,
                     payload,
                     None,
-                    deadline - time.monotonic(),
+                    attempt.left(),
                     0,
                     config.warmup,
                 )
                 if isinstance(warmed, str):
-                    return error(f"{name}: {warmed}")
+                    return attempt.error(f"{name}: {warmed}")
         span = config.duration / config.rounds
         for index in range(config.rounds):
             order = list(sides) if index % 2 == 0 else list(reversed(list(sides)))
@@ -480,15 +464,15 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
                 generated = _generate(
                     config,
                     sides[name],
-                    workdir,
+                    attempt.workdir,
                     payload,
                     None,
-                    deadline - time.monotonic(),
+                    attempt.left(),
                     0,
                     span,
                 )
                 if isinstance(generated, str):
-                    return error(f"{name}, round {index + 1}: {generated}")
+                    return attempt.error(f"{name}, round {index + 1}: {generated}")
                 round_records, result = generated
                 # On one timeline: round i's measured window follows round i-1's.
                 shift = config.warmup + index * span
@@ -500,7 +484,13 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
                 records[name] += kept
                 rounds[name].append([r.latency_ms for r in kept if r.ok])
         evidence = _judge_run(
-            config, context, started, records["candidate"], result, samples, rounds["candidate"]
+            config,
+            context,
+            attempt.started,
+            records["candidate"],
+            result,
+            attempt.samples,
+            rounds["candidate"],
         )
         if evidence.status != "passed":
             return evidence
@@ -520,8 +510,7 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
         champion_url: str,
         context: RunContext,
         payload: Path | None,
-        started: datetime,
-        deadline: float,
+        attempt: _Attempt,
     ) -> Evidence:
         """Open loop: one generator sends to candidate and champion in turn, request by
         request, each at the configured rate, so a noisy moment hits both sides alike; the
@@ -533,11 +522,11 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
             Path(config.working_directory),
             payload,
             None,
-            deadline - time.monotonic(),
+            attempt.left(),
             other_urls=[champion_url],
         )
         if isinstance(generated, str):
-            return _evidence(context, started, config, reason=generated)
+            return attempt.error(generated)
         records, result = generated
         span = config.duration / config.rounds
         bins: dict[int, list[list[float]]] = {0: [], 1: []}
@@ -548,8 +537,9 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
             if r.ok and 0 <= index < config.rounds:
                 bins[r.target][index].append(r.latency_ms)
         candidate = [r for r in records if r.target == 0]
-        samples = context.evidence_dir / SAMPLES_FILE
-        evidence = _judge_run(config, context, started, candidate, result, samples, bins[0])
+        evidence = _judge_run(
+            config, context, attempt.started, candidate, result, attempt.samples, bins[0]
+        )
         if evidence.status != "passed":
             return evidence
         champion_failed = sum(
@@ -593,39 +583,30 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
     def _load(self, config: LoadConfig, context: RunContext) -> Evidence:
         """Load the running server at config.url."""
         assert config.url is not None  # LoadConfig requires url or serve; serve was resolved
-        started = ev.now()
-        deadline = time.monotonic() + config.timeout
-        workdir = Path(config.working_directory)
-        samples = context.evidence_dir / SAMPLES_FILE
-        # Samples of an earlier run must never sit next to this run's evidence.
-        samples.unlink(missing_ok=True)
-
-        def error(reason: str) -> Evidence:
-            return _evidence(context, started, config, reason=reason)
-
+        attempt = _Attempt.begin(config, context)
         inputs = _inputs(config)
         if isinstance(inputs, str):
-            return error(inputs)
+            return attempt.error(inputs)
         payload, locustfile = inputs
         if config.health_path is not None:
             problem = _wait_healthy(
                 config.url + config.health_path,
-                min(config.health_timeout, deadline - time.monotonic()),
+                min(config.health_timeout, attempt.left()),
             )
             if problem:
-                return error(problem)
-        budget = deadline - time.monotonic()
+                return attempt.error(problem)
+        budget = attempt.left()
         load_s = config.warmup + config.duration
         if budget <= load_s + _STARTUP_S:
-            return error(
+            return attempt.error(
                 f"the stage timeout of {config.timeout:g} s leaves {budget:.1f} s after the "
                 f"health check, too little for warmup + duration ({load_s:g} s)"
             )
-        generated = _generate(config, config.url, workdir, payload, locustfile, budget)
+        generated = _generate(config, config.url, attempt.workdir, payload, locustfile, budget)
         if isinstance(generated, str):
-            return error(generated)
+            return attempt.error(generated)
         records, result = generated
-        return _judge_run(config, context, started, records, result, samples)
+        return _judge_run(config, context, attempt.started, records, result, attempt.samples)
 
     def evaluate(self, policy: LoadPolicy, evidence: Evidence) -> list[RuleResult]:
         problem = _inconsistency(evidence)
@@ -701,6 +682,43 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
             f"{_share(m.get('error_rate'))} errors ({m.get('requests')} requests, {load}, "
             f"{_number(m.get('duration_s'))} s)"
         )
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """What every way of loading starts from: when it started, its deadline, where its samples
+    go, and how it ends in error."""
+
+    config: LoadConfig
+    context: RunContext
+    started: datetime
+    deadline: float  # time.monotonic() by which the stage must be done
+    samples: Path
+
+    @classmethod
+    def begin(cls, config: LoadConfig, context: RunContext) -> _Attempt:
+        samples = context.evidence_dir / SAMPLES_FILE
+        # Samples of an earlier run must never sit next to this run's evidence.
+        samples.unlink(missing_ok=True)
+        return cls(config, context, ev.now(), time.monotonic() + config.timeout, samples)
+
+    @property
+    def workdir(self) -> Path:
+        return Path(self.config.working_directory)
+
+    def left(self) -> float:
+        """Seconds left before the deadline."""
+        return self.deadline - time.monotonic()
+
+    def error(self, reason: str) -> Evidence:
+        return _evidence(self.context, self.started, self.config, reason=reason)
+
+
+def _within(spec: ServeSpec, deadline: float) -> ServeSpec:
+    """The server's start-up timeout cut to what is left before the stage's deadline: starting
+    counts against the stage's timeout like the load itself."""
+    limit = max(deadline - time.monotonic(), 0.1)
+    return spec.model_copy(update={"startup_timeout": min(spec.startup_timeout, limit)})
 
 
 def _registry_champion(config: LoadConfig) -> tuple[ServeSpec | None, str | None]:
