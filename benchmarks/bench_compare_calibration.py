@@ -4,22 +4,24 @@ Real load (mlgate's load generator, i.e. locust, as the load stage runs it) agai
 model server (examples/iris/serve.py) on 127.0.0.1. Run:
 
     .venv/bin/python benchmarks/bench_compare_calibration.py [--pairs 12] [--rate 100]
-        [--seconds 60] [--rounds-per-trial 6] [--tolerance 0.05] [--save F] [--quick]
+        [--seconds 60] [--rounds-per-trial 6] [--work-ms MS] [--save F | --load F...] [--quick]
 
-Trials are what the load stage's champion mode does, run after run: one open-loop run of the
-generator sending to a candidate and a champion in turn, request by request (candidate first),
-each at ``--rate`` requests per second, ``--warmup`` seconds dropped, then ``--seconds`` measured
-and cut into ``--rounds-per-trial`` rounds (the defaults are the load stage's `duration: 60`,
-`rounds: 6`). Whatever slows the machine for a moment slows both sides alike.
+Trials are what the load stage's champion mode does, run after run: ``--rounds-per-trial``
+rounds (the load stage's `rounds: 6`), each on a fresh pair of servers, each an open-loop run of
+the generator sending to the candidate and the champion in turn, request by request (A B, B A,
+...), at ``--rate`` requests per second each, ``--warmup`` seconds dropped, then
+``--seconds`` / rounds measured (``--seconds`` in all: the load stage's `duration: 60`).
+Whatever slows the machine for a moment slows both sides alike.
 
 Servers. A1 and A2 are serve.py started twice (the same server: a champion and an unchanged
 candidate). The run alternates an A/A trial (candidate A2, champion A1) and an A/B trial
 (candidate B, champion A1), ``--pairs`` times. B is serve.py with ``--cpu-ms``: busy work holding
-the GIL, as a bigger model would add, of 10% of A's p95 as measured in the A/A trial just
-before; B is started afresh for each A/B trial. A constant addition moves every quantile by
-itself, so it moves p95 by +10% (p50 and the mean by more, relative to their smaller values); a
-machine that drifts in between moves it a little. The achieved shift is printed. A sleep would
-not do: waking up takes the scheduler ~0.2 ms here, which alone is +10% of this server's p95.
+the GIL, as a bigger model would add, sized as a share of A's p95 in the A/A trial just before.
+The share comes from short A/B runs before the trials (`calibrate`) so that B's p95 is +10%
+(work of 10% of A's p95 moves the client's p95 by less); ``--work-ms`` fixes the work instead,
+e.g. to judge the change a quiet run calibrated on a busy machine. The achieved shift is
+printed. A sleep would not do: waking up takes the scheduler ~0.2 ms here, which alone is +10%
+of this server's p95.
 
 Decisions. Paired rounds (`mlgate.stats.compare_rounds`, what the load stage and `mlgate
 compare` use on such data), defaults: p50, p95, mean; the default tolerance; 95% t interval;
@@ -493,6 +495,13 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         help="short A/B runs that size B's work for a +10%% p95 shift (default 3)",
     )
     parser.add_argument(
+        "--work-ms",
+        type=float,
+        default=None,
+        help="B's extra work per request in ms, fixed, instead of calibrating it: e.g. the work "
+        "a quiet run calibrated, to see the same change judged on a busy machine",
+    )
+    parser.add_argument(
         "--save", type=Path, default=None, help="keep the load runs' records here (.npz)"
     )
     parser.add_argument(
@@ -515,6 +524,8 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--rounds-per-trial must be at least 2, and --pairs at least 1")
     if args.seconds <= 0 or args.draws < 1 or args.rate <= 0 or args.tolerance < 0:
         parser.error("--seconds, --rate and --draws must be positive, --tolerance not negative")
+    if args.work_ms is not None and not (math.isfinite(args.work_ms) and args.work_ms > 0):
+        parser.error("--work-ms must be a positive number of milliseconds")
     return args
 
 
@@ -593,13 +604,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         runs: list[list[list[loadgen.Record]]] = []
         with tempfile.TemporaryDirectory(prefix="mlgate-calibration-") as name:
             scratch = Path(name)
-            work = calibrate(args, scratch)
+            share = calibrate(args, scratch) if args.work_ms is None else 0.0
             for _ in range(args.pairs):
                 runs.append(run_trial(AA, 0.0, args, scratch))
                 trials.append(make_trial(AA, 0.0, runs[-1], args))
                 progress(len(trials) - 1, trials[-1])
-                # Scaled to A's p95 under this very load, measured just before.
-                added = work * a_p95(trials[-1])
+                # Scaled to A's p95 under this very load, measured just before; or as given.
+                added = share * a_p95(trials[-1]) if args.work_ms is None else args.work_ms
                 runs.append(run_trial(AB, added, args, scratch))
                 trials.append(make_trial(AB, added, runs[-1], args))
                 progress(len(trials) - 1, trials[-1])

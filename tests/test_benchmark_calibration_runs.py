@@ -68,3 +68,17 @@ def test_calibration_benchmark_runs_quick(tmp_path: Path) -> None:
         return [line for line in lines[first:] if not line.startswith("total time")]
 
     assert analysis(again.stdout) == analysis(out)
+
+
+@pytest.mark.parametrize("work", ["0", "-1", "nan"])
+def test_calibration_benchmark_refuses_a_fixed_work_that_is_not_positive(work: str) -> None:
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--work-ms", work],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert result.returncode == 2
+    assert "--work-ms must be a positive number of milliseconds" in result.stderr
+    assert "Traceback" not in result.stderr
