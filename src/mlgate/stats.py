@@ -171,39 +171,75 @@ def compare_rounds(
     ]
     base_all = np.sort(np.concatenate([b for b, _ in pairs]))
     cand_all = np.sort(np.concatenate([c for _, c in pairs]))
-    rounds = len(pairs)
-    critical = float(scipy_stats.t.ppf(1 - (1 - confidence) / 2, rounds - 1))
-    estimates: list[tuple[float, tuple[float, float], float]] = []
-    for metric in metrics:
-        logs = []
-        for i, (base, cand) in enumerate(pairs, 1):
+    judged = judge_log_ratios(round_log_ratios(pairs, metrics), metrics, tolerance, confidence, fdr)
+    shift = hodges_lehmann(base_all, cand_all)
+    return [
+        Comparison(
+            metric=j.metric,
+            baseline=point_estimate(base_all, j.metric),
+            candidate=point_estimate(cand_all, j.metric),
+            relative_change=j.relative_change,
+            ci=j.ci,
+            p_value=j.p_value,
+            shift_ms=shift,
+            decision=j.decision,
+        )
+        for j in judged
+    ]
+
+
+@dataclass(frozen=True)
+class RoundsJudgement:
+    """What paired rounds say of one metric (`judge_log_ratios`)."""
+
+    metric: str
+    relative_change: float  # geometric mean of the per-round ratios, minus 1
+    ci: tuple[float, float]
+    p_value: float  # one-sample t-test over rounds, Benjamini-Hochberg adjusted across metrics
+    decision: Decision
+
+
+def round_log_ratios(
+    sorted_pairs: Sequence[tuple[FloatArray, FloatArray]], metrics: Sequence[str]
+) -> FloatArray:
+    """log(candidate / baseline) of each metric in each round: shape (rounds, metrics). Each
+    pair is one round's (baseline, candidate) samples, sorted."""
+    logs = np.empty((len(sorted_pairs), len(metrics)))
+    for i, (base, cand) in enumerate(sorted_pairs):
+        for j, metric in enumerate(metrics):
             base_value, cand_value = point_estimate(base, metric), point_estimate(cand, metric)
             if base_value <= 0 or cand_value <= 0:
-                raise StatsError(f"round {i}: {metric} is 0 ms: a ratio is undefined")
-            logs.append(math.log(cand_value / base_value))
-        values = np.asarray(logs)
+                raise StatsError(f"round {i + 1}: {metric} is 0 ms: a ratio is undefined")
+            logs[i, j] = math.log(cand_value / base_value)
+    return logs
+
+
+def judge_log_ratios(
+    log_ratios: FloatArray,
+    metrics: Sequence[str],
+    tolerance: float = DEFAULT_TOLERANCE,
+    confidence: float = 0.95,
+    fdr: float = 0.05,
+) -> list[RoundsJudgement]:
+    """The decision of `compare_rounds` from per-round log-ratios (`round_log_ratios`): per
+    metric, their mean with a Student t interval and a t-test over rounds, the p-values
+    adjusted across metrics. Kept apart so that many trials of rounds can be judged by the same
+    rule without recomputing each round's percentiles."""
+    rounds = log_ratios.shape[0]
+    critical = float(scipy_stats.t.ppf(1 - (1 - confidence) / 2, rounds - 1))
+    estimates: list[tuple[float, tuple[float, float], float]] = []
+    for values in log_ratios.T:
         mean = float(values.mean())
         spread = float(values.std(ddof=1)) / math.sqrt(rounds)
         if spread > 0:
-            t_stat = mean / spread
-            p_value = float(2 * scipy_stats.t.sf(abs(t_stat), rounds - 1))
+            p_value = float(2 * scipy_stats.t.sf(abs(mean / spread), rounds - 1))
         else:  # every round gave the same ratio: certain, whatever it is
             p_value = 1.0 if mean == 0 else 0.0
         ci = (math.expm1(mean - critical * spread), math.expm1(mean + critical * spread))
         estimates.append((math.expm1(mean), ci, p_value))
     adjusted = benjamini_hochberg([p for _, _, p in estimates])
-    shift = hodges_lehmann(base_all, cand_all)
     return [
-        Comparison(
-            metric=metric,
-            baseline=point_estimate(base_all, metric),
-            candidate=point_estimate(cand_all, metric),
-            relative_change=change,
-            ci=ci,
-            p_value=p_value,
-            shift_ms=shift,
-            decision=decide(ci, p_value, tolerance, fdr),
-        )
+        RoundsJudgement(metric, change, ci, p_value, decide(ci, p_value, tolerance, fdr))
         for metric, (change, ci, _), p_value in zip(metrics, estimates, adjusted, strict=True)
     ]
 
