@@ -390,15 +390,7 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
                 rounds[name].append(
                     [r.latency_ms for r in kept if r.ok and r.offset_s >= config.warmup]
                 )
-        evidence = _judge_run(
-            config,
-            context,
-            attempt.started,
-            records["candidate"],
-            result,
-            attempt.samples,
-            rounds["candidate"],
-        )
+        evidence = attempt.judge(records["candidate"], result, rounds["candidate"])
         if evidence.status == "passed":
             champion_failed = sum(
                 1 for r in records["champion"] if not r.ok and r.offset_s >= config.warmup
@@ -483,15 +475,7 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
                 ]
                 records[name] += kept
                 rounds[name].append([r.latency_ms for r in kept if r.ok])
-        evidence = _judge_run(
-            config,
-            context,
-            attempt.started,
-            records["candidate"],
-            result,
-            attempt.samples,
-            rounds["candidate"],
-        )
+        evidence = attempt.judge(records["candidate"], result, rounds["candidate"])
         if evidence.status != "passed":
             return evidence
         champion_failed = sum(1 for r in records["champion"] if not r.ok)
@@ -537,9 +521,7 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
             if r.ok and 0 <= index < config.rounds:
                 bins[r.target][index].append(r.latency_ms)
         candidate = [r for r in records if r.target == 0]
-        evidence = _judge_run(
-            config, context, attempt.started, candidate, result, attempt.samples, bins[0]
-        )
+        evidence = attempt.judge(candidate, result, bins[0])
         if evidence.status != "passed":
             return evidence
         champion_failed = sum(
@@ -606,7 +588,7 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
         if isinstance(generated, str):
             return attempt.error(generated)
         records, result = generated
-        return _judge_run(config, context, attempt.started, records, result, attempt.samples)
+        return attempt.judge(records, result)
 
     def evaluate(self, policy: LoadPolicy, evidence: Evidence) -> list[RuleResult]:
         problem = _inconsistency(evidence)
@@ -712,6 +694,17 @@ class _Attempt:
 
     def error(self, reason: str) -> Evidence:
         return _evidence(self.context, self.started, self.config, reason=reason)
+
+    def judge(
+        self,
+        records: list[loadgen.Record],
+        result: loadgen.Result,
+        rounds: list[list[float]] | None = None,
+    ) -> Evidence:
+        """The evidence of the measured run (see `_judge_run`)."""
+        return _judge_run(
+            self.config, self.context, self.started, records, result, self.samples, rounds
+        )
 
 
 def _within(spec: ServeSpec, deadline: float) -> ServeSpec:
