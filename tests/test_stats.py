@@ -435,3 +435,41 @@ def test_rounds_with_the_same_ratio_everywhere_are_certain() -> None:
 def test_bad_rounds(base: list[np.ndarray], cand: list[np.ndarray], message: str) -> None:
     with pytest.raises(StatsError, match=message):
         stats.compare_rounds(base, cand, metrics=["p50"])
+
+
+def test_judging_drawn_rounds_from_their_log_ratios_gives_compare_rounds_decisions() -> None:
+    # The calibration benchmark judges thousands of trials of rounds from each round's
+    # log-ratios; they must be what compare_rounds decides on the same rounds.
+    rng = np.random.default_rng(3)
+    base, cand = drifting_rounds(rng, 12, 400, drift=0.10, shift=1.06)
+    metrics = list(stats.DEFAULT_METRICS)
+    logs = stats.round_log_ratios(
+        [(np.sort(b), np.sort(c)) for b, c in zip(base, cand, strict=True)], metrics
+    )
+    decisions = set()
+    for _ in range(30):
+        picked = rng.choice(12, 4, replace=False)
+        fast = stats.judge_log_ratios(logs[picked], metrics, tolerance=0.05)
+        slow = stats.compare_rounds(
+            [base[i] for i in picked], [cand[i] for i in picked], tolerance=0.05
+        )
+        for j, c in zip(fast, slow, strict=True):
+            assert (j.metric, j.decision, j.p_value) == (c.metric, c.decision, c.p_value)
+            assert j.ci == pytest.approx(c.ci) and j.relative_change == c.relative_change
+            decisions.add(j.decision)
+    assert len(decisions) >= 2  # the draws are not all alike
+
+
+@pytest.mark.parametrize(
+    ("logs", "message"),
+    [
+        (np.zeros((1, 3)), "at least 2 rounds"),
+        (np.zeros((4, 2)), r"shape \(4, 2\): expected \(rounds, 3 metrics\)"),
+        (np.zeros(4), "expected"),
+    ],
+)
+def test_judging_log_ratios_refuses_what_no_interval_comes_from(
+    logs: np.ndarray, message: str
+) -> None:
+    with pytest.raises(StatsError, match=message):
+        stats.judge_log_ratios(logs, ["p50", "p95", "mean"])

@@ -225,7 +225,13 @@ def judge_log_ratios(
     metric, their mean with a Student t interval and a t-test over rounds, the p-values
     adjusted across metrics. Kept apart so that many trials of rounds can be judged by the same
     rule without recomputing each round's percentiles."""
+    if log_ratios.ndim != 2 or log_ratios.shape[1] != len(metrics):
+        raise StatsError(
+            f"log-ratios of shape {log_ratios.shape}: expected (rounds, {len(metrics)} metrics)"
+        )
     rounds = log_ratios.shape[0]
+    if rounds < 2:
+        raise StatsError("paired rounds: at least 2 rounds are needed to see their variation")
     critical = float(scipy_stats.t.ppf(1 - (1 - confidence) / 2, rounds - 1))
     estimates: list[tuple[float, tuple[float, float], float]] = []
     for values in log_ratios.T:
