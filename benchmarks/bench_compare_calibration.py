@@ -73,6 +73,8 @@ FALSE_ALARM_TARGET = 0.01
 DETECTION_TARGET = 0.95
 GAB_THRESHOLDS = (2.00, 1.10)  # github-action-benchmark's default alert threshold, and a tight one
 DRAWN_TRIALS = 2000  # trials of randomly picked rounds
+# Drawn trials per resample of the rounds, for a drawn rate's interval (cost: resamples x this).
+INTERVAL_DRAWS = 500
 AA, AB = "A/A", "A/B"
 FloatArray = npt.NDArray[np.float64]
 
@@ -379,7 +381,7 @@ def drawn_interval(
     """How uncertain a drawn-trials rate is, given that only these rounds were measured: the
     rate over drawn trials, again and again from the rounds resampled with replacement; the
     middle 95% of those rates."""
-    draws = min(args.draws, 500)
+    draws = min(args.draws, INTERVAL_DRAWS)
     rates = []
     for _ in range(args.interval_resamples):
         pool = logs[rng.integers(0, len(logs), len(logs))]

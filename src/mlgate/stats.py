@@ -160,8 +160,6 @@ def compare_rounds(
             f"paired rounds: baseline has {len(baseline_rounds)} rounds, "
             f"candidate {len(candidate_rounds)}"
         )
-    if len(baseline_rounds) < 2:
-        raise StatsError("paired rounds: at least 2 rounds are needed to see their variation")
     pairs = [
         (
             np.sort(_samples(f"baseline round {i}", base)),
