@@ -174,10 +174,21 @@ def test_a_server_that_cannot_start_is_one_line_and_leaves_nothing(
     assert alive(marker) == []
 
 
-def test_health_never_200_names_the_answer(marker: str) -> None:
+def test_health_never_200_names_the_answer(marker: str, tmp_path: Path) -> None:
+    # A server that listens within a fraction of a second (serve.py trains its model first,
+    # seconds on a loaded machine) and answers 404 to the health path until the timeout.
+    files = [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "{port}"]
     with (
         pytest.raises(ServingError, match=r"GET http://\S+/missing answered 404$"),
-        serve(spec(marker, command=SERVE_PY, health_path="/missing", startup_timeout=2)),
+        serve(
+            spec(
+                marker,
+                command=files,
+                working_directory=str(tmp_path),
+                health_path="/missing",
+                startup_timeout=6,
+            )
+        ),
     ):
         pass
     assert alive(marker) == []
