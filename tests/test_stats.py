@@ -428,6 +428,7 @@ def test_rounds_with_the_same_ratio_everywhere_are_certain() -> None:
     [
         ([np.ones(30)] * 3, [np.ones(30)] * 2, "baseline has 3 rounds, candidate 2"),
         ([np.ones(30)], [np.ones(30)], "at least 2 rounds"),
+        ([], [], "at least 2 rounds"),
         ([np.ones(30), np.ones(5)], [np.ones(30)] * 2, "baseline round 2: 5 samples"),
         ([np.ones(30)] * 2, [np.ones(30), np.zeros(30)], "round 2: p50 is 0 ms"),
     ],

@@ -167,9 +167,11 @@ def compare_rounds(
         )
         for i, (base, cand) in enumerate(zip(baseline_rounds, candidate_rounds, strict=True), 1)
     ]
+    # Judged first: judge_log_ratios refuses too few rounds (none at all included) before
+    # anything is pooled.
+    judged = judge_log_ratios(round_log_ratios(pairs, metrics), metrics, tolerance, confidence, fdr)
     base_all = np.sort(np.concatenate([b for b, _ in pairs]))
     cand_all = np.sort(np.concatenate([c for _, c in pairs]))
-    judged = judge_log_ratios(round_log_ratios(pairs, metrics), metrics, tolerance, confidence, fdr)
     shift = hodges_lehmann(base_all, cand_all)
     return [
         Comparison(
