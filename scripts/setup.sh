@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Create (or reuse) the project virtualenv in .venv and install mlgate into it with the given
-# extras, e.g. `scripts/setup.sh dev`. Re-running is quick: pip skips what is installed.
+# extras (comma-separated; "base" for none), e.g. `scripts/setup.sh dev`, and optionally a
+# project's requirements file: `scripts/setup.sh load,quality examples/iris/requirements.txt`.
+# Re-running is quick: a stamp of what was installed skips pip when nothing changed.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 extras=${1:-example}
+requirements=${2:-}
 python=${PYTHON:-python3}
 if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))'; then
   echo "mlgate needs Python 3.10 or newer; $python is $("$python" --version 2>&1)" >&2
@@ -15,8 +18,18 @@ fi
 # A stamp of what was installed lets a re-run skip pip entirely when nothing changed.
 stamp="$root/.venv/.mlgate-installed-$extras"
 digest=$(sha256sum < "$root/pyproject.toml" | cut -c1-16)
+target="$root[$extras]"
+[ "$extras" = base ] && target="$root"
+install=(-e "$target")
+if [ -n "$requirements" ]; then
+  [ -f "$requirements" ] || { echo "setup: no requirements file $requirements" >&2; exit 2; }
+  install+=(-r "$requirements")
+  stamp="$stamp-$(sha256sum <<< "$requirements" | cut -c1-8)"
+  digest="$digest-$(sha256sum < "$requirements" | cut -c1-16)"
+fi
 if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
-  "$root/.venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$root[$extras]"
+  "$root/.venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+    --no-warn-script-location "${install[@]}"
   echo "$digest" > "$stamp"
 fi
 
@@ -29,5 +42,21 @@ if [ "$extras" = dev ]; then
     "$root/.venv/bin/python" -m pip download --quiet --disable-pip-version-check \
       --dest "$wheelhouse" "$root" setuptools wheel
     echo "$digest" > "$wheelhouse/.stamp"
+  fi
+fi
+
+# The README's first command is tested from a fresh clone with a new virtualenv, offline: from a
+# local wheelhouse of what the demo installs (mlgate with the extras the example's mlgate.yml
+# needs, and the example's requirements), fetched here once per change of either.
+if [ "$extras" = dev ]; then
+  example="$root/examples/iris"
+  demo_extras=$(cd "$example" && "$root/.venv/bin/mlgate" config extras)
+  demo_digest="$(cat "$root/pyproject.toml" "$example/requirements.txt" | sha256sum | cut -c1-16)-$demo_extras"
+  wheelhouse="$root/.cache/wheelhouse-demo"
+  if [ "$(cat "$wheelhouse/.stamp" 2>/dev/null)" != "$demo_digest" ]; then
+    rm -rf "$wheelhouse"
+    "$root/.venv/bin/python" -m pip download --quiet --disable-pip-version-check \
+      --dest "$wheelhouse" "$root[$demo_extras]" -r "$example/requirements.txt" setuptools wheel
+    echo "$demo_digest" > "$wheelhouse/.stamp"
   fi
 fi

@@ -1270,7 +1270,13 @@ def config_extras(config_path: Path | None, named: str | None, missing: bool) ->
             raise MlgateError(f"unknown extras: {', '.join(unknown)}")
     else:
         cfg = _load_config(config_path or Path("mlgate.yml"))
-        wanted = list(dict.fromkeys(e for name in cfg.enabled_stages for e in STAGES[name].extras))
+        wanted = list(
+            dict.fromkeys(
+                extra
+                for name in cfg.enabled_stages
+                for extra in STAGES[name].extras_for(cfg.stage_config(name))
+            )
+        )
     if missing:
         wanted = [e for e in wanted if importlib.util.find_spec(_EXTRA_MODULES[e]) is None]
     click.echo(",".join(wanted))

@@ -40,6 +40,7 @@ _LABEL = "org.mlgate.serve"
 
 class ContainerSource(ServingSource):
     name = "container"
+    extras = ("container",)
 
     def start(self, spec: ServeSpec, deadline: float) -> Server:
         docker = _docker_sdk()

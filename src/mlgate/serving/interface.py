@@ -182,6 +182,8 @@ class Server:
 
 class ServingSource(ABC):
     name: ClassVar[str]
+    # Package extras (pyproject) mlgate needs to start servers of this source.
+    extras: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     def start(self, spec: ServeSpec, deadline: float) -> Server:

@@ -20,6 +20,7 @@ _NO_TELEMETRY = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
 
 class MlflowSource(ServingSource):
     name = "mlflow"
+    extras = ("serve",)
 
     def start(self, spec: ServeSpec, deadline: float) -> Server:
         # The scripts of this environment, not whatever `mlflow` comes first on PATH: the

@@ -51,6 +51,11 @@ class Stage(ABC, Generic[ConfigT, PolicyT]):
     # Package extras (pyproject) the stage needs in mlgate's own environment.
     extras: ClassVar[tuple[str, ...]] = ()
 
+    def extras_for(self, config: ConfigT) -> tuple[str, ...]:
+        """The extras this configuration of the stage needs (more than `extras` where what it
+        starts depends on the config)."""
+        return self.extras
+
     @abstractmethod
     def run(self, config: ConfigT, context: RunContext) -> Evidence:
         """Run the stage and return its evidence; bad input is `error` evidence, not a raise."""

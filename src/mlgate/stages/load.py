@@ -265,6 +265,12 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
     policy_model = LoadPolicy
     extras = ("load",)
 
+    def extras_for(self, config: LoadConfig) -> tuple[str, ...]:
+        from mlgate.serving import SOURCES
+
+        served = SOURCES[config.serve.source].extras if config.serve else ()
+        return self.extras + served
+
     def run(self, config: LoadConfig, context: RunContext) -> Evidence:
         started = ev.now()
         try:
