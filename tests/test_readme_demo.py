@@ -58,9 +58,36 @@ def test_the_readme_first_command_passes_from_a_fresh_clone(tmp_path: Path) -> N
     assert not (clone / ".venv" / "lib").samefile(ROOT / ".venv" / "lib")
     project = clone / "examples" / "iris" / ".mlgate"
     verdict = json.loads((project / "verdict.json").read_text())
-    assert verdict["verdict"] == "pass", output[-4000:]
+    assert verdict["outcome"] == "pass", output[-4000:]
     assert (project / "report.md").is_file() and (project / "report.html").is_file()
-    assert "verified" in output.lower()
-    assert "staging" in output.split("promote")[-1]
+    assert "verifies: models:/iris/" in output
+    assert "xychart-beta" in (project / "report.md").read_text()
     load = json.loads((project / "evidence" / "load.json").read_text())
     assert load["status"] == "passed", load.get("reason")
+    assert load["data"]["serve"]["source"] == "mlflow"
+    assert load["metrics"]["cold_start_s"] > 0 and load["metrics"]["errors"] == 0
+    quality = json.loads((project / "evidence" / "quality.json").read_text())
+    assert quality["status"] == "passed", quality["reason"]
+    assert quality["data"]["champion"]["resolved"] == "models:/iris/1"
+    assert quality["data"]["dataset"]["rows"] == 45
+
+    def clone_mlgate(*arguments: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(clone / ".venv" / "bin" / "mlgate"), *arguments],
+            cwd=clone / "examples" / "iris",
+            env=environment | {"MLFLOW_TRACKING_URI": "sqlite:///.mlgate/mlflow.db"},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+
+    # The promotion is in the registry's ledger, read back with the clone's own mlgate.
+    history = clone_mlgate("history", "--json")
+    assert history.returncode == 0, history.stderr[-2000:]
+    (record,) = json.loads(history.stdout)["records"]
+    assert (record["stage"], record["kind"]) == ("staging", "promotion")
+    assert f"promotion: iris@staging (none) -> {record['to_version']}" in output
+    # Production stays behind GitHub's access rule, even for the demo's passing candidate.
+    production = clone_mlgate("promote", "--version", record["to_version"], "--to", "production")
+    assert production.returncode == 1 and "needs GitHub" in production.stderr
