@@ -41,6 +41,6 @@ else
   extras=$(mlgate config extras --missing --extras "$extras")
 fi
 if [ -n "$extras" ]; then
-  "$python" -m pip install --disable-pip-version-check --quiet "$root[$extras]"
+  "$python" -m pip install --disable-pip-version-check --quiet "${root}[$extras]"
   echo "installed the extras mlgate needs here: $extras"
 fi

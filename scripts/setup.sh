@@ -18,7 +18,7 @@ fi
 # A stamp of what was installed lets a re-run skip pip entirely when nothing changed.
 stamp="$root/.venv/.mlgate-installed-$extras"
 digest=$(sha256sum < "$root/pyproject.toml" | cut -c1-16)
-target="$root[$extras]"
+target="${root}[$extras]"
 [ "$extras" = base ] && target="$root"
 install=(-e "$target")
 if [ -n "$requirements" ]; then
@@ -31,6 +31,21 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
   "$root/.venv/bin/python" -m pip install --quiet --disable-pip-version-check \
     --no-warn-script-location "${install[@]}"
   echo "$digest" > "$stamp"
+fi
+
+# actionlint runs shellcheck on every run: script only when shellcheck is on PATH, and skips
+# those checks silently otherwise: the lint tests need it (Debian's package, installed as root).
+if [ "$extras" = dev ] && ! command -v shellcheck >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get install -y -qq shellcheck >/dev/null 2>&1 \
+      || { apt-get update -qq && apt-get install -y -qq shellcheck >/dev/null; } \
+      || echo "apt-get install shellcheck failed (output above)" >&2
+  fi
+  if ! command -v shellcheck >/dev/null 2>&1; then
+    echo "shellcheck is needed by the lint tests (actionlint runs it) and could not be installed:" \
+      "install the Debian package 'shellcheck' as root (apt-get install shellcheck)" >&2
+    exit 2
+  fi
 fi
 
 # The act end-to-end test installs mlgate the way the actions do on a fresh runner, offline:
@@ -56,7 +71,7 @@ if [ "$extras" = dev ]; then
   if [ "$(cat "$wheelhouse/.stamp" 2>/dev/null)" != "$demo_digest" ]; then
     rm -rf "$wheelhouse"
     "$root/.venv/bin/python" -m pip download --quiet --disable-pip-version-check \
-      --dest "$wheelhouse" "$root[$demo_extras]" -r "$example/requirements.txt" setuptools wheel
+      --dest "$wheelhouse" "${root}[$demo_extras]" -r "$example/requirements.txt" setuptools wheel
     echo "$demo_digest" > "$wheelhouse/.stamp"
   fi
 fi

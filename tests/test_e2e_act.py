@@ -1,6 +1,8 @@
 """The repository's own actions, end to end under act (host mode, offline), publishing to the
 fake GitHub server: a failing pull request run twice, a passing push, a fresh runner, the root
-action bundling a passing verdict, and promotions from workflow_dispatch (allowed and refused)."""
+action bundling a passing verdict (deprecated), a bundle job that alone holds the registry
+credential and runs none of the project's code, and promotions from workflow_dispatch (allowed
+and refused)."""
 
 from __future__ import annotations
 
@@ -35,6 +37,9 @@ PINNED = {
     "actions/upload-artifact@ea165f8d65b6e75b540449e92b4886f43607fa02": E2E
     / "stand-ins"
     / "upload-artifact",
+    "actions/download-artifact@d3f86a106a0bac45b974a628896c90dbdf5c8093": E2E
+    / "stand-ins"
+    / "download-artifact",
     "aquasecurity/setup-trivy@3fb12ec12f41e471780db15c232d5dd185dcb514": E2E
     / "stand-ins"
     / "setup-trivy",
@@ -297,6 +302,7 @@ def test_root_action_bundles_a_passing_verdict_for_the_model_version(
     match = re.search(r"E2E-BUNDLE verdict=pass bundle-digest=(sha256:[0-9a-f]{64})\n", log)
     assert match, log[-4000:]
     digest = match.group(1)
+    assert "model-version is deprecated" in job_lines(log, "bundle")  # a warning says why
     # Registered with the version, uploaded with the report, and it verifies against the store.
     assert registry.model_version(MODEL, version).tags[bundle.DIGEST_TAG] == digest
     uploaded = tmp_path / "act" / "artifacts" / "mlgate-report" / "bundle"
@@ -306,6 +312,53 @@ def test_root_action_bundles_a_passing_verdict_for_the_model_version(
         "mlgate/tests": "success",
         "mlgate": "success",
     }
+
+
+def test_bundle_job_registers_without_running_the_projects_code(
+    scratch: Path,
+    gh: FakeGitHub,
+    tmp_path: Path,
+    store: tuple[Registry, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The gate job runs the project's code without the registry credential; the bundle job,
+    the only one given it (as a secret), judges the uploaded evidence again and registers the
+    bundle without running any of that code."""
+    registry, project = store
+    version = new_version(registry, project)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")  # the credential reaches act only as a secret
+    artifacts = tmp_path / "act" / "artifacts"
+    result = run_act(
+        scratch,
+        gh,
+        "workflow_dispatch",
+        tmp_path / "act",
+        *("-s", f"MLFLOW_TRACKING_URI={registry.uri}"),
+        *("--env", "MLFLOW_DISABLE_TELEMETRY=true", "--env", "DO_NOT_TRACK=true"),
+        inputs={"job": "gate-then-bundle", "version": version},
+    )
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-4000:]
+    # The project's code ran once, in the gate job, and the credential was not there.
+    ran = (artifacts / "pr-code-ran.log").read_text().splitlines()
+    assert ran == ["job=split-gate registry-credential=absent"], ran
+    match = re.search(
+        r"E2E-SPLIT result=success verdict=pass bundle-digest=(sha256:[0-9a-f]{64})\n", log
+    )
+    assert match, log[-4000:]
+    digest = match.group(1)
+    assert registry.model_version(MODEL, version).tags[bundle.DIGEST_TAG] == digest
+    fetched, recorded = bundle.fetch(registry, MODEL, version, tmp_path / "fetched")
+    verified = bundle.verify(fetched, registry, expected_digest=recorded)
+    assert verified.outcome == "pass" and str(verified.model["version"]) == version
+    gate_job, bundle_job = (job_lines(log, job) for job in ("split-gate", "split-bundle"))
+    assert "mlgate: tests: 1 tests" in gate_job and "mlgate: tests:" not in bundle_job
+    assert "mlgate: verdict: pass" in bundle_job, bundle_job  # judged again, not taken
+
+
+def job_lines(log: str, job: str) -> str:
+    """The lines act logged for one job (prefixed `[e2e/<job> ]`, padded)."""
+    return "\n".join(re.findall(rf"^\[e2e/{re.escape(job)}\s*\](.*)$", log, re.M))
 
 
 def gated_at(
