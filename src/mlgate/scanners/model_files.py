@@ -151,7 +151,21 @@ def _scan_file(scanner: Any, model: ModelFile, shown: str, deadline: float) -> l
             outcome.merge(read_zip(path, kind))
         if kind in ("pytorch", "numpy"):
             _picklescan_archive(scanner, path, shown, outcome)
+    outcome.dangerous.update(_rated_dangerous(scanner, outcome.imports))
     return _findings(outcome, shown, kind)
+
+
+def _rated_dangerous(scanner: Any, imports: list[Import]) -> set[str]:
+    """Our resolved imports that picklescan's table rates dangerous: critical however they
+    were reached (picklescan itself misses STACK_GLOBAL operands from the memo)."""
+    table = getattr(scanner, "_unsafe_globals", {})
+    rated: set[str] = set()
+    for found in {i.found for i in imports if i.found is not None}:
+        names = table.get(found.module) if isinstance(table, dict) else None
+        listed = names if isinstance(names, (set, frozenset)) else {names}
+        if "*" in listed or found.name in listed:
+            rated.add(found.dotted)
+    return rated
 
 
 def _picklescan_archive(scanner: Any, path: Path, shown: str, outcome: _Outcome) -> None:
