@@ -224,9 +224,10 @@ def _scan_pickle_stream(
 
 
 def _findings(outcome: _Outcome, shown: str, kind: str) -> list[Finding]:
+    prefix = "skops" if kind == "skops" else "pickle"
     findings = [
         _finding(
-            f"pickle:{dotted}",
+            f"{prefix}:{dotted}",
             "critical",
             UNSAFE_IMPORT,
             shown,
