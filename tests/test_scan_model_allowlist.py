@@ -271,3 +271,12 @@ def test_joblib_item_size_is_numpys_not_the_state(tmp_path: Path) -> None:
     findings = _scan(tmp_path, tmp_path / "honest.joblib")
 
     assert _blocking(findings) == {("critical", "unsafe-pickle-import")}
+
+
+def test_readme_states_the_allow_lists_size() -> None:
+    from mlgate.scanners.pickle_allowlist import size
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    counts = size()
+    assert f"{counts['exact']} exact names" in readme
+    assert f"and {counts['patterns']} patterns" in readme

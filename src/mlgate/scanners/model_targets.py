@@ -71,6 +71,11 @@ def _choose(path: Path, found: TargetFiles, *, explicit: bool) -> None:
     name = path.name.lower()
     suffixes = [suffix.lower() for suffix in path.suffixes]
     named = next((_LABELS[s] for s in reversed(suffixes) if s in _LABELS), None)
+    try:
+        path.open("rb").close()
+    except OSError:  # unreadable here, perhaps not to a loader: scanned, and reported
+        found.files.append(ModelFile(path, named or "pickle", Sniffed("pickle")))
+        return
     sniffed = sniff(path)
     if sniffed is None or (sniffed.container == "hdf5" and name.endswith(_SAFE_SUFFIXES)):
         if name.endswith(_SAFE_SUFFIXES):
