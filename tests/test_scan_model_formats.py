@@ -204,3 +204,31 @@ def test_a_pickle_named_as_a_safe_format_is_scanned(tmp_path: Path) -> None:
     result = _scan(tmp_path, tmp_path)
 
     assert ("model.safetensors", "critical", "pickle:posix.system") in _blocking(result.findings)
+
+
+def _legacy_torch_file(main: bytes) -> bytes:
+    """torch.save(..., _use_new_zipfile_serialization=False): five pickles (magic number,
+    protocol version, system info, the object, storage keys), then raw storage bytes."""
+    system_info = {"protocol_version": 1001, "little_endian": True, "type_sizes": {"int": 4}}
+    header = b"".join(
+        pickle.dumps(value, protocol=2) for value in (0x1950A86A20F9469CFC6C, 1001, system_info)
+    )
+    storage = (2).to_bytes(8, "little") + np.array([0.5, -0.5], dtype="<f4").tobytes()
+    return header + main + pickle.dumps(["0"], protocol=2) + storage
+
+
+def test_legacy_pytorch_files_are_read_to_their_storages(tmp_path: Path) -> None:
+    tensor = (
+        b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\n("
+        b"(X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpu"
+        b"K\x02Nt"  # ("storage", torch.FloatStorage, "0", "cpu", 2, None)
+        b"QK\x00K\x02\x85K\x01\x85\x89ccollections\nOrderedDict\n)RtR."
+    )
+    (tmp_path / "legacy.pt").write_bytes(_legacy_torch_file(tensor))
+    evil = pickle.dumps(_RunsShellWhenUnpickled(), protocol=2)
+    (tmp_path / "evil.pt").write_bytes(_legacy_torch_file(evil))
+
+    result = _scan(tmp_path, tmp_path / "legacy.pt", tmp_path / "evil.pt")
+
+    assert _blocking(result.findings) == [("evil.pt", "critical", "pickle:posix.system")]
+    assert [f.rule for f in result.findings if f.path == "legacy.pt"] == ["unsafe-format"]

@@ -33,6 +33,7 @@ _WRAPPER_MODULES = ("joblib.numpy_pickle", "sklearn.externals.joblib.numpy_pickl
 # Protocols 0 and 1 build plain objects with copyreg._reconstructor(cls, base, state), named
 # copy_reg (Python 2's name) when the pickler maps names for Python 2.
 _RECONSTRUCTORS = (Global("copyreg", "_reconstructor"), Global("copy_reg", "_reconstructor"))
+_LEGACY_TORCH_MAGIC = 0x1950A86A20F9469CFC6C  # torch.serialization.MAGIC_NUMBER
 
 
 class Tape:
@@ -116,6 +117,7 @@ class Split:
     arrays: int = 0  # joblib arrays whose bytes were skipped
     problem: str | None = None  # why reading stopped early
     lies: list[str] = field(default_factory=list)  # array states joblib and we would misread
+    results: list[object] = field(default_factory=list)  # what each pickle's STOP returned
 
 
 def split_pickles(tape: Tape) -> Split:
@@ -127,10 +129,12 @@ def split_pickles(tape: Tape) -> Split:
     if tape.at_end():
         split.problem = "the file is empty"
         return split
-    while not tape.at_end():
+    pickles = 0
+    while not tape.at_end() and pickles < _legacy_torch_pickles(split):
         tape.recording = bytearray()
+        pickles += 1
         try:
-            _read_one_pickle(tape, split)
+            split.results.append(_read_one_pickle(tape, split))
         except ScanError:
             raise
         except Exception as exc:  # any way the stream fails to parse: pickle would fail too
@@ -142,7 +146,14 @@ def split_pickles(tape: Tape) -> Split:
     return split
 
 
-def _read_one_pickle(tape: Tape, split: Split) -> None:
+def _legacy_torch_pickles(split: Split) -> float:
+    """How many pickles to read: torch.save's legacy format (a magic number first) is five
+    pickles followed by raw storage bytes that torch.load never unpickles; others to the end."""
+    return 5 if split.results[:1] == [_LEGACY_TORCH_MAGIC] else math.inf
+
+
+def _read_one_pickle(tape: Tape, split: Split) -> object:
+    """Read one pickle to its STOP, skipping joblib arrays; return what STOP returned."""
     machine = Machine(imports=split.imports)
     while True:
         wrapper = None
@@ -154,7 +165,7 @@ def _read_one_pickle(tape: Tape, split: Split) -> None:
                 wrapper = built
                 break
         else:
-            return  # STOP: the pickle is complete
+            return machine.result  # STOP: the pickle is complete
         # joblib's loader reads the array from the file right after BUILD; the pickler ends
         # its frame there. A frame running on would make pickle and us read different bytes.
         if tape.position < machine.frame_end:
