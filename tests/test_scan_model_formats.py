@@ -94,13 +94,18 @@ def test_skops_and_mlflow_model_directory_pass_and_are_scanned(tmp_path: Path) -
     import mlflow.sklearn
     from skops.io import dump
 
-    pipeline = _fitted_models()["pipeline"]
-    dump(pipeline, tmp_path / "pipeline.skops")
-    mlflow.sklearn.save_model(pipeline, tmp_path / "model")  # MLflow 3 saves model.skops
+    models = _fitted_models()
+    (tmp_path / "skops").mkdir()
+    for name, model in models.items():
+        dump(model, tmp_path / "skops" / f"{name}.skops")
+    mlflow.sklearn.save_model(models["pipeline"], tmp_path / "model")  # MLflow 3: model.skops
 
-    result = _scan(tmp_path, tmp_path / "pipeline.skops", tmp_path / "model")
+    result = _scan(tmp_path, tmp_path / "skops", tmp_path / "model")
 
-    assert result.data["files"] == {"pipeline.skops": "skops", "model/model.skops": "skops"}
+    assert result.data["files"] == {
+        **{f"skops/{name}.skops": "skops" for name in sorted(models)},
+        "model/model.skops": "skops",
+    }
     assert result.findings == []
 
 
