@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import importlib.util
 import json
 import lzma
 import os
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import joblib
 import numpy as np
+import pandas as pd
 import pytest
 
 from mlgate.evidence import Finding
@@ -28,6 +30,7 @@ from mlgate.scanners.interface import ScanResult, ScanTargets, at_least
 from mlgate.scanners.model_files import ModelFileScanner
 
 MODELS = Path(__file__).parent / "data" / "models"
+EXAMPLE = Path(__file__).parents[1] / "examples" / "iris"
 
 
 class _RunsShellWhenUnpickled:
@@ -98,7 +101,17 @@ def test_skops_and_mlflow_model_directory_pass_and_are_scanned(tmp_path: Path) -
     (tmp_path / "skops").mkdir()
     for name, model in models.items():
         dump(model, tmp_path / "skops" / f"{name}.skops")
-    mlflow.sklearn.save_model(models["pipeline"], tmp_path / "model")  # MLflow 3: model.skops
+    # The example's own model, saved as its log_model.py logs it (MLflow 3 writes model.skops
+    # beside MLmodel, conda.yaml, python_env.yaml, requirements.txt and the input example).
+    spec = importlib.util.spec_from_file_location("iris_model", EXAMPLE / "model.py")
+    assert spec is not None and spec.loader is not None
+    iris = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(iris)
+    train_x, test_x, train_y, _ = iris.split()
+    example = pd.DataFrame(test_x[:3], columns=list(iris.FEATURES))
+    mlflow.sklearn.save_model(
+        iris.train(train_x, train_y), tmp_path / "model", input_example=example
+    )
 
     result = _scan(tmp_path, tmp_path / "skops", tmp_path / "model")
 
