@@ -200,6 +200,8 @@ def test_the_allow_list_is_narrow() -> None:
         ("sklearn.utils._testing", "TempMemmap"),
         ("sklearn.externals.array_api_extra.testing._testing", "FunctionType"),
         ("sklearn.callback._transport", "Client"),
+        ("sklearn.base", "ABCMeta"),  # builds classes, like builtins.type
+        ("sklearn.utils._available_if", "MethodType"),
         ("sklearn.datasets._openml", "Request"),
         ("sklearn.metrics._scorer", "signature"),
         ("joblib.numpy_pickle_compat", "NDArrayWrapper"),

@@ -204,6 +204,24 @@ _SKLEARN_EXCLUDED = frozenset(
     ]
 )
 _SKLEARN_CLASS = re.compile(r"_?[A-Z][A-Za-z0-9_]*|__pyx_unpickle_[A-Za-z0-9_]+")
+# Class names scikit-learn's remaining modules import from elsewhere that build new types or
+# reach threads, processes, sockets and files (found by listing every CamelCase attribute of
+# every sklearn module that is not sklearn's own): an allowed module must not lend them.
+_SKLEARN_BORROWED = frozenset(
+    [
+        "ABCMeta",
+        "Enum",
+        "MethodType",
+        "Path",
+        "Thread",
+        "Queue",
+        "Client",
+        "Listener",
+        "Connection",
+        "Popen",
+        "ThreadpoolController",
+    ]
+)
 # Metric functions that scorers hold (GridSearchCV(scoring="accuracy") pickles
 # accuracy_score); these modules import nothing but NumPy/SciPy math besides.
 _SKLEARN_METRIC_MODULES = frozenset(
@@ -238,6 +256,8 @@ def allowed(module: str, name: str) -> bool:
         return True
     parts = module.split(".")
     if parts[0] != "sklearn" or _SKLEARN_EXCLUDED.intersection(parts[1:]):
+        return False
+    if name in _SKLEARN_BORROWED:
         return False
     return bool(_SKLEARN_CLASS.fullmatch(name)) or (
         module in _SKLEARN_METRIC_MODULES and not name.startswith("_")
