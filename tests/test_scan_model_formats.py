@@ -50,9 +50,11 @@ def _blocking(findings: list[Finding]) -> list[tuple[str | None, str, str]]:
 
 
 def _fitted_models() -> dict[str, object]:
+    from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.linear_model import LogisticRegression, SGDClassifier
     from sklearn.model_selection import GridSearchCV
+    from sklearn.neighbors import KNeighborsClassifier
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
@@ -69,6 +71,17 @@ def _fitted_models() -> dict[str, object]:
         ),
         "search": GridSearchCV(LogisticRegression(), {"C": [0.5, 1.0]}, cv=2).fit(features, labels),
         "encoder": OneHotEncoder(dtype=np.float32).fit(features[:, :1].round()),
+        "kd_tree": KNeighborsClassifier(algorithm="kd_tree").fit(features, labels),
+        "ball_tree": KNeighborsClassifier(algorithm="ball_tree").fit(features, labels),
+        "seeded": RandomForestClassifier(n_estimators=2, random_state=np.random.RandomState(0)).fit(
+            features, labels
+        ),
+        "columns": Pipeline(
+            [
+                ("columns", ColumnTransformer([("one_hot", OneHotEncoder(), ["kind"])])),
+                ("model", SGDClassifier(random_state=0)),
+            ]
+        ).fit(pd.DataFrame({"kind": np.where(labels > 0, "a", "b")}), labels),
     }
 
 

@@ -203,7 +203,10 @@ _SKLEARN_EXCLUDED = frozenset(
         "_joblib",
     ]
 )
-_SKLEARN_CLASS = re.compile(r"_?[A-Z][A-Za-z0-9_]*|__pyx_unpickle_[A-Za-z0-9_]+")
+_SKLEARN_CLASS = re.compile(
+    # newObj(cls) is cls.__new__(cls): how its Cython trees and distance metrics pickle.
+    r"_?[A-Z][A-Za-z0-9_]*|__pyx_unpickle_[A-Za-z0-9_]+|newObj"
+)
 # Class names scikit-learn's remaining modules import from elsewhere that build new types or
 # reach threads, processes, sockets and files (found by listing every CamelCase attribute of
 # every sklearn module that is not sklearn's own): an allowed module must not lend them.
