@@ -263,3 +263,32 @@ def test_legacy_pytorch_files_are_read_to_their_storages(tmp_path: Path) -> None
 
     assert _blocking(result.findings) == [("evil.pt", "critical", "pickle:posix.system")]
     assert [f.rule for f in result.findings if f.path == "legacy.pt"] == ["unsafe-format"]
+
+
+def test_data_that_only_starts_like_a_pickle_is_not_one(tmp_path: Path) -> None:
+    # A safetensors header of 384 bytes starts b"\x80\x01": a pickle protocol header, followed
+    # by bytes no unpickler reads past.
+    header = b'{"__metadata__":{"pad":"'
+    header += b"x" * (384 - len(header) - 3) + b'"}}'
+    (tmp_path / "model.safetensors").write_bytes(len(header).to_bytes(8, "little") + header)
+
+    result = _scan(tmp_path, tmp_path)
+
+    assert (result.data["files"], result.findings) == ({}, [])
+    assert result.data["safe_format_files"] == ["model.safetensors"]
+
+
+def test_raw_tensor_storage_that_starts_like_a_pickle_is_not_read_as_one(tmp_path: Path) -> None:
+    # A float32 storage is any bytes: the denormal 0x00000280 is b"\x80\x02\0\0".
+    storage = np.array([0x280, 0x3F800000], dtype="<u4").tobytes()
+    with (
+        zipfile.ZipFile(MODELS / "torch_state_dict.pt") as source,
+        zipfile.ZipFile(tmp_path / "model.pt", "w") as copy,
+    ):
+        for name in source.namelist():
+            raw = storage if name.endswith("data/0") else source.read(name)
+            copy.writestr(name, raw)
+
+    result = _scan(tmp_path, tmp_path / "model.pt")
+
+    assert [f.rule for f in result.findings] == ["unsafe-format"]

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from mlgate.scanners.model_sniff import SNIFF_BYTES, looks_pickled
 from mlgate.scanners.numpy_dtypes import NPY_MAGIC, npy_holds_objects
 from mlgate.scanners.pickle_machine import Global, Import, Malformed, describe, read_imports
 
@@ -65,11 +66,12 @@ def _read_member(archive: zipfile.ZipFile, name: str, kind: str, reading: Readin
         )
         return
     with archive.open(name) as member:
-        head = member.read(len(NPY_MAGIC))
-    if head == NPY_MAGIC:
+        head = member.read(SNIFF_BYTES)
+    if head.startswith(NPY_MAGIC):
         with archive.open(name) as member:
             _read_npy(member, name, reading)
-    elif name.endswith(_PICKLE_SUFFIXES) or head[:1] == b"\x80":
+    elif name.endswith(_PICKLE_SUFFIXES) or looks_pickled(head):
+        # Raw tensor storages (PyTorch's data/0...) are neither, whatever their first byte.
         with archive.open(name) as member:
             _read_pickle(member, name, reading)
 

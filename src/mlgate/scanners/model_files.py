@@ -118,16 +118,19 @@ def _rated_dangerous(scanner: Any, imports: list[Import]) -> set[str]:
 
 
 def _picklescan_archive(scanner: Any, path: Path, shown: str, outcome: Outcome) -> None:
-    """Zip archives (PyTorch, .npz) and .npy files: picklescan's own reading."""
-    with _picklescan_problems() as problems:
+    """Zip archives (PyTorch, .npz) and .npy files: picklescan's own reading, for its rating of
+    imports. What it cannot parse is left to our reading (model_archives), which reports what
+    the loader would fail on: picklescan also tries raw tensor storages that start with the
+    byte of a pickle header, which no loader unpickles."""
+    with _picklescan_problems():
         try:
             with path.open("rb") as handle:
-                outcome.add(scanner.scan_bytes(handle, shown, path.suffix.lower() or ".pt"))
+                found = scanner.scan_bytes(handle, shown, path.suffix.lower() or ".pt")
+            outcome.add(found, partial_expected=True)
         except ImportError as exc:
             raise ScanError(f"{TOOL}: cannot scan {shown}: {exc}") from None
         except Exception as exc:  # any failure to read the file is a finding, not a crash
-            problems.append(describe(exc))
-    outcome.problems.extend(problems)
+            outcome.problems.append(describe(exc))
 
 
 def _scan_pickle_stream(

@@ -21,10 +21,9 @@ from mlgate.scanners.numpy_dtypes import NPY_MAGIC
 from mlgate.scanners.pickle_machine import Machine, Malformed
 
 _CHUNK = 1 << 20
-_SNIFF = 1 << 16  # how much of a (decompressed) file decides whether it is a pickle
+SNIFF_BYTES = 1 << 16  # how much of a (decompressed) file decides whether it is a pickle
 _ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
-_PROTOCOL_HEADER = re.compile(rb"\x80[\x00-\x05]")
 _DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 # Compressed containers by their first bytes: what joblib.load opens (joblib.compressor) and
 # what gzip/bz2/lzma.open read. bz2 and zlib by more than their first byte, which a raw pickle
@@ -64,11 +63,11 @@ def sniff(path: Path) -> Sniffed | None:
     if compression is not None:
         try:
             with open_stream(path, compression) as stream:
-                inner = stream.read(_SNIFF)
+                inner = stream.read(SNIFF_BYTES)
         except Exception:  # not the container it looked like, or broken: not a model file
             return None
         return Sniffed("pickle", compression) if looks_pickled(inner) else None
-    return Sniffed("pickle") if looks_pickled(_head(path, _SNIFF)) else None
+    return Sniffed("pickle") if looks_pickled(_head(path, SNIFF_BYTES)) else None
 
 
 def compression_of(head: bytes) -> str | None:
@@ -76,11 +75,11 @@ def compression_of(head: bytes) -> str | None:
 
 
 def looks_pickled(data: bytes) -> bool:
-    """Whether `data` starts a pickle: a protocol header, or opcodes that the symbolic machine
-    runs without error up to an import of a dotted name or a STOP. Text fails early (an
-    unknown opcode, an empty stack), while a protocol-0 pickle imports or stops."""
-    if _PROTOCOL_HEADER.match(data):
-        return True
+    """Whether `data` starts a pickle: opcodes that the symbolic machine runs without error up
+    to an import (of a dotted name, for protocol 0's text GLOBAL) or a STOP. Text fails early
+    (an unknown opcode, an empty stack), and so does binary data that merely starts with a
+    protocol header (a safetensors header length of 384 is b"\x80\x01..."): pickle too would
+    fail there before running anything."""
     machine = Machine()
     reached = 0
     try:
@@ -90,9 +89,11 @@ def looks_pickled(data: bytes) -> bool:
             if opcode.name in ("GLOBAL", "INST"):
                 module, _, name = str(argument).partition(" ")
                 return bool(_DOTTED.fullmatch(module) and _DOTTED.fullmatch(name))
+            if opcode.name in ("STACK_GLOBAL", "EXT1", "EXT2", "EXT4"):
+                return True
     except Exception:
         # Not a pickle, unless the window ended inside a long run of valid opcodes.
-        return len(data) == _SNIFF and reached > _SNIFF // 2
+        return len(data) == SNIFF_BYTES and reached > SNIFF_BYTES // 2
     return True  # reached STOP
 
 
@@ -119,7 +120,7 @@ def _member_pickled(archive: zipfile.ZipFile, name: str) -> bool:
     if name.endswith((".pkl", ".pickle")):
         return True
     with archive.open(name) as member:
-        return bool(_PROTOCOL_HEADER.match(member.read(2)))
+        return looks_pickled(member.read(SNIFF_BYTES))
 
 
 def _head(path: Path, size: int) -> bytes:
