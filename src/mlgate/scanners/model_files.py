@@ -11,7 +11,7 @@ arrays, skops, Keras), judged by an allow list of what model libraries really pi
   is computed at load time is critical; so is a joblib array whose dtype state disagrees with its
   own type (joblib.load and a reader would read different bytes).
 - picklescan is a second opinion: an import it rates dangerous (os.system, builtins.eval...) is
-  critical, and whatever it cannot parse is reported.
+  critical however it was reached, and what it cannot parse of a pickle stream is reported.
 - A file that cannot be fully read (truncated, corrupt, not what its name says) is a high
   "unscannable-model" finding, never a silent pass. Keras: a Lambda layer (Python code run at
   load time) is high; HDF5 Keras models cannot be read and are reported unscannable.
