@@ -1,0 +1,424 @@
+"""The pickle streams inside model files, found by content (never by name) and read without
+unpickling, for engines that analyse one pickle at a time (fickling).
+
+Independent of picklescan's reader in model_files on purpose: a second engine that shared the
+first one's parser would share its blind spots. What is read:
+
+- a plain pickle, and every pickle stacked after it;
+- joblib: each NumPy array's raw bytes sit inside the pickle stream after a
+  NumpyArrayWrapper; they are skipped by the size NumPy computes from the dtype (a state that
+  disagrees is refused) and an object array's nested pickle is read as a stream of its own;
+- compressed files (gzip, bz2, xz, lzma, zlib: joblib's compressors and `.pkl.gz`), opened;
+- zip archives (PyTorch's format): every member that is a pickle;
+- `.npy` with an object dtype: the pickle after the header.
+
+A file that announces a pickle but cannot be followed to its end raises Unreadable: an engine
+must not pass what it could not read.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import lzma
+import math
+import os
+import pickletools
+import zipfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Protocol, cast
+
+_PROTO = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
+_NUMPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK\x03\x04"
+# Decompressed data is read this far at most: a compression bomb is unreadable, not a hang.
+_MAX_DECOMPRESSED = 16 << 30
+_WRAPPERS = {("joblib.numpy_pickle", "NumpyArrayWrapper")}
+_SNIFF = 8192  # bytes looked at to tell a pickle without magic from other data
+# What a protocol 0/1 pickle starts with: MARK, GLOBAL, an empty container, a constant.
+_OLD_FIRST_OPCODES = b"(c]})NIFLSVUTJKMGX"
+
+
+class _Reader(Protocol):
+    """A buffered byte stream: io.BufferedReader over a file, a zip member or a decompressor."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+    def readline(self, size: int = -1, /) -> bytes: ...
+    def peek(self, size: int = 0, /) -> bytes: ...
+    def seekable(self) -> bool: ...
+
+
+class Unreadable(Exception):
+    """The file holds pickle data that cannot be followed to its end; one line, why."""
+
+
+@dataclass(frozen=True)
+class PickleStream:
+    where: str  # "" for the file itself, else "member.pkl", "#2" (the second stacked pickle)...
+    data: bytes  # the pickle's opcodes, array bytes left out
+
+
+def files_under(target: Path) -> list[Path]:
+    """Every regular file of a target (a file or a directory walked in sorted order)."""
+    if not target.is_dir():
+        return [target]
+    found: list[Path] = []
+    for base, directories, names in os.walk(target):
+        directories.sort()
+        found.extend(Path(base) / name for name in sorted(names))
+    return [p for p in found if p.is_file() and not p.is_symlink()]
+
+
+def pickle_streams(path: Path) -> list[PickleStream]:
+    """The pickles in a file; [] when it holds none."""
+    with path.open("rb") as handle:
+        return list(_streams(handle, "", depth=0))
+
+
+def _streams(reader: _Reader, where: str, depth: int) -> Iterator[PickleStream]:
+    head = reader.peek(_SNIFF)[:_SNIFF]
+    opened = _decompressed(reader, head) if depth < 2 else None
+    if opened is not None:
+        with opened:
+            yield from _streams(io.BufferedReader(_Capped(opened)), where, depth + 1)
+    elif head.startswith(_ZIP_MAGIC) and reader.seekable():
+        yield from _zip_members(reader, where, depth)
+    elif head.startswith(_NUMPY_MAGIC):
+        yield from _numpy_objects(reader, where)
+    elif head[:2] in _PROTO or _protocol_0_or_1(head):
+        yield from _stacked(reader, where)
+
+
+def _decompressed(handle: Any, head: bytes) -> io.BufferedIOBase | None:
+    if head.startswith(b"\x1f\x8b"):
+        return gzip.GzipFile(fileobj=handle)
+    if head.startswith(b"BZh") and head[3:4].isdigit():
+        return bz2.BZ2File(handle)
+    if head.startswith((b"\xfd7zXZ", b"\x5d\x00\x00")):
+        return lzma.LZMAFile(handle)
+    if head[:1] == b"\x78" and int.from_bytes(head[:2], "big") % 31 == 0:  # zlib's header check
+        return io.BufferedReader(_ZlibReader(handle))
+    return None
+
+
+def _zip_members(handle: Any, where: str, depth: int) -> Iterator[PickleStream]:
+    try:
+        archive = zipfile.ZipFile(handle)
+        members = [m for m in archive.infolist() if not m.is_dir()]
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise Unreadable(f"a broken zip archive: {exc}") from None
+    for member in members:
+        inside = f"{where}/{member.filename}" if where else member.filename
+        try:
+            with archive.open(member) as opened:
+                reader = io.BufferedReader(_Capped(opened))
+                if member.filename.endswith((".pkl", ".pickle")):
+                    yield from _stacked(reader, inside)  # PyTorch's data.pkl: must be a pickle
+                else:
+                    yield from _streams(reader, inside, depth + 1)
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+            raise Unreadable(f"zip member {inside}: {exc}") from None
+
+
+def _numpy_objects(reader: _Reader, where: str) -> Iterator[PickleStream]:
+    from numpy.lib import format as npy
+
+    try:
+        version = npy.read_magic(reader)
+        header = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+        _, _, dtype = header(reader)
+    except (ValueError, OSError) as exc:
+        raise Unreadable(f"a broken .npy header: {exc}") from None
+    if dtype.hasobject:
+        yield from _stacked(reader, where)
+
+
+def _protocol_0_or_1(head: bytes) -> bool:
+    """Protocol 0 and 1 pickles have no magic: the head is one when it parses as one (to its
+    STOP, or to where the sniffed bytes end)."""
+    if not head or head[0] not in _OLD_FIRST_OPCODES:
+        return False
+    source = io.BytesIO(head)
+    try:
+        for opcode, _, _ in pickletools.genops(source):
+            if opcode.name == "STOP":
+                return True
+    except (ValueError, UnicodeDecodeError, OverflowError):
+        return len(head) == _SNIFF and source.tell() > _SNIFF - 512
+    return False
+
+
+def _stacked(reader: _Reader, where: str) -> Iterator[PickleStream]:
+    """Every pickle in the stream, one after the other, to its last byte."""
+    index = 0
+    while reader.peek(1)[:1] or index == 0:
+        recorder = _Recorder(reader)
+        nested = _read_one(recorder)
+        index += 1
+        yield PickleStream(where if index == 1 else f"{where}#{index}", bytes(recorder.kept))
+        for inner in nested:
+            yield PickleStream(f"{where}#{index} (object array)", inner)
+
+
+def _read_one(recorder: _Recorder) -> list[bytes]:
+    """Read one pickle, leaving joblib's array bytes out; the nested object-array pickles."""
+    machine = _Stack()
+    nested: list[bytes] = []
+    try:
+        for opcode, argument, _ in pickletools.genops(cast("IO[bytes]", recorder)):
+            built = machine.step(opcode.name, argument)
+            if opcode.name == "STOP":
+                return nested
+            if isinstance(built, _Call) and (built.module, built.name) in _WRAPPERS:
+                nested.extend(_skip_array(recorder, built))
+    except (ValueError, EOFError, UnicodeDecodeError, OverflowError, IndexError) as exc:
+        raise Unreadable(f"pickle data that cannot be read to its end: {_line(exc)}") from None
+    raise Unreadable("pickle data without a STOP opcode")
+
+
+def _skip_array(recorder: _Recorder, wrapper: _Call) -> list[bytes]:
+    state = wrapper.state if isinstance(wrapper.state, dict) else {}
+    shape, dtype = state.get("shape"), state.get("dtype")
+    if not isinstance(shape, tuple) or not all(isinstance(n, int) and n >= 0 for n in shape):
+        raise Unreadable(f"a joblib array with an unreadable shape {shape!r}")
+    itemsize, has_object = _dtype_size(dtype)
+    if has_object:
+        inner = _Recorder(recorder.source)
+        found = _read_one(inner)
+        return [bytes(inner.kept), *found]
+    recorder.recording = False
+    try:
+        if state.get("numpy_array_alignment_bytes") is not None:
+            padding = recorder.read(1)
+            recorder.skip(padding[0] if padding else 0)
+        recorder.skip(math.prod(shape) * itemsize)
+    finally:
+        recorder.recording = True
+    return []
+
+
+def _dtype_size(dtype: object) -> tuple[int, bool]:
+    """(item size as NumPy computes it from the descriptor, whether it holds objects)."""
+    import numpy as np
+
+    if not (isinstance(dtype, _Call) and (dtype.module, dtype.name) == ("numpy", "dtype")):
+        raise Unreadable("a joblib array whose dtype is not a numpy.dtype")
+    descr = dtype.args[0] if isinstance(dtype.args, tuple) and dtype.args else None
+    if not isinstance(descr, str):
+        raise Unreadable(f"a joblib array with an unreadable dtype {descr!r}")
+    try:
+        itemsize = np.dtype(descr).itemsize
+    except (TypeError, ValueError) as exc:
+        raise Unreadable(f"a joblib array with dtype {descr!r}: {exc}") from None
+    state = dtype.state if isinstance(dtype.state, tuple) else ()
+    fields = state[4] if len(state) > 4 and isinstance(state[4], dict) else {}
+    declared = state[5] if len(state) > 5 else -1
+    if declared not in (-1, itemsize) or not isinstance(declared, int):
+        raise Unreadable(
+            f"a joblib array whose dtype state says {declared!r} bytes, not {itemsize}"
+        )
+    has_object = descr.lstrip("<>|=").startswith("O") or any(
+        _dtype_size(entry[0])[1] for entry in fields.values() if isinstance(entry, tuple) and entry
+    )
+    return itemsize, has_object
+
+
+# --- a symbolic stack: just enough to know what each BUILD builds --------------------------
+
+
+@dataclass
+class _Call:
+    module: str
+    name: str
+    args: object = None
+    state: object = None
+
+
+_MARK = object()
+_UNKNOWN = object()
+_CONSTANTS = {"NONE": None, "NEWTRUE": True, "NEWFALSE": False}
+_EMPTY = {"EMPTY_DICT": dict, "EMPTY_LIST": list, "EMPTY_TUPLE": tuple, "EMPTY_SET": list}
+
+
+@dataclass
+class _Stack:
+    items: list[object] = field(default_factory=list)
+    memo: dict[int, object] = field(default_factory=dict)
+
+    def step(self, name: str, argument: Any) -> object:
+        """Apply one opcode; returns the object a BUILD built, else None."""
+        if name in _CONSTANTS:
+            self.items.append(_CONSTANTS[name])
+        elif name in _EMPTY:
+            self.items.append(_EMPTY[name]())
+        elif name == "MARK":
+            self.items.append(_MARK)
+        elif name in ("GLOBAL", "INST"):
+            module, _, attr = str(argument).partition(" ")
+            if name == "INST":
+                self._to_mark()
+            self.items.append(_Call(module, attr))
+        elif name == "STACK_GLOBAL":
+            named, within = self.items.pop(), self.items.pop()
+            self.items.append(_Call(str(within), str(named)))
+        elif name in ("REDUCE", "NEWOBJ", "NEWOBJ_EX"):
+            if name == "NEWOBJ_EX":
+                self.items.pop()
+            args, factory = self.items.pop(), self.items.pop()
+            self.items.append(_called(factory, args))
+        elif name == "OBJ":
+            values = self._to_mark()
+            self.items.append(_called(values[0], tuple(values[1:])) if values else _UNKNOWN)
+        elif name == "BUILD":
+            state = self.items.pop()
+            target = self.items[-1]
+            if isinstance(target, _Call):
+                target.state = state
+                return target
+        else:
+            self._containers(name, argument)
+        return None
+
+    def _containers(self, name: str, argument: Any) -> None:
+        items = self.items
+        if name in ("TUPLE1", "TUPLE2", "TUPLE3"):
+            count = int(name[-1])
+            values = items[-count:]
+            del items[-count:]
+            items.append(tuple(values))
+        elif name in ("TUPLE", "LIST", "DICT", "FROZENSET"):
+            values = self._to_mark()
+            made = {"TUPLE": tuple, "LIST": list, "FROZENSET": tuple}.get(name)
+            items.append(made(values) if made else _dict(values))
+        elif name in ("APPEND", "APPENDS", "ADDITEMS", "SETITEM", "SETITEMS"):
+            if name == "APPEND":
+                values = [items.pop()]
+            elif name == "SETITEM":
+                values = items[-2:]
+                del items[-2:]
+            else:
+                values = self._to_mark()
+            target = items[-1]
+            if isinstance(target, dict):
+                target.update(_dict(values))
+            elif isinstance(target, list):
+                target.extend(values)
+        elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
+            self.memo[int(argument)] = items[-1]
+        elif name == "MEMOIZE":
+            self.memo[len(self.memo)] = items[-1]
+        elif name in ("GET", "BINGET", "LONG_BINGET"):
+            items.append(self.memo[int(argument)])
+        elif name == "POP":
+            items.pop()
+        elif name == "POP_MARK":
+            self._to_mark()
+        elif name == "DUP":
+            items.append(items[-1])
+        elif name == "BINPERSID":
+            items[-1] = _UNKNOWN
+        elif name in ("PROTO", "FRAME", "STOP", "READONLY_BUFFER", "READWRITE_BUFFER"):
+            pass
+        else:  # every other opcode pushes one value: a constant, a persistent id, ...
+            items.append(_UNKNOWN if argument is None else argument)
+
+    def _to_mark(self) -> list[object]:
+        for index in range(len(self.items) - 1, -1, -1):
+            if self.items[index] is _MARK:
+                values = self.items[index + 1 :]
+                del self.items[index:]
+                return values
+        raise ValueError("MARK missing")
+
+
+def _called(factory: object, args: object) -> object:
+    if isinstance(factory, _Call):
+        return _Call(factory.module, factory.name, args)
+    return _UNKNOWN
+
+
+def _dict(values: list[object]) -> dict[object, object]:
+    pairs = zip(values[::2], values[1::2], strict=False)
+    return {k: v for k, v in pairs if isinstance(k, (str, int, bytes, tuple, type(None)))}
+
+
+# --- byte sources --------------------------------------------------------------------------
+
+
+class _Recorder:
+    """A reader for pickletools that keeps the bytes it read, except while skipping arrays."""
+
+    def __init__(self, source: _Reader) -> None:
+        self.source = source
+        self.kept = bytearray()
+        self.recording = True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.source.read(size)
+        if self.recording:
+            self.kept += data
+        return data
+
+    def readline(self) -> bytes:
+        data = self.source.readline()
+        if self.recording:
+            self.kept += data
+        return data
+
+    def skip(self, size: int) -> None:
+        while size > 0:
+            chunk = self.source.read(min(size, 1 << 20))
+            if not chunk:
+                raise EOFError(f"array data ends {size} bytes early")
+            size -= len(chunk)
+
+
+class _Capped(io.RawIOBase):
+    """A stream that refuses to go on past _MAX_DECOMPRESSED bytes (a compression bomb)."""
+
+    def __init__(self, source: Any) -> None:
+        self._source = source
+        self._total = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._source.read(len(buffer))
+        self._total += len(data)
+        if self._total > _MAX_DECOMPRESSED:
+            raise OSError(f"more than {_MAX_DECOMPRESSED >> 30} GiB once decompressed")
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class _ZlibReader(io.RawIOBase):
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self._inflate = zlib.decompressobj()
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._done:
+            chunk = self._inflate.unconsumed_tail or self._raw.read(1 << 16)
+            data = self._inflate.decompress(chunk, len(buffer))
+            if not chunk and not data:
+                self._done = True
+            if data:
+                buffer[: len(data)] = data
+                return len(data)
+            if self._inflate.eof:
+                self._done = True
+        return 0
+
+
+def _line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:200]
