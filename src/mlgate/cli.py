@@ -452,7 +452,12 @@ def quality(
 )
 @click.option("--image", default=None, help="Image name or id on the Docker engine.")
 @click.option("--dockerfile", default=None, help="Dockerfile to build and scan.")
-@click.option("--model", "models", multiple=True, help="Model file or directory; repeatable.")
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    help="Model file or directory, or models:/NAME@ALIAS or models:/NAME/VERSION; repeatable.",
+)
 @click.option(
     "--osv-db",
     default=None,
