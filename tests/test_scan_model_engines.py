@@ -249,3 +249,45 @@ def test_a_missing_engine_is_an_error_not_a_skip(
     assert evidence.status == "error"
     assert evidence.reason == "fickling: not installed (pip install 'mlgate[scan]')"
     assert not _passes(evidence)
+
+
+def test_a_global_computed_at_load_time_is_critical(tmp_path: Path) -> None:
+    # STACK_GLOBAL whose module name is the result of a call: no scanner can name it.
+    computed = _call("builtins", "str", _text("posix")) + _text("system") + b"\x93"
+    (tmp_path / "model.pkl").write_bytes(b"\x80\x04" + computed + _text("id") + b"\x85R.")
+
+    result = SCANNERS["fickling"].scan(ScanTargets(workdir=tmp_path, models=(tmp_path,)))
+
+    assert {(f.rule, f.severity) for f in result.findings} == {
+        ("unresolvable-pickle-global", "critical")
+    }
+
+
+def test_data_that_only_starts_like_a_container_is_not_a_finding(tmp_path: Path) -> None:
+    # Raw weights start with any bytes: a zlib or gzip header, or pickle's PROTO opcode.
+    lookalikes = {
+        "zlib.bin": b"\x78\x9c" + bytes(range(256)) * 4,
+        "gzip.bin": b"\x1f\x8b" + bytes(range(256)) * 4,
+    }
+    for name, data in lookalikes.items():
+        (tmp_path / name).write_bytes(data)
+    state_dict = _torch_state_dict(tmp_path / "state_dict.pt")
+    with zipfile.ZipFile(state_dict, "a") as archive:
+        archive.writestr("archive/data/2", b"\x80\x02" + bytes(range(256)))
+        archive.writestr("archive/data/3", b"\x78\x9c" + bytes(range(256)))
+
+    result = SCANNERS["fickling"].scan(ScanTargets(workdir=tmp_path, models=(tmp_path,)))
+
+    assert result.findings == []
+    assert result.data["files"] == {"state_dict.pt": ["archive/data.pkl"]}
+
+
+def test_a_pickle_member_that_cannot_be_read_is_high(tmp_path: Path) -> None:
+    with zipfile.ZipFile(tmp_path / "model.pt", "w") as archive:
+        archive.writestr("archive/data.pkl", PAYLOADS["os-system"][:-8])  # cut short
+
+    result = SCANNERS["fickling"].scan(ScanTargets(workdir=tmp_path, models=(tmp_path,)))
+
+    assert [(f.rule, f.severity, f.path) for f in result.findings] == [
+        ("unscannable-model", "high", "model.pt")
+    ]

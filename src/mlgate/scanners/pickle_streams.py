@@ -84,13 +84,24 @@ def _streams(reader: _Reader, where: str, depth: int) -> Iterator[PickleStream]:
     opened = _decompressed(reader, head) if depth < 2 else None
     if opened is not None:
         with opened:
-            yield from _streams(io.BufferedReader(_Capped(opened)), where, depth + 1)
+            inner = io.BufferedReader(_Capped(opened))
+            try:
+                inner_head = inner.peek(_SNIFF)[:_SNIFF]
+            except (OSError, EOFError, zlib.error, lzma.LZMAError):
+                return  # data that only starts like a compressed stream (weights, say)
+            if _holds_pickles(inner_head):
+                yield from _streams(inner, where, depth + 1)
     elif head.startswith(_ZIP_MAGIC) and reader.seekable():
-        yield from _zip_members(reader, where, depth)
+        yield from _zip_members(reader, where)
     elif head.startswith(_NUMPY_MAGIC):
         yield from _numpy_objects(reader, where)
     elif head[:2] in _PROTO or _protocol_0_or_1(head):
         yield from _stacked(reader, where)
+
+
+def _holds_pickles(head: bytes) -> bool:
+    """Whether decompressed data is what a loader would unpickle: a pickle or a .npy."""
+    return head[:2] in _PROTO or head.startswith(_NUMPY_MAGIC) or _protocol_0_or_1(head)
 
 
 def _decompressed(handle: Any, head: bytes) -> io.BufferedIOBase | None:
@@ -105,7 +116,10 @@ def _decompressed(handle: Any, head: bytes) -> io.BufferedIOBase | None:
     return None
 
 
-def _zip_members(handle: Any, where: str, depth: int) -> Iterator[PickleStream]:
+def _zip_members(handle: Any, where: str) -> Iterator[PickleStream]:
+    """Pickles in a zip: the members loaders unpickle by name (PyTorch's data.pkl, an .npz's
+    .npy files) must be read to their end; any other member is scanned when it is a pickle and
+    left as data otherwise (tensor bytes may start like anything)."""
     try:
         archive = zipfile.ZipFile(handle)
         members = [m for m in archive.infolist() if not m.is_dir()]
@@ -116,12 +130,23 @@ def _zip_members(handle: Any, where: str, depth: int) -> Iterator[PickleStream]:
         try:
             with archive.open(member) as opened:
                 reader = io.BufferedReader(_Capped(opened))
+                head = reader.peek(_SNIFF)[:_SNIFF]
                 if member.filename.endswith((".pkl", ".pickle")):
-                    yield from _stacked(reader, inside)  # PyTorch's data.pkl: must be a pickle
-                else:
-                    yield from _streams(reader, inside, depth + 1)
+                    yield from _stacked(reader, inside)
+                elif member.filename.endswith(".npy") or head.startswith(_NUMPY_MAGIC):
+                    yield from _numpy_objects(reader, inside)
+                elif head[:2] in _PROTO:
+                    yield from _if_pickle(reader, inside)
         except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
             raise Unreadable(f"zip member {inside}: {exc}") from None
+
+
+def _if_pickle(reader: _Reader, where: str) -> Iterator[PickleStream]:
+    try:
+        streams = list(_stacked(reader, where))
+    except Unreadable:
+        return  # data, not a pickle: no loader reads this member as one
+    yield from streams
 
 
 def _numpy_objects(reader: _Reader, where: str) -> Iterator[PickleStream]:
