@@ -78,6 +78,9 @@ PAYLOADS = {
         + b"tR"
     ),
     # STACK_GLOBAL whose operands come from the memo (picklescan records None.None).
+    # Protocol 0, text floats included: no PROTO marker to recognise it by.
+    "protocol-0": b"(dp0\nVweights\np1\nF0.5\nsVlater\np2\ncposix\nsystem\np3\n(Vid\np4\ntp5\n"
+    b"Rp6\ns.",
     "stack-global-memo": b"\x80\x04\x8c\x05posix\x940\x8c\x06system\x940h\x00h\x01\x93"
     b"\x8c\x02id\x85R.",
 }
@@ -115,6 +118,7 @@ def _torch_state_dict(path: Path) -> Path:
 
 
 def _benign_models(directory: Path) -> list[str]:
+    import cloudpickle
     import lightgbm
     import xgboost
     from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
@@ -129,6 +133,11 @@ def _benign_models(directory: Path) -> list[str]:
     xgb = xgboost.XGBClassifier(n_estimators=3).fit(features, labels)
     lgbm = lightgbm.LGBMClassifier(n_estimators=3, verbose=-1).fit(features, labels)
     (directory / "forest.pkl").write_bytes(pickle.dumps(forest))
+    # Protocol 5 (in-band buffers, as cloudpickle and MLflow's older sklearn format write) and
+    # protocol 0 (text opcodes): opcodes fickling itself cannot parse.
+    (directory / "forest-cloudpickle.pkl").write_bytes(cloudpickle.dumps(forest))
+    (directory / "pipeline-protocol5.pkl").write_bytes(pickle.dumps(pipeline, protocol=5))
+    (directory / "pipeline-protocol0.pkl").write_bytes(pickle.dumps(pipeline, protocol=0))
     (directory / "boosted.pkl").write_bytes(pickle.dumps(boosted))
     joblib.dump(pipeline, directory / "pipeline.joblib")
     joblib.dump(pipeline, directory / "pipeline-z.joblib", compress=3)

@@ -136,6 +136,9 @@ EXACT: dict[str, set[str]] = {
     "numpy": _NUMPY_TYPES | _NUMPY_UFUNCS,
     "numpy.core.multiarray": {"_reconstruct", "scalar"},
     "numpy._core.multiarray": {"_reconstruct", "scalar"},
+    # How NumPy pickles an array with protocol 5 (cloudpickle, MLflow's older sklearn format).
+    "numpy.core.numeric": {"_frombuffer"},
+    "numpy._core.numeric": {"_frombuffer"},
     "numpy.random._pickle": {"__randomstate_ctor", "__generator_ctor", "__bit_generator_ctor"},
     "numpy.random.bit_generator": {"SeedSequence", "__pyx_unpickle_SeedSequence"},
     "numpy.random._mt19937": {"MT19937"},

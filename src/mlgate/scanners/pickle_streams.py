@@ -25,6 +25,7 @@ import lzma
 import math
 import os
 import pickletools
+import struct
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -193,16 +194,37 @@ def _read_one(recorder: _Recorder) -> list[bytes]:
     """Read one pickle, leaving joblib's array bytes out; the nested object-array pickles."""
     machine = _Stack()
     nested: list[bytes] = []
+    start = len(recorder.kept)
     try:
         for opcode, argument, _ in pickletools.genops(cast("IO[bytes]", recorder)):
             built = machine.step(opcode.name, argument)
+            if opcode.name in _REWRITTEN:
+                recorder.replace_from(start, _rewritten(opcode.name, argument, recorder.kept))
             if opcode.name == "STOP":
                 return nested
             if isinstance(built, _Call) and (built.module, built.name) in _WRAPPERS:
                 nested.extend(_skip_array(recorder, built))
+            start = len(recorder.kept)
     except (ValueError, EOFError, UnicodeDecodeError, OverflowError, IndexError) as exc:
         raise Unreadable(f"pickle data that cannot be read to its end: {_line(exc)}") from None
     raise Unreadable("pickle data without a STOP opcode")
+
+
+# Opcodes fickling 0.1.12 cannot parse, as ones that push the same value: protocol 5's
+# in-band buffers (NumPy arrays pickled with protocol 5, as cloudpickle does) and protocol 0's
+# text floats. Out-of-band buffers are not in the file: an empty one stands in.
+_REWRITTEN = ("BYTEARRAY8", "FLOAT", "NEXT_BUFFER", "READONLY_BUFFER")
+
+
+def _rewritten(name: str, argument: Any, raw: bytearray) -> bytes:
+    """The opcode just read (the end of `raw`), as fickling can parse it."""
+    if name == "BYTEARRAY8":
+        return b"\x8e" + bytes(raw[-len(argument) - 8 :])  # BINBYTES8: same length and bytes
+    if name == "FLOAT":
+        return b"G" + struct.pack(">d", argument)  # BINFLOAT
+    if name == "NEXT_BUFFER":
+        return b"\x8e" + bytes(8)
+    return b""  # READONLY_BUFFER changes no value
 
 
 def _skip_array(recorder: _Recorder, wrapper: _Call) -> list[bytes]:
@@ -393,6 +415,10 @@ class _Recorder:
         if self.recording:
             self.kept += data
         return data
+
+    def replace_from(self, start: int, replacement: bytes) -> None:
+        del self.kept[start:]
+        self.kept += replacement
 
     def skip(self, size: int) -> None:
         while size > 0:
