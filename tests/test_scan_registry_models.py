@@ -101,11 +101,12 @@ def test_a_registered_payload_is_caught_where_a_clean_local_file_passes(
 def test_a_benign_registered_version_passes_and_is_identified(
     tmp_path: Path, registry: Registry, model: str
 ) -> None:
-    evidence = _scan(tmp_path, registry, [f"models:/{model}/1"])
+    evidence = _scan(tmp_path, registry, [f"models:/{model}/01"])
 
     assert _passes(evidence), evidence.findings
     (target,) = evidence.data["model_targets"]
-    assert target["resolved"] == f"models:/{model}/1"
+    assert (target["uri"], target["version"]) == (f"models:/{model}/01", "1")
+    assert target["resolved"] == f"models:/{model}/1"  # the registry's spelling of the version
     assert target["digest"] == registry.model_digest(model, "1")
     assert target["digest"] != registry.model_digest(model, "2")
     # Downloaded into the project's scratch, fresh for each scan, and read by every engine.

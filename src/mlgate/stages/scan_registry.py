@@ -87,8 +87,8 @@ def fetch(uris: list[str], tracking_uri: str | None, destination: Path) -> list[
                 version = registry.alias(name, alias)
                 if version is None:
                     raise MlgateError(f"model {uri}: alias {alias} of model {name} is not set")
-            else:
-                registry.model_version(name, version)
+            # The registry's own spelling of the version (models:/NAME/01 is version 1).
+            version = registry.model_version(name, version).version
             directory = destination / _safe(name) / version
             if directory.exists():
                 shutil.rmtree(directory)  # only what this version holds now is scanned
