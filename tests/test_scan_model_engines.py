@@ -5,9 +5,11 @@ payloads a deny list misses must not. Real files, real tools; nothing is unpickl
 
 from __future__ import annotations
 
+import io
 import marshal
 import os
 import pickle
+import pickletools
 import struct
 import sys
 import zipfile
@@ -300,3 +302,21 @@ def test_a_pickle_member_that_cannot_be_read_is_high(tmp_path: Path) -> None:
     assert [(f.rule, f.severity, f.path) for f in result.findings] == [
         ("unscannable-model", "high", "model.pt")
     ]
+
+
+def test_bytes_joblib_skips_as_array_data_are_scanned_as_pickle_load_reads_them(
+    tmp_path: Path,
+) -> None:
+    # An array wrapper whose "data" is, for pickle.load, a call to os.system: joblib.load reads
+    # those bytes as the array, pickle.load runs them.
+    hidden = b"0" + _call("posix", "system", _text("id"))
+    state = b"}(" + _text("shape") + b"K" + bytes([len(hidden)]) + b"\x85"
+    state += _text("dtype") + _call("numpy", "dtype", _text("u1"), b"\x89\x88") + b"u"
+    wrapper = _global("joblib.numpy_pickle", "NumpyArrayWrapper") + b")\x81" + state + b"b"
+    (tmp_path / "model.pkl").write_bytes(_pickled(wrapper + hidden))
+    pickletools.dis(_pickled(wrapper + hidden), out=io.StringIO())  # all opcodes to pickle.load
+
+    result = SCANNERS["fickling"].scan(ScanTargets(workdir=tmp_path, models=(tmp_path,)))
+
+    assert {(f.id, f.severity) for f in result.findings} == {(f"fickling:{SYSTEM}", "critical")}
+    assert result.data["files"]["model.pkl"] == ["(whole file)", "(as pickle.load reads it)"]

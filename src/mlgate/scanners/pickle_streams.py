@@ -19,6 +19,7 @@ must not pass what it could not read.
 from __future__ import annotations
 
 import bz2
+import contextvars
 import gzip
 import io
 import lzma
@@ -29,7 +30,7 @@ import struct
 import zipfile
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any, Protocol, cast
 
@@ -39,6 +40,9 @@ _ZIP_MAGIC = b"PK\x03\x04"
 # Decompressed data is read this far at most: a compression bomb is unreadable, not a hang.
 _MAX_DECOMPRESSED = 16 << 30
 _WRAPPERS = {("joblib.numpy_pickle", "NumpyArrayWrapper")}
+# Whether bytes after a joblib array wrapper are skipped as array data (joblib.load) or read as
+# opcodes (pickle.load).
+_SKIP_ARRAYS = contextvars.ContextVar("_SKIP_ARRAYS", default=True)
 _SNIFF = 8192  # bytes looked at to tell a pickle without magic from other data
 # What a protocol 0/1 pickle starts with: MARK, GLOBAL, an empty container, a constant.
 _OLD_FIRST_OPCODES = b"(c]})NIFLSVUTJKMGX"
@@ -61,6 +65,7 @@ class Unreadable(Exception):
 class PickleStream:
     where: str  # "" for the file itself, else "member.pkl", "#2" (the second stacked pickle)...
     data: bytes  # the pickle's opcodes, array bytes left out
+    skipped_arrays: bool = False  # bytes were skipped as joblib array data
 
 
 def files_under(target: Path) -> list[Path]:
@@ -75,9 +80,29 @@ def files_under(target: Path) -> list[Path]:
 
 
 def pickle_streams(path: Path) -> list[PickleStream]:
-    """The pickles in a file; [] when it holds none."""
+    """The pickles in a file; [] when it holds none.
+
+    Bytes skipped as joblib array data are what joblib.load reads as data, but pickle.load
+    reads them as opcodes: when any were skipped, the file is also read as pickle.load reads
+    it, and that reading is scanned too when it parses (a desynchronised payload)."""
     with path.open("rb") as handle:
-        return list(_streams(handle, "", depth=0))
+        streams = list(_streams(handle, "", depth=0))
+    if not any(stream.skipped_arrays for stream in streams):
+        return streams
+    token = _SKIP_ARRAYS.set(False)
+    try:
+        with path.open("rb") as handle:
+            plain = list(_streams(handle, "", depth=0))
+    except Unreadable:
+        plain = []  # array bytes are no opcodes: pickle.load cannot read it either
+    finally:
+        _SKIP_ARRAYS.reset(token)
+    seen = {stream.data for stream in streams}
+    return streams + [
+        replace(stream, where=f"{stream.where} (as pickle.load reads it)".lstrip())
+        for stream in plain
+        if stream.data not in seen
+    ]
 
 
 def _streams(reader: _Reader, where: str, depth: int) -> Iterator[PickleStream]:
@@ -185,7 +210,8 @@ def _stacked(reader: _Reader, where: str) -> Iterator[PickleStream]:
         recorder = _Recorder(reader)
         nested = _read_one(recorder)
         index += 1
-        yield PickleStream(where if index == 1 else f"{where}#{index}", bytes(recorder.kept))
+        named = where if index == 1 else f"{where}#{index}"
+        yield PickleStream(named, bytes(recorder.kept), recorder.skipped)
         for inner in nested:
             yield PickleStream(f"{where}#{index} (object array)", inner)
 
@@ -228,6 +254,9 @@ def _rewritten(name: str, argument: Any, raw: bytearray) -> bytes:
 
 
 def _skip_array(recorder: _Recorder, wrapper: _Call) -> list[bytes]:
+    recorder.skipped = True
+    if not _SKIP_ARRAYS.get():
+        return []
     state = wrapper.state if isinstance(wrapper.state, dict) else {}
     shape, dtype = state.get("shape"), state.get("dtype")
     if not isinstance(shape, tuple) or not all(isinstance(n, int) and n >= 0 for n in shape):
@@ -403,6 +432,7 @@ class _Recorder:
         self.source = source
         self.kept = bytearray()
         self.recording = True
+        self.skipped = False
 
     def read(self, size: int = -1) -> bytes:
         data = self.source.read(size)
