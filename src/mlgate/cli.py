@@ -483,9 +483,9 @@ def scan(
     timeout: float | None,
 ) -> None:
     """Scan code (bandit), requirements and installed environments (pip-audit), an image
-    (trivy) and model files (picklescan) and write scan evidence: every finding with its
-    advisory or rule id and aliases, SARIF per scanner, the image's SBOM. Targets given here
-    replace the config's.
+    (trivy) and model files or registered versions (picklescan and fickling) and write scan
+    evidence: every finding with its advisory or rule id and aliases, SARIF per scanner, the
+    image's SBOM. Targets given here replace the config's.
 
     A scanner that is missing or fails makes the stage an error. Exits 0 once evidence is
     written; `mlgate gate` applies the policy and the waivers.
