@@ -18,6 +18,8 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mlgate.evidence import Evidence
 from mlgate.scanners import SCANNERS
@@ -320,3 +322,54 @@ def test_bytes_joblib_skips_as_array_data_are_scanned_as_pickle_load_reads_them(
 
     assert {(f.id, f.severity) for f in result.findings} == {(f"fickling:{SYSTEM}", "critical")}
     assert result.data["files"]["model.pkl"] == ["(whole file)", "(as pickle.load reads it)"]
+
+
+def test_malformed_pickles_are_unscannable_never_a_crash(tmp_path: Path) -> None:
+    broken = {
+        "unknown-memo.pkl": b"\x80\x02h\x07.",  # BINGET of a memo slot never set
+        "empty-stack.pkl": b"\x80\x04\x93.",  # STACK_GLOBAL with nothing to pop
+        "no-stop.pkl": b"\x80\x02}q\x00",
+        "no-mark.pkl": b"\x80\x02K\x01t.",
+    }
+    for name, data in broken.items():
+        (tmp_path / name).write_bytes(data)
+
+    result = SCANNERS["fickling"].scan(ScanTargets(workdir=tmp_path, models=(tmp_path,)))
+
+    assert sorted((f.path, f.rule, f.severity) for f in result.findings) == sorted(
+        (name, "unscannable-model", "high") for name in broken
+    )
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_mutated_model_files_never_crash_the_engine(tmp_path: Path, data: st.DataObject) -> None:
+    original = data.draw(st.sampled_from(sorted(_MUTABLE)))
+    content = bytearray(_MUTABLE[original])
+    for _ in range(data.draw(st.integers(1, 4))):
+        index = data.draw(st.integers(0, len(content) - 1))
+        content[index] = data.draw(st.integers(0, 255))
+    content = content[: data.draw(st.integers(1, len(content)))]
+    (tmp_path / "model.bin").write_bytes(bytes(content))
+
+    result = SCANNERS["fickling"].scan(
+        ScanTargets(workdir=tmp_path, models=(tmp_path / "model.bin",))
+    )
+
+    assert all(f.severity in ("critical", "high") for f in result.findings)
+
+
+def _joblib_bytes(**options: object) -> bytes:
+    buffer = io.BytesIO()
+    joblib.dump({"weights": np.arange(6.0).reshape(2, 3), "names": ["a", "b"]}, buffer, **options)
+    return buffer.getvalue()
+
+
+_MUTABLE = {
+    "joblib": _joblib_bytes(),
+    "joblib-zlib": _joblib_bytes(compress=3),
+    "pickle": pickle.dumps({"weights": np.arange(6.0), "bias": 0.5}),
+    "payload": PAYLOADS["getattr-chain"],
+}

@@ -76,6 +76,8 @@ def _scan_file(pickled_type: Any, path: Path, shown: str) -> tuple[list[Finding]
         streams = pickle_streams(path)
     except (Unreadable, OSError) as exc:
         return [_unscannable(shown, str(exc))], ["(unreadable)"]
+    except Exception as exc:  # the reader broke on this file: unread, so not clean
+        return [_unscannable(shown, f"the reader failed: {_line(exc)}")], ["(unreadable)"]
     findings: dict[str, Finding] = {}
     for stream in streams:
         for found in _scan_stream(pickled_type, stream, shown):

@@ -198,7 +198,7 @@ def _protocol_0_or_1(head: bytes) -> bool:
         for opcode, _, _ in pickletools.genops(source):
             if opcode.name == "STOP":
                 return True
-    except (ValueError, UnicodeDecodeError, OverflowError):
+    except Exception:  # not a pickle, however pickletools objects to it
         return len(head) == _SNIFF and source.tell() > _SNIFF - 512
     return False
 
@@ -231,7 +231,9 @@ def _read_one(recorder: _Recorder) -> list[bytes]:
             if isinstance(built, _Call) and (built.module, built.name) in _WRAPPERS:
                 nested.extend(_skip_array(recorder, built))
             start = len(recorder.kept)
-    except (ValueError, EOFError, UnicodeDecodeError, OverflowError, IndexError) as exc:
+    except Unreadable:
+        raise
+    except Exception as exc:  # a malformed stream breaks the reader in any way: all unreadable
         raise Unreadable(f"pickle data that cannot be read to its end: {_line(exc)}") from None
     raise Unreadable("pickle data without a STOP opcode")
 
