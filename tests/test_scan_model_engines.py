@@ -373,3 +373,21 @@ _MUTABLE = {
     "pickle": pickle.dumps({"weights": np.arange(6.0), "bias": 0.5}),
     "payload": PAYLOADS["getattr-chain"],
 }
+
+
+def test_the_engine_works_without_a_network(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OSError("no network in this test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    (tmp_path / "model.pkl").write_bytes(PAYLOADS["nested-loads"])
+    joblib.dump({"weights": np.arange(3.0)}, tmp_path / "benign.joblib")
+
+    result = SCANNERS["fickling"].scan(ScanTargets(workdir=tmp_path, models=(tmp_path,)))
+
+    assert {(f.path, f.severity) for f in result.findings} == {("model.pkl", "critical")}
