@@ -30,9 +30,11 @@ import struct
 import zipfile
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any, Protocol, cast
+
+from mlgate.scanners.pickle_stack import Call, Stack
 
 _PROTO = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
 _NUMPY_MAGIC = b"\x93NUMPY"
@@ -218,7 +220,7 @@ def _stacked(reader: _Reader, where: str) -> Iterator[PickleStream]:
 
 def _read_one(recorder: _Recorder) -> list[bytes]:
     """Read one pickle, leaving joblib's array bytes out; the nested object-array pickles."""
-    machine = _Stack()
+    machine = Stack()
     nested: list[bytes] = []
     start = len(recorder.kept)
     try:
@@ -228,7 +230,7 @@ def _read_one(recorder: _Recorder) -> list[bytes]:
                 recorder.replace_from(start, _rewritten(opcode.name, argument, recorder.kept))
             if opcode.name == "STOP":
                 return nested
-            if isinstance(built, _Call) and (built.module, built.name) in _WRAPPERS:
+            if isinstance(built, Call) and (built.module, built.name) in _WRAPPERS:
                 nested.extend(_skip_array(recorder, built))
             start = len(recorder.kept)
     except Unreadable:
@@ -255,7 +257,7 @@ def _rewritten(name: str, argument: Any, raw: bytearray) -> bytes:
     return b""  # READONLY_BUFFER changes no value
 
 
-def _skip_array(recorder: _Recorder, wrapper: _Call) -> list[bytes]:
+def _skip_array(recorder: _Recorder, wrapper: Call) -> list[bytes]:
     recorder.skipped = True
     if not _SKIP_ARRAYS.get():
         return []
@@ -283,7 +285,7 @@ def _dtype_size(dtype: object) -> tuple[int, bool]:
     """(item size as NumPy computes it from the descriptor, whether it holds objects)."""
     import numpy as np
 
-    if not (isinstance(dtype, _Call) and (dtype.module, dtype.name) == ("numpy", "dtype")):
+    if not (isinstance(dtype, Call) and (dtype.module, dtype.name) == ("numpy", "dtype")):
         raise Unreadable("a joblib array whose dtype is not a numpy.dtype")
     descr = dtype.args[0] if isinstance(dtype.args, tuple) and dtype.args else None
     if not isinstance(descr, str):
@@ -303,125 +305,6 @@ def _dtype_size(dtype: object) -> tuple[int, bool]:
         _dtype_size(entry[0])[1] for entry in fields.values() if isinstance(entry, tuple) and entry
     )
     return itemsize, has_object
-
-
-# --- a symbolic stack: just enough to know what each BUILD builds --------------------------
-
-
-@dataclass
-class _Call:
-    module: str
-    name: str
-    args: object = None
-    state: object = None
-
-
-_MARK = object()
-_UNKNOWN = object()
-_CONSTANTS = {"NONE": None, "NEWTRUE": True, "NEWFALSE": False}
-_EMPTY = {"EMPTY_DICT": dict, "EMPTY_LIST": list, "EMPTY_TUPLE": tuple, "EMPTY_SET": list}
-
-
-@dataclass
-class _Stack:
-    items: list[object] = field(default_factory=list)
-    memo: dict[int, object] = field(default_factory=dict)
-
-    def step(self, name: str, argument: Any) -> object:
-        """Apply one opcode; returns the object a BUILD built, else None."""
-        if name in _CONSTANTS:
-            self.items.append(_CONSTANTS[name])
-        elif name in _EMPTY:
-            self.items.append(_EMPTY[name]())
-        elif name == "MARK":
-            self.items.append(_MARK)
-        elif name in ("GLOBAL", "INST"):
-            module, _, attr = str(argument).partition(" ")
-            if name == "INST":
-                self._to_mark()
-            self.items.append(_Call(module, attr))
-        elif name == "STACK_GLOBAL":
-            named, within = self.items.pop(), self.items.pop()
-            self.items.append(_Call(str(within), str(named)))
-        elif name in ("REDUCE", "NEWOBJ", "NEWOBJ_EX"):
-            if name == "NEWOBJ_EX":
-                self.items.pop()
-            args, factory = self.items.pop(), self.items.pop()
-            self.items.append(_called(factory, args))
-        elif name == "OBJ":
-            values = self._to_mark()
-            self.items.append(_called(values[0], tuple(values[1:])) if values else _UNKNOWN)
-        elif name == "BUILD":
-            state = self.items.pop()
-            target = self.items[-1]
-            if isinstance(target, _Call):
-                target.state = state
-                return target
-        else:
-            self._containers(name, argument)
-        return None
-
-    def _containers(self, name: str, argument: Any) -> None:
-        items = self.items
-        if name in ("TUPLE1", "TUPLE2", "TUPLE3"):
-            count = int(name[-1])
-            values = items[-count:]
-            del items[-count:]
-            items.append(tuple(values))
-        elif name in ("TUPLE", "LIST", "DICT", "FROZENSET"):
-            values = self._to_mark()
-            made = {"TUPLE": tuple, "LIST": list, "FROZENSET": tuple}.get(name)
-            items.append(made(values) if made else _dict(values))
-        elif name in ("APPEND", "APPENDS", "ADDITEMS", "SETITEM", "SETITEMS"):
-            if name == "APPEND":
-                values = [items.pop()]
-            elif name == "SETITEM":
-                values = items[-2:]
-                del items[-2:]
-            else:
-                values = self._to_mark()
-            target = items[-1]
-            if isinstance(target, dict):
-                target.update(_dict(values))
-            elif isinstance(target, list):
-                target.extend(values)
-        elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
-            self.memo[int(argument)] = items[-1]
-        elif name == "MEMOIZE":
-            self.memo[len(self.memo)] = items[-1]
-        elif name in ("GET", "BINGET", "LONG_BINGET"):
-            items.append(self.memo[int(argument)])
-        elif name == "POP":
-            items.pop()
-        elif name == "POP_MARK":
-            self._to_mark()
-        elif name == "DUP":
-            items.append(items[-1])
-        elif name == "BINPERSID":
-            items[-1] = _UNKNOWN
-        elif name in ("PROTO", "FRAME", "STOP", "READONLY_BUFFER", "READWRITE_BUFFER"):
-            pass
-        else:  # every other opcode pushes one value: a constant, a persistent id, ...
-            items.append(_UNKNOWN if argument is None else argument)
-
-    def _to_mark(self) -> list[object]:
-        for index in range(len(self.items) - 1, -1, -1):
-            if self.items[index] is _MARK:
-                values = self.items[index + 1 :]
-                del self.items[index:]
-                return values
-        raise ValueError("MARK missing")
-
-
-def _called(factory: object, args: object) -> object:
-    if isinstance(factory, _Call):
-        return _Call(factory.module, factory.name, args)
-    return _UNKNOWN
-
-
-def _dict(values: list[object]) -> dict[object, object]:
-    pairs = zip(values[::2], values[1::2], strict=False)
-    return {k: v for k, v in pairs if isinstance(k, (str, int, bytes, tuple, type(None)))}
 
 
 # --- byte sources --------------------------------------------------------------------------
