@@ -2,9 +2,9 @@
 
 Targets: the iris example's Python source (bandit), its dependencies pinned at the versions
 installed here (pip-audit, through mlgate's local OSV endpoint), and the trained model saved
-with joblib (picklescan). Vulnerability data: a directory of OSV records, by default the PyPA
-advisory database snapshot in ../shared/advisory-db (outside the repository; pass another with
---osv-db). Run:
+with joblib (picklescan and fickling). Vulnerability data: a directory of OSV records, by
+default the PyPA advisory database snapshot in ../shared/advisory-db (outside the repository;
+pass another with --osv-db). Run:
 
     .venv/bin/python benchmarks/bench_scan.py [--osv-db PATH] [--repeat 3]
 
@@ -91,7 +91,7 @@ def main() -> int:
             scratch=scratch / "scratch",
         )
         total = load_s
-        for scanner_name in ("bandit", "pip-audit", "picklescan"):
+        for scanner_name in ("bandit", "pip-audit", "picklescan", "fickling"):
             scanner = SCANNERS[scanner_name]
             seconds, result = best_of(args.repeat, lambda s=scanner: s.scan(targets))  # type: ignore[misc]
             total += seconds

@@ -66,6 +66,7 @@ def test_one_policy_over_every_scanner(tmp_path: Path) -> None:
         "bandit",
         "pip-audit",
         "picklescan",
+        "fickling",
     ]
     sources = {f.source for f in evidence.findings}
     assert sources == {"code", "dependencies", "model"}
@@ -79,6 +80,7 @@ def test_one_policy_over_every_scanner(tmp_path: Path) -> None:
     sarif_files = evidence.data["sarif"]
     assert sorted(sarif_files) == [
         "scan/bandit.sarif",
+        "scan/fickling.sarif",
         "scan/picklescan.sarif",
         "scan/pip-audit.sarif",
     ]
@@ -102,6 +104,7 @@ def test_waivers_waive_until_they_expire_and_then_fail_naming_the_owner(tmp_path
         for rule, scope in (
             ("B602", "path: 'src/*.py'"),
             ("pickle:posix.system", "path: 'model/*'"),
+            ("fickling:posix.system", "path: 'model/*'"),  # each engine's finding, waived
             ("CVE-2019-10906", "package: jinja2"),
         )
     )

@@ -452,7 +452,12 @@ def quality(
 )
 @click.option("--image", default=None, help="Image name or id on the Docker engine.")
 @click.option("--dockerfile", default=None, help="Dockerfile to build and scan.")
-@click.option("--model", "models", multiple=True, help="Model file or directory; repeatable.")
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    help="Model file or directory, or models:/NAME@ALIAS or models:/NAME/VERSION; repeatable.",
+)
 @click.option(
     "--osv-db",
     default=None,
@@ -478,9 +483,10 @@ def scan(
     timeout: float | None,
 ) -> None:
     """Scan code (bandit), requirements and installed environments (pip-audit), an image
-    (trivy) and model files (an allow list of imports, picklescan) and write scan evidence:
-    every finding with its advisory or rule id and aliases, SARIF per scanner, the image's
-    SBOM. Targets given here replace the config's.
+    (trivy) and model files or registered versions (an allow list of imports with picklescan as
+    a second opinion, and fickling) and write scan evidence: every finding with its advisory or
+    rule id and aliases, SARIF per scanner, the image's SBOM. Targets given here replace the
+    config's.
 
     A scanner that is missing or fails makes the stage an error. Exits 0 once evidence is
     written; `mlgate gate` applies the policy and the waivers.

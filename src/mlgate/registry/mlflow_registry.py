@@ -208,6 +208,12 @@ class Registry:
 
     def model_files(self, name: str, version: str) -> list[FileDigest]:
         """Every file of the version (what models:/name/version resolves to), hashed."""
+        with tempfile.TemporaryDirectory(prefix="mlgate-model-") as tmp:
+            return self.download_model(name, version, Path(tmp))
+
+    def download_model(self, name: str, version: str, destination: Path) -> list[FileDigest]:
+        """Download every file of the version into `destination` (what the load and quality
+        stages load), hashed; paths relative to `destination`."""
         import mlflow.artifacts
 
         what = f"files of model {name} version {version}"
@@ -220,20 +226,18 @@ class Registry:
             version,
             name=name,
         )
-        with tempfile.TemporaryDirectory(prefix="mlgate-model-") as tmp:
-            local = self._call(
-                what,
-                mlflow.artifacts.download_artifacts,
-                artifact_uri=location,
-                dst_path=tmp,
-                tracking_uri=self.uri,
-                registry_uri=self.uri,
-            )
-            root = Path(local)
-            paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-            files = [
-                _digest(p, p.name if p == root else p.relative_to(root).as_posix()) for p in paths
-            ]
+        destination.mkdir(parents=True, exist_ok=True)
+        local = self._call(
+            what,
+            mlflow.artifacts.download_artifacts,
+            artifact_uri=location,
+            dst_path=str(destination),
+            tracking_uri=self.uri,
+            registry_uri=self.uri,
+        )
+        root = Path(local)
+        paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        files = [_digest(p, p.name if p == root else p.relative_to(root).as_posix()) for p in paths]
         if not files:
             raise RegistryError(f"model {name} version {version} has no files (at {location})")
         return sorted(files, key=lambda f: f.path)

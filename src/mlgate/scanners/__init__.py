@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mlgate.scanners.bandit import BanditScanner
+from mlgate.scanners.fickling_scan import FicklingScanner
 from mlgate.scanners.image import ImageScanner
 from mlgate.scanners.interface import Scanner
 from mlgate.scanners.model_files import ModelFileScanner
@@ -15,5 +16,6 @@ SCANNERS: dict[str, Scanner] = {
         PipAuditScanner(),
         ImageScanner(),
         ModelFileScanner(),
+        FicklingScanner(),
     )
 }

@@ -13,7 +13,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mlgate import evidence as ev
 from mlgate import waivers as waiver_rules
@@ -21,6 +21,7 @@ from mlgate.errors import MlgateError
 from mlgate.evidence import Evidence, Finding, Severity
 from mlgate.fields import Paths
 from mlgate.report import escape
+from mlgate.stages import scan_registry
 from mlgate.stages.baseline import Baseline, baseline_path
 from mlgate.stages.interface import RunContext, Stage, StageConfig, StagePolicy
 from mlgate.verdict import RuleResult
@@ -53,7 +54,15 @@ class ScanConfig(StageConfig):
         default=None, description="Dockerfile to build and scan when no image is given."
     )
     models: Paths = Field(
-        default_factory=list, description="Model files or directories to scan for unsafe pickles."
+        default_factory=list,
+        description="Model files or directories, or registered models (models:/NAME@ALIAS, "
+        "models:/NAME/VERSION: the version's files are downloaded from the registry and "
+        "scanned), to scan for unsafe pickles with every model engine.",
+    )
+    tracking_uri: str | None = Field(
+        default=None,
+        description="MLflow tracking and registry URI for models:/ entries in models "
+        "[default: $MLFLOW_TRACKING_URI, else sqlite:///.mlgate/mlflow.db].",
     )
     osv_db: str | None = Field(
         default=None,
@@ -79,6 +88,11 @@ class ScanConfig(StageConfig):
         "{github: {workflow: mlgate.yml}} (its last successful run's report artifact).",
     )
     tool_timeout: float = Field(default=900, gt=0, description="Seconds each tool may take.")
+
+    @field_validator("models", mode="after")
+    @classmethod
+    def _registry_uris(cls, models: list[str]) -> list[str]:
+        return [scan_registry.check_uri(entry) for entry in models]
 
     @model_validator(mode="after")
     def _has_target(self) -> ScanConfig:
@@ -152,7 +166,13 @@ class ScanStage(Stage[ScanConfig, ScanPolicy]):
                 context, started, status, reason, findings, data, artifacts, tool_versions
             )
 
+        local_models = [m for m in config.models if not scan_registry.is_registry_uri(m)]
         try:
+            registered = scan_registry.fetch(
+                [m for m in config.models if scan_registry.is_registry_uri(m)],
+                config.tracking_uri,
+                workdir / ".mlgate" / "scanned-models",
+            )
             targets = ScanTargets(
                 workdir=workdir,
                 sources=_existing(workdir, config.sources, "source"),
@@ -164,7 +184,8 @@ class ScanStage(Stage[ScanConfig, ScanPolicy]):
                     if config.dockerfile
                     else None
                 ),
-                models=_existing(workdir, config.models, "model"),
+                models=_existing(workdir, local_models, "model")
+                + tuple(target.directory for target in registered),
                 osv_db=_osv_db(workdir, config.osv_db),
                 image_os_vulnerabilities=config.image_os_vulnerabilities,
                 timeout=config.tool_timeout,
@@ -180,6 +201,8 @@ class ScanStage(Stage[ScanConfig, ScanPolicy]):
                 "records": targets.osv_db.records,
             }
         data["waivers"] = [w.model_dump(mode="json") for w in waivers]
+        if registered:
+            data[scan_registry.DATA_KEY] = [target.identity() for target in registered]
 
         unknown = [name for name in config.scanners or [] if name not in SCANNERS]
         if unknown:
@@ -189,6 +212,17 @@ class ScanStage(Stage[ScanConfig, ScanPolicy]):
         idle = [n for n in chosen if not SCANNERS[n].applies(targets)]
         if idle:
             return done("error", f"scanner {idle[0]} is configured but has nothing to scan")
+        # A model file passes only when every model engine finds it clean: none may be left out.
+        left_out = [
+            n
+            for n, s in SCANNERS.items()
+            if "model" in s.sources and targets.models and n not in chosen
+        ]
+        if left_out:
+            return done(
+                "error",
+                f"models are scanned by every model engine; scanners: leaves out {left_out[0]}",
+            )
         data["scanners"] = chosen
         producer: dict[str, str] = {}  # fingerprint -> the scanner that reported it first
         versions: dict[str, str] = {}  # scanner -> its tool's version, for SARIF
@@ -200,6 +234,7 @@ class ScanStage(Stage[ScanConfig, ScanPolicy]):
                 message = str(exc)
                 return done("error", message if message.startswith(name) else f"{name}: {message}")
             for found in result.findings:
+                found = scan_registry.relabel(found, registered, workdir)
                 if not found.fingerprint:
                     key = fingerprint(name, found.id, found.package, found.version, found.path)
                     found = found.model_copy(update={"fingerprint": key})

@@ -1,0 +1,390 @@
+"""The pickle streams inside model files, found by content (never by name) and read without
+unpickling, for engines that analyse one pickle at a time (fickling).
+
+Independent of picklescan's reader in model_files on purpose: a second engine that shared the
+first one's parser would share its blind spots. What is read:
+
+- a plain pickle, and every pickle stacked after it;
+- joblib: each NumPy array's raw bytes sit inside the pickle stream after a
+  NumpyArrayWrapper; they are skipped by the size NumPy computes from the dtype (a state that
+  disagrees is refused) and an object array's nested pickle is read as a stream of its own;
+- compressed files (gzip, bz2, xz, lzma, zlib: joblib's compressors and `.pkl.gz`), opened;
+- zip archives (PyTorch's format): every member that is a pickle;
+- `.npy` with an object dtype: the pickle after the header.
+
+A file that announces a pickle but cannot be followed to its end raises Unreadable: an engine
+must not pass what it could not read.
+"""
+
+from __future__ import annotations
+
+import bz2
+import contextvars
+import gzip
+import io
+import lzma
+import math
+import os
+import pickletools
+import struct
+import zipfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import IO, Any, Protocol, cast
+
+from mlgate.scanners.pickle_stack import Call, Stack
+
+_PROTO = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
+_NUMPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK\x03\x04"
+# Decompressed data is read this far at most: a compression bomb is unreadable, not a hang.
+_MAX_DECOMPRESSED = 16 << 30
+_WRAPPERS = {("joblib.numpy_pickle", "NumpyArrayWrapper")}
+# Whether bytes after a joblib array wrapper are skipped as array data (joblib.load) or read as
+# opcodes (pickle.load).
+_SKIP_ARRAYS = contextvars.ContextVar("_SKIP_ARRAYS", default=True)
+_SNIFF = 8192  # bytes looked at to tell a pickle without magic from other data
+# What a protocol 0/1 pickle starts with: MARK, GLOBAL, an empty container, a constant.
+_OLD_FIRST_OPCODES = b"(c]})NIFLSVUTJKMGX"
+
+
+class _Reader(Protocol):
+    """A buffered byte stream: io.BufferedReader over a file, a zip member or a decompressor."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+    def readline(self, size: int = -1, /) -> bytes: ...
+    def peek(self, size: int = 0, /) -> bytes: ...
+    def seekable(self) -> bool: ...
+
+
+class Unreadable(Exception):
+    """The file holds pickle data that cannot be followed to its end; one line, why."""
+
+
+@dataclass(frozen=True)
+class PickleStream:
+    where: str  # "" for the file itself, else "member.pkl", "#2" (the second stacked pickle)...
+    data: bytes  # the pickle's opcodes, array bytes left out
+    skipped_arrays: bool = False  # bytes were skipped as joblib array data
+
+
+def files_under(target: Path) -> list[Path]:
+    """Every regular file of a target (a file or a directory walked in sorted order)."""
+    if not target.is_dir():
+        return [target]
+    found: list[Path] = []
+    for base, directories, names in os.walk(target):
+        directories.sort()
+        found.extend(Path(base) / name for name in sorted(names))
+    return [p for p in found if p.is_file() and not p.is_symlink()]
+
+
+def pickle_streams(path: Path) -> list[PickleStream]:
+    """The pickles in a file; [] when it holds none.
+
+    Bytes skipped as joblib array data are what joblib.load reads as data, but pickle.load
+    reads them as opcodes: when any were skipped, the file is also read as pickle.load reads
+    it, and that reading is scanned too when it parses (a desynchronised payload)."""
+    with path.open("rb") as handle:
+        streams = list(_streams(handle, "", depth=0))
+    if not any(stream.skipped_arrays for stream in streams):
+        return streams
+    token = _SKIP_ARRAYS.set(False)
+    try:
+        with path.open("rb") as handle:
+            plain = list(_streams(handle, "", depth=0))
+    except Unreadable:
+        plain = []  # array bytes are no opcodes: pickle.load cannot read it either
+    finally:
+        _SKIP_ARRAYS.reset(token)
+    seen = {stream.data for stream in streams}
+    return streams + [
+        replace(stream, where=f"{stream.where} (as pickle.load reads it)".lstrip())
+        for stream in plain
+        if stream.data not in seen
+    ]
+
+
+def _streams(reader: _Reader, where: str, depth: int) -> Iterator[PickleStream]:
+    head = reader.peek(_SNIFF)[:_SNIFF]
+    opened = _decompressed(reader, head) if depth < 2 else None
+    if opened is not None:
+        with opened:
+            inner = io.BufferedReader(_Capped(opened))
+            try:
+                inner_head = inner.peek(_SNIFF)[:_SNIFF]
+            except (OSError, EOFError, zlib.error, lzma.LZMAError):
+                return  # data that only starts like a compressed stream (weights, say)
+            if _holds_pickles(inner_head):
+                yield from _streams(inner, where, depth + 1)
+    elif head.startswith(_ZIP_MAGIC) and reader.seekable():
+        yield from _zip_members(reader, where)
+    elif head.startswith(_NUMPY_MAGIC):
+        yield from _numpy_objects(reader, where)
+    elif head[:2] in _PROTO or _protocol_0_or_1(head):
+        yield from _stacked(reader, where)
+
+
+def _holds_pickles(head: bytes) -> bool:
+    """Whether decompressed data is what a loader would unpickle: a pickle or a .npy."""
+    return head[:2] in _PROTO or head.startswith(_NUMPY_MAGIC) or _protocol_0_or_1(head)
+
+
+def _decompressed(handle: Any, head: bytes) -> io.BufferedIOBase | None:
+    if head.startswith(b"\x1f\x8b"):
+        return gzip.GzipFile(fileobj=handle)
+    if head.startswith(b"BZh") and head[3:4].isdigit():
+        return bz2.BZ2File(handle)
+    if head.startswith((b"\xfd7zXZ", b"\x5d\x00\x00")):
+        return lzma.LZMAFile(handle)
+    if head[:1] == b"\x78" and int.from_bytes(head[:2], "big") % 31 == 0:  # zlib's header check
+        return io.BufferedReader(_ZlibReader(handle))
+    return None
+
+
+def _zip_members(handle: Any, where: str) -> Iterator[PickleStream]:
+    """Pickles in a zip: the members loaders unpickle by name (PyTorch's data.pkl, an .npz's
+    .npy files) must be read to their end; any other member is scanned when it is a pickle and
+    left as data otherwise (tensor bytes may start like anything)."""
+    try:
+        archive = zipfile.ZipFile(handle)
+        members = [m for m in archive.infolist() if not m.is_dir()]
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise Unreadable(f"a broken zip archive: {exc}") from None
+    for member in members:
+        inside = f"{where}/{member.filename}" if where else member.filename
+        try:
+            with archive.open(member) as opened:
+                reader = io.BufferedReader(_Capped(opened))
+                head = reader.peek(_SNIFF)[:_SNIFF]
+                if member.filename.endswith((".pkl", ".pickle")):
+                    yield from _stacked(reader, inside)
+                elif member.filename.endswith(".npy") or head.startswith(_NUMPY_MAGIC):
+                    yield from _numpy_objects(reader, inside)
+                elif head[:2] in _PROTO:
+                    yield from _if_pickle(reader, inside)
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+            raise Unreadable(f"zip member {inside}: {exc}") from None
+
+
+def _if_pickle(reader: _Reader, where: str) -> Iterator[PickleStream]:
+    try:
+        streams = list(_stacked(reader, where))
+    except Unreadable:
+        return  # data, not a pickle: no loader reads this member as one
+    yield from streams
+
+
+def _numpy_objects(reader: _Reader, where: str) -> Iterator[PickleStream]:
+    from numpy.lib import format as npy
+
+    try:
+        version = npy.read_magic(reader)
+        header = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+        _, _, dtype = header(reader)
+    except (ValueError, OSError) as exc:
+        raise Unreadable(f"a broken .npy header: {exc}") from None
+    if dtype.hasobject:
+        yield from _stacked(reader, where)
+
+
+def _protocol_0_or_1(head: bytes) -> bool:
+    """Protocol 0 and 1 pickles have no magic: the head is one when it parses as one (to its
+    STOP, or to where the sniffed bytes end)."""
+    if not head or head[0] not in _OLD_FIRST_OPCODES:
+        return False
+    source = io.BytesIO(head)
+    try:
+        for opcode, _, _ in pickletools.genops(source):
+            if opcode.name == "STOP":
+                return True
+    except Exception:  # not a pickle, however pickletools objects to it
+        return len(head) == _SNIFF and source.tell() > _SNIFF - 512
+    return False
+
+
+def _stacked(reader: _Reader, where: str) -> Iterator[PickleStream]:
+    """Every pickle in the stream, one after the other, to its last byte."""
+    index = 0
+    while reader.peek(1)[:1] or index == 0:
+        recorder = _Recorder(reader)
+        nested = _read_one(recorder)
+        index += 1
+        named = where if index == 1 else f"{where}#{index}"
+        yield PickleStream(named, bytes(recorder.kept), recorder.skipped)
+        for inner in nested:
+            yield PickleStream(f"{where}#{index} (object array)", inner)
+
+
+def _read_one(recorder: _Recorder) -> list[bytes]:
+    """Read one pickle, leaving joblib's array bytes out; the nested object-array pickles."""
+    machine = Stack()
+    nested: list[bytes] = []
+    start = len(recorder.kept)
+    try:
+        for opcode, argument, _ in pickletools.genops(cast("IO[bytes]", recorder)):
+            built = machine.step(opcode.name, argument)
+            if opcode.name in _REWRITTEN:
+                recorder.replace_from(start, _rewritten(opcode.name, argument, recorder.kept))
+            if opcode.name == "STOP":
+                return nested
+            if isinstance(built, Call) and (built.module, built.name) in _WRAPPERS:
+                nested.extend(_skip_array(recorder, built))
+            start = len(recorder.kept)
+    except Unreadable:
+        raise
+    except Exception as exc:  # a malformed stream breaks the reader in any way: all unreadable
+        raise Unreadable(f"pickle data that cannot be read to its end: {_line(exc)}") from None
+    raise Unreadable("pickle data without a STOP opcode")
+
+
+# Opcodes fickling 0.1.12 cannot parse, as ones that push the same value: protocol 5's
+# in-band buffers (NumPy arrays pickled with protocol 5, as cloudpickle does) and protocol 0's
+# text floats. Out-of-band buffers are not in the file: an empty one stands in.
+_REWRITTEN = ("BYTEARRAY8", "FLOAT", "NEXT_BUFFER", "READONLY_BUFFER")
+
+
+def _rewritten(name: str, argument: Any, raw: bytearray) -> bytes:
+    """The opcode just read (the end of `raw`), as fickling can parse it."""
+    if name == "BYTEARRAY8":
+        return b"\x8e" + bytes(raw[-len(argument) - 8 :])  # BINBYTES8: same length and bytes
+    if name == "FLOAT":
+        return b"G" + struct.pack(">d", argument)  # BINFLOAT
+    if name == "NEXT_BUFFER":
+        return b"\x8e" + bytes(8)
+    return b""  # READONLY_BUFFER changes no value
+
+
+def _skip_array(recorder: _Recorder, wrapper: Call) -> list[bytes]:
+    recorder.skipped = True
+    if not _SKIP_ARRAYS.get():
+        return []
+    state = wrapper.state if isinstance(wrapper.state, dict) else {}
+    shape, dtype = state.get("shape"), state.get("dtype")
+    if not isinstance(shape, tuple) or not all(isinstance(n, int) and n >= 0 for n in shape):
+        raise Unreadable(f"a joblib array with an unreadable shape {shape!r}")
+    itemsize, has_object = _dtype_size(dtype)
+    if has_object:
+        inner = _Recorder(recorder.source)
+        found = _read_one(inner)
+        return [bytes(inner.kept), *found]
+    recorder.recording = False
+    try:
+        if state.get("numpy_array_alignment_bytes") is not None:
+            padding = recorder.read(1)
+            recorder.skip(padding[0] if padding else 0)
+        recorder.skip(math.prod(shape) * itemsize)
+    finally:
+        recorder.recording = True
+    return []
+
+
+def _dtype_size(dtype: object) -> tuple[int, bool]:
+    """(item size as NumPy computes it from the descriptor, whether it holds objects)."""
+    import numpy as np
+
+    if not (isinstance(dtype, Call) and (dtype.module, dtype.name) == ("numpy", "dtype")):
+        raise Unreadable("a joblib array whose dtype is not a numpy.dtype")
+    descr = dtype.args[0] if isinstance(dtype.args, tuple) and dtype.args else None
+    if not isinstance(descr, str):
+        raise Unreadable(f"a joblib array with an unreadable dtype {descr!r}")
+    try:
+        itemsize = np.dtype(descr).itemsize
+    except (TypeError, ValueError) as exc:
+        raise Unreadable(f"a joblib array with dtype {descr!r}: {exc}") from None
+    state = dtype.state if isinstance(dtype.state, tuple) else ()
+    fields = state[4] if len(state) > 4 and isinstance(state[4], dict) else {}
+    declared = state[5] if len(state) > 5 else -1
+    if declared not in (-1, itemsize) or not isinstance(declared, int):
+        raise Unreadable(
+            f"a joblib array whose dtype state says {declared!r} bytes, not {itemsize}"
+        )
+    has_object = descr.lstrip("<>|=").startswith("O") or any(
+        _dtype_size(entry[0])[1] for entry in fields.values() if isinstance(entry, tuple) and entry
+    )
+    return itemsize, has_object
+
+
+# --- byte sources --------------------------------------------------------------------------
+
+
+class _Recorder:
+    """A reader for pickletools that keeps the bytes it read, except while skipping arrays."""
+
+    def __init__(self, source: _Reader) -> None:
+        self.source = source
+        self.kept = bytearray()
+        self.recording = True
+        self.skipped = False
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.source.read(size)
+        if self.recording:
+            self.kept += data
+        return data
+
+    def readline(self) -> bytes:
+        data = self.source.readline()
+        if self.recording:
+            self.kept += data
+        return data
+
+    def replace_from(self, start: int, replacement: bytes) -> None:
+        del self.kept[start:]
+        self.kept += replacement
+
+    def skip(self, size: int) -> None:
+        while size > 0:
+            chunk = self.source.read(min(size, 1 << 20))
+            if not chunk:
+                raise EOFError(f"array data ends {size} bytes early")
+            size -= len(chunk)
+
+
+class _Capped(io.RawIOBase):
+    """A stream that refuses to go on past _MAX_DECOMPRESSED bytes (a compression bomb)."""
+
+    def __init__(self, source: Any) -> None:
+        self._source = source
+        self._total = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._source.read(len(buffer))
+        self._total += len(data)
+        if self._total > _MAX_DECOMPRESSED:
+            raise OSError(f"more than {_MAX_DECOMPRESSED >> 30} GiB once decompressed")
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class _ZlibReader(io.RawIOBase):
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self._inflate = zlib.decompressobj()
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._done:
+            chunk = self._inflate.unconsumed_tail or self._raw.read(1 << 16)
+            data = self._inflate.decompress(chunk, len(buffer))
+            if not chunk and not data:
+                self._done = True
+            if data:
+                buffer[: len(data)] = data
+                return len(data)
+            if self._inflate.eof:
+                self._done = True
+        return 0
+
+
+def _line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:200]
