@@ -7,8 +7,8 @@ notice, not a failure: the findings are in the checks, the comment and the artif
 from __future__ import annotations
 
 import base64
+import gzip
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlgate.github.client import Rejected, with_retry
@@ -19,12 +19,17 @@ if TYPE_CHECKING:
     from github.Repository import Repository
 
 
-def upload(repo: Repository, context: GitHubContext, path: Path) -> str:
-    """Upload one SARIF file; the upload's id. Raises NotPermitted or Rejected as publish
-    expects (through with_retry)."""
-    packed = sarif.gzipped(path)
+class TooLarge(Exception):
+    """The SARIF is over GitHub's upload limit; nothing was sent."""
+
+
+def upload(repo: Repository, context: GitHubContext, name: str, content: bytes) -> str:
+    """Upload one SARIF document (its bytes, already read and checked by the caller); the
+    upload's id. Raises TooLarge, or NotPermitted or Rejected as publish expects (through
+    with_retry)."""
+    packed = gzip.compress(content, mtime=0)
     if len(packed) > sarif.MAX_GZIPPED_BYTES:
-        raise Rejected(f"{path.name}: {len(packed)} bytes gzipped, over GitHub's 10 MB")
+        raise TooLarge(f"{len(packed)} bytes gzipped, over GitHub's 10 MB")
     commit, ref = _target(context)
     body = {
         "commit_sha": commit,
@@ -39,7 +44,7 @@ def upload(repo: Repository, context: GitHubContext, path: Path) -> str:
         )
         return str(data.get("id", ""))
 
-    return with_retry(send, f"upload {path.name} to code scanning")
+    return with_retry(send, f"upload {name} to code scanning")
 
 
 def _target(context: GitHubContext) -> tuple[str, str]:
