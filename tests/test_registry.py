@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from mlgate import evidence as ev
 from mlgate.registry import (
     FileDigest,
     Ledger,
@@ -220,6 +221,39 @@ def test_connect_to_a_closed_port_fails_quickly(module_env: Path) -> None:
         Registry.connect(uri)
     assert time.monotonic() - started < 15
     assert "\n" not in str(err.value)
+
+
+def test_registry_messages_never_show_credentials(module_env: Path) -> None:
+    port = free_port()
+    uri = f"http://ci-bot:s3cr3t-pass@127.0.0.1:{port}/mlflow?access_token=tok123&team=ml"
+    with pytest.raises(RegistryError) as err:
+        Registry.connect(uri)
+    message = str(err.value)
+    assert message.startswith(
+        f"MLflow registry at http://***@127.0.0.1:{port}/mlflow?access_token=***&team=ml "
+        "is not reachable: "
+    )
+    for secret in ("ci-bot", "s3cr3t", "tok123"):
+        assert secret not in message
+    # A stage that crashed on it records the crash without them too.
+    crash = ev.crashed("quality", ev.now(), OSError(f"no route to {uri}"), None)
+    assert (
+        crash.reason is not None and "s3cr3t" not in crash.reason and "tok123" not in crash.reason
+    )
+
+
+def test_redact_credentials() -> None:
+    from mlgate.redact import credentials
+
+    assert credentials("https://u:p@w@host:1/x?token=a&b=c;sig=d#f") == (
+        "https://***@host:1/x?token=***&b=c;sig=***#f"
+    )
+    assert credentials("sqlite:///tmp/mlflow.db at http://127.0.0.1:5000/") == (
+        "sqlite:///tmp/mlflow.db at http://127.0.0.1:5000/"
+    )
+    assert credentials("databricks://profile@host and mail@example.com") == (
+        "databricks://***@host and mail@example.com"
+    )
 
 
 # -- versions, aliases, tags -----------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from mlgate import __version__, actions_env
+from mlgate import __version__, actions_env, redact
 from mlgate.errors import EvidenceError
 
 SCHEMA_RESOURCE = "evidence.schema.json"
@@ -136,7 +136,7 @@ def crashed(
     return Evidence(
         stage=stage,
         status="error",
-        reason=f"stage crashed: {type(problem).__name__}: {problem}"[:1000],
+        reason=redact.credentials(f"stage crashed: {type(problem).__name__}: {problem}")[:1000],
         started_at=started,
         finished_at=now(),
         provenance=collect_provenance(config_digest, {}),
