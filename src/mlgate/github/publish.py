@@ -42,7 +42,8 @@ def outputs(report: Report, check_name: str) -> list[checks.CheckOutput]:
             checks.CheckOutput(
                 name=f"{check_name}/{stage}",
                 outcome=report.verdict.stage_outcome(stage),
-                title=report.stage_summary(stage)[:200],
+                # Plain text, one line: the summary quotes evidence, which may hold line breaks.
+                title=" ".join(report.stage_summary(stage).split())[:200],
                 summary=summary,
                 text=text,
                 annotations=checks.to_annotations(report.findings(stage)),
