@@ -23,20 +23,26 @@ class ArtifactRefused(EvidenceError):
     """A file named by evidence that may not, or cannot, be read."""
 
 
+def lexical_refusal(name: str) -> str | None:
+    """Why `name` is not a plain relative path that stays below its directory (absolute, '..',
+    empty, a Windows separator or a NUL that could climb out elsewhere), or None when it is."""
+    pure = PurePosixPath(name)
+    if "\\" in name or "\x00" in name or not pure.parts:
+        return "not a plain relative file name"
+    if pure.is_absolute():
+        return "an absolute path; evidence may only name its own files"
+    if ".." in pure.parts:
+        return "climbs out with '..'; evidence may only name its own files"
+    return None
+
+
 def confined(evidence_dir: Path, name: str) -> Path:
     """The real path of `name` under `evidence_dir`; refused if it is absolute, climbs with
     '..', or resolves (through symlinks) to somewhere outside the directory."""
+    refusal = lexical_refusal(name)
+    if refusal is not None:
+        raise ArtifactRefused(f"{label(name)}: {refusal}")
     pure = PurePosixPath(name)
-    if not name or "\\" in name or "\x00" in name:
-        raise ArtifactRefused(f"{label(name)}: not a plain relative file name")
-    if pure.is_absolute() or Path(name).is_absolute():
-        raise ArtifactRefused(
-            f"{label(name)}: an absolute path; evidence may only name its own files"
-        )
-    if ".." in pure.parts:
-        raise ArtifactRefused(
-            f"{label(name)}: climbs out with '..'; evidence may only name its own files"
-        )
     root = evidence_dir.resolve()
     try:
         target = (root / pure).resolve(strict=True)
