@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
-from mlgate import __version__, actions_env
+from mlgate import __version__, actions_env, redact
 from mlgate.errors import ConfigError, MlgateError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -1320,7 +1320,7 @@ def _main() -> None:
     try:
         cli.main(standalone_mode=False)
     except MlgateError as exc:
-        click.echo(f"mlgate: error: {exc}", err=True)
+        click.echo(f"mlgate: error: {redact.credentials(str(exc))}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("mlgate: interrupted", err=True)

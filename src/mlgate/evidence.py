@@ -97,7 +97,8 @@ class Evidence(BaseModel):
     @field_validator("reason")
     @classmethod
     def _one_line(cls, value: str | None) -> str | None:
-        return " ".join(value.split()) if value is not None else None
+        # Reasons quote tools' errors, which may repeat a URI with its credentials.
+        return redact.credentials(" ".join(value.split())) if value is not None else None
 
     metrics: dict[str, MetricValue] = Field(default_factory=dict)
     findings: list[Finding] = Field(default_factory=list)
@@ -136,7 +137,7 @@ def crashed(
     return Evidence(
         stage=stage,
         status="error",
-        reason=redact.credentials(f"stage crashed: {type(problem).__name__}: {problem}")[:1000],
+        reason=f"stage crashed: {type(problem).__name__}: {problem}"[:1000],
         started_at=started,
         finished_at=now(),
         provenance=collect_provenance(config_digest, {}),
