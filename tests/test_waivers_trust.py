@@ -20,7 +20,6 @@ from tests.test_scan_policy import evidence_of, rules, vuln, waiver
 
 @pytest.fixture(autouse=True)
 def _today(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
     monkeypatch.setenv(waivers.TODAY_VARIABLE, "2026-11-25")
 
 
