@@ -10,6 +10,8 @@ Markdown is checked as GitHub would read it: rendered by a CommonMark parser wit
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 from collections.abc import Iterator
 from html.parser import HTMLParser
@@ -22,7 +24,7 @@ from markdown_it import MarkdownIt
 from mlgate import config
 from mlgate import evidence as ev
 from mlgate.github import publish
-from mlgate.report import card, html, markdown, model
+from mlgate.report import card, html, markdown, model, terminal
 from mlgate.stages import STAGES
 from mlgate.verdict import RuleResult, Verdict, worst
 
@@ -30,8 +32,9 @@ from mlgate.verdict import RuleResult, Verdict, worst
 HOSTILE = (
     "a|b ![x](http://evil.example/i.png) [link](http://evil.example/l) @org/team "
     "<script>alert(1)</script> `tick` <!-- mlgate --> <img src=x onerror=alert(1)> "
-    "**bold** _em_ x\n# evil-heading\n| c | d |"
+    "**bold** _em_ \x1b[2J\x1b]0;evil-title\x07\x9b31m x\n# evil-heading\n| c | d |"
 )
+_TERMINAL_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 # Which string fields must stay what they are for the evidence to be valid at all.
 _FIXED = {"stage", "status", "started_at", "finished_at", "schema_version", "severity", "sha256"}
 _DIGEST = "sha256:" + "ab" * 32
@@ -375,6 +378,10 @@ def rendered(report: model.Report, evidence_dir: Path) -> Iterator[tuple[str, st
     content = card.build(config.parse({"stages": {}}), evidence_dir)
     yield "model card", "markdown", card.markdown(content)
     yield "model card", "html", card.html(content)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        terminal.render(report)
+    yield "terminal", "terminal", printed.getvalue()
 
 
 def cases() -> dict[str, dict[str, Any]]:
@@ -410,11 +417,12 @@ def test_hostile_text_in_any_evidence_field_is_inert_in_every_report(
         reached = reached or "evil" in outputs[0][2]
         for what, kind, text in outputs:
             where = f"{stage} {field}: {what}"
+            assert not _TERMINAL_CONTROL.search(text), f"{where}: a control character"
             if kind == "markdown":
                 assert_inert_markdown(text, where)
             elif kind == "html":
                 assert_inert_html(text, where, own_styles=1, markdown=False)
-            else:
+            elif kind == "plain":
                 assert "\n" not in text, f"{where}: a line break in a plain-text title"
         checked += 1
     assert checked >= 5, f"only {checked} variants of {stage} evidence were valid"

@@ -17,7 +17,7 @@ from mlgate.config import ReportConfig
 from mlgate.github import checks, code_scanning, comments, statuses
 from mlgate.github.client import NotPermitted, Rejected, connect
 from mlgate.github.context import GitHubContext
-from mlgate.report import markdown, sarif
+from mlgate.report import escape, markdown, sarif
 from mlgate.report.model import LABELS, Report
 
 if TYPE_CHECKING:
@@ -42,8 +42,8 @@ def outputs(report: Report, check_name: str) -> list[checks.CheckOutput]:
             checks.CheckOutput(
                 name=f"{check_name}/{stage}",
                 outcome=report.verdict.stage_outcome(stage),
-                # Plain text, one line: the summary quotes evidence, which may hold line breaks.
-                title=" ".join(report.stage_summary(stage).split())[:200],
+                # Plain text, one line: the summary quotes evidence.
+                title=escape.plain(report.stage_summary(stage), limit=200),
                 summary=summary,
                 text=text,
                 annotations=checks.to_annotations(report.findings(stage)),
