@@ -69,6 +69,8 @@ def test_evidence_cannot_make_the_trusted_job_upload_files_outside_it(
     os.mkfifo(scan_dir / "fifo.sarif")
     (scan_dir / "tampered.sarif").write_text("{}")
     environ = Path("/proc/self/environ").read_bytes()
+    run = {"tool": {"driver": {"name": "x"}}, "results": []}
+    many_runs = json.dumps({"version": "2.1.0", "runs": [run] * 21}).encode()
     forged = {
         # In this order the old code uploaded the first three and crashed on the fourth.
         "/proc/self/environ": (listing("/proc/self/environ", environ), "an absolute path"),
@@ -79,7 +81,12 @@ def test_evidence_cannot_make_the_trusted_job_upload_files_outside_it(
         "scan/fifo.sarif": (listing("scan/fifo.sarif", b""), "not a regular file"),
         "scan/tampered.sarif": (listing("scan/tampered.sarif", b"[]"), "does not match"),
         "scan/unlisted.sarif": (None, "not among the evidence's artifacts"),
+        # Inside, listed, digest right, but not something GitHub takes: checked before sending.
+        "scan/text.sarif": (listing("scan/text.sarif", b"GITHUB_TOKEN=x"), "not JSON"),
+        "scan/runs.sarif": (listing("scan/runs.sarif", many_runs), "21 runs, over GitHub's 20"),
     }
+    (scan_dir / "text.sarif").write_bytes(b"GITHUB_TOKEN=x")
+    (scan_dir / "runs.sarif").write_bytes(many_runs)
     (scan_dir / "unlisted.sarif").write_bytes((scan_dir / "bandit.sarif").read_bytes())
     names = [*forged, "scan/bandit.sarif"]
     entries = [entry for entry, _ in forged.values() if entry is not None]

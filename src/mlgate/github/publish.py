@@ -125,7 +125,7 @@ def _upload_sarif(
             content = artifact_paths.read(report.evidence_dir, scan, name, sarif.MAX_BYTES)
             code_scanning.upload(repo, context, name, content)
             done.sarif.append(PurePosixPath(name).name)
-        except (artifact_paths.ArtifactRefused, code_scanning.TooLarge) as exc:
+        except (artifact_paths.ArtifactRefused, code_scanning.Unfit) as exc:
             done.warnings.append(f"SARIF not uploaded to code scanning: {exc}")
         except NotPermitted as exc:
             done.warnings.append(

@@ -17,6 +17,7 @@ from mlgate.evidence import Finding
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 MAX_RESULTS = 25_000
+MAX_RUNS = 20  # per uploaded file
 MAX_GZIPPED_BYTES = 10 * 1024 * 1024
 # What the trusted job reads of a SARIF file before gzipping it: far more than 25,000 results
 # take, and a bound on memory against a huge file named by (untrusted) evidence.
