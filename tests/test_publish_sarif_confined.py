@@ -17,9 +17,8 @@ from mlgate import evidence as ev
 from mlgate.evidence import Artifact, Evidence
 from mlgate.github import publish
 from mlgate.report import model, sarif
-from mlgate.stages.interface import RunContext
 from tests.fakegithub import FakeGitHub
-from tests.test_github_publish import REPO, actions_env, gh, publish_now
+from tests.test_github_publish import REPO, actions_env, gh, publish_now, scan_report
 
 __all__ = ["gh"]  # the fixture, shared with test_github_publish
 
@@ -28,16 +27,8 @@ SECRET = "ghs_the_runner_token_1234567890"
 
 def bandit_evidence(tmp_path: Path) -> Evidence:
     """Scan evidence of a real bandit run over an insecure module (one SARIF file)."""
-    from mlgate.stages.scan import ScanConfig, ScanStage
-
-    (tmp_path / "src").mkdir()
-    (tmp_path / "src" / "app.py").write_text(
-        "import subprocess\n\n\ndef run(c: str) -> int:\n"
-        "    return subprocess.call(c, shell=True)\n"
-    )
-    stage_config = ScanConfig(sources=["src"], working_directory=str(tmp_path))
-    evidence = ScanStage().run(stage_config, RunContext(tmp_path / "ev", None))
-    assert evidence.status == "passed", evidence.reason
+    scan_report(tmp_path)
+    evidence = ev.read(tmp_path / "ev" / "scan.json")
     assert evidence.data["sarif"] == ["scan/bandit.sarif"]
     return evidence
 
