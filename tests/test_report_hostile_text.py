@@ -42,7 +42,18 @@ _DIGEST = "sha256:" + "ab" * 32
 
 def _evidence(stage: str, **fields: Any) -> dict[str, Any]:
     now = ev.now().isoformat()
-    return {"stage": stage, "status": "passed", "started_at": now, "finished_at": now} | fields
+    provenance = {
+        "repository": "octo/model",
+        "git_sha": "a" * 40,
+        "ref": "refs/pull/7/merge",
+        "workflow_run_id": "42",
+        "actor": "octo-dev",
+        "runner_os": "Linux",
+        "tool_versions": {"mlgate": "0.1.0", "python": "3.11.7"},
+        "config_digest": "c" * 16,
+    }
+    document = {"stage": stage, "status": "passed", "started_at": now, "finished_at": now}
+    return document | {"provenance": provenance} | fields
 
 
 def finding(**fields: Any) -> dict[str, Any]:
@@ -390,6 +401,8 @@ def cases() -> dict[str, dict[str, Any]]:
     quality = found["quality"]
     alone = {k: v for k, v in quality["data"].items() if k != "champion"}
     found["quality without a champion"] = quality | {"data": alone}
+    for stage in STAGES:  # a stage that errored: its reason is shown instead
+        found[f"{stage} error"] = found[stage] | {"status": "error", "reason": "it broke"}
     return found
 
 
