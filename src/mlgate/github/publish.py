@@ -112,8 +112,8 @@ def _upload_sarif(
     repo: Repository, context: GitHubContext, report: Report, done: Published, refused: list[str]
 ) -> None:
     """Upload the SARIF files the scan evidence lists, read only through artifact_paths (the
-    evidence is untrusted: a name could point at the runner's secrets); a file refused or too
-    large is a warning, and the others still go."""
+    evidence is untrusted: a name could point at the runner's secrets); a file refused, or one
+    GitHub would not take, is a warning, and the others still go."""
     scan = report.evidence.get("scan")
     names = scan.data.get("sarif") if scan is not None else None
     if scan is None or not isinstance(names, list) or not names or report.evidence_dir is None:
@@ -135,7 +135,7 @@ def _upload_sarif(
             )
             return
         except Rejected as exc:
-            refused.append(f"SARIF {name}: {exc}")
+            refused.append(f"SARIF {artifact_paths.label(name)}: {exc}")
 
 
 def _fall_back_to_statuses(
