@@ -36,7 +36,7 @@ def visible_text(markdown: str) -> str:
 
 
 def expected(text: str) -> str:
-    one_line = " ".join(re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", "", text).split())
+    one_line = " ".join(re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]", "", text).split())
     return re.sub(r"([@#])(?=\w)", r"\1" + WJ, one_line)
 
 

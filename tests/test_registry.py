@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from mlgate import evidence as ev
 from mlgate.registry import (
     FileDigest,
     Ledger,
@@ -220,6 +221,64 @@ def test_connect_to_a_closed_port_fails_quickly(module_env: Path) -> None:
         Registry.connect(uri)
     assert time.monotonic() - started < 15
     assert "\n" not in str(err.value)
+
+
+def test_registry_messages_never_show_credentials(module_env: Path) -> None:
+    port = free_port()
+    uri = f"http://ci-bot:s3cr3t-pass@127.0.0.1:{port}/mlflow?access_token=tok123&team=ml"
+    with pytest.raises(RegistryError) as err:
+        Registry.connect(uri)
+    message = str(err.value)
+    assert message.startswith(
+        f"MLflow registry at http://***@127.0.0.1:{port}/mlflow?access_token=***&team=ml "
+        "is not reachable: "
+    )
+    for secret in ("ci-bot", "s3cr3t", "tok123"):
+        assert secret not in message
+    # A stage that crashed on it records the crash without them too.
+    crash = ev.crashed("quality", ev.now(), OSError(f"no route to {uri}"), None)
+    assert (
+        crash.reason is not None and "s3cr3t" not in crash.reason and "tok123" not in crash.reason
+    )
+    # Any stage's error reason: it may quote MLflow or `mlflow models serve` saying the URI.
+    failed = ev.Evidence.model_validate(crash.model_dump() | {"reason": f"serve: {uri} refused"})
+    assert failed.reason == (
+        f"serve: http://***@127.0.0.1:{port}/mlflow?access_token=***&team=ml refused"
+    )
+
+
+def test_the_cli_never_prints_the_tracking_uris_credentials(tmp_path: Path) -> None:
+    import mlgate
+
+    (tmp_path / "mlgate.yml").write_text("stages:\n  tests: {}\npromotion:\n  model: iris\n")
+    uri = f"http://ci-bot:s3cr3t-pass@127.0.0.1:{free_port()}/?token=tok123"
+    result = subprocess.run(
+        [sys.executable, "-m", "mlgate", "history", "--json"],
+        cwd=tmp_path,
+        # The mlgate this test imports (a worktree's src), not the one the venv installed.
+        env=os.environ
+        | {"MLFLOW_TRACKING_URI": uri, "PYTHONPATH": str(Path(mlgate.__file__).parents[1])},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2 and "is not reachable" in result.stderr, result.stderr
+    for secret in ("ci-bot", "s3cr3t", "tok123"):
+        assert secret not in result.stderr + result.stdout
+
+
+def test_redact_credentials() -> None:
+    from mlgate.redact import credentials
+
+    assert credentials("https://u:p@w@host:1/x?token=a&b=c;sig=d#f") == (
+        "https://***@host:1/x?token=***&b=c;sig=***#f"
+    )
+    assert credentials("sqlite:///tmp/mlflow.db at http://127.0.0.1:5000/") == (
+        "sqlite:///tmp/mlflow.db at http://127.0.0.1:5000/"
+    )
+    assert credentials("databricks://profile@host and mail@example.com") == (
+        "databricks://***@host and mail@example.com"
+    )
 
 
 # -- versions, aliases, tags -----------------------------------------------------------------

@@ -35,7 +35,7 @@ def load_evidence(
     data: dict[str, object] = {}
     artifacts = []
     if artifact is not None:
-        name = name if name is not None else str(artifact)
+        name = name if name is not None else os.path.relpath(artifact, directory)
         data["samples_artifact"] = name
         if listed:
             artifacts.append(
@@ -109,13 +109,13 @@ def test_round_trip(values: list[float]) -> None:
     [
         (b"", "no samples (empty, or only blank lines and comments)"),
         (b"# nothing measured\n\n  \n", "no samples"),
-        (sample_text().encode() + b"12 ms\n", "line 26: not a latency in ms: '12 ms'"),
-        (b"latency_ms\n" + sample_text().encode(), "line 1: not a latency in ms: 'latency_ms'"),
-        (b"1,5\n", "line 1: not a latency in ms: '1,5'"),
-        (b"3\n4\n-1.5\n", "line 3: negative latency -1.5"),
-        (b"3\nnan\n", "line 2: not a finite number: 'nan'"),
-        (b"3\n\n-inf\n", "line 3: not a finite number: '-inf'"),
-        (b"3\n1e999\n", "line 2: not a finite number: '1e999'"),
+        (sample_text().encode() + b"12 ms\n", "line 26: not a latency in ms"),
+        (b"latency_ms\n" + sample_text().encode(), "line 1: not a latency in ms"),
+        (b"1,5\n", "line 1: not a latency in ms"),
+        (b"3\n4\n-1.5\n", "line 3: a negative latency"),
+        (b"3\nnan\n", "line 2: not a finite number"),
+        (b"3\n\n-inf\n", "line 3: not a finite number"),
+        (b"3\n1e999\n", "line 2: not a finite number"),
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary data, not a sample file"),
         (b"\xff\xfe1\x002\x00", "binary data, not a sample file"),
         (b"12\n" * 19, "19 samples; a comparison needs at least 20"),
@@ -140,10 +140,15 @@ def test_minimum_is_a_parameter(tmp_path: Path) -> None:
     assert "3 samples; a comparison needs at least 4" in error_of(path, minimum=4)
 
 
-def test_long_garbage_is_cut_in_the_message(tmp_path: Path) -> None:
+def test_messages_never_quote_the_file(tmp_path: Path) -> None:
+    # The path may lead anywhere (an environment file, a key): the line number says where.
     path = tmp_path / "s.txt"
-    path.write_text("x" * 10_000)
-    assert error_of(path) == f"{path}: line 1: not a latency in ms: '{'x' * 40}'"
+    for content in ("GITHUB_TOKEN=ghs_secret\n", "12\n-4e-1\n", "12\nnan\n"):
+        path.write_text(content)
+        message = error_of(path)
+        assert message.startswith(f"{path}: line ")
+        for token in ("ghs_secret", "GITHUB_TOKEN", "-4e-1", "0.4", "nan"):
+            assert token not in message.removeprefix(str(path))
 
 
 def test_missing_file_directory_and_fifo(tmp_path: Path) -> None:
@@ -192,12 +197,40 @@ def test_evidence_with_a_relative_samples_artifact(tmp_path: Path) -> None:
     assert result.source == f"{path} (samples load-samples.txt.gz)"
 
 
-def test_evidence_with_an_absolute_samples_artifact(tmp_path: Path) -> None:
+def test_evidence_may_not_name_a_file_outside_its_directory(tmp_path: Path) -> None:
     artifact = tmp_path / "elsewhere" / "samples.txt"
     artifact.parent.mkdir()
     artifact.write_text(sample_text())
-    path = load_evidence(tmp_path / "evidence", artifact)
-    assert read_samples(path).values.tolist() == VALUES
+    directory = tmp_path / "evidence"
+    directory.mkdir()
+    (directory / "link.txt").symlink_to(artifact)
+    for name, why in [
+        (str(artifact), "an absolute path; evidence may only name its own files"),
+        ("../elsewhere/samples.txt", "climbs out with '..'; evidence may only name its own files"),
+        ("link.txt", "leads outside the evidence directory (a symlink)"),
+    ]:
+        path = load_evidence(directory, artifact, name=name)
+        assert error_of(path) == f"{path}: samples artifact {name}: {why}"
+
+
+def test_evidence_naming_the_runners_environment_reads_nothing(tmp_path: Path) -> None:
+    environ = Path("/proc/self/environ")
+    if not environ.exists():
+        pytest.skip("no /proc")
+    # Listed with the digest of the very bytes, as a forger would; still refused, unread.
+    document = evidence.Evidence(
+        stage="load",
+        status="passed",
+        started_at=evidence.now(),
+        finished_at=evidence.now(),
+        data={"samples_artifact": str(environ)},
+        artifacts=[evidence.Artifact(path=str(environ), sha256="0" * 64, size=0)],
+    )
+    path = evidence.write(document, tmp_path)
+    assert error_of(path) == (
+        f"{path}: samples artifact /proc/self/environ: an absolute path; "
+        "evidence may only name its own files"
+    )
 
 
 def test_evidence_without_samples(tmp_path: Path) -> None:
@@ -220,7 +253,7 @@ def test_artifact_not_listed(tmp_path: Path) -> None:
     artifact = tmp_path / "s.txt"
     artifact.write_text(sample_text())
     path = load_evidence(tmp_path, artifact, listed=False)
-    assert "is not among the evidence's artifacts" in error_of(path)
+    assert "s.txt: not among the evidence's artifacts" in error_of(path)
 
 
 def test_artifact_digest_mismatch(tmp_path: Path) -> None:
@@ -230,8 +263,8 @@ def test_artifact_digest_mismatch(tmp_path: Path) -> None:
     artifact.write_text(sample_text([v / 2 for v in VALUES]))  # changed after the run
     recorded = json.loads(path.read_text())["artifacts"][0]["sha256"]
     message = error_of(path)
-    assert message.startswith(f"{artifact}: sha256 ")
-    assert message.endswith(f"does not match {recorded} recorded in {path}")
+    assert message.startswith(f"{path}: samples artifact s.txt: sha256 ")
+    assert message.endswith(f"does not match {recorded} recorded in the evidence")
 
 
 def test_artifact_missing(tmp_path: Path) -> None:
@@ -239,7 +272,7 @@ def test_artifact_missing(tmp_path: Path) -> None:
     artifact.write_text(sample_text())
     path = load_evidence(tmp_path, artifact)
     artifact.unlink()
-    assert error_of(path) == f"{artifact}: no such file"
+    assert error_of(path) == f"{path}: samples artifact s.txt: no such file in {tmp_path}"
 
 
 def test_artifact_that_is_not_a_sample_file(tmp_path: Path) -> None:

@@ -191,6 +191,8 @@ def test_a_named_image_is_scanned_as_it_is_with_secrets_in_its_configuration(
     (secret,) = by_source(result, "secrets")
     assert secret.id == "github-pat"
     assert secret.path is None and "image configuration" in secret.message
+    # Not even through the layer's build command (its ENV line holds the token).
+    assert GITHUB_TOKEN not in secret.model_dump_json()
     assert advised(result) == {
         ("Jinja2", "2.10", "PYSEC-2019-217"),
         ("Jinja2", "2.10", "PYSEC-2021-66"),

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
-from mlgate import __version__, actions_env
+from mlgate import __version__, actions_env, redact
 from mlgate.errors import ConfigError, MlgateError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -57,6 +57,10 @@ def _load_config(config_path: Path | None) -> Any:
 @click.version_option(__version__, prog_name="mlgate")
 def cli() -> None:
     """mlgate: evidence-backed gates for deploying ML models."""
+    if os.environ.get("MLGATE_TODAY"):
+        from mlgate import waivers
+
+        waivers.today()  # refuses the override inside GitHub Actions, before any command runs
 
 
 def _command_options(function: F) -> F:
@@ -1328,7 +1332,7 @@ def _main() -> None:
     try:
         cli.main(standalone_mode=False)
     except MlgateError as exc:
-        click.echo(f"mlgate: error: {exc}", err=True)
+        click.echo(f"mlgate: error: {redact.credentials(str(exc))}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("mlgate: interrupted", err=True)

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from mlgate import __version__, actions_env
+from mlgate import __version__, actions_env, redact
 from mlgate.errors import EvidenceError
 
 SCHEMA_RESOURCE = "evidence.schema.json"
@@ -97,7 +97,8 @@ class Evidence(BaseModel):
     @field_validator("reason")
     @classmethod
     def _one_line(cls, value: str | None) -> str | None:
-        return " ".join(value.split()) if value is not None else None
+        # Reasons quote tools' errors, which may repeat a URI with its credentials.
+        return redact.credentials(" ".join(value.split())) if value is not None else None
 
     metrics: dict[str, MetricValue] = Field(default_factory=dict)
     findings: list[Finding] = Field(default_factory=list)

@@ -24,12 +24,21 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from mlgate import actions_env
 from mlgate.errors import ConfigError
 from mlgate.evidence import Finding
 
-# Overrides today's date (YYYY-MM-DD): for tests, and to re-judge evidence as of a past day.
+# Overrides today's date (YYYY-MM-DD): for tests, and to re-judge evidence as of a past day;
+# never inside GitHub Actions.
 TODAY_VARIABLE = "MLGATE_TODAY"
 _MAX_BYTES = 1 << 20
 
@@ -57,6 +66,14 @@ class Waiver(BaseModel):
     owner: str = Field(min_length=1)
     expires: date
     allow_critical: bool = False
+
+    @field_validator("id", "reason", "owner")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        # A blank owner or reason is an unaccountable waiver: " " must not hide a finding.
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value.strip()
 
     def label(self) -> str:
         return f"{self.id} (owner {self.owner})"
@@ -162,9 +179,15 @@ def apply(waivers: list[Waiver], findings: list[Finding], today: date) -> Applie
 
 
 def today() -> date:
-    """Today (UTC), or the date MLGATE_TODAY names."""
+    """Today (UTC), or the date MLGATE_TODAY names (refused inside GitHub Actions)."""
     override = os.environ.get(TODAY_VARIABLE, "").strip()
     if override:
+        if actions_env.in_actions():
+            # A gate run that sets the date could revive expired waivers.
+            raise ConfigError(
+                f"{TODAY_VARIABLE} is set, but a gate inside GitHub Actions judges waivers by "
+                f"today's date: unset {TODAY_VARIABLE} (it is for tests and local re-judging)"
+            )
         try:
             return date.fromisoformat(override)
         except ValueError:

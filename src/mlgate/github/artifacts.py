@@ -16,6 +16,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING
 
+from mlgate import artifact_paths
 from mlgate.errors import MlgateError
 from mlgate.github.client import (
     REQUEST_TIMEOUT_SECONDS,
@@ -143,12 +144,7 @@ def _download(repo: Repository, artifact: Artifact, archive: IO[bytes]) -> None:
 
 def _safe_name(name: str) -> PurePosixPath | None:
     """`name` as a relative path that stays inside the extraction directory, else None."""
-    if "\\" in name or "\0" in name:  # a Windows separator could climb out on extraction
-        return None
-    path = PurePosixPath(name)
-    if path.is_absolute() or not path.parts or ".." in path.parts:
-        return None
-    return path
+    return None if artifact_paths.lexical_refusal(name) is not None else PurePosixPath(name)
 
 
 def _extract(archive: IO[bytes], destination: Path, member: PurePosixPath, what: str) -> None:

@@ -7,10 +7,12 @@ notice, not a failure: the findings are in the checks, the comment and the artif
 from __future__ import annotations
 
 import base64
+import gzip
+import json
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mlgate import artifact_paths
 from mlgate.github.client import Rejected, with_retry
 from mlgate.github.context import GitHubContext
 from mlgate.report import sarif
@@ -19,12 +21,23 @@ if TYPE_CHECKING:
     from github.Repository import Repository
 
 
-def upload(repo: Repository, context: GitHubContext, path: Path) -> str:
-    """Upload one SARIF file; the upload's id. Raises NotPermitted or Rejected as publish
-    expects (through with_retry)."""
-    packed = sarif.gzipped(path)
+class Unfit(Exception):
+    """The file is not a SARIF upload GitHub takes (not SARIF 2.1.0, too many runs, too
+    large); nothing was sent."""
+
+
+def upload(repo: Repository, context: GitHubContext, name: str, content: bytes) -> str:
+    """Upload one SARIF document (its bytes, already read and checked by the caller); the
+    upload's id. Raises Unfit, or NotPermitted or Rejected as publish expects (through
+    with_retry)."""
+    problem = _problem(content)
+    if problem:
+        raise Unfit(f"{artifact_paths.label(name)}: {problem}")
+    packed = gzip.compress(content, mtime=0)
     if len(packed) > sarif.MAX_GZIPPED_BYTES:
-        raise Rejected(f"{path.name}: {len(packed)} bytes gzipped, over GitHub's 10 MB")
+        raise Unfit(
+            f"{artifact_paths.label(name)}: {len(packed)} bytes gzipped, over GitHub's 10 MB"
+        )
     commit, ref = _target(context)
     body = {
         "commit_sha": commit,
@@ -39,7 +52,22 @@ def upload(repo: Repository, context: GitHubContext, path: Path) -> str:
         )
         return str(data.get("id", ""))
 
-    return with_retry(send, f"upload {path.name} to code scanning")
+    return with_retry(send, f"upload {name} to code scanning")
+
+
+def _problem(content: bytes) -> str | None:
+    """Why GitHub would refuse this as a SARIF upload (checked here: the file may be anything
+    a forged evidence lists), or None."""
+    try:
+        log = json.loads(content)
+    except (ValueError, RecursionError):
+        return "not JSON"
+    runs = log.get("runs") if isinstance(log, dict) else None
+    if not isinstance(log, dict) or log.get("version") != "2.1.0" or not isinstance(runs, list):
+        return "not a SARIF 2.1.0 log"
+    if len(runs) > sarif.MAX_RUNS:
+        return f"{len(runs)} runs, over GitHub's {sarif.MAX_RUNS} per upload"
+    return None
 
 
 def _target(context: GitHubContext) -> tuple[str, str]:

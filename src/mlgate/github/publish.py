@@ -9,13 +9,15 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
+from mlgate import artifact_paths
 from mlgate.config import ReportConfig
 from mlgate.github import checks, code_scanning, comments, statuses
 from mlgate.github.client import NotPermitted, Rejected, connect
 from mlgate.github.context import GitHubContext
-from mlgate.report import markdown
+from mlgate.report import escape, markdown, sarif
 from mlgate.report.model import LABELS, Report
 
 if TYPE_CHECKING:
@@ -40,7 +42,8 @@ def outputs(report: Report, check_name: str) -> list[checks.CheckOutput]:
             checks.CheckOutput(
                 name=f"{check_name}/{stage}",
                 outcome=report.verdict.stage_outcome(stage),
-                title=report.stage_summary(stage)[:200],
+                # Plain text, one line: the summary quotes evidence.
+                title=escape.plain(report.stage_summary(stage), limit=200),
                 summary=summary,
                 text=text,
                 annotations=checks.to_annotations(report.findings(stage)),
@@ -108,15 +111,22 @@ def publish(
 def _upload_sarif(
     repo: Repository, context: GitHubContext, report: Report, done: Published, refused: list[str]
 ) -> None:
+    """Upload the SARIF files the scan evidence lists, read only through artifact_paths (the
+    evidence is untrusted: a name could point at the runner's secrets); a file refused, or one
+    GitHub would not take, is a warning, and the others still go."""
     scan = report.evidence.get("scan")
     names = scan.data.get("sarif") if scan is not None else None
-    if not isinstance(names, list) or not names or report.evidence_dir is None:
+    if scan is None or not isinstance(names, list) or not names or report.evidence_dir is None:
         return
     for name in names:
-        path = report.evidence_dir / str(name)
         try:
-            code_scanning.upload(repo, context, path)
-            done.sarif.append(path.name)
+            if not isinstance(name, str):
+                raise artifact_paths.ArtifactRefused(f"{name!r}: not a file name")
+            content = artifact_paths.read(report.evidence_dir, scan, name, sarif.MAX_BYTES)
+            code_scanning.upload(repo, context, name, content)
+            done.sarif.append(PurePosixPath(name).name)
+        except (artifact_paths.ArtifactRefused, code_scanning.Unfit) as exc:
+            done.warnings.append(f"SARIF not uploaded to code scanning: {exc}")
         except NotPermitted as exc:
             done.warnings.append(
                 f"SARIF not uploaded to code scanning ({exc}): it needs 'security-events: "
@@ -125,7 +135,7 @@ def _upload_sarif(
             )
             return
         except Rejected as exc:
-            refused.append(f"SARIF {path.name}: {exc}")
+            refused.append(f"SARIF {artifact_paths.label(name)}: {exc}")
 
 
 def _fall_back_to_statuses(

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlgate import redact
 from mlgate.errors import MlgateError
 
 if TYPE_CHECKING:
@@ -51,7 +52,13 @@ _CHUNK = 1 << 20
 
 
 class RegistryError(MlgateError):
-    """An unknown model or version, an unreachable registry, a tampered ledger, ..."""
+    """An unknown model or version, an unreachable registry, a tampered ledger, ...
+
+    Its message never shows credentials: the registry URI (and MLflow's own messages, which
+    repeat it) may carry a user and password or a token."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact.credentials(message))
 
 
 class LockBusy(RegistryError):

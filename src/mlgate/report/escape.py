@@ -16,7 +16,8 @@ _MARKDOWN_PUNCTUATION = re.compile(r"([!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~])")
 _WORD_JOINER = "\u2060"
 # GitHub links @user, @org/team, #123 and owner/repo#123 in rendered text, even in HTML.
 _MENTION = re.compile(r"([@#])(?=\w)")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# C0 and C1 controls (ESC and CSI start terminal escape sequences), not tab and line breaks.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 def inline(text: str, limit: int = 1000) -> str:
@@ -70,6 +71,14 @@ def block(text: str, limit: int = 4000) -> str:
     # A line-initial <pre> opens an HTML block that only </pre> ends (blank lines do not), and
     # markdown is not parsed inside it; html.escape makes every tag, entity and marker literal.
     return f"<pre>{html.escape(text, quote=False)}</pre>"
+
+
+def plain(text: str, limit: int = 2000) -> str:
+    """Untrusted text as one line of plain text (the terminal, a check run's title): no
+    control characters (an escape sequence could rewrite a terminal's screen or title), no
+    line breaks."""
+    text = " ".join(_CONTROL.sub("", text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def html_text(text: str) -> str:

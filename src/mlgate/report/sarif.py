@@ -8,7 +8,6 @@ Dockerfile), given as `fallback_path`.
 
 from __future__ import annotations
 
-import gzip
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +17,11 @@ from mlgate.evidence import Finding
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 MAX_RESULTS = 25_000
+MAX_RUNS = 20  # per uploaded file
 MAX_GZIPPED_BYTES = 10 * 1024 * 1024
+# What the trusted job reads of a SARIF file before gzipping it: far more than 25,000 results
+# take, and a bound on memory against a huge file named by (untrusted) evidence.
+MAX_BYTES = 128 * 1024 * 1024
 _LEVELS = {
     "critical": "error",
     "high": "error",
@@ -74,11 +77,6 @@ def document(
 def write(log: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(log, indent=1, sort_keys=False) + "\n", encoding="utf-8")
-
-
-def gzipped(path: Path) -> bytes:
-    """The file as the code-scanning API takes it (gzip, then base64 by the caller)."""
-    return gzip.compress(path.read_bytes(), mtime=0)
 
 
 def _path(finding: Finding, fallback: str | None) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import shutil
 
+from mlgate.report import escape as untrusted
 from mlgate.report.interface import Delivery, ReportOptions, Sink
 from mlgate.report.model import ICONS, LABELS, Report
 
@@ -36,13 +37,17 @@ class TerminalSink(Sink):
 
 def render(report: Report) -> None:
     from rich.console import Console
-    from rich.markup import escape
+    from rich.markup import escape as markup_escape
     from rich.table import Table
+
+    def escape(text: str) -> str:
+        # Evidence text: neither rich markup nor terminal control sequences.
+        return markup_escape(untrusted.plain(text))
 
     # Wide enough for the rule table in a CI log or pipe, where the width is unknown.
     console = Console(highlight=False, width=max(110, shutil.get_terminal_size().columns))
     verdict = report.verdict
-    table = Table(title=f"{report.title}: {LABELS[verdict.outcome]}", title_justify="left")
+    table = Table(title=f"{escape(report.title)}: {LABELS[verdict.outcome]}", title_justify="left")
     for column in ("", "Stage", "Rule", "Reason"):
         table.add_column(column)
     for rule in verdict.rules:

@@ -73,6 +73,7 @@ _METADATA_PATH = re.compile(
 # Name and Version are headers at the top; the rest is the long description.
 _METADATA_MAX_BYTES = 256 * 1024
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_LAYER_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _WHITEOUT = ".wh."
 _OPAQUE = ".wh..wh..opq"
 _SAVE_CHUNK_BYTES = 4 << 20
@@ -510,7 +511,6 @@ def _secret_findings(report: dict[str, Any], archive: Path, ref: str) -> list[Fi
                 where = "the image configuration (ENV, LABEL or build history)"
             else:
                 where = f"{target}:{line}" if line else target
-            created_by = _dict(secret.get("Layer")).get("CreatedBy")
             finding = Finding(
                 id=rule_id,
                 severity=_severity(secret.get("Severity")),
@@ -519,7 +519,7 @@ def _secret_findings(report: dict[str, Any], archive: Path, ref: str) -> list[Fi
                 path=None if in_config else target,
                 line=None if in_config else line,
                 title=title,
-                detail=f"Added by the layer of: {created_by}" if created_by else None,
+                detail=_secret_layer(secret),
                 tool=TOOL,
                 source="secrets",
                 image=ref,
@@ -529,6 +529,17 @@ def _secret_findings(report: dict[str, Any], archive: Path, ref: str) -> list[Fi
             assert finding.fingerprint is not None
             findings.setdefault(finding.fingerprint, finding)
     return list(findings.values())
+
+
+def _secret_layer(secret: dict[str, Any]) -> str | None:
+    """Which layer added the secret, by its digest: never the layer's command (CreatedBy), the
+    RUN or ENV line that wrote the secret, nor trivy's Match or Code lines, which hold it too."""
+    layer = _dict(secret.get("Layer"))
+    digest = next(
+        (d for d in (layer.get("DiffID"), layer.get("Digest")) if _LAYER_DIGEST.fullmatch(str(d))),
+        None,
+    )
+    return f"Added by the image layer {digest} (its build command is not shown)" if digest else None
 
 
 def _misconfig_findings(report: dict[str, Any], dockerfile: str) -> Iterator[Finding]:

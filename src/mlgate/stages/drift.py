@@ -302,7 +302,8 @@ class DriftStage(Stage[DriftConfig, DriftPolicy]):
         lines = ["| feature | kind | PSI | p-value | drifted |", "|---|---|---|---|---|"]
         for e in rows:
             lines.append(
-                f"| {escape.inline(str(e['feature']), 200)} | {e['kind']} | {e['psi']:.4f} "
+                f"| {escape.inline(str(e['feature']), 200)} | {escape.inline(str(e['kind']), 40)} "
+                f"| {e['psi']:.4f} "
                 f"| {e['p_value']:.3g} | {'**yes**' if e['drifted'] else 'no'} |"
             )
         hidden = len(_safe_entries(evidence)) - len(rows)
