@@ -10,6 +10,7 @@ from mlgate import evidence as ev
 from mlgate.config import MlgateConfig
 from mlgate.errors import EvidenceError, MlgateError
 from mlgate.stages import STAGES
+from mlgate.stages.interface import StagePolicy
 from mlgate.verdict import EvidenceRef, RuleResult, Verdict, worst
 
 
@@ -70,8 +71,7 @@ def evaluate(
                 _fail(name, "stage.skipped", f"configured stage was skipped: {evidence.reason}")
             )
         else:
-            stage = STAGES[name]
-            rules.extend(stage.evaluate(config.stage_policy(name), evidence))
+            rules.extend(_judge(name, config.stage_policy(name), evidence))
     refs = [
         EvidenceRef(stage=e.stage, path=str(p), sha256=ev.sha256_file(p), status=e.status)
         for p, e in found.values()
@@ -87,6 +87,17 @@ def evaluate(
         rules=rules,
         evidence=refs,
     )
+
+
+def _judge(name: str, stage_policy: StagePolicy, evidence: ev.Evidence) -> list[RuleResult]:
+    """The stage's rules over its evidence. Evidence can match the schema and still hold what
+    the stage never writes (a null or a list where it wrote a number): if judging it raises,
+    that is a failing rule with the reason, so the gate still writes a verdict."""
+    try:
+        return STAGES[name].evaluate(stage_policy, evidence)
+    except Exception as exc:  # any crash of a judge is a failure, never a pass
+        problem = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        return [_fail(name, "evidence.judgeable", f"its evidence cannot be judged ({problem})")]
 
 
 def _fail(stage: str, rule: str, reason: str) -> RuleResult:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from mlgate import evidence as ev
 from mlgate.config import MlgateConfig
 from mlgate.errors import EvidenceError
 from mlgate.evidence import Evidence, Finding
+from mlgate.report import escape
 from mlgate.stages import STAGES
 from mlgate.verdict import Outcome, Verdict
 
@@ -36,19 +38,39 @@ class Report:
         if found is None:
             return "no evidence"
         known = STAGES.get(stage)
-        return known.summary(found) if known else found.status
+        if known is None:
+            return found.status
+        return _rendered(stage, lambda: known.summary(found), str)
 
     def stage_markdown(self, stage: str) -> str:
         found, known = self.evidence.get(stage), STAGES.get(stage)
-        return known.report_markdown(found) if found and known and found.status != "error" else ""
+        if not (found and known and found.status != "error"):
+            return ""
+        return _rendered(stage, lambda: known.report_markdown(found), escape.inline)
 
     def stage_html(self, stage: str) -> str:
         found, known = self.evidence.get(stage), STAGES.get(stage)
-        return known.report_html(found) if found and known and found.status != "error" else ""
+        if not (found and known and found.status != "error"):
+            return ""
+        return _rendered(stage, lambda: known.report_html(found), _html_paragraph)
 
     def stage_title(self, stage: str) -> str:
         known = STAGES.get(stage)
         return known.title if known else stage
+
+
+def _rendered(stage: str, render: Callable[[], str], mark: Callable[[str], str]) -> str:
+    """What a stage renders of its evidence; evidence that matches the schema but not what the
+    stage writes (a null where it wrote a number) can make that raise: the report then marks
+    the part it cannot show (`mark` escapes the note) and renders the rest."""
+    try:
+        return render()
+    except Exception as exc:
+        return mark(f"({stage} evidence cannot be shown: {type(exc).__name__})")
+
+
+def _html_paragraph(text: str) -> str:
+    return f"<p>{escape.html_text(text)}</p>"
 
 
 def load(
