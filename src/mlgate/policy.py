@@ -128,3 +128,24 @@ def read(path: Path) -> Verdict:
         raise EvidenceError(f"{path}: no verdict found (run 'mlgate gate' first)") from None
     except (OSError, ValidationError) as exc:
         raise EvidenceError(f"{path}: unreadable verdict: {str(exc).splitlines()[0]}") from None
+
+
+def changed_since(verdict: Verdict, found: dict[str, tuple[Path, ev.Evidence]]) -> str | None:
+    """Why the evidence now at hand is not what the verdict judged, or None when it is.
+
+    Compared by stage and file digest, never by path: the same directory spelled another way
+    (relative, absolute, through a symlink, with ./) or downloaded elsewhere is the same
+    evidence, and edited, added or removed evidence is caught however it is named."""
+    judged = {ref.stage: ref.sha256 for ref in verdict.evidence if ref.sha256 is not None}
+    for stage, (path, _) in sorted(found.items()):
+        if stage not in judged:
+            return f"{path}: evidence the gate did not judge: run 'mlgate gate' again"
+        if judged[stage] != ev.sha256_file(path):
+            return f"{path}: changed since the gate judged it: run 'mlgate gate' again"
+    missing = sorted(set(judged) - set(found))
+    if missing:
+        return (
+            f"evidence the gate judged is gone or unreadable ({', '.join(missing)}): "
+            "run 'mlgate gate' again"
+        )
+    return None

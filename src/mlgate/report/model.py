@@ -87,12 +87,9 @@ def load(
             f"{verdict_path}: the verdict was made for {made}, not {commit[:12]}: run 'mlgate gate'"
         )
     found, _ = ev.scan(evidence_dir)
-    judged = {ref.path: ref.sha256 for ref in verdict.evidence}
-    for path, _evidence in found.values():
-        if str(path) in judged and judged[str(path)] != ev.sha256_file(path):
-            raise EvidenceError(
-                f"{path}: changed since the gate judged it: run 'mlgate gate' again"
-            )
+    changed = policy.changed_since(verdict, found)
+    if changed:
+        raise EvidenceError(changed)
     return Report(
         verdict=verdict,
         evidence={name: evidence for name, (_, evidence) in found.items()},
