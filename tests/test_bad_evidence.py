@@ -13,7 +13,9 @@ import contextlib
 import io
 import json
 import math
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -141,30 +143,34 @@ def run_mlgate(*args: str) -> tuple[int, str]:
 
 
 def gate_and_report(root: Path) -> tuple[int, str, int, str]:
+    """`mlgate gate`, then `mlgate report` (local files, terminal, job summary), then
+    `mlgate card`, on the project in `root`; the card's exit code and stderr count as the
+    report's."""
     config, evidence_dir = root / "mlgate.yml", root / "evidence"
     verdict = root / "verdict.json"
-    gate_code, gate_err = run_mlgate(
-        "gate",
-        "--config",
-        str(config),
-        "--evidence-dir",
-        str(evidence_dir),
-        "--output",
-        str(verdict),
-    )
-    report_code, report_err = run_mlgate(
-        "report",
-        "--local",
-        "--config",
-        str(config),
-        "--evidence-dir",
-        str(evidence_dir),
-        "--verdict",
-        str(verdict),
-        "--output-dir",
-        str(root / "report"),
-    )
-    return gate_code, gate_err, report_code, report_err
+    summary = {"GITHUB_STEP_SUMMARY": str(root / "summary.md")}
+    common = ("--config", str(config), "--evidence-dir", str(evidence_dir))
+    gate_code, gate_err = run_mlgate("gate", *common, "--output", str(verdict))
+    with environment(summary):
+        report_code, report_err = run_mlgate(
+            "report", "--local", *common, "--verdict", str(verdict), "--output-dir", str(root)
+        )
+    card_code, card_err = run_mlgate("card", *common, "--output-dir", str(root))
+    return gate_code, gate_err, max(report_code, card_code), report_err + card_err
+
+
+@contextlib.contextmanager
+def environment(variables: dict[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def project(root: Path, documents: dict[str, dict[str, Any]]) -> Path:
@@ -234,7 +240,7 @@ def test_a_judge_that_crashes_fails_the_gate_with_the_reason(tmp_path: Path) -> 
     assert crashed.reason.startswith("load: its evidence cannot be judged (TypeError: ")
     assert "Traceback" not in crashed.reason and "internal error" not in gate_err
     assert report_code == 0, report_err
-    assert "cannot be judged" in (root / "report" / "report.md").read_text()
+    assert "cannot be judged" in (root / "report.md").read_text()
 
 
 def test_the_report_marks_what_it_cannot_render_and_renders_the_rest(tmp_path: Path) -> None:
@@ -244,10 +250,13 @@ def test_the_report_marks_what_it_cannot_render_and_renders_the_rest(tmp_path: P
     gate_code, gate_err, report_code, report_err = gate_and_report(root)
     assert gate_code == 1, gate_err
     assert report_code == 0, report_err
-    markdown = (root / "report" / "report.md").read_text()
+    markdown = (root / "report.md").read_text()
     assert "scan evidence cannot be shown" in markdown
     # The other stages, and the scan's rules and findings, are all there.
     assert "accuracy 0" in markdown and "2 of 5 features drifted" in markdown
     assert "13 findings at or above" in markdown
-    html = (root / "report" / "report.html").read_text()
+    html = (root / "report.html").read_text()
     assert "scan evidence cannot be shown: TypeError" in html
+    assert "scan evidence cannot be shown" in (root / "summary.md").read_text()
+    card = (root / "model-card.html").read_text()
+    assert "scan evidence cannot be shown: TypeError" in card and "drifted (age, color)" in card

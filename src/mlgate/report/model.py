@@ -35,28 +35,43 @@ class Report:
 
     def stage_summary(self, stage: str) -> str:
         found = self.evidence.get(stage)
-        if found is None:
-            return "no evidence"
-        known = STAGES.get(stage)
-        if known is None:
-            return found.status
-        return _rendered(stage, lambda: known.summary(found), str)
+        return summary(stage, found) if found else "no evidence"
 
     def stage_markdown(self, stage: str) -> str:
-        found, known = self.evidence.get(stage), STAGES.get(stage)
-        if not (found and known and found.status != "error"):
-            return ""
-        return _rendered(stage, lambda: known.report_markdown(found), escape.inline)
+        found = self.evidence.get(stage)
+        return markdown(stage, found) if found else ""
 
     def stage_html(self, stage: str) -> str:
-        found, known = self.evidence.get(stage), STAGES.get(stage)
-        if not (found and known and found.status != "error"):
-            return ""
-        return _rendered(stage, lambda: known.report_html(found), _html_paragraph)
+        found = self.evidence.get(stage)
+        return html(stage, found) if found else ""
 
     def stage_title(self, stage: str) -> str:
         known = STAGES.get(stage)
         return known.title if known else stage
+
+
+def summary(stage: str, evidence: Evidence) -> str:
+    """The stage's one line about its evidence (any renderer's, e.g. the model card's too)."""
+    known = STAGES.get(stage)
+    if known is None:
+        return evidence.status
+    return _rendered(stage, lambda: known.summary(evidence), str)
+
+
+def markdown(stage: str, evidence: Evidence) -> str:
+    """The stage's markdown about its evidence (tables, charts); none for an error."""
+    known = STAGES.get(stage)
+    if known is None or evidence.status == "error":
+        return ""
+    return _rendered(stage, lambda: known.report_markdown(evidence), escape.inline)
+
+
+def html(stage: str, evidence: Evidence) -> str:
+    """The same as an HTML fragment."""
+    known = STAGES.get(stage)
+    if known is None or evidence.status == "error":
+        return ""
+    return _rendered(stage, lambda: known.report_html(evidence), _html_paragraph)
 
 
 def _rendered(stage: str, render: Callable[[], str], mark: Callable[[str], str]) -> str:
