@@ -5,6 +5,7 @@ from the CLI), never minutes of work, gigabytes, a RecursionError or a silently 
 from __future__ import annotations
 
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -60,9 +61,10 @@ def mlgate(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
-        (alias_bomb() + BOMB_IN_CONFIG, "values once aliases are expanded (an alias bomb?)"),
-        (DEEP, "nesting depth"),
-        (TWO_POLICIES, "invalid YAML at line 6, column 1: duplicate key 'policy'"),
+        (alias_bomb() + BOMB_IN_CONFIG, r"values once aliases are expanded \(an alias bomb\?\)$"),
+        # libyaml stops at its own depth (1000), the pure-Python parser at ours (100).
+        (DEEP, r"(exceeded maximum nesting depth|nested more than 100 levels deep)$"),
+        (TWO_POLICIES, r"invalid YAML at line 6, column 1: duplicate key 'policy'$"),
     ],
     ids=["alias-bomb", "deep-nesting", "duplicate-key"],
 )
@@ -71,7 +73,8 @@ def test_hostile_config_is_a_one_line_error_exit_2(tmp_path: Path, text: str, pr
     result = mlgate("config", "check", cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith("mlgate: error: mlgate.yml: invalid YAML"), result.stderr
-    assert problem in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    assert re.search(problem, result.stderr.strip()), result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
 
 
 @pytest.mark.parametrize(
