@@ -217,6 +217,19 @@ def stats(document: dict[str, Any]) -> dict[str, Any]:
             "benchmark test_fx.py::test_sort[10] appears twice (in b.json)",
         ),
         (SAVED.read_text(), "add --benchmark-save-data to --benchmark-save"),
+        # Finite in seconds, beyond any float in ms: once a null metric of passed evidence.
+        (
+            mutated(lambda d: stats(d).update(mean=1e307)),
+            "stats.mean is 1e+307 s: too large to be a time (no finite number of ms)",
+        ),
+        (
+            mutated(lambda d: stats(d)["data"].__setitem__(0, 1e307)),
+            "stats.data is 1e+307 s: too large to be a time",
+        ),
+        (
+            mutated(lambda d: stats(d).update(max=10**400)),
+            "stats.max is not a finite, non-negative number",
+        ),
     ],
     ids=[
         "empty",
@@ -237,6 +250,9 @@ def stats(document: dict[str, Any]) -> dict[str, Any]:
         "no-rounds",
         "duplicate",
         "saved-without-data",
+        "overflowing-mean",
+        "overflowing-round",
+        "integer-beyond-float",
     ],
 )
 def test_bad_json_is_error_evidence(

@@ -536,6 +536,10 @@ def bad_input_cases(world: World, tmp_path: Path) -> dict[str, tuple[dict[str, A
             f"candidate: model {name} version 99 does not exist in {world.uri}",
         ),
         "data missing": ({"data": "missing.csv"}, "data file missing.csv does not exist"),
+        "data a directory": (
+            {"data": str(tmp_path / "no-model")},
+            f"data {tmp_path / 'no-model'} is a directory, not a CSV or Parquet file",
+        ),
         "data empty": ({"data": str(tmp_path / "empty.csv")}, "is empty"),
         "data without rows": ({"data": str(tmp_path / "header.csv")}, "has no rows"),
         "data unreadable": (
@@ -580,6 +584,7 @@ CASES = [
     "candidate unloadable",
     "candidate version missing",
     "data missing",
+    "data a directory",
     "data empty",
     "data without rows",
     "data unreadable",
@@ -746,3 +751,18 @@ def test_as_json_holds_the_comparison_and_with_a_policy_the_rules(
     json.dumps(judged)  # JSON as it is
     error = as_json(run(world, tmp_path, data="missing.csv"))
     assert error["status"] == "error" and "does not exist" in error["reason"]
+
+
+def test_a_directory_given_as_data_on_the_command_line_is_bad_input(tmp_path: Path) -> None:
+    from tests.test_bad_evidence import run_mlgate
+
+    config = tmp_path / "mlgate.yml"
+    config.write_text("stages: {quality: {candidate: m, data: d.csv, target: y}}\n")
+    (tmp_path / "data").mkdir()
+    directory, evidence = str(tmp_path / "data"), tmp_path / "evidence"
+    code, err = run_mlgate(
+        "quality", "--config", str(config), "--evidence-dir", str(evidence), "--data", directory
+    )
+    assert code == 2, err
+    assert err == f"mlgate: error: --data {directory}: is a directory, not a CSV or Parquet file\n"
+    assert not evidence.exists()  # bad input: nothing was run, no evidence written

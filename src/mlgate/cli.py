@@ -433,6 +433,9 @@ def quality(
     }
     overrides = {key: value for key, value in options.items() if value is not None}
     stage_config = _overridden("quality", cfg, overrides)
+    if data is not None and (Path(stage_config.working_directory) / data).is_dir():
+        # Bad input on the command line, not an outcome of the stage: exit 2, no evidence.
+        raise MlgateError(f"--data {data}: is a directory, not a CSV or Parquet file")
     directory = evidence_dir or Path(cfg.evidence_dir)
     _run_stage("quality", stage_config, cfg, directory)  # exits 4 on error evidence
     if as_json:

@@ -8,9 +8,9 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
+from mlgate import safe_yaml
 from mlgate.errors import ConfigError
 from mlgate.fields import HttpUrl, UrlPath
 from mlgate.stages import STAGES
@@ -272,12 +272,9 @@ def load(path: Path | None = None, *, required: bool = True) -> MlgateConfig:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read config: {exc}") from None
     try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "cannot parse"
-        raise ConfigError(f"{path}: invalid YAML{where}: {problem}") from None
+        document = safe_yaml.load(text)
+    except safe_yaml.YamlError as exc:
+        raise ConfigError(f"{path}: invalid YAML{exc.where}: {exc.problem}") from None
     if document is None:
         document = {}
     if not isinstance(document, dict):

@@ -10,6 +10,7 @@ from mlgate import evidence as ev
 from mlgate.config import MlgateConfig
 from mlgate.errors import EvidenceError, MlgateError
 from mlgate.stages import STAGES
+from mlgate.stages.interface import StagePolicy
 from mlgate.verdict import EvidenceRef, RuleResult, Verdict, worst
 
 
@@ -70,8 +71,7 @@ def evaluate(
                 _fail(name, "stage.skipped", f"configured stage was skipped: {evidence.reason}")
             )
         else:
-            stage = STAGES[name]
-            rules.extend(stage.evaluate(config.stage_policy(name), evidence))
+            rules.extend(_judge(name, config.stage_policy(name), evidence))
     refs = [
         EvidenceRef(stage=e.stage, path=str(p), sha256=ev.sha256_file(p), status=e.status)
         for p, e in found.values()
@@ -87,6 +87,17 @@ def evaluate(
         rules=rules,
         evidence=refs,
     )
+
+
+def _judge(name: str, stage_policy: StagePolicy, evidence: ev.Evidence) -> list[RuleResult]:
+    """The stage's rules over its evidence. Evidence can match the schema and still hold what
+    the stage never writes (a null or a list where it wrote a number): if judging it raises,
+    that is a failing rule with the reason, so the gate still writes a verdict."""
+    try:
+        return STAGES[name].evaluate(stage_policy, evidence)
+    except Exception as exc:  # any crash of a judge is a failure, never a pass
+        problem = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        return [_fail(name, "evidence.judgeable", f"its evidence cannot be judged ({problem})")]
 
 
 def _fail(stage: str, rule: str, reason: str) -> RuleResult:
@@ -117,3 +128,24 @@ def read(path: Path) -> Verdict:
         raise EvidenceError(f"{path}: no verdict found (run 'mlgate gate' first)") from None
     except (OSError, ValidationError) as exc:
         raise EvidenceError(f"{path}: unreadable verdict: {str(exc).splitlines()[0]}") from None
+
+
+def changed_since(verdict: Verdict, found: dict[str, tuple[Path, ev.Evidence]]) -> str | None:
+    """Why the evidence now at hand is not what the verdict judged, or None when it is.
+
+    Compared by stage and file digest, never by path: the same directory spelled another way
+    (relative, absolute, through a symlink, with ./) or downloaded elsewhere is the same
+    evidence, and edited, added or removed evidence is caught however it is named."""
+    judged = {ref.stage: ref.sha256 for ref in verdict.evidence if ref.sha256 is not None}
+    for stage, (path, _) in sorted(found.items()):
+        if stage not in judged:
+            return f"{path}: evidence the gate did not judge: run 'mlgate gate' again"
+        if judged[stage] != ev.sha256_file(path):
+            return f"{path}: changed since the gate judged it: run 'mlgate gate' again"
+    missing = sorted(set(judged) - set(found))
+    if missing:
+        return (
+            f"evidence the gate judged is gone or unreadable ({', '.join(missing)}): "
+            "run 'mlgate gate' again"
+        )
+    return None

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -33,7 +32,7 @@ from pydantic import (
     model_validator,
 )
 
-from mlgate import actions_env
+from mlgate import actions_env, safe_yaml
 from mlgate.errors import ConfigError
 from mlgate.evidence import Finding
 
@@ -134,13 +133,9 @@ def load(path: Path) -> list[Waiver]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
     try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ConfigError(f"{path}: not valid YAML{where}") from None
-    except ValueError as exc:  # PyYAML builds dates itself: 2026-13-01 fails there
-        raise ConfigError(f"{path}: {exc}") from None
+        document = safe_yaml.load(text)
+    except safe_yaml.YamlError as exc:
+        raise ConfigError(f"{path}: not valid YAML{exc.where}: {exc.problem}") from None
     if document is None:
         return []
     try:

@@ -16,6 +16,7 @@ from typing import Any
 from mlgate import evidence as ev
 from mlgate.config import MlgateConfig
 from mlgate.report import escape
+from mlgate.report import model as stage_report
 from mlgate.stages import STAGES
 
 MARKDOWN_FILE = "model-card.md"
@@ -39,11 +40,9 @@ def build(cfg: MlgateConfig, evidence_dir: Path, bundle_file: Path | None = None
                 "stage": name,
                 "title": known.title if known else name,
                 "status": evidence.status,
-                "summary": known.summary(evidence) if known else evidence.status,
-                "markdown": known.report_markdown(evidence)
-                if known and evidence.status != "error"
-                else "",
-                "html": known.report_html(evidence) if known and evidence.status != "error" else "",
+                "summary": stage_report.summary(name, evidence),
+                "markdown": stage_report.markdown(name, evidence),
+                "html": stage_report.html(name, evidence),
                 "evidence": path.name,
                 "git_sha": evidence.provenance.git_sha,
             }

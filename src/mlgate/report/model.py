@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from mlgate import evidence as ev
 from mlgate.config import MlgateConfig
 from mlgate.errors import EvidenceError
 from mlgate.evidence import Evidence, Finding
+from mlgate.report import escape
 from mlgate.stages import STAGES
 from mlgate.verdict import Outcome, Verdict
 
@@ -33,22 +35,57 @@ class Report:
 
     def stage_summary(self, stage: str) -> str:
         found = self.evidence.get(stage)
-        if found is None:
-            return "no evidence"
-        known = STAGES.get(stage)
-        return known.summary(found) if known else found.status
+        return summary(stage, found) if found else "no evidence"
 
     def stage_markdown(self, stage: str) -> str:
-        found, known = self.evidence.get(stage), STAGES.get(stage)
-        return known.report_markdown(found) if found and known and found.status != "error" else ""
+        found = self.evidence.get(stage)
+        return markdown(stage, found) if found else ""
 
     def stage_html(self, stage: str) -> str:
-        found, known = self.evidence.get(stage), STAGES.get(stage)
-        return known.report_html(found) if found and known and found.status != "error" else ""
+        found = self.evidence.get(stage)
+        return html(stage, found) if found else ""
 
     def stage_title(self, stage: str) -> str:
         known = STAGES.get(stage)
         return known.title if known else stage
+
+
+def summary(stage: str, evidence: Evidence) -> str:
+    """The stage's one line about its evidence (any renderer's, e.g. the model card's too)."""
+    known = STAGES.get(stage)
+    if known is None:
+        return evidence.status
+    return _rendered(stage, lambda: known.summary(evidence), str)
+
+
+def markdown(stage: str, evidence: Evidence) -> str:
+    """The stage's markdown about its evidence (tables, charts); none for an error."""
+    known = STAGES.get(stage)
+    if known is None or evidence.status == "error":
+        return ""
+    return _rendered(stage, lambda: known.report_markdown(evidence), escape.inline)
+
+
+def html(stage: str, evidence: Evidence) -> str:
+    """The same as an HTML fragment."""
+    known = STAGES.get(stage)
+    if known is None or evidence.status == "error":
+        return ""
+    return _rendered(stage, lambda: known.report_html(evidence), _html_paragraph)
+
+
+def _rendered(stage: str, render: Callable[[], str], mark: Callable[[str], str]) -> str:
+    """What a stage renders of its evidence; evidence that matches the schema but not what the
+    stage writes (a null where it wrote a number) can make that raise: the report then marks
+    the part it cannot show (`mark` escapes the note) and renders the rest."""
+    try:
+        return render()
+    except Exception as exc:
+        return mark(f"({stage} evidence cannot be shown: {type(exc).__name__})")
+
+
+def _html_paragraph(text: str) -> str:
+    return f"<p>{escape.html_text(text)}</p>"
 
 
 def load(
@@ -65,12 +102,9 @@ def load(
             f"{verdict_path}: the verdict was made for {made}, not {commit[:12]}: run 'mlgate gate'"
         )
     found, _ = ev.scan(evidence_dir)
-    judged = {ref.path: ref.sha256 for ref in verdict.evidence}
-    for path, _evidence in found.values():
-        if str(path) in judged and judged[str(path)] != ev.sha256_file(path):
-            raise EvidenceError(
-                f"{path}: changed since the gate judged it: run 'mlgate gate' again"
-            )
+    changed = policy.changed_since(verdict, found)
+    if changed:
+        raise EvidenceError(changed)
     return Report(
         verdict=verdict,
         evidence={name: evidence for name, (_, evidence) in found.items()},

@@ -22,10 +22,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 
-import yaml
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from mlgate import safe_yaml
 from mlgate.evidence import Finding, Severity
 from mlgate.scanners.interface import ScanError, Source, fingerprint
 
@@ -38,17 +38,6 @@ _SEVERITY_NAMES: dict[str, Severity] = {
     "MEDIUM": "medium",
     "LOW": "low",
 }
-
-
-class _RecordLoader(yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader):  # type: ignore[misc]
-    """Safe YAML that keeps timestamps as the strings they are in JSON, so a record has the same
-    content (and digest) in either format."""
-
-
-_RecordLoader.add_constructor(
-    "tag:yaml.org,2002:timestamp",
-    lambda loader, node: loader.construct_scalar(node),
-)
 
 
 @dataclass(frozen=True)
@@ -431,24 +420,20 @@ def _parse_record(where: str, text: str) -> dict[str, Any]:
         if where.lower().endswith(".json"):
             record = json.loads(text)
         else:
-            record = yaml.load(text, Loader=_RecordLoader)  # noqa: S506 - a SafeLoader subclass
+            # Timestamps stay text, as in JSON, so a record has the same content (and digest)
+            # in either format.
+            record = safe_yaml.load(text, timestamps_as_text=True)
     except json.JSONDecodeError as exc:
         raise ScanError(
             f"osv database: {where}: invalid JSON at line {exc.lineno}: {exc.msg}"
         ) from None
-    except yaml.YAMLError as exc:
-        raise ScanError(f"osv database: {where}: invalid YAML{_yaml_problem(exc)}") from None
+    except safe_yaml.YamlError as exc:
+        raise ScanError(f"osv database: {where}: invalid YAML{exc.where}: {exc.problem}") from None
     if not isinstance(record, dict):
         raise ScanError(f"osv database: {where}: not an OSV record (expected a mapping)")
     if not isinstance(record.get("id"), str) or not record["id"].strip():
         raise ScanError(f"osv database: {where}: OSV record without an id")
     return record
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
-        return f" at line {exc.problem_mark.line + 1}: {exc.problem}"
-    return f": {' '.join(str(exc).split())}"
 
 
 def _canonical_json(record: dict[str, Any]) -> str:

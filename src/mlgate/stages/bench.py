@@ -293,14 +293,17 @@ def _benchmark(entry: object, where: str, require_rounds: bool) -> _Benchmark:
         found = f"{len(data)} per-round times" if isinstance(data, list) else "stats.data"
         raise _Invalid(f"{where} has {found}, not the {rounds} its stats.rounds says")
     else:
-        rounds_ms = [_non_negative(t, f"{where}: stats.data") * 1000 for t in data]
+        rounds_ms = [_milliseconds(t, f"{where}: stats.data") for t in data]
     return _Benchmark(
         name=name,
         fullname=fullname,
         group=group,
         rounds=rounds,
         iterations=iterations,
-        times_ms={stat: seconds * 1000 for stat, seconds in times.items()},
+        times_ms={
+            stat: _milliseconds(seconds, f"{where}: stats.{stat}")
+            for stat, seconds in times.items()
+        },
         ops=ops,
         rounds_ms=rounds_ms,
     )
@@ -319,9 +322,23 @@ def _non_negative(value: object, what: str) -> float:
     return float(value)
 
 
+def _milliseconds(seconds: object, what: str) -> float:
+    """A time in seconds as ms; one too large for a float in ms (1e307 s) would be written as
+    a null metric of passed evidence: an error instead."""
+    ms = _non_negative(seconds, what) * 1000
+    if not math.isfinite(ms):
+        raise _Invalid(f"{what} is {seconds} s: too large to be a time (no finite number of ms)")
+    return ms
+
+
 def _is_number(value: object) -> TypeGuard[int | float]:
-    # bool is an int to Python, never a measurement.
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    # bool is an int to Python, never a measurement; an int beyond any float is not finite.
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _machine(info: dict[str, Any]) -> dict[str, str | int | None]:

@@ -612,6 +612,8 @@ def _read_data(path: Path, shown: str) -> tuple[Any, dict[str, object]]:
         import pandas as pd  # type: ignore[import-untyped]
     except ImportError:
         raise _Invalid("the quality stage needs pandas: pip install 'mlgate[quality]'") from None
+    if path.is_dir():
+        raise _Invalid(f"data {shown} is a directory, not a CSV or Parquet file")
     if not path.is_file():
         raise _Invalid(f"data file {shown} does not exist")
     try:
