@@ -679,7 +679,10 @@ def _run_stage(name: str, stage_config: Any, cfg: Any, evidence_dir: Path | None
     directory = evidence_dir or Path(cfg.evidence_dir)
     started = evidence.now()
     try:
-        result = STAGES[name].run(stage_config, RunContext(directory, cfg.digest))
+        context = RunContext(
+            directory, cfg.digest, cfg.stage_config("scan"), cfg.stage_policy("scan")
+        )
+        result = STAGES[name].run(stage_config, context)
     except Exception as exc:
         # Whatever went wrong, the gate must see this run's crash rather than an older
         # document that may say "passed".
@@ -697,9 +700,10 @@ def _run_stage(name: str, stage_config: Any, cfg: Any, evidence_dir: Path | None
 @_evidence_option
 @click.option("--stage", "stages", multiple=True, help="Run only this stage; repeatable.")
 def run(config_path: Path | None, evidence_dir: Path | None, stages: tuple[str, ...]) -> None:
-    """Run every stage enabled in the config, writing evidence for each."""
+    """Run every stage enabled in the config, writing evidence for each; the scan first, so
+    that stages which load the model see its verdict."""
     cfg = _load_config(config_path or Path("mlgate.yml"))
-    selected = list(stages) or cfg.enabled_stages
+    selected = sorted(stages or cfg.enabled_stages, key=lambda name: name != "scan")
     unknown = [s for s in selected if s not in cfg.enabled_stages]
     if unknown:
         raise MlgateError(f"stage not enabled in the config: {', '.join(unknown)}")
