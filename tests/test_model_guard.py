@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
 import struct
 import subprocess
 import sys
@@ -186,29 +187,29 @@ def test_quality_scans_the_model_before_loading_it(
     tmp_path: Path, evil: Path, marker: Path
 ) -> None:
     result = quality(tmp_path, str(evil))
+    assert not marker.exists()
     assert result.status == "error"
     assert result.reason is not None
     assert result.reason.startswith("candidate: model scan failed: evil-model:"), result.reason
     assert "critical" in result.reason and "system" in result.reason
     assert result.reason.endswith("quality did not load the model")
-    assert not marker.exists()
 
 
 def test_load_scans_the_model_mlflow_would_serve(tmp_path: Path, evil: Path, marker: Path) -> None:
     result = load(tmp_path, {"source": "mlflow", "model_uri": str(evil)})
+    assert not marker.exists()
     assert result.status == "error"
     assert result.reason is not None and result.reason.startswith("model scan failed: evil-model:")
     assert "system" in result.reason and result.reason.endswith("load did not load the model")
-    assert not marker.exists()
 
 
 def test_load_scans_the_model_a_server_command_names(
     tmp_path: Path, evil: Path, marker: Path
 ) -> None:
     result = load(tmp_path, {"source": "command", "command": loader_command(tmp_path, evil)})
+    assert not marker.exists()
     assert result.status == "error"
     assert result.reason is not None and result.reason.startswith("model scan failed: evil-model:")
-    assert not marker.exists()
 
 
 def test_the_benign_example_model_passes_through(tmp_path: Path, registry: str) -> None:
@@ -347,3 +348,26 @@ def test_a_passing_scan_of_other_files_does_not_vouch_for_the_model_loaded(
     assert not marker.exists()
     reason = read(tmp_path, "quality")["reason"]
     assert "model scan failed: evil-model:" in reason and "system" in reason, reason
+
+
+def test_mlgate_serve_refuses_a_model_the_scan_did_not_pass(
+    tmp_path: Path, evil: Path, marker: Path
+) -> None:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlgate", "serve", "--model-uri", str(evil)],
+        cwd=tmp_path,
+        env=os.environ | MLFLOW_ENV,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _, stderr = server.communicate(timeout=120)
+    except subprocess.TimeoutExpired:  # it served the model: SIGTERM tears its server down
+        server.send_signal(signal.SIGTERM)
+        _, stderr = server.communicate(timeout=60)
+    assert not marker.exists()
+    assert server.returncode == 1, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("mlgate: error:")]
+    assert len(errors) == 1 and "Traceback" not in stderr, stderr
+    assert errors[0].startswith("mlgate: error: model scan failed: evil-model:")
+    assert errors[0].endswith("serve did not load the model")

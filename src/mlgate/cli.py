@@ -554,6 +554,7 @@ def serve(
     from pydantic import ValidationError
 
     from mlgate import config, serving
+    from mlgate.stages import model_guard
 
     if (detach or stop) and state_file is None:
         raise MlgateError("--detach and --stop need --state-file")
@@ -581,6 +582,11 @@ def serve(
         argv = [arg for arg in sys.argv[1:] if arg != "--detach"]
         _start_detached(argv, state_file, startup_timeout)  # type: ignore[arg-type]
         return
+    cfg = _load_config(None)
+    if refused := model_guard.served_refusal(
+        _run_context(cfg, Path(cfg.evidence_dir)), "serve", spec
+    ):
+        raise model_guard.ModelRefused(refused)
     with serving.serve(spec) as server:
         started = f" (cold start {server.cold_start_s:.2f} s)" if server.cold_start_s else ""
         click.echo(f"mlgate: serving at {server.url}{started}", err=True)
@@ -671,18 +677,21 @@ def _overridden(name: str, cfg: Any, overrides: dict[str, Any]) -> Any:
         raise ConfigError(config.describe(exc, f"mlgate {name} options")) from None
 
 
+def _run_context(cfg: Any, directory: Path) -> Any:
+    from mlgate.stages.interface import RunContext
+
+    # The scan stage and policy: what a stage that loads a model consults first.
+    return RunContext(directory, cfg.digest, cfg.stage_config("scan"), cfg.stage_policy("scan"))
+
+
 def _run_stage(name: str, stage_config: Any, cfg: Any, evidence_dir: Path | None) -> None:
     from mlgate import evidence
     from mlgate.stages import STAGES
-    from mlgate.stages.interface import RunContext
 
     directory = evidence_dir or Path(cfg.evidence_dir)
     started = evidence.now()
     try:
-        context = RunContext(
-            directory, cfg.digest, cfg.stage_config("scan"), cfg.stage_policy("scan")
-        )
-        result = STAGES[name].run(stage_config, context)
+        result = STAGES[name].run(stage_config, _run_context(cfg, directory))
     except Exception as exc:
         # Whatever went wrong, the gate must see this run's crash rather than an older
         # document that may say "passed".

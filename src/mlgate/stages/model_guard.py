@@ -45,6 +45,12 @@ _DEFAULT_TIMEOUT = 600.0
 _SHOWN_FINDINGS = 3
 
 
+class ModelRefused(MlgateError):
+    """`mlgate serve` refuses a model the scan did not pass (a refusal: exit 1)."""
+
+    exit_code = 1
+
+
 class _Refused(MlgateError):
     """Why the model must not be loaded (the part after "model scan failed: ")."""
 
