@@ -115,7 +115,9 @@ def _check(context: RunContext, stage: str, models_of: Callable[[Path], list[Pat
             for model in models_of(Path(scratch)):
                 # A model that is not there cannot be loaded either: the stage says so.
                 if model.exists() and files_digest(model) not in vouched:
-                    _judge(policy, _scan_files(model, config, context), model.name)
+                    # No baseline holds these files' findings: new_only cannot apply.
+                    own = policy.model_copy(update={"new_only": False})
+                    _judge(own, _scan_files(model, config, context), model.name)
     except MlgateError as exc:  # _Refused, or the registry's error: fail closed
         return f"model scan failed: {exc}; {stage} did not load the model"
     return None
