@@ -549,7 +549,8 @@ def serve(
 
     Prints the URL once healthy, and the cold start, peak memory and CPU when stopped; the
     server's process group is always torn down. With --detach it returns once healthy (for a
-    workflow step) and --stop ends it later.
+    workflow step) and --stop ends it later. A model the model scan has not passed is not
+    served (exit 1).
     """
     from pydantic import ValidationError
 

@@ -198,9 +198,11 @@ def _judge(policy: ScanPolicy, scan: Evidence, what: str) -> None:
         (f for f in model_only if not f.waived_by),
         key=lambda f: ("critical", "high", "medium", "low", "info", "unknown").index(f.severity),
     )
+    # The worst findings name the problem; the rule above has decided.
     named = "; ".join(
         f"{f.severity} {f.id} in {f.path or '?'}: {f.title or f.message}"[:200]
         for f in worst[:_SHOWN_FINDINGS]
+        if f.severity == worst[0].severity
     )
     raise _Refused(f"{what}: {reason}" + (f" ({named})" if named else ""))
 
