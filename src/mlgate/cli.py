@@ -562,11 +562,13 @@ def serve(
 
     Prints the URL once healthy, and the cold start, peak memory and CPU when stopped; the
     server's process group is always torn down. With --detach it returns once healthy (for a
-    workflow step) and --stop ends it later.
+    workflow step) and --stop ends it later. A model the model scan has not passed is not
+    served (exit 1).
     """
     from pydantic import ValidationError
 
     from mlgate import config, serving
+    from mlgate.stages import model_guard
 
     if (detach or stop) and state_file is None:
         raise MlgateError("--detach and --stop need --state-file")
@@ -594,6 +596,11 @@ def serve(
         argv = [arg for arg in sys.argv[1:] if arg != "--detach"]
         _start_detached(argv, state_file, startup_timeout)  # type: ignore[arg-type]
         return
+    cfg = _load_config(None)
+    if refused := model_guard.served_refusal(
+        _run_context(cfg, Path(cfg.evidence_dir)), "serve", spec
+    ):
+        raise model_guard.ModelRefused(refused)
     with serving.serve(spec) as server:
         started = f" (cold start {server.cold_start_s:.2f} s)" if server.cold_start_s else ""
         click.echo(f"mlgate: serving at {server.url}{started}", err=True)
@@ -684,15 +691,21 @@ def _overridden(name: str, cfg: Any, overrides: dict[str, Any]) -> Any:
         raise ConfigError(config.describe(exc, f"mlgate {name} options")) from None
 
 
+def _run_context(cfg: Any, directory: Path) -> Any:
+    from mlgate.stages.interface import RunContext
+
+    # The scan stage and policy: what a stage that loads a model consults first.
+    return RunContext(directory, cfg.digest, cfg.stage_config("scan"), cfg.stage_policy("scan"))
+
+
 def _run_stage(name: str, stage_config: Any, cfg: Any, evidence_dir: Path | None) -> None:
     from mlgate import evidence
     from mlgate.stages import STAGES
-    from mlgate.stages.interface import RunContext
 
     directory = evidence_dir or Path(cfg.evidence_dir)
     started = evidence.now()
     try:
-        result = STAGES[name].run(stage_config, RunContext(directory, cfg.digest))
+        result = STAGES[name].run(stage_config, _run_context(cfg, directory))
     except Exception as exc:
         # Whatever went wrong, the gate must see this run's crash rather than an older
         # document that may say "passed".
@@ -710,9 +723,10 @@ def _run_stage(name: str, stage_config: Any, cfg: Any, evidence_dir: Path | None
 @_evidence_option
 @click.option("--stage", "stages", multiple=True, help="Run only this stage; repeatable.")
 def run(config_path: Path | None, evidence_dir: Path | None, stages: tuple[str, ...]) -> None:
-    """Run every stage enabled in the config, writing evidence for each."""
+    """Run every stage enabled in the config, writing evidence for each; the scan first, so
+    that stages which load the model see its verdict."""
     cfg = _load_config(config_path or Path("mlgate.yml"))
-    selected = list(stages) or cfg.enabled_stages
+    selected = sorted(stages or cfg.enabled_stages, key=lambda name: name != "scan")
     unknown = [s for s in selected if s not in cfg.enabled_stages]
     if unknown:
         raise MlgateError(f"stage not enabled in the config: {', '.join(unknown)}")
@@ -1259,6 +1273,7 @@ _EXTRA_MODULES = {
     "example": "sklearn",
     "container": "docker",
     "scan": "pip_audit",
+    "modelscan": "fickling",
     "drift": "pandas",
     "quality": "sklearn",
 }

@@ -37,6 +37,10 @@ class RunContext:
 
     evidence_dir: Path
     config_digest: str | None
+    # What a stage that loads a model consults first (stages.model_guard): the scan stage's
+    # config when one is configured, and the scan policy (None: its defaults).
+    scan_config: StageConfig | None = None
+    scan_policy: StagePolicy | None = None
 
 
 ConfigT = TypeVar("ConfigT", bound=StageConfig)

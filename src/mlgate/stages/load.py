@@ -35,6 +35,7 @@ from mlgate.evidence import Evidence, Finding
 from mlgate.fields import HttpUrl, UrlPath
 from mlgate.report import charts
 from mlgate.serving import ServeSpec
+from mlgate.stages import model_guard
 from mlgate.stages.baseline import Baseline, baseline_path
 from mlgate.stages.interface import RunContext, Stage, StageConfig, StagePolicy
 from mlgate.verdict import Outcome, RuleResult
@@ -279,6 +280,8 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
             return _evidence(context, started, config, reason=f"champion: {exc}")
         if found is not None:
             config = config.model_copy(update={"champion": found})
+        if refused := model_guard.served_refusal(context, self.name, config.serve, config.champion):
+            return _evidence(context, started, config, reason=refused)
         evidence = self._run(config, context)
         if note:
             evidence = evidence.model_copy(update={"data": evidence.data | {"champion_note": note}})

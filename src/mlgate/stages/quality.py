@@ -68,6 +68,7 @@ from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 from mlgate import evidence as ev
 from mlgate.evidence import Evidence
 from mlgate.report import escape
+from mlgate.stages import model_guard
 from mlgate.stages.interface import RunContext, Stage, StageConfig, StagePolicy
 from mlgate.verdict import Outcome, RuleResult
 
@@ -517,7 +518,7 @@ def _run(config: QualityConfig, context: RunContext, started: datetime) -> Evide
     _check_columns(frame, config)
     notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="mlgate-quality-") as scratch:
-        models = _Models(config, workdir, Path(scratch))
+        models = _Models(config, workdir, Path(scratch), context)
         candidate_ref = models.reference("candidate", config.candidate)
         champion_ref, champion_note = models.champion(candidate_ref)
         candidate = models.load(candidate_ref)
@@ -702,8 +703,11 @@ class _Models:
     """Resolves, fetches and loads the two models; connects to the registry only when a URI
     needs it."""
 
-    def __init__(self, config: QualityConfig, workdir: Path, scratch: Path) -> None:
+    def __init__(
+        self, config: QualityConfig, workdir: Path, scratch: Path, context: RunContext
+    ) -> None:
         self._config = config
+        self._context = context
         self._workdir = workdir
         self._scratch = scratch
         self._registry: Registry | None = None
@@ -769,6 +773,8 @@ class _Models:
         if not (directory / "MLmodel").is_file():
             raise _Invalid(f"{role}: {reference.shown} is not an MLflow model (no MLmodel file)")
         digest, files = _files_digest(directory)
+        if refused := model_guard.refusal(self._context, QualityStage.name, directory):
+            raise _Invalid(f"{role}: {refused}")
         try:
             import mlflow.pyfunc
         except ImportError:

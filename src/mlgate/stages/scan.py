@@ -151,6 +151,7 @@ class ScanStage(Stage[ScanConfig, ScanPolicy]):
     def run(self, config: ScanConfig, context: RunContext) -> Evidence:
         from mlgate.scanners import SCANNERS
         from mlgate.scanners.interface import ScanError, ScanTargets, fingerprint
+        from mlgate.stages import model_guard
 
         started = ev.now()
         workdir = Path(config.working_directory).resolve()
@@ -203,6 +204,8 @@ class ScanStage(Stage[ScanConfig, ScanPolicy]):
         data["waivers"] = [w.model_dump(mode="json") for w in waivers]
         if registered:
             data[scan_registry.DATA_KEY] = [target.identity() for target in registered]
+        # What a passing scan vouches for, so stages loading these files need not scan again.
+        data["model_digests"] = model_guard.model_digests(targets.models)
 
         unknown = [name for name in config.scanners or [] if name not in SCANNERS]
         if unknown:
