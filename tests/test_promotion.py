@@ -131,7 +131,7 @@ def gh() -> Iterator[FakeGitHub]:
         assert fake.unimplemented == [], fake.unimplemented
 
 
-def run_of(gh: FakeGitHub, actor: str = "bob") -> int:
+def run_of(gh: FakeGitHub, actor: str = "bob", started_at: datetime | None = None) -> int:
     """The promotion workflow run `actor` started, in progress, with a job in each stage's
     environment (as `environment:` makes GitHub Actions deploy there)."""
     key = (id(gh), actor)
@@ -143,6 +143,7 @@ def run_of(gh: FakeGitHub, actor: str = "bob") -> int:
             conclusion=None,
             head_sha=SHA,
             actor=actor,
+            started_at=started_at.strftime("%Y-%m-%dT%H:%M:%SZ") if started_at else None,
         )
         for stage in ("staging", "production"):
             gh.add_run_job(REPO, RUNS[key], f"promote-{stage}", environment=stage)
@@ -517,6 +518,9 @@ def test_rollback_override_is_recorded_and_needs_the_production_rule(
     one, never = new_version(registry, project, b"1"), new_version(registry, project, b"n")
     gate_and_bundle(registry, project, one)
     promote(registry, one, "staging")
+    # Bob's run starts after that promotion (a run decides when it starts: see the race test).
+    promoted_at = datetime.fromisoformat(Ledger(registry, MODEL).records()[-1]["at"])
+    run_of(gh, "bob", started_at=promoted_at + timedelta(seconds=1))
     # Locally nobody passes production's rule (maintain, one approval): no override.
     with pytest.raises(promotion.PromotionRefused, match="overriding: production needs GitHub"):
         promotion.rollback(

@@ -501,15 +501,16 @@ class FakeGitHub:
         expired: tuple[str, ...] = (),
         actor: str | None = None,
         attempt: int = 1,
+        started_at: str | None = None,
     ) -> int:
         """Seed a run of ``workflow`` on ``branch`` and return its id. ``conclusion`` None is a
         run still in progress; ``artifacts`` maps names to zip archives, those in ``expired``
-        have passed their retention period; ``actor`` started it (``attempt``). Later runs are
-        newer."""
+        have passed their retention period; ``actor`` started it (``attempt``) at ``started_at``
+        (default now, GitHub's whole seconds). Later runs are newer."""
         with self._lock:
             state = self._repo_named(repo)
             workflow_id = state.workflows.setdefault(workflow, self._next_id())
-            now = _now()
+            now = started_at or _now()
             run = WorkflowRun(
                 id=self._next_id(),
                 run_number=len(state.workflow_runs) + 1,
