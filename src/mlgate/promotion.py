@@ -409,19 +409,9 @@ def _proven_run(who: Who, stage: str) -> VerifiedRun | None:
     from mlgate.github import run_identity
     from mlgate.github.client import NotPermitted, Rejected, Unreachable
 
-    missing = [
-        name
-        for name, value in (("a GitHub token", who.repo), ("GITHUB_RUN_ID", who.run_id))
-        if value is None
-    ] + (["GITHUB_SHA"] if not who.sha else [])
-    if missing:
-        raise PromotionRefused(
-            f"the workflow run {who.actor} claims to promote from cannot be verified without "
-            f"{' and '.join(missing)}"
-        )
-    assert who.repo is not None and who.run_id is not None and who.sha  # checked above
-    claim = run_identity.ClaimedRun(who.run_id, who.actor, who.sha, who.attempt)
     try:
+        claim = run_identity.claim(who.repo, who.run_id, who.actor, who.sha, who.attempt)
+        assert who.repo is not None  # claim() refuses a claim without a token
         return run_identity.verify(who.repo, claim, stage)
     except run_identity.RunNotProven as exc:
         raise PromotionRefused(f"not a verified GitHub Actions run: {exc}") from None

@@ -59,6 +59,20 @@ class RunNotProven(Exception):
     """The claimed run is not what it says; the message is the reason, one line."""
 
 
+def claim(
+    repo: Repository | None, run_id: int | None, actor: str, sha: str | None, attempt: int | None
+) -> ClaimedRun:
+    """The claim, complete enough to be checked; RunNotProven naming what is missing."""
+    parts = (("a GitHub token", repo), ("GITHUB_RUN_ID", run_id), ("GITHUB_SHA", sha))
+    missing = [name for name, value in parts if not value]
+    if missing or repo is None or run_id is None or sha is None:
+        raise RunNotProven(
+            f"the workflow run {actor} claims to promote from cannot be verified without "
+            f"{' and '.join(missing)}"
+        )
+    return ClaimedRun(run_id, actor, sha, attempt)
+
+
 def verify(repo: Repository, claim: ClaimedRun, environment: str) -> VerifiedRun:
     """The run, proven; RunNotProven with the first claim that does not hold. API failures
     raise NotPermitted, Rejected or Unreachable (the caller refuses then too)."""
