@@ -81,7 +81,8 @@ class Who:
 
 
 def actor_from_context(flag: str | None) -> str:
-    """Inside GitHub Actions the actor is the one who triggered the run, whatever a flag says."""
+    """Inside GitHub Actions the actor is the one who triggered the run, whatever a flag says:
+    claimed here from the environment, proven through the API before it counts (_proven_run)."""
     if actions_env.in_actions():
         actor = os.environ.get("GITHUB_TRIGGERING_ACTOR") or os.environ.get("GITHUB_ACTOR")
         if not actor:
