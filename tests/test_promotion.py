@@ -501,6 +501,15 @@ def test_rollback_goes_back_only_to_a_version_that_held_the_stage_and_is_not_blo
     assert registry.alias(MODEL, "staging") == two
     with pytest.raises(promotion.PromotionRefused, match=rf"{three} was rolled back from"):
         promotion.rollback(cfg, registry, local(), MODEL, "staging", to=three)
+    # One held staging, but its bundle is gone from the registry: no gate left to stand on.
+    from mlflow import MlflowClient
+
+    client = MlflowClient(registry.uri, registry.uri)
+    digest = registry.model_version(MODEL, one).tags[bundle.DIGEST_TAG]
+    client.delete_model_version_tag(MODEL, one, bundle.DIGEST_TAG)
+    with pytest.raises(promotion.PromotionRefused, match=f"version {one} has no registered bundle"):
+        promotion.rollback(cfg, registry, local(), MODEL, "staging", to=one)
+    registry.set_version_tag(MODEL, one, bundle.DIGEST_TAG, digest)
     # 2 -> 1 (by --to); now the previous-version path from 1 would re-instate blocked 2.
     promotion.rollback(cfg, registry, local(), MODEL, "staging", to=one)
     with pytest.raises(promotion.PromotionRefused, match=rf"{two} was rolled back from") as err:
