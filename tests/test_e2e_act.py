@@ -277,15 +277,25 @@ def registry_env(registry: Registry) -> list[str]:
     ]
 
 
-def promotion_run(gh: FakeGitHub, scratch: Path) -> int:
-    """The workflow run act plays, seeded in the fake so its approvals can be read. act sets
-    GITHUB_RUN_ID to 1 unless --env names it: the test passes this run's id."""
+def promotion_run(gh: FakeGitHub, scratch: Path, actor: str) -> int:
+    """The workflow run act plays (started by `actor`), seeded in the fake so mlgate can prove
+    it and read its approvals, with the deployments GitHub Actions makes for its jobs in the
+    staging and production environments. act sets GITHUB_RUN_ID to 1 unless --env names it:
+    the test passes this run's id."""
     head = subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=scratch, capture_output=True, text=True, check=True
     ).stdout.strip()
-    return gh.add_workflow_run(
-        REPO, workflow="e2e.yml", event="workflow_dispatch", conclusion=None, head_sha=head
+    run_id = gh.add_workflow_run(
+        REPO,
+        workflow="e2e.yml",
+        event="workflow_dispatch",
+        conclusion=None,
+        head_sha=head,
+        actor=actor,
     )
+    for stage in ("staging", "production"):
+        gh.add_run_job(REPO, run_id, f"promote-{stage}", environment=stage)
+    return run_id
 
 
 def test_root_action_bundles_a_passing_verdict_for_the_model_version(
@@ -381,7 +391,7 @@ def test_workflow_dispatch_promotes_to_staging_then_production(
     registry, project = store
     version = new_version(registry, project)
     digest = gated_at(monkeypatch, registry, project, version)
-    run_id = promotion_run(gh, scratch)
+    run_id = promotion_run(gh, scratch, "bob")
     gh.set_permission(REPO, "bob", "maintain")
     gh.add_run_approval(REPO, run_id, "carol", environments=("production",))
     result = run_act(
@@ -417,7 +427,7 @@ def test_workflow_dispatch_promotes_to_staging_then_production(
     assert records[0]["approvals"] == []
     assert records[1]["approvals"] == [{"login": "carol", "state": "approved"}]
     assert all(r["run_url"].endswith(f"/octo/model/actions/runs/{run_id}") for r in records)
-    deployments = gh.deployments(REPO)
+    deployments = [d for d in gh.deployments(REPO) if d["payload"]]  # mlgate's, not the jobs'
     assert [d["environment"] for d in deployments] == ["staging", "production"]
     assert {d["sha"] for d in deployments} == {HEAD}  # the gated commit the bundle names
     assert [[s["state"] for s in d["statuses"]] for d in deployments] == [["success"]] * 2
@@ -433,7 +443,7 @@ def test_workflow_dispatch_refuses_an_actor_without_permission(
     registry, project = store
     version = new_version(registry, project)
     gated_at(monkeypatch, registry, project, version)
-    run_id = promotion_run(gh, scratch)
+    run_id = promotion_run(gh, scratch, "mallory")
     gh.set_permission(REPO, "mallory", "read")
     gh.add_run_approval(REPO, run_id, "carol", environments=("production",))
     result = run_act(
@@ -455,4 +465,4 @@ def test_workflow_dispatch_refuses_an_actor_without_permission(
     assert registry.alias(MODEL, "staging") is None
     assert registry.alias(MODEL, "production") is None
     assert Ledger(registry, MODEL).records() == []
-    assert gh.deployments(REPO) == []
+    assert [d for d in gh.deployments(REPO) if d["payload"]] == []

@@ -510,7 +510,10 @@ def test_responses_match_the_documented_schemas(gh: FakeGitHub) -> None:
     run = api(gh, "POST", f"/repos/{REPO}/check-runs", json=new_run).json()
     comment = api(gh, "POST", f"/repos/{REPO}/issues/7/comments", json={"body": "hi"}).json()
     api(gh, "POST", f"/repos/{REPO}/statuses/{HEAD}", json={"state": "success"})
-    run_id = gh.add_workflow_run(REPO, artifacts={"mlgate-report": b"PK\x05\x06" + bytes(18)})
+    run_id = gh.add_workflow_run(
+        REPO, artifacts={"mlgate-report": b"PK\x05\x06" + bytes(18)}, actor="release-lead"
+    )
+    gh.add_run_job(REPO, run_id, environment="production")  # its job's deployment too
     gh.add_workflow(REPO, "mlgate.yml")  # with a workflow_dispatch trigger
     artifact = api(gh, "GET", f"/repos/{REPO}/actions/runs/{run_id}/artifacts").json()
     gh.set_permission(REPO, "release-lead", "maintain")

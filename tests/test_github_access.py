@@ -388,3 +388,39 @@ def test_deployment_502_before_github_acts_is_retried(gh: FakeGitHub, sleeps: li
     )
     assert len(gh.deployments(REPO)) == 1
     assert sleeps == [1.0]
+
+
+# -- proving the workflow run a promotion claims (issue 10) -----------------------------------
+
+
+def test_a_run_is_proven_only_while_its_job_deploys_to_the_environment(gh: FakeGitHub) -> None:
+    from mlgate.github.run_identity import ClaimedRun, RunNotProven, verify
+
+    repo = repository(gh.url)
+    run_id = gh.add_workflow_run(REPO, head_sha=HEAD, conclusion=None, actor=ACTOR, attempt=2)
+    job = gh.add_run_job(REPO, run_id, "promote", environment="production")
+    proven = verify(repo, ClaimedRun(run_id, ACTOR.upper(), HEAD, 2), "production")
+    # Logins compare case-insensitively; the proof is the deployment Actions made for the job.
+    (deployment,) = gh.deployments(REPO)
+    assert (proven.actor, proven.environment, proven.deployment_id) == (
+        ACTOR,
+        "production",
+        deployment["id"],
+    )
+    assert deployment["statuses"][-1]["log_url"].endswith(f"/runs/{run_id}/job/{job}")
+    assert proven.started_at is not None
+    with pytest.raises(RunNotProven, match="is at attempt 2, not 1 as claimed"):
+        verify(repo, ClaimedRun(run_id, ACTOR, HEAD, 1), "production")  # an older attempt
+    with pytest.raises(RunNotProven, match=r"no job deploying .* to the environment staging"):
+        verify(repo, ClaimedRun(run_id, ACTOR, HEAD), "staging")
+    # A finished job's deployment (its newest status success) no longer proves anything, and a
+    # deployment another run's job made does not prove this run.
+    done = gh.add_workflow_run(REPO, head_sha=HEAD, conclusion=None, actor=ACTOR)
+    gh.add_run_job(REPO, done, "promote", environment="staging", status="completed")
+    with pytest.raises(RunNotProven, match=r"\(0 jobs running\) has no job deploying"):
+        verify(repo, ClaimedRun(done, ACTOR, HEAD), "staging")
+    bare = gh.add_workflow_run(REPO, head_sha=HEAD, conclusion=None, actor=ACTOR)
+    gh.add_run_job(REPO, bare, "build")
+    with pytest.raises(RunNotProven, match=r"\(1 job running\) has no job deploying"):
+        verify(repo, ClaimedRun(bare, ACTOR, HEAD), "production")  # run_id's deployment is not it
+    assert gh.violations == [] and gh.unimplemented == []

@@ -117,7 +117,8 @@ def promote(
     return promotion.promote(cfg, registry, who or local(), MODEL, version, stage, **kwargs)  # type: ignore[arg-type]
 
 
-RUNS: dict[int, int] = {}  # id(fake) -> the promotion workflow run seeded in it
+SHA = "a" * 40  # the commit the promotion workflow runs on
+RUNS: dict[tuple[int, str], int] = {}  # (id(fake), actor) -> that actor's promotion run
 
 
 @pytest.fixture
@@ -125,16 +126,35 @@ def gh() -> Iterator[FakeGitHub]:
     with FakeGitHub() as fake:
         fake.add_repo(REPO)
         fake.set_token(TOKEN)
-        RUNS[id(fake)] = fake.add_workflow_run(
-            REPO, workflow="promote.yml", event="workflow_dispatch", conclusion=None
-        )
         yield fake
         assert fake.violations == [], fake.violations
         assert fake.unimplemented == [], fake.unimplemented
 
 
-def run_of(gh: FakeGitHub) -> int:
-    return RUNS[id(gh)]
+def run_of(gh: FakeGitHub, actor: str = "bob", started_at: datetime | None = None) -> int:
+    """The promotion workflow run `actor` started, in progress, with a job in each stage's
+    environment (as `environment:` makes GitHub Actions deploy there)."""
+    key = (id(gh), actor)
+    if key not in RUNS:
+        RUNS[key] = gh.add_workflow_run(
+            REPO,
+            workflow="promote.yml",
+            event="workflow_dispatch",
+            conclusion=None,
+            head_sha=SHA,
+            actor=actor,
+            started_at=started_at.strftime("%Y-%m-%dT%H:%M:%SZ") if started_at else None,
+        )
+        for stage in ("staging", "production"):
+            gh.add_run_job(REPO, RUNS[key], f"promote-{stage}", environment=stage)
+    return RUNS[key]
+
+
+def in_run_of(monkeypatch: pytest.MonkeyPatch, gh: FakeGitHub, actor: str) -> None:
+    """This process is a step of `actor`'s run: its records carry that run's URL."""
+    monkeypatch.setenv("GITHUB_SERVER_URL", gh.url)
+    monkeypatch.setenv("GITHUB_REPOSITORY", REPO)
+    monkeypatch.setenv("GITHUB_RUN_ID", str(run_of(gh, actor)))
 
 
 def github_who(gh: FakeGitHub, actor: str) -> promotion.Who:
@@ -142,20 +162,21 @@ def github_who(gh: FakeGitHub, actor: str) -> promotion.Who:
         token=TOKEN,
         api_url=gh.url,
         repository=REPO,
-        sha="a" * 40,
+        sha=SHA,
         pr_number=None,
         run_url=None,
         run_key="77.1",
     )
     repo = connect(context, 0).get_repo(REPO)
-    return promotion.Who(actor=actor, repo=repo, run_id=run_of(gh))
+    return promotion.Who(actor=actor, repo=repo, run_id=run_of(gh, actor), sha=SHA)
 
 
 def test_candidate_to_staging_to_production_and_back(
     registry: Registry, project: Path, gh: FakeGitHub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The commit the promotion workflow runs on: the deployment is made for it.
-    monkeypatch.setenv("GITHUB_SHA", "a" * 40)
+    monkeypatch.setenv("GITHUB_SHA", SHA)
+    in_run_of(monkeypatch, gh, "bob")
     one = new_version(registry, project, b"one")
     gate_and_bundle(registry, project, one)
     assert promote(registry, one, "staging").to_version == one
@@ -164,7 +185,8 @@ def test_candidate_to_staging_to_production_and_back(
     done = promote(registry, one, "production", who=github_who(gh, "bob"))
     assert (done.from_version, done.to_version) == (None, one) and done.warnings == []
     assert registry.alias(MODEL, "production") == one
-    (deployment,) = gh.deployments(REPO)
+    # The one mlgate recorded, beside those GitHub Actions made for the run's jobs.
+    (deployment,) = [d for d in gh.deployments(REPO) if d["payload"]]
     assert deployment["environment"] == "production"
     # A second version goes the same way, then production is rolled back to the first.
     two = new_version(registry, project, b"two")
@@ -417,7 +439,8 @@ def test_post_promotion_check_of_an_unhealthy_server_rolls_back_to_no_version(
 def test_deploy_dispatch_announces_the_promotion_and_a_refusal_rolls_it_back(
     registry: Registry, project: Path, gh: FakeGitHub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("GITHUB_SHA", "a" * 40)
+    monkeypatch.setenv("GITHUB_SHA", SHA)
+    in_run_of(monkeypatch, gh, "bob")
     document = json.loads((project / "mlgate.yml").read_text())
     document["promotion"]["deploy_dispatch"] = "deploy-model"
     (project / "mlgate.yml").write_text(json.dumps(document))
@@ -446,3 +469,225 @@ def test_deploy_dispatch_announces_the_promotion_and_a_refusal_rolls_it_back(
     assert (back.kind, back.from_version, back.to_version) == ("auto-rollback", two, one)
     assert "the deploy dispatch failed: GitHub answered 422" in back.record["reason"]
     assert registry.alias(MODEL, "staging") == one
+
+
+# -- issue 10: rollback gate, proven runs, racing promoters, the ledger's chain ---------------
+
+
+def mlgate(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    """The CLI in this process (as a step would run it): exit code and stderr."""
+    from click.testing import CliRunner
+
+    from mlgate.cli import cli
+
+    result = CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+    return result.exit_code, result.stderr
+
+
+def test_rollback_goes_back_only_to_a_version_that_held_the_stage_and_is_not_blocked(
+    registry: Registry, project: Path
+) -> None:
+    cfg = config.load(Path("mlgate.yml"))
+    one, two, three, never = (new_version(registry, project, v) for v in (b"1", b"2", b"3", b"4"))
+    for version in (one, two, three, never):
+        gate_and_bundle(registry, project, version)
+    for version in (one, two, three):
+        promote(registry, version, "staging")
+    # A version that never held staging (bundle or not) is no rollback target.
+    with pytest.raises(promotion.PromotionRefused, match=f"version {never} never held staging"):
+        promotion.rollback(cfg, registry, local(), MODEL, "staging", to=never)
+    # 3 -> 2 blocks 3; rolling "back" to 3 is refused: it was rolled back from.
+    promotion.rollback(cfg, registry, local(), MODEL, "staging")
+    assert registry.alias(MODEL, "staging") == two
+    with pytest.raises(promotion.PromotionRefused, match=rf"{three} was rolled back from"):
+        promotion.rollback(cfg, registry, local(), MODEL, "staging", to=three)
+    # One held staging, but its bundle is gone from the registry: no gate left to stand on.
+    from mlflow import MlflowClient
+
+    client = MlflowClient(registry.uri, registry.uri)
+    digest = registry.model_version(MODEL, one).tags[bundle.DIGEST_TAG]
+    client.delete_model_version_tag(MODEL, one, bundle.DIGEST_TAG)
+    with pytest.raises(promotion.PromotionRefused, match=f"version {one} has no registered bundle"):
+        promotion.rollback(cfg, registry, local(), MODEL, "staging", to=one)
+    registry.set_version_tag(MODEL, one, bundle.DIGEST_TAG, digest)
+    # 2 -> 1 (by --to); now the previous-version path from 1 would re-instate blocked 2.
+    promotion.rollback(cfg, registry, local(), MODEL, "staging", to=one)
+    with pytest.raises(promotion.PromotionRefused, match=rf"{two} was rolled back from") as err:
+        promotion.rollback(cfg, registry, local(), MODEL, "staging")
+    assert "versions it may go back to: none" in str(err.value)
+    assert registry.alias(MODEL, "staging") == one
+    assert [r["kind"] for r in Ledger(registry, MODEL).records()].count("rollback") == 2
+
+
+def test_rollback_override_is_recorded_and_needs_the_production_rule(
+    registry: Registry, project: Path, gh: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GITHUB_SHA", SHA)
+    cfg = config.load(Path("mlgate.yml"))
+    one, never = new_version(registry, project, b"1"), new_version(registry, project, b"n")
+    gate_and_bundle(registry, project, one)
+    promote(registry, one, "staging")
+    # Bob's run starts after that promotion (a run decides when it starts: see the race test).
+    promoted_at = datetime.fromisoformat(Ledger(registry, MODEL).records()[-1]["at"])
+    run_of(gh, "bob", started_at=promoted_at + timedelta(seconds=1))
+    # Locally nobody passes production's rule (maintain, one approval): no override.
+    with pytest.raises(promotion.PromotionRefused, match="overriding: production needs GitHub"):
+        promotion.rollback(
+            cfg, registry, local(), MODEL, "staging", to=never, override_reason="hotfix"
+        )
+    with pytest.raises(promotion.PromotionRefused, match="override-reason is blank"):
+        promotion.rollback(cfg, registry, local(), MODEL, "staging", to=never, override_reason=" ")
+    gh.set_permission(REPO, "mallory", "write")  # may touch staging, not production
+    with pytest.raises(
+        promotion.PromotionRefused, match=r"overriding: production: .*needs maintain"
+    ):
+        mallory = github_who(gh, "mallory")
+        promotion.rollback(cfg, registry, mallory, MODEL, "staging", never, "", "hotfix")
+    assert registry.alias(MODEL, "staging") == one
+    gh.set_permission(REPO, "bob", "maintain")
+    gh.add_run_approval(REPO, run_of(gh, "bob"), "carol", environments=("staging",))
+    done = promotion.rollback(
+        cfg, registry, github_who(gh, "bob"), MODEL, "staging", to=never, override_reason="hotfix"
+    )
+    assert (done.from_version, done.to_version) == (one, never)
+    record = Ledger(registry, MODEL).records()[-1]
+    assert record["override"] == {
+        "reason": "hotfix",
+        "gate": f"version {never} never held staging (per the ledger)",
+        "access": "production",
+    }
+    assert record["approvals"] == [{"login": "carol", "state": "approved"}]
+
+
+def spoofed_env(gh: FakeGitHub, run_id: int, actor: str = "alice") -> dict[str, str]:
+    """What anyone can export: Actions' variables naming someone else's run, and a token."""
+    return {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_ACTOR": actor,
+        "GITHUB_RUN_ID": str(run_id),
+        "GITHUB_SHA": SHA,
+        "GITHUB_REPOSITORY": REPO,
+        "GITHUB_API_URL": gh.url,
+        "GITHUB_TOKEN": "ghp_someone_elses",
+    }
+
+
+def test_an_actor_and_approvals_count_only_from_a_run_the_api_proves(
+    registry: Registry, project: Path, gh: FakeGitHub
+) -> None:
+    one = new_version(registry, project, b"one")
+    gate_and_bundle(registry, project, one)
+    promote(registry, one, "staging")
+    gh.set_token("ghp_someone_elses", "mallory", "pat")
+    gh.set_permission(REPO, "alice", "admin")
+    # Run 777's approval for production, long finished.
+    finished = gh.add_workflow_run(REPO, workflow="promote.yml", head_sha=SHA, actor="alice")
+    gh.add_run_approval(REPO, finished, "carol", environments=("production",))
+    promote_one = ("promote", "--version", one, "--to", "production")
+    code, err = mlgate(*promote_one, env=spoofed_env(gh, finished))
+    assert code == 1 and f"workflow run {finished} is completed (success), not in progress" in err
+    # A running run, but started by someone else, of another commit, or not in production.
+    by_bob = gh.add_workflow_run(REPO, head_sha=SHA, conclusion=None, actor="bob")
+    other_commit = gh.add_workflow_run(REPO, head_sha="b" * 40, conclusion=None, actor="alice")
+    no_environment = gh.add_workflow_run(REPO, head_sha=SHA, conclusion=None, actor="alice")
+    gh.add_run_job(REPO, no_environment, "build")
+    forged = gh.add_workflow_run(REPO, head_sha=SHA, conclusion=None, actor="alice")
+    gh.add_run_job(REPO, forged, environment="production", deployer="mallory")  # not Actions
+    staging_only = gh.add_workflow_run(REPO, head_sha=SHA, conclusion=None, actor="alice")
+    gh.add_run_job(REPO, staging_only, environment="staging")
+    for run_id, reason in (
+        (by_bob, f"workflow run {by_bob} was started by bob, not alice"),
+        (other_commit, f"workflow run {other_commit} is of commit {'b' * 12}, not GITHUB_SHA"),
+        (no_environment, "has no job deploying aaaaaaaaaaaa to the environment production"),
+        (forged, "has no job deploying"),
+        (staging_only, "has no job deploying"),
+        (424242, "workflow run 424242 does not exist"),
+    ):
+        if run_id != 424242:
+            gh.add_run_approval(REPO, run_id, "carol")
+        code, err = mlgate(*promote_one, env=spoofed_env(gh, run_id))
+        assert code == 1 and reason in err, (run_id, err)
+    # Actions' variables without a token cannot be proven at all.
+    code, err = mlgate(*promote_one, env=spoofed_env(gh, by_bob) | {"GITHUB_TOKEN": ""})
+    assert code == 1 and "cannot be verified without a GitHub token" in err, err
+    assert registry.alias(MODEL, "production") is None
+    # The real thing: alice's running run, its job in production, approved by carol.
+    real = gh.add_workflow_run(REPO, head_sha=SHA, conclusion=None, actor="alice")
+    gh.add_run_job(REPO, real, environment="production")
+    gh.add_run_approval(REPO, real, "carol")
+    code, err = mlgate(*promote_one, env=spoofed_env(gh, real))
+    assert code == 0, err
+    assert Ledger(registry, MODEL).records()[-1]["actor"] == "alice"
+
+
+def test_simultaneous_promoters_with_the_default_have_exactly_one_winner(
+    registry: Registry, project: Path
+) -> None:
+    """Ten promoters started together; all but the first are held (SIGSTOP) until the first
+    has promoted — what a loaded runner does to processes waiting for a CPU. Deciding by the
+    alias read when each got going let a late one take the winner's version for "current"
+    and win too; decided when started, exactly one wins."""
+    import signal
+
+    versions = []
+    for index in range(10):
+        version = new_version(registry, project, f"model {index}".encode())
+        gate_and_bundle(registry, project, version)
+        versions.append(version)
+    env = os.environ | {"PYTHONPATH": os.pathsep.join(sys.path)}
+    racers = []
+    for index, version in enumerate(versions):
+        argv = [sys.executable, "-m", "mlgate", "promote", "--version", version, "--to", "staging"]
+        racer = subprocess.Popen(
+            argv, cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        if index:
+            os.kill(racer.pid, signal.SIGSTOP)
+        racers.append(racer)
+    try:
+        first = racers[0].wait(timeout=300)
+    finally:
+        for racer in racers[1:]:
+            os.kill(racer.pid, signal.SIGCONT)
+    results = [(first, racers[0].stderr.read() if racers[0].stderr else "")]
+    results += [(r.wait(timeout=300), r.stderr.read() if r.stderr else "") for r in racers[1:]]
+    winners = [v for v, (code, _) in zip(versions, results, strict=True) if code == 0]
+    assert winners == [versions[0]], results
+    for code, stderr in results[1:]:
+        assert code == 1 and "Traceback" not in stderr, stderr
+        # Refused at the end, or while another held the lock (it waits only so long).
+        reasons = ("moved after this promotion was decided", "another promotion of")
+        assert any(reason in stderr for reason in reasons), stderr
+    assert registry.alias(MODEL, "staging") == versions[0]
+    assert len(Ledger(registry, MODEL).records()) == 1
+
+
+def test_history_marks_an_edited_record_and_promotion_refuses_a_broken_ledger(
+    registry: Registry, project: Path
+) -> None:
+    one, two = new_version(registry, project, b"1"), new_version(registry, project, b"2")
+    for version in (one, two):
+        gate_and_bundle(registry, project, version)
+        promote(registry, version, "staging", reason="tested")
+    code, err = mlgate("history")
+    assert code == 0, err
+    # Someone with registry access rewrites who promoted version one, and why.
+    key = "mlgate.ledger.000001"
+    record = json.loads(registry.model_tags(MODEL)[key]) | {"actor": "mallory", "reason": "ok"}
+    registry.set_model_tag(MODEL, key, json.dumps(record, sort_keys=True, separators=(",", ":")))
+    from click.testing import CliRunner
+
+    from mlgate.cli import cli
+
+    shown = CliRunner().invoke(cli, ["history"])
+    assert shown.exit_code == 1, shown.output
+    lines = shown.stdout.splitlines()
+    assert "by mallory" in lines[0] and "CHAIN BROKEN" in lines[1], lines
+    assert "the ledger of fraud is broken: record 2" in shown.stderr
+    three = new_version(registry, project, b"3")
+    gate_and_bundle(registry, project, three)
+    code, err = mlgate("promote", "--version", three, "--to", "staging")
+    assert code == 1 and "ledger of fraud is broken at record 2" in err, err
+    code, err = mlgate("rollback", "--stage", "staging")
+    assert code == 1 and "ledger of fraud is broken at record 2" in err, err
+    assert registry.alias(MODEL, "staging") == two

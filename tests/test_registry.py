@@ -8,6 +8,7 @@ selects the server ones); pytest groups them by backend, so one server serves th
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import multiprocessing
 import os
@@ -552,10 +553,10 @@ def test_ledger_append_and_records(registry: Registry, model: str, tmp_path: Pat
     ]
     seqs = [ledger.append(r) for r in records]
     assert seqs == [before + 1, before + 2, before + 3]
-    assert ledger.records()[before:] == records
-    assert Ledger(registry, model).records()[before:] == records  # a fresh reader agrees
+    assert unchained(ledger.records()[before:]) == records
+    assert unchained(Ledger(registry, model).records()[before:]) == records  # a fresh reader
     last = json.loads(registry.model_version(model, "1").tags[LAST_TAG])
-    assert last == {"seq": before + 2, "record": records[1]}
+    assert last == {"seq": before + 2, "record": ledger.records()[before + 1]}
 
     # The copy: the whole ledger as JSON lines in the model's run of experiment mlgate-ledger.
     from mlflow import MlflowClient
@@ -579,14 +580,15 @@ def test_ledger_refuses_to_overwrite(registry: Registry, monkeypatch: pytest.Mon
     ledger.append({"n": 1})
     ledger.append({"n": 2})
     # A writer whose view is stale (as if it raced another) would pick key 2 again.
-    stale = ledger.records()[:1]
-    monkeypatch.setattr(Ledger, "records", lambda self: stale)
+    stale = ledger.read()
+    stale.records = stale.records[:1]
+    monkeypatch.setattr(Ledger, "read", lambda self: stale)
     with pytest.raises(
         RegistryError, match=r"record 2 of .* already exists; refusing to overwrite"
     ):
         ledger.append({"n": "overwrite"})
     monkeypatch.undo()
-    assert ledger.records() == [{"n": 1}, {"n": 2}]
+    assert unchained(ledger.records()) == [{"n": 1}, {"n": 2}]
 
 
 def test_ledger_detects_gap_and_garbage(registry: Registry) -> None:
@@ -640,6 +642,89 @@ def test_ledger_concurrent_appends_keep_every_record(registry: Registry) -> None
         t.join(60)
     assert not errors
     assert sorted(r["writer"] for r in Ledger(registry, name).records()) == [0, 1, 2, 3]
+
+
+def _rewrite(registry: Registry, name: str, seq: int, **changes: Any) -> None:
+    """Edit a stored record as someone with write access to the registry could."""
+    key = f"mlgate.ledger.{seq:06d}"
+    record = json.loads(registry.model_tags(name)[key]) | changes
+    registry.set_model_tag(name, key, json.dumps(record, sort_keys=True, separators=(",", ":")))
+
+
+def test_ledger_chain_reports_an_edited_record(registry: Registry) -> None:
+    def digest(text: str) -> str:
+        return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+    name = unique("chain")
+    registry_client_model(registry, name)
+    ledger = Ledger(registry, name)
+    for actor in ("alice", "bob", "carol"):
+        ledger.append({"kind": "promotion", "actor": actor, "reason": "ok"})
+    # Rewriting record 2's actor and reason (its link left as it was) breaks record 3's link.
+    _rewrite(registry, name, 2, actor="mallory", reason="routine")
+    with pytest.raises(RegistryError, match=r"broken at record 3: .*record 2 was edited") as err:
+        ledger.records()
+    assert "\n" not in str(err.value)
+    _rewrite(registry, name, 2, actor="bob", reason="ok")  # put back byte for byte: whole again
+    records = ledger.records()
+    tags = registry.model_tags(name)
+    assert records[0]["prev"] == "sha256:" + "0" * 64  # the genesis value
+    assert records[1]["prev"] == digest(tags["mlgate.ledger.000001"])
+    assert records[2]["prev"] == digest(tags["mlgate.ledger.000002"])
+    _rewrite(registry, name, 2, actor="mallory", reason="routine")
+    report = ledger.read()  # what history shows: every record, the break marked
+    assert [b.seq for b in report.breaks] == [3]
+    assert report.records[1]["actor"] == "mallory"
+    with pytest.raises(RegistryError, match="broken"):  # no append on a broken chain
+        ledger.append({"kind": "promotion", "actor": "dave"})
+    assert len(registry.model_tags(name)) == len(tags)
+
+
+def test_ledger_chain_reports_an_edited_last_record_and_a_removed_one(registry: Registry) -> None:
+    from mlflow import MlflowClient
+
+    from mlgate.registry.ledger_chain import LedgerBroken
+
+    name = unique("chain")
+    registry_client_model(registry, name)
+    ledger = Ledger(registry, name)
+    ledger.append({"actor": "alice"})
+    ledger.append({"actor": "bob"})
+    _rewrite(registry, name, 2, actor="mallory")  # no record after it: the head catches it
+    with pytest.raises(LedgerBroken, match="record 2: it does not match the head"):
+        ledger.records()
+    _rewrite(registry, name, 2, actor="bob")  # put back byte for byte: whole again
+    assert [r["actor"] for r in ledger.records()] == ["alice", "bob"]
+    MlflowClient(registry.uri, registry.uri).delete_registered_model_tag(
+        name, "mlgate.ledger.000002"
+    )  # the last record removed: no gap, but the head names it
+    with pytest.raises(LedgerBroken, match="the head names record 2, but the ledger ends at 1"):
+        ledger.records()
+
+
+def test_ledger_without_chain_is_a_legacy_prefix(registry: Registry) -> None:
+    from mlgate.registry.ledger_chain import LedgerBroken, digest
+
+    name = unique("chain")
+    registry_client_model(registry, name)
+    # Written by an mlgate before the chain: no links, no head.
+    for seq, actor in ((1, "alice"), (2, "bob")):
+        text = json.dumps({"actor": actor}, separators=(",", ":"))
+        registry.set_model_tag(name, f"mlgate.ledger.{seq:06d}", text)
+    ledger = Ledger(registry, name)
+    report = ledger.read()
+    assert (report.legacy, report.breaks) == (2, [])
+    ledger.append({"actor": "carol"})  # the chain starts here, linked to the last legacy one
+    records = ledger.records()
+    assert records[2]["prev"] == digest(registry.model_tags(name)["mlgate.ledger.000002"])
+    _rewrite(registry, name, 2, actor="mallory")
+    with pytest.raises(LedgerBroken, match="record 3"):
+        ledger.records()
+
+
+def unchained(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records without the chain's link (ledger_chain)."""
+    return [{k: v for k, v in r.items() if k != "prev"} for r in records]
 
 
 def registry_client_model(registry: Registry, name: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -1110,7 +1111,8 @@ def bundle_verify(bundle_path: Path, offline: bool) -> None:
 @click.option(
     "--expect-current",
     default=None,
-    help="Version the stage must point at now ('none': unset) [default: what is read at start].",
+    help="Version the stage must point at now ('none': unset) [default: where it pointed when "
+    "this command started, and not moved since].",
 )
 @click.option("--actor", default=None, help="Who promotes (outside GitHub Actions only).")
 @click.option("--reason", default="", help="Why, for the ledger.")
@@ -1125,7 +1127,7 @@ def promote(
 ) -> None:
     """Move a stage's alias to a version whose registered bundle verifies and passes, if the
     actor may; recorded in the ledger and as a GitHub deployment. Exit 1 when refused."""
-    from mlgate import promotion
+    from mlgate import promotion, promotion_race
 
     cfg = _load_config(config_path)
     model = _model_name(name, cfg)
@@ -1133,7 +1135,15 @@ def promote(
     who = _who(actor)
     _promotion_result(
         lambda: promotion.promote(
-            cfg, registry, who, model, model_version, stage, expect_current, reason
+            cfg,
+            registry,
+            who,
+            model,
+            model_version,
+            stage,
+            expect_current,
+            reason,
+            decided_at=promotion_race.process_started_at(),
         )
     )
 
@@ -1145,6 +1155,12 @@ def promote(
 @click.option("--to", "target", default=None, help="Version [default: the previous one].")
 @click.option("--actor", default=None, help="Who rolls back (outside GitHub Actions only).")
 @click.option("--reason", default="", help="Why, for the ledger.")
+@click.option(
+    "--override-reason",
+    default=None,
+    help="Roll back to a version that never held the stage, is blocked or has no bundle; "
+    "needs the last stage's access rule; recorded.",
+)
 def rollback(
     config_path: Path | None,
     name: str | None,
@@ -1152,16 +1168,23 @@ def rollback(
     target: str | None,
     actor: str | None,
     reason: str,
+    override_reason: str | None,
 ) -> None:
-    """Move a stage's alias back to the version it held before (from the ledger) or --to; the
-    version rolled away from is blocked until it has a new bundle. Exit 1 when refused."""
-    from mlgate import promotion
+    """Move a stage's alias back to the version it held before (from the ledger) or --to, a
+    version that held the stage and is not blocked; the version rolled away from is blocked
+    until it has a new bundle. Exit 1 when refused."""
+    from mlgate import promotion, promotion_race
 
     cfg = _load_config(config_path)
     model = _model_name(name, cfg)
     registry = _registry()
     who = _who(actor)
-    _promotion_result(lambda: promotion.rollback(cfg, registry, who, model, stage, target, reason))
+    started = promotion_race.process_started_at()
+    _promotion_result(
+        lambda: promotion.rollback(
+            cfg, registry, who, model, stage, target, reason, override_reason, started
+        )
+    )
 
 
 @cli.command()
@@ -1174,20 +1197,32 @@ def history(config_path: Path | None, name: str | None, as_json: bool) -> None:
 
     cfg = _load_config(config_path)
     model = _model_name(name, cfg)
-    records = promotion.history(_registry(), model)
+    report = promotion.history(_registry(), model)
+    records = report.records
+    broken = {b.seq: b.reason for b in report.breaks}
     if as_json:
-        click.echo(json.dumps({"model": model, "records": records}, indent=2))
-        return
-    if not records:
+        document = {"model": model, "records": records, "legacy_records": report.legacy}
+        document["chain_breaks"] = [{"seq": s, "reason": r} for s, r in broken.items()]
+        click.echo(json.dumps(document, indent=2))
+    elif not records:
         click.echo(f"{model}: no promotion recorded")
-        return
-    for number, record in enumerate(records, 1):
+    for number, record in enumerate([] if as_json else records, 1):
         moved = f"{record.get('from_version') or '-'} -> {record.get('to_version') or '-'}"
         click.echo(
             f"#{number} {record.get('at', '?')} {record.get('kind', '?'):<13} "
             f"{record.get('stage', '?'):<11} {moved:<9} by {record.get('actor', '?')}"
             + (f" ({record['reason']})" if record.get("reason") else "")
+            + (f"  <-- CHAIN BROKEN: {broken[number]}" if number in broken else "")
         )
+    if report.legacy:
+        click.echo(
+            f"mlgate: note: records 1-{report.legacy} predate the ledger's hash chain; edits to "
+            "them before the last one cannot be detected",
+            err=True,
+        )
+    if broken:
+        click.echo(f"mlgate: error: the ledger of {model} is broken: {report.summary()}", err=True)
+        sys.exit(1)
 
 
 def _model_name(name: str | None, cfg: Any) -> str:
@@ -1208,15 +1243,27 @@ def _who(actor_flag: str | None) -> Any:
     from mlgate import promotion
 
     actor = promotion.actor_from_context(actor_flag)
-    if not actions_env.in_actions() or not os.environ.get("GITHUB_TOKEN"):
+    if not actions_env.in_actions():
         return promotion.Who(actor=actor, repo=None, run_id=None)
+    # Claimed by environment variables: promotion proves the run through the API first.
+    env = os.environ
+    run_id, attempt = env.get("GITHUB_RUN_ID", ""), env.get("GITHUB_RUN_ATTEMPT", "")
+    claimed = promotion.Who(
+        actor=actor,
+        repo=None,
+        run_id=int(run_id) if run_id.isdigit() else None,
+        sha=env.get("GITHUB_SHA") or None,
+        attempt=int(attempt) if attempt.isdigit() else None,
+        in_actions=True,
+    )
+    if not env.get("GITHUB_TOKEN"):
+        return claimed
     from mlgate.github import context as github_context
     from mlgate.github.client import connect, with_retry
 
     ctx = github_context.from_env()
     repo = with_retry(lambda: connect(ctx, 0).get_repo(ctx.repository), "read the repository")
-    run_id = os.environ.get("GITHUB_RUN_ID")
-    return promotion.Who(actor=actor, repo=repo, run_id=int(run_id) if run_id else None)
+    return dataclasses.replace(claimed, repo=repo)
 
 
 def _promotion_result(action: Callable[[], Any]) -> None:

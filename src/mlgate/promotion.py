@@ -32,6 +32,9 @@ from mlgate.errors import MlgateError
 if TYPE_CHECKING:
     from github.Repository import Repository
 
+    from mlgate.github.run_identity import VerifiedRun
+    from mlgate.promotion_race import Decided
+    from mlgate.registry.ledger_chain import ChainReport
     from mlgate.registry.mlflow_registry import Registry
 
 BLOCKED_TAG = "mlgate.blocked"  # on a version rolled away from: the bundle digest it had
@@ -65,15 +68,21 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Who:
-    """The actor and where to check them: GitHub when the stage's rule needs it."""
+    """The actor and where to check them: GitHub when the stage's rule needs it. A claimed
+    workflow run (`run_id`, or `in_actions`) counts only once the API proves it (see
+    github.run_identity): its commit `sha`, its `attempt`, its actor, its environment."""
 
     actor: str
     repo: Repository | None
     run_id: int | None
+    sha: str | None = None
+    attempt: int | None = None
+    in_actions: bool = False
 
 
 def actor_from_context(flag: str | None) -> str:
-    """Inside GitHub Actions the actor is the one who triggered the run, whatever a flag says."""
+    """Inside GitHub Actions the actor is the one who triggered the run, whatever a flag says:
+    claimed here from the environment, proven through the API before it counts (_proven_run)."""
     if actions_env.in_actions():
         actor = os.environ.get("GITHUB_TRIGGERING_ACTOR") or os.environ.get("GITHUB_ACTOR")
         if not actor:
@@ -101,7 +110,10 @@ def promote(
     expect_current: str | None = None,
     reason: str = "",
     now: datetime | None = None,
+    decided_at: datetime | None = None,
 ) -> Outcome:
+    """`decided_at`: when the promotion was decided (default: now); see promotion_race."""
+    decided_at = decided_at or datetime.now(timezone.utc)
     promotion = cfg.promotion
     _known_stage(cfg, stage)
     registry.model_version(name, version)  # unknown model or version: one line, nothing moved
@@ -139,6 +151,7 @@ def promote(
             f"{name}/{version} was rolled back; promoting it again needs a new bundle"
         )
     _check_order(cfg, registry, name, version, stage)
+    run = _proven_run(who, stage)
     approvals = _check_access(who, promotion.access_for(stage), stage)
     if promotion.check is not None:
         _check_runnable(promotion.check)
@@ -159,7 +172,8 @@ def promote(
         "approvals": approvals,
         "reason": reason,
     }
-    outcome = _move(registry, who, name, stage, expected, version, record)
+    race_from = None if expect_current is not None else _decision_time(decided_at, run)
+    outcome = _move(registry, who, name, stage, expected, version, record, race_from)
     failed: str | None = None
     if promotion.deploy_dispatch and who.repo is not None:
         problem = _dispatch(who.repo, promotion.deploy_dispatch, record)
@@ -200,20 +214,57 @@ def rollback(
     stage: str,
     to: str | None = None,
     reason: str = "",
+    override_reason: str | None = None,
+    decided_at: datetime | None = None,
 ) -> Outcome:
+    """Back to a version that held the stage and is not blocked (see rollback_gate); any other
+    needs `override_reason` from someone who passes the production stage's access rule."""
+    from mlgate import rollback_gate
     from mlgate.registry.ledger import Ledger
 
+    decided_at = decided_at or datetime.now(timezone.utc)
     _known_stage(cfg, stage)
+    if override_reason is not None and not override_reason.strip():
+        raise PromotionRefused("--override-reason is blank: say why the gate is overridden")
     current = registry.alias(name, stage)
     if current is None:
         raise PromotionRefused(f"{name}@{stage} points at no version: nothing to roll back")
+    records = _ledger_records(Ledger(registry, name))
     if to is None:
-        to = _previous(Ledger(registry, name).records(), stage, current)
+        found, to = rollback_gate.previous_holder(records, stage, current)
+        if not found:
+            raise PromotionRefused(
+                f"the ledger has no earlier version for {stage} (it points at {current}): give --to"
+            )
     if to is not None:
         registry.model_version(name, to)
     if to == current:
         raise PromotionRefused(f"{name}@{stage} already points at version {to}")
+    run = _proven_run(who, stage)
     approvals = _check_access(who, cfg.promotion.access_for(stage), stage)
+    problem = None
+    if to is not None:
+        tags = registry.model_version(name, to).tags
+        problem = rollback_gate.why_not(records, stage, to, tags, BLOCKED_TAG, bundle.DIGEST_TAG)
+    override: dict[str, str] | None = None
+    if problem is not None and override_reason is None:
+        choices = rollback_gate.eligible(
+            records,
+            stage,
+            current,
+            lambda v: registry.model_version(name, v).tags,
+            BLOCKED_TAG,
+            bundle.DIGEST_TAG,
+        )
+        raise PromotionRefused(
+            f"cannot roll {name}@{stage} back to {to}: {problem}; versions it may go back to: "
+            f"{', '.join(choices) or 'none'} (or --override-reason, by someone who may promote "
+            f"to {cfg.promotion.stages[-1]})"
+        )
+    if problem is not None and override_reason is not None:
+        top = cfg.promotion.stages[-1]
+        approvals = _check_access(who, cfg.promotion.access_for(top), stage, f"overriding: {top}")
+        override = {"reason": override_reason, "gate": problem, "access": top}
     digest = registry.model_version(name, current).tags.get(bundle.DIGEST_TAG, "")
     record = {
         "kind": "rollback",
@@ -226,18 +277,19 @@ def rollback(
         "run_url": actions_env.run_url(),
         "approvals": approvals,
         "reason": reason,
-    }
-    outcome = _move(registry, who, name, stage, current, to, record)
+    } | ({"override": override} if override else {})
+    race_from = _decision_time(decided_at, run)
+    outcome = _move(registry, who, name, stage, current, to, record, race_from)
     _block(registry, name, current, digest or "rolled-back")
     return outcome
 
 
-def history(registry: Registry, name: str) -> list[dict[str, Any]]:
+def history(registry: Registry, name: str) -> ChainReport:
+    """The ledger's records with the chain's verdict: breaks are shown, not raised."""
     from mlgate.registry.ledger import Ledger
 
     registry.model_tags(name)  # an unknown model is one clear line
-    records: list[dict[str, Any]] = Ledger(registry, name).records()
-    return records
+    return Ledger(registry, name).read()
 
 
 def _move(
@@ -248,8 +300,11 @@ def _move(
     expected: str | None,
     target: str | None,
     record: dict[str, Any],
+    decided: Decided | None = None,
 ) -> Outcome:
-    """Under the lock: check the alias is where expected, record, then move it."""
+    """Under the lock: check the alias is where expected (and, given `decided`, that no
+    ledger record moved the stage since the decision), record, then move it."""
+    from mlgate import promotion_race
     from mlgate.registry.ledger import Ledger
     from mlgate.registry.mlflow_registry import LockBusy
 
@@ -263,9 +318,16 @@ def _move(
                     f"{expected or 'no version'} as expected: another promotion won; nothing "
                     "was changed"
                 )
-            record = record | {"at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            ledger = Ledger(registry, name)
+            if decided is not None:
+                records = _ledger_records(ledger)
+                moved = promotion_race.moved_since(records, stage, decided.at, decided.own_run)
+                if moved is not None:
+                    raise PromotionRefused(promotion_race.refusal(name, stage, moved, decided.at))
+            # Microseconds: racing promoters are told apart by it (promotion_race).
+            record = record | {"at": datetime.now(timezone.utc).isoformat(timespec="microseconds")}
             # The record first: the alias never points at a version without its audit record.
-            sequence = Ledger(registry, name).append(record)
+            sequence = _append(ledger, record)
             if target is None:
                 registry.delete_alias(name, stage)
             else:
@@ -311,15 +373,64 @@ def _deployment(who: Who, outcome: Outcome) -> None:
         outcome.warnings.append(f"GitHub deployment not recorded: {exc}")
 
 
-def _check_access(who: Who, rule: StageAccess, stage: str) -> list[dict[str, str]]:
+def _ledger_records(ledger: Any) -> list[dict[str, Any]]:
+    """The ledger's records; a broken chain refuses the promotion (history shows where)."""
+    from mlgate.registry.ledger_chain import LedgerBroken
+
+    try:
+        records: list[dict[str, Any]] = ledger.records()
+    except LedgerBroken as exc:
+        raise PromotionRefused(str(exc)) from None
+    return records
+
+
+def _append(ledger: Any, record: dict[str, Any]) -> int:
+    from mlgate.registry.ledger_chain import LedgerBroken
+
+    try:
+        return int(ledger.append(record))
+    except LedgerBroken as exc:
+        raise PromotionRefused(str(exc)) from None
+
+
+def _decision_time(decided_at: datetime, run: VerifiedRun | None) -> Decided:
+    """A promotion in a proven workflow run was decided when the run (attempt) started."""
+    from mlgate.promotion_race import Decided
+
+    if run is None:
+        return Decided(decided_at)
+    started = min(decided_at, run.started_at) if run.started_at is not None else decided_at
+    return Decided(started, actions_env.run_url())
+
+
+def _proven_run(who: Who, stage: str) -> VerifiedRun | None:
+    """The workflow run `who` claims, proven through the API; None when none is claimed."""
+    if not who.in_actions and who.run_id is None:
+        return None
+    from mlgate.github import run_identity
+    from mlgate.github.client import NotPermitted, Rejected, Unreachable
+
+    try:
+        claim = run_identity.claim(who.repo, who.run_id, who.actor, who.sha, who.attempt)
+        assert who.repo is not None  # claim() refuses a claim without a token
+        return run_identity.verify(who.repo, claim, stage)
+    except run_identity.RunNotProven as exc:
+        raise PromotionRefused(f"not a verified GitHub Actions run: {exc}") from None
+    except (NotPermitted, Rejected, Unreachable) as exc:
+        raise PromotionRefused(f"cannot verify workflow run {who.run_id}: {exc}") from None
+
+
+def _check_access(
+    who: Who, rule: StageAccess, stage: str, purpose: str | None = None
+) -> list[dict[str, str]]:
     """GitHub's answer on the actor; a rule that needs GitHub cannot pass without it."""
     needs_github = rule.permission is not None or rule.teams or rule.approvals
     if not needs_github:
         return []
     if who.repo is None:
         raise PromotionRefused(
-            f"{stage} needs GitHub to check who promotes (permission, teams, approvals): run "
-            "from GitHub Actions with a token, or set promotion.access for it"
+            f"{purpose or stage} needs GitHub to check who promotes (permission, teams, "
+            "approvals): run from GitHub Actions with a token, or set promotion.access for it"
         )
     from mlgate.github import access
     from mlgate.github.client import NotPermitted, Rejected, Unreachable
@@ -337,7 +448,7 @@ def _check_access(who: Who, rule: StageAccess, stage: str) -> list[dict[str, str
     except (NotPermitted, Rejected, Unreachable) as exc:
         raise PromotionRefused(f"cannot check {who.actor}'s access on GitHub: {exc}") from None
     if not decision.allowed:
-        raise PromotionRefused(decision.reason)
+        raise PromotionRefused(f"{purpose}: {decision.reason}" if purpose else decision.reason)
     return [{"login": a.login, "state": a.state} for a in decision.approvals]
 
 
@@ -362,16 +473,6 @@ def _known_stage(cfg: MlgateConfig, stage: str) -> None:
         raise PromotionRefused(
             f"unknown stage {stage!r}; promotion.stages are {', '.join(cfg.promotion.stages)}"
         )
-
-
-def _previous(records: list[dict[str, Any]], stage: str, current: str) -> str | None:
-    for record in reversed(records):
-        if record.get("stage") == stage and record.get("to_version") == current:
-            previous = record.get("from_version")
-            return str(previous) if previous is not None else None
-    raise PromotionRefused(
-        f"the ledger has no earlier version for {stage} (it points at {current}): give --to"
-    )
 
 
 def _block(registry: Registry, name: str, version: str, digest: str) -> None:

@@ -157,6 +157,19 @@ class WorkflowRun:
     created_at: str
     artifacts: list[Artifact]
     approvals: list[RunApproval] = field(default_factory=list)  # environment reviews, in order
+    actor: User | None = None  # who started it (also its triggering actor); None: not shown
+    attempt: int = 1
+    jobs: list[RunJob] = field(default_factory=list)
+
+
+@dataclass
+class RunJob:
+    id: int
+    name: str
+    status: str
+    conclusion: str | None
+    started_at: str
+    environment: str | None  # `environment:` of the job: GitHub Actions deploys to it
 
 
 @dataclass
@@ -486,14 +499,18 @@ class FakeGitHub:
         head_sha: str | None = None,
         artifacts: Mapping[str, bytes] | None = None,
         expired: tuple[str, ...] = (),
+        actor: str | None = None,
+        attempt: int = 1,
+        started_at: str | None = None,
     ) -> int:
         """Seed a run of ``workflow`` on ``branch`` and return its id. ``conclusion`` None is a
         run still in progress; ``artifacts`` maps names to zip archives, those in ``expired``
-        have passed their retention period. Later runs are newer."""
+        have passed their retention period; ``actor`` started it (``attempt``) at ``started_at``
+        (default now, GitHub's whole seconds). Later runs are newer."""
         with self._lock:
             state = self._repo_named(repo)
             workflow_id = state.workflows.setdefault(workflow, self._next_id())
-            now = _now()
+            now = started_at or _now()
             run = WorkflowRun(
                 id=self._next_id(),
                 run_number=len(state.workflow_runs) + 1,
@@ -509,10 +526,69 @@ class FakeGitHub:
                     Artifact(self._next_id(), name, data, name in expired, now)
                     for name, data in (artifacts or {}).items()
                 ],
+                actor=self._user(actor) if actor else None,
+                attempt=attempt,
             )
             state.workflow_runs[run.id] = run
             self._changed()
             return run.id
+
+    def add_run_job(
+        self,
+        repo: str,
+        run_id: int,
+        name: str = "promote",
+        *,
+        environment: str | None = None,
+        status: str = "in_progress",
+        deployer: str = "github-actions[bot]",
+    ) -> int:
+        """Seed a job of the run and return its id. With ``environment``, what GitHub Actions
+        does for a job declaring it: a deployment of the run's commit to that environment,
+        created by ``deployer`` (the Actions app), whose status is ``in_progress`` while the job
+        is and whose log_url links the job."""
+        with self._lock:
+            state = self._repo_named(repo)
+            run = state.workflow_runs[run_id]
+            job = RunJob(self._next_id(), name, status, None, _now(), environment)
+            run.jobs.append(job)
+            if environment is not None:
+                creator = self._user(deployer, "Bot" if deployer.endswith("[bot]") else "User")
+                now = _now()
+                deployment = Deployment(
+                    id=self._next_id(),
+                    sha=run.head_sha,
+                    ref=run.head_branch,
+                    task="deploy",
+                    payload={},
+                    environment=environment,
+                    original_environment=environment,
+                    description=None,
+                    transient_environment=False,
+                    production_environment=False,
+                    auto_merge=False,
+                    required_contexts=None,
+                    creator=creator,
+                    created_at=now,
+                    updated_at=now,
+                )
+                job_url = f"{self.url}/{state.full_name}/actions/runs/{run_id}/job/{job.id}"
+                deployment.statuses.append(
+                    DeploymentStatus(
+                        self._next_id(),
+                        "in_progress" if status == "in_progress" else "success",
+                        "",
+                        environment,
+                        job_url,
+                        "",
+                        creator,
+                        now,
+                    )
+                )
+                state.environments.setdefault(environment, self._next_id())
+                state.deployments[deployment.id] = deployment
+            self._changed()
+            return job.id
 
     def add_workflow(
         self,
@@ -847,7 +923,7 @@ class FakeGitHub:
     def _next_id(self) -> int:
         return next(self._ids)
 
-    def _user(self, login: str, kind: Literal["User", "Organization"] = "User") -> User:
+    def _user(self, login: str, kind: Literal["User", "Bot", "Organization"] = "User") -> User:
         """The one account named ``login`` (logins are case-insensitive), made on first use."""
         return self._users.setdefault(login.lower(), User(login, self._next_id(), kind))
 
@@ -1541,7 +1617,66 @@ class FakeGitHub:
             },
             "repository": repo_json,
             "head_repository": repo_json,
+        } | (
+            {
+                "run_attempt": run.attempt,
+                "actor": self._user_json(call, run.actor),
+                "triggering_actor": self._user_json(call, run.actor),
+            }
+            if run.actor is not None
+            else {}
+        )
+
+    def _workflow_run(self, call: Call, repo: Repo) -> WorkflowRun:
+        run = repo.workflow_runs.get(int(call.params["run_id"]))
+        if run is None:
+            raise ApiError(404, "Not Found")
+        return run
+
+    @route("GET", "/repos/{owner}/{repo}/actions/runs/{run_id}")
+    def _get_workflow_run(self, call: Call) -> Reply:
+        repo = self._repo(call)
+        return Reply(200, self._workflow_run_json(call, repo, self._workflow_run(call, repo)))
+
+    @route("GET", "/repos/{owner}/{repo}/actions/runs/{run_id}/jobs")
+    def _list_run_jobs(self, call: Call) -> Reply:
+        """The jobs of the run's latest attempt (``filter`` latest, the default, or all)."""
+        repo = self._repo(call)
+        run = self._workflow_run(call, repo)
+        page, headers = self._paginate(call, run.jobs)
+        api = f"{call.api}/repos/{repo.full_name}"
+        body = {
+            "total_count": len(run.jobs),
+            "jobs": [
+                {
+                    "id": job.id,
+                    "run_id": run.id,
+                    "run_url": f"{api}/actions/runs/{run.id}",
+                    "run_attempt": run.attempt,
+                    "node_id": _node_id("Job", job.id),
+                    "head_sha": run.head_sha,
+                    "url": f"{api}/actions/jobs/{job.id}",
+                    "html_url": f"{call.html}/{repo.full_name}/actions/runs/{run.id}/job/{job.id}",
+                    "status": job.status,
+                    "conclusion": job.conclusion,
+                    "created_at": job.started_at,
+                    "started_at": job.started_at,
+                    "completed_at": None,
+                    "name": job.name,
+                    "steps": [],
+                    "check_run_url": f"{api}/check-runs/{job.id}",
+                    "labels": ["ubuntu-latest"],
+                    "runner_id": 1,
+                    "runner_name": "GitHub Actions 1",
+                    "runner_group_id": 2,
+                    "runner_group_name": "GitHub Actions",
+                    "workflow_name": run.workflow.rsplit(".", 1)[0],
+                    "head_branch": run.head_branch,
+                }
+                for job in page
+            ],
         }
+        return Reply(200, body, headers)
 
     def _artifact_json(self, call: Call, repo: Repo, artifact: Artifact) -> dict[str, Any]:
         api = f"{call.api}/repos/{repo.full_name}/actions/artifacts/{artifact.id}"
@@ -1682,6 +1817,7 @@ class FakeGitHub:
             conclusion=None,
             created_at=_now(),
             artifacts=[],
+            actor=call.token.user,
         )
         repo.workflow_runs[run.id] = run
         api = f"{call.api}/repos/{repo.full_name}/actions/runs/{run.id}"

@@ -6,6 +6,10 @@ version a record is about ("version", else "to_version", else "from_version"; th
 is {"seq": n, "record": ...}), and the whole ledger as JSON lines logged to a run of the
 experiment mlgate-ledger (one run per model, tagged mlgate.ledger.model) as
 ledger/<name>.jsonl after each append.
+
+The records form a hash chain (see ledger_chain): each carries the digest of the record
+before it, and the model tag mlgate.ledger_head names the last record's digest, so an edited,
+replaced or removed record is reported, not only a gap.
 """
 
 from __future__ import annotations
@@ -19,6 +23,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from mlgate.registry.ledger_chain import (
+    HEAD_TAG,
+    ChainReport,
+    LedgerBroken,
+    head_value,
+    link,
+    verify,
+)
 from mlgate.registry.mlflow_registry import LOCK_PREFIX, Registry, RegistryError, _line
 
 PREFIX = "mlgate.ledger."
@@ -39,14 +51,24 @@ class Ledger:
         self._run: str | None = None  # the ledger run's id, once found
 
     def records(self) -> list[dict[str, Any]]:
-        """Every record, in order; a gap or an unreadable record is reported as tampering."""
-        return _parse(self.name, self._registry.model_tags(self.name))
+        """Every record, in order; a gap, an unreadable record or a broken chain (an edited,
+        replaced or removed record) is reported as tampering (LedgerBroken for the chain)."""
+        report = self.read()
+        if report.breaks:
+            raise LedgerBroken(self.name, report)
+        return report.records
+
+    def read(self) -> ChainReport:
+        """Every record with the chain's verdict on it, breaks included (for `history`); a
+        gap or an unreadable record still raises: there is no record to show there."""
+        tags = self._registry.model_tags(self.name)
+        return verify(_parse(self.name, tags), tags.get(HEAD_TAG))
 
     def append(self, record: dict[str, Any]) -> int:
         """Add a record; returns its sequence number (1, 2, ...). Callers hold the promotion
         lock; the ledger takes its own lock too, as promotions to different aliases of one
         model hold different locks but share this ledger."""
-        text = _encode(self.name, record)
+        _encode(self.name, record)  # bad input fails before the lock is taken
         version = _subject(record)
         if version is not None:
             self._registry.model_version(self.name, str(version))  # fail before writing
@@ -55,7 +77,11 @@ class Ledger:
         writer = f"ledger writer {socket.gethostname()}:{os.getpid()}"
         ledger_lock = f"{LOCK_PREFIX}{self.name}--.ledger"
         with registry._lock(ledger_lock, f"ledger lock of {self.name}", writer, 120, 60):
-            seq = len(self.records()) + 1
+            chain = self.read()
+            if chain.breaks:
+                raise LedgerBroken(self.name, chain)
+            text = _encode(self.name, link(record, chain))
+            seq = len(chain.records) + 1
             key = _key(seq)
             # Never overwrite: the key must still be free just before writing it.
             if key in registry.model_tags(self.name):
@@ -67,10 +93,11 @@ class Ledger:
             if written.get(key) != text:
                 raise RegistryError(f"ledger record {seq} of {self.name} was written concurrently")
             try:
+                registry.set_model_tag(self.name, HEAD_TAG, head_value(seq, text))
                 if version is not None:
                     last = json.dumps({"seq": seq, "record": json.loads(text)}, ensure_ascii=True)
                     registry.set_version_tag(self.name, str(version), LAST_TAG, last)
-                self._log_artifact(_parse(self.name, written))
+                self._log_artifact([r for _, r in _parse(self.name, written)])
             except RegistryError as exc:
                 # The record is in the ledger; say so, or a retry would append it twice.
                 raise RegistryError(
@@ -166,7 +193,8 @@ def _encode(name: str, record: dict[str, Any]) -> str:
     return text
 
 
-def _parse(name: str, tags: dict[str, str]) -> list[dict[str, Any]]:
+def _parse(name: str, tags: dict[str, str]) -> list[tuple[str, dict[str, Any]]]:
+    """Every record as stored (the text the chain digests) and parsed, in order."""
     entries: dict[int, str] = {}
     for key, value in tags.items():
         if not key.startswith(PREFIX):
@@ -190,7 +218,7 @@ def _parse(name: str, tags: dict[str, str]) -> list[dict[str, Any]]:
             raise RegistryError(
                 f"ledger record {seq} of {name} is not a JSON object: tampered with?"
             )
-        records.append(record)
+        records.append((entries[seq], record))
     return records
 
 
