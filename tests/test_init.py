@@ -294,3 +294,22 @@ def test_a_pyproject_project_is_installed_with_its_test_extra(tmp_path: Path) ->
     assert_linters_pass([workflow_path])
     (job,) = yaml.safe_load(workflow_path.read_text())["jobs"].values()
     assert "python -m pip install '.[test]'" in [step.get("run") for step in job["steps"]]
+
+
+def test_the_pr_starter_and_inits_workflow_say_where_the_candidate_and_registry_come_from(
+    tmp_path: Path,
+) -> None:
+    project = bare_project(tmp_path / "p")
+    assert mlgate("init", str(project), "--model", "iris", "--promotion").exit_code == 0
+    for path in (ROOT / "workflows" / "mlgate-pr.yml", project / ".github/workflows/mlgate.yml"):
+        text = path.read_text()
+        for words in ("Where the candidate comes from", "model-version", "there is no registry"):
+            assert words in text, (path, words)
+        jobs = yaml.safe_load(text)["jobs"]
+        # The gate job reads the registry's address from a variable, never a secret; the
+        # bundle job's credential is its environment's secret.
+        assert jobs["gate"]["env"] == {"MLFLOW_TRACKING_URI": "${{ vars.MLFLOW_TRACKING_URI }}"}
+        assert "secrets." not in yaml.safe_dump(jobs["gate"])
+        assert jobs["bundle"]["environment"] == "mlgate-registry"
+        (bundle_step,) = [s for s in jobs["bundle"]["steps"] if "actions/bundle@" in s["uses"]]
+        assert bundle_step["env"]["MLFLOW_TRACKING_URI"] == "${{ secrets.MLFLOW_TRACKING_URI }}"

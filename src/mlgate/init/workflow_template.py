@@ -52,80 +52,111 @@ def install_command(project: Project) -> str | None:
     return "python -m pip install " + " ".join(shlex.quote(a) for a in args)
 
 
+def _lines(*lines: str) -> str:
+    return "".join(f"{line}\n" for line in lines)
+
+
+def _header(pin: Pin, promotion: bool) -> str:
+    version = (
+        ["# model-version, when you run this workflow by hand, is that version's number."]
+        if promotion
+        else []
+    )
+    return (
+        _lines(
+            "# mlgate: the gate on every pull request, merge queue entry and push to the default",
+            "# branch. Written by `mlgate init`.",
+        )
+        + _pin_comment(pin)
+        + _lines(
+            "#",
+            "# Where the candidate comes from: mlgate.yml names it (quality.candidate,",
+            "# load.serve.model_uri), e.g. models:/NAME@candidate - the alias your training",
+            "# pipeline sets on the version it registered - or a model directory this job builds.",
+            *version,
+            "# How the job reaches the team's MLflow registry: this job runs the pull request's",
+            "# code, so it holds no registry secret: its MLFLOW_TRACKING_URI is the repository",
+            "# variable MLFLOW_TRACKING_URI, the registry's address for reads that need no",
+            "# credential.",
+            "# When there is no registry (or the variable is not set), stages that read models:/",
+            "# URIs fail and say why - they never pass on floors alone: gate a model directory the",
+            "# job builds instead, or leave quality and load commented out in mlgate.yml.",
+        )
+    )
+
+
+def _triggers(branch: str, promotion: bool) -> str:
+    dispatch = [
+        "  workflow_dispatch:",
+        "    inputs:",
+        "      model-version:",
+        "        description: Registered model version the gate judged; on a pass its evidence "
+        "bundle is registered.",
+        "        type: string",
+        '        default: ""',
+    ]
+    return _lines(
+        "on:",
+        "  pull_request:",
+        "  merge_group:",
+        "  push:",
+        f"    branches: [{branch}]",
+        *(dispatch if promotion else []),
+    )
+
+
 def gate(project: Project, pin: Pin, branch: str, promotion: bool) -> str:
     install = install_command(project)
     install_step = (
-        "      - name: Install the project and what its tests need\n"
-        f"        run: {json.dumps(install)}\n"
+        [
+            "      - name: Install the project and what its tests need",
+            f"        run: {json.dumps(install)}",
+        ]
         if install
-        else ""
-    )
-    dispatch = (
-        "  workflow_dispatch:\n"
-        "    inputs:\n"
-        "      model-version:\n"
-        "        description: Registered model version the gate judged; on a pass its evidence "
-        "bundle is registered.\n"
-        "        type: string\n"
-        '        default: ""\n'
-        if promotion
-        else ""
+        else []
     )
     text = (
-        "# mlgate: the gate on every pull request, merge queue entry and push to the default\n"
-        "# branch. Written by `mlgate init`.\n" + _pin_comment(pin) + "#\n"
-        "# Where the candidate comes from: mlgate.yml names it (quality.candidate,\n"
-        "# load.serve.model_uri), e.g. models:/NAME@candidate, the alias your training pipeline\n"
-        "# sets on the version it registered, or a model directory this job builds.\n"
-        "# How the job reaches the team's MLflow registry: MLFLOW_TRACKING_URI below comes from\n"
-        "# the repository or organisation variable MLFLOW_TRACKING_URI - the registry's address,\n"
-        "# no credential: this job runs the pull request's code, so it holds no registry secret\n"
-        "# (the server must allow reads without one, e.g. from your runners' network). When there\n"
-        "# is no registry (or the variable is not set), stages that read models:/ URIs fail and\n"
-        "# say so - they never pass on floors alone: use a model directory the job builds, or\n"
-        "# leave quality and load commented out in mlgate.yml.\n"
-        "name: mlgate\n"
-        "\n"
-        "on:\n"
-        "  pull_request:\n"
-        "  merge_group:\n"
-        "  push:\n"
-        f"    branches: [{branch}]\n" + dispatch + "\n"
-        "permissions: {}\n"
-        "\n"
-        "# A new push to a pull request cancels its gate still running on the old commit.\n"
-        "concurrency:\n"
-        "  group: mlgate-${{ github.workflow }}-${{ github.event_name }}-${{ github.ref }}\n"
-        "  cancel-in-progress: true\n"
-        "\n"
-        "jobs:\n"
-        "  gate:\n"
-        "    name: gate\n"
-        "    runs-on: ubuntu-latest\n"
-        "    permissions:\n"
-        "      contents: read\n"
-        "      checks: write # check runs per stage and the aggregate 'mlgate' check\n"
-        "      statuses: write # fallback when check runs are not allowed\n"
-        "      pull-requests: write # the sticky PR comment\n"
-        "      security-events: write # SARIF of the scan stage to code scanning\n"
-        "    env:\n"
-        "      MLFLOW_TRACKING_URI: ${{ vars.MLFLOW_TRACKING_URI }}\n"
-        "    steps:\n"
-        f"      - uses: {_CHECKOUT}\n"
-        "        with:\n"
-        "          persist-credentials: false\n"
-        f"      - uses: {_SETUP_PYTHON}\n"
-        "        with:\n"
-        f"          python-version: {_PYTHON}\n" + install_step + "      # Runs the stages in "
-        "mlgate.yml, gates, reports checks, the comment and the summary,\n"
-        "      # and uploads .mlgate/ (evidence, verdict, report) as the artifact mlgate-report.\n"
-        f"      - uses: {_uses(pin)}\n"
-        "        with:\n"
-        "          config: mlgate.yml\n"
+        _header(pin, promotion)
+        + _lines("name: mlgate", "")
+        + _triggers(branch, promotion)
+        + _lines(
+            "",
+            "permissions: {}",
+            "",
+            "# A new push to a pull request cancels its gate still running on the old commit.",
+            "concurrency:",
+            "  group: mlgate-${{ github.workflow }}-${{ github.event_name }}-${{ github.ref }}",
+            "  cancel-in-progress: true",
+            "",
+            "jobs:",
+            "  gate:",
+            "    name: gate",
+            "    runs-on: ubuntu-latest",
+            "    permissions:",
+            "      contents: read",
+            "      checks: write # check runs per stage and the aggregate 'mlgate' check",
+            "      statuses: write # fallback when check runs are not allowed",
+            "      pull-requests: write # the sticky PR comment",
+            "      security-events: write # SARIF of the scan stage to code scanning",
+            "    env:",
+            "      MLFLOW_TRACKING_URI: ${{ vars.MLFLOW_TRACKING_URI }}",
+            "    steps:",
+            f"      - uses: {_CHECKOUT}",
+            "        with:",
+            "          persist-credentials: false",
+            f"      - uses: {_SETUP_PYTHON}",
+            "        with:",
+            f"          python-version: {_PYTHON}",
+            *install_step,
+            "      # Runs the stages in mlgate.yml, gates, reports checks, the comment and the",
+            "      # summary, and uploads .mlgate/ (evidence, verdict, report) as the artifact",
+            "      # mlgate-report.",
+            f"      - uses: {_uses(pin)}",
+            "        with:",
+            "          config: mlgate.yml",
+        )
     )
-    if promotion:
-        text += _bundle_job(pin)
-    return text
+    return text + _bundle_job(pin) if promotion else text
 
 
 def _bundle_job(pin: Pin) -> str:
