@@ -89,6 +89,7 @@ def test_a_bare_project_gets_a_tests_gate_that_passes_the_checks(tmp_path: Path)
     result = mlgate("init", str(project))
     assert result.exit_code == 0, result.output
     assert "found pytest tests: tests" in result.output
+    assert "add .mlgate/ to .gitignore" in result.output
     assert sorted(p.relative_to(project).as_posix() for p in project.rglob("*.yml")) == [
         ".github/workflows/mlgate.yml",
         "mlgate.yml",
@@ -117,8 +118,10 @@ def test_the_example_gets_every_stage_it_has_and_the_promotion_workflows(
     tmp_path: Path,
 ) -> None:
     project = iris_copy(tmp_path / "iris")
+    (project / ".gitignore").write_text(".mlgate/\n")
     result = mlgate("init", str(project), "--model", "iris", "--promotion")
     assert result.exit_code == 0, result.output
+    assert ".gitignore" not in result.output
     for line in (
         "found pytest tests: tests",
         "found pytest-benchmark benchmarks: benchmarks (2 found)",

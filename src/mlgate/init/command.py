@@ -61,4 +61,13 @@ def init_command(directory: Path, model: str | None, promotion: bool, force: boo
             "mlgate's commit is unknown: replace <mlgate-commit-sha> in the workflows with the "
             "commit SHA of the mlgate release you reviewed"
         )
+    if not _ignores_scratch(directory / ".gitignore"):
+        click.echo("add .mlgate/ to .gitignore: it is scratch (evidence, reports), never committed")
     click.echo("next: mlgate config check, then commit mlgate.yml and .github/workflows/")
+
+
+def _ignores_scratch(gitignore: Path) -> bool:
+    try:
+        return ".mlgate" in gitignore.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
