@@ -207,13 +207,24 @@ def test_a_failed_write_leaves_nothing_half_written(tmp_path: Path) -> None:
         ("project", ["--model", "models:/iris"], "give models:/NAME@ALIAS"),
         ("project", ["--model", "no/such/dir"], "neither a registered model name"),
         ("project", ["--promotion"], "--promotion needs a registered model"),
+        ("project", ["--model", "../outside"], "the model directory must be inside"),
     ],
-    ids=["no project", "no directory", "unknown scheme", "bad models uri", "bad path", "promo"],
+    ids=[
+        "no project",
+        "no directory",
+        "unknown scheme",
+        "bad models uri",
+        "bad path",
+        "promo",
+        "outside",
+    ],
 )
 def test_bad_input_is_one_line_exit_2_and_nothing_written(
     tmp_path: Path, setup: str, args: list[str], expected: str
 ) -> None:
     project = tmp_path / "p"
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "MLmodel").write_text("flavors: {}\n")
     if setup == "project":
         bare_project(project)
     elif setup == "empty":
@@ -316,3 +327,32 @@ def test_the_pr_starter_and_inits_workflow_say_where_the_candidate_and_registry_
         assert jobs["bundle"]["environment"] == "mlgate-registry"
         (bundle_step,) = [s for s in jobs["bundle"]["steps"] if "actions/bundle@" in s["uses"]]
         assert bundle_step["env"]["MLFLOW_TRACKING_URI"] == "${{ secrets.MLFLOW_TRACKING_URI }}"
+
+
+def test_pips_record_of_a_git_install_pins_the_workflows(tmp_path: Path) -> None:
+    """mlgate installed with `pip install "mlgate @ git+https://github.com/o/mlgate@SHA"`:
+    pip's direct_url.json (PEP 610) names the commit and the repository."""
+    shutil.copytree(ROOT / "src" / "mlgate", tmp_path / "lib" / "mlgate")
+    record = tmp_path / "lib" / "mlgate-0.0.0.dist-info"
+    record.mkdir()
+    (record / "METADATA").write_text("Metadata-Version: 2.1\nName: mlgate\nVersion: 0.0.0\n")
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    (record / "direct_url.json").write_text(
+        '{"url": "https://github.com/acme/mlgate-fork.git", '
+        f'"vcs_info": {{"vcs": "git", "commit_id": "{sha}", "requested_revision": "{sha}"}}}}'
+    )
+    project = bare_project(tmp_path / "p")
+    env = os.environ | {"PYTHONPATH": str(tmp_path / "lib")}
+    done = subprocess.run(
+        [sys.executable, "-m", "mlgate", "init", str(project)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    workflow_path = project / ".github" / "workflows" / "mlgate.yml"
+    text = workflow_path.read_text()
+    assert f"uses: acme/mlgate-fork@{sha} # mlgate" in text
+    assert "pip's record of the mlgate install" in text
+    assert_linters_pass([workflow_path])

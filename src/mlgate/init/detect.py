@@ -105,8 +105,11 @@ def parse_model(value: str, root: Path) -> Model:
             f"--model {value}: unknown model URI scheme '{scheme.group('scheme')}:' "
             "(give NAME, models:/NAME@ALIAS, models:/NAME/VERSION or a model directory)"
         )
-    directory = root / value
+    directory = (root / value).resolve()
     if (directory / "MLmodel").is_file():
+        if not directory.is_relative_to(root.resolve()):
+            raise MlgateError(f"--model {value}: the model directory must be inside {root}")
+        directory = root / directory.relative_to(root.resolve())
         return Model(uri=_relative(directory, root), directory=_relative(directory, root))
     if _MODEL_NAME.fullmatch(value) and "/" not in value:
         return Model(uri=f"models:/{value}@{DEFAULT_ALIAS}", name=value)
