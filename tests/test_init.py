@@ -12,43 +12,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-import click
 import pytest
 import yaml
-from click.testing import CliRunner, Result
+from click.testing import Result
 
-from mlgate import cli as cli_module
 from mlgate.config import load
+from tests.helpers import mlgate_in_process as mlgate
+from tests.test_actions_hygiene import _tool
 
 ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 SHA = "@[0-9a-f]{40}"
-
-
-@click.command(context_settings={"ignore_unknown_options": True, "help_option_names": []})
-@click.argument("argv", nargs=-1, type=click.UNPROCESSED)
-def _entry(argv: tuple[str, ...]) -> None:
-    """The `mlgate` console script (error lines and exit codes included), in this process."""
-    saved = sys.argv
-    sys.argv = ["mlgate", *argv]
-    try:
-        cli_module.main()
-    finally:
-        sys.argv = saved
-
-
-def mlgate(*args: str) -> Result:
-    return CliRunner().invoke(_entry, list(args))
-
-
-def _tool(name: str) -> str:
-    found = BIN / name
-    if found.exists():
-        return str(found)
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"{name} is not installed; scripts/setup.sh dev installs it")
-    return path
 
 
 def assert_linters_pass(workflows: list[Path]) -> None:
@@ -261,21 +234,29 @@ def test_an_unreadable_directory_is_bad_input(tmp_path: Path, where: str) -> Non
     assert written == ["tests/test_math.py"]
 
 
+def copy_of_mlgate(tmp_path: Path) -> Path:
+    """This worktree's mlgate package, copied where no git checkout surrounds it."""
+    shutil.copytree(ROOT / "src" / "mlgate", tmp_path / "lib" / "mlgate")
+    return tmp_path / "lib"
+
+
+def init_with_a_copy_of_mlgate(lib: Path, project: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mlgate", "init", str(project)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ | {"PYTHONPATH": str(lib)},
+    )
+
+
 def test_without_a_known_commit_the_workflow_carries_a_marked_placeholder(
     tmp_path: Path,
 ) -> None:
     """mlgate run from a copy that is no git checkout, and installed without pip's git
     record: the pin cannot be known and says so."""
-    shutil.copytree(ROOT / "src" / "mlgate", tmp_path / "lib" / "mlgate")
-    project = bare_project(tmp_path / "p")
-    env = os.environ | {"PYTHONPATH": str(tmp_path / "lib")}
-    done = subprocess.run(
-        [sys.executable, "-m", "mlgate", "init", str(project)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
+    done = init_with_a_copy_of_mlgate(copy_of_mlgate(tmp_path), bare_project(tmp_path / "p"))
+    project = tmp_path / "p"
     assert done.returncode == 0, done.stderr
     assert "replace <mlgate-commit-sha>" in done.stdout
     text = (project / ".github" / "workflows" / "mlgate.yml").read_text()
@@ -332,8 +313,8 @@ def test_the_pr_starter_and_inits_workflow_say_where_the_candidate_and_registry_
 def test_pips_record_of_a_git_install_pins_the_workflows(tmp_path: Path) -> None:
     """mlgate installed with `pip install "mlgate @ git+https://github.com/o/mlgate@SHA"`:
     pip's direct_url.json (PEP 610) names the commit and the repository."""
-    shutil.copytree(ROOT / "src" / "mlgate", tmp_path / "lib" / "mlgate")
-    record = tmp_path / "lib" / "mlgate-0.0.0.dist-info"
+    lib = copy_of_mlgate(tmp_path)
+    record = lib / "mlgate-0.0.0.dist-info"
     record.mkdir()
     (record / "METADATA").write_text("Metadata-Version: 2.1\nName: mlgate\nVersion: 0.0.0\n")
     sha = "0123456789abcdef0123456789abcdef01234567"
@@ -342,14 +323,7 @@ def test_pips_record_of_a_git_install_pins_the_workflows(tmp_path: Path) -> None
         f'"vcs_info": {{"vcs": "git", "commit_id": "{sha}", "requested_revision": "{sha}"}}}}'
     )
     project = bare_project(tmp_path / "p")
-    env = os.environ | {"PYTHONPATH": str(tmp_path / "lib")}
-    done = subprocess.run(
-        [sys.executable, "-m", "mlgate", "init", str(project)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
+    done = init_with_a_copy_of_mlgate(lib, project)
     assert done.returncode == 0, done.stderr
     workflow_path = project / ".github" / "workflows" / "mlgate.yml"
     text = workflow_path.read_text()

@@ -5,17 +5,14 @@ on it: it never passes on the floors alone. Real sqlite registries, real CLI run
 from __future__ import annotations
 
 import socket
-import sys
 from pathlib import Path
 
-import click
 import pytest
-from click.testing import CliRunner, Result
 
-from mlgate import cli as cli_module
 from mlgate.evidence import Evidence
 from mlgate.stages.interface import RunContext
 from mlgate.stages.quality import QualityConfig, QualityStage
+from tests.helpers import mlgate_in_process as mlgate
 
 STAGE = QualityStage()
 
@@ -77,21 +74,6 @@ def test_an_unreachable_registry_is_an_error(
     assert evidence.status == "error"
     assert evidence.reason is not None
     assert f"MLflow registry at http://127.0.0.1:{port} is not reachable" in evidence.reason
-
-
-@click.command(context_settings={"ignore_unknown_options": True})
-@click.argument("argv", nargs=-1, type=click.UNPROCESSED)
-def _entry(argv: tuple[str, ...]) -> None:
-    saved = sys.argv
-    sys.argv = ["mlgate", *argv]
-    try:
-        cli_module.main()
-    finally:
-        sys.argv = saved
-
-
-def mlgate(*args: str) -> Result:
-    return CliRunner().invoke(_entry, list(args))
 
 
 def test_the_gate_fails_on_it_with_the_reason_instead_of_passing_on_floors(

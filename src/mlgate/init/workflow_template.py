@@ -14,6 +14,21 @@ from mlgate.init.pin import PLACEHOLDER, Pin
 _CHECKOUT = "actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2"
 _SETUP_PYTHON = "actions/setup-python@a26af69be951a213d495a4c3e4e4022e16d87065 # v5.6.0"
 _PYTHON = '"3.11"'
+# The first steps of every job: the repository (no token left behind), then Python.
+_SETUP_STEPS = (
+    f"      - uses: {_CHECKOUT}\n"
+    "        with:\n"
+    "          persist-credentials: false\n"
+    f"      - uses: {_SETUP_PYTHON}\n"
+    "        with:\n"
+    f"          python-version: {_PYTHON}\n"
+)
+# The registry credential: secrets of the job's GitHub environment, on mlgate's step only.
+_REGISTRY_SECRETS = (
+    "        env:\n"
+    "          MLFLOW_TRACKING_URI: ${{ secrets.MLFLOW_TRACKING_URI }}\n"
+    "          MLFLOW_TRACKING_TOKEN: ${{ secrets.MLFLOW_TRACKING_TOKEN }}\n"
+)
 
 
 def _pin_comment(pin: Pin) -> str:
@@ -141,12 +156,9 @@ def gate(project: Project, pin: Pin, branch: str, promotion: bool) -> str:
             "    env:",
             "      MLFLOW_TRACKING_URI: ${{ vars.MLFLOW_TRACKING_URI }}",
             "    steps:",
-            f"      - uses: {_CHECKOUT}",
-            "        with:",
-            "          persist-credentials: false",
-            f"      - uses: {_SETUP_PYTHON}",
-            "        with:",
-            f"          python-version: {_PYTHON}",
+        )
+        + _SETUP_STEPS
+        + _lines(
             *install_step,
             "      # Runs the stages in mlgate.yml, gates, reports checks, the comment and the",
             "      # summary, and uploads .mlgate/ (evidence, verdict, report) as the artifact",
@@ -178,17 +190,10 @@ def _bundle_job(pin: Pin) -> str:
         "    permissions:\n"
         "      contents: read # mlgate.yml of the branch the workflow was run on\n"
         "    steps:\n"
-        f"      - uses: {_CHECKOUT}\n"
-        "        with:\n"
-        "          persist-credentials: false\n"
-        f"      - uses: {_SETUP_PYTHON}\n"
-        "        with:\n"
-        f"          python-version: {_PYTHON}\n"
-        f"      - uses: {_uses(pin, 'bundle')}\n"
-        "        env:\n"
-        "          MLFLOW_TRACKING_URI: ${{ secrets.MLFLOW_TRACKING_URI }}\n"
-        "          MLFLOW_TRACKING_TOKEN: ${{ secrets.MLFLOW_TRACKING_TOKEN }}\n"
-        "        with:\n"
+        + _SETUP_STEPS
+        + f"      - uses: {_uses(pin, 'bundle')}\n"
+        + _REGISTRY_SECRETS
+        + "        with:\n"
         "          model-version: ${{ inputs.model-version }}\n"
         "          config: mlgate.yml\n"
     )
@@ -245,17 +250,10 @@ def promote(pin: Pin) -> str:
         "      deployments: write # the GitHub deployment recording the promotion\n"
         "      actions: read # the run's environment approvals\n"
         "    steps:\n"
-        f"      - uses: {_CHECKOUT}\n"
-        "        with:\n"
-        "          persist-credentials: false\n"
-        f"      - uses: {_SETUP_PYTHON}\n"
-        "        with:\n"
-        f"          python-version: {_PYTHON}\n"
-        f"      - uses: {_uses(pin, 'promote')}\n"
-        "        env:\n"
-        "          MLFLOW_TRACKING_URI: ${{ secrets.MLFLOW_TRACKING_URI }}\n"
-        "          MLFLOW_TRACKING_TOKEN: ${{ secrets.MLFLOW_TRACKING_TOKEN }}\n"
-        "        with:\n"
+        + _SETUP_STEPS
+        + f"      - uses: {_uses(pin, 'promote')}\n"
+        + _REGISTRY_SECRETS
+        + "        with:\n"
         "          version: ${{ inputs.version }}\n"
         "          stage: ${{ inputs.stage }}\n"
         "          rollback: ${{ inputs.rollback }}\n"
