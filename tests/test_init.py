@@ -16,11 +16,13 @@ import pytest
 import yaml
 from click.testing import Result
 
+import mlgate as package
 from mlgate.config import load
 from tests.helpers import mlgate_in_process as mlgate
 from tests.test_actions_hygiene import _tool
 
 ROOT = Path(__file__).resolve().parents[1]
+SOURCE = Path(package.__file__).resolve().parent  # the package under test (PYTHONPATH's)
 SHA = "@[0-9a-f]{40}"
 
 
@@ -220,7 +222,7 @@ def test_an_unreadable_directory_is_bad_input(tmp_path: Path, where: str) -> Non
         if shutil.which("setpriv") is None:
             pytest.fail("setpriv (util-linux) is needed to drop root for this test")
         command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
-    env = os.environ | {"PYTHONPATH": str(ROOT / "src")}
+    env = os.environ | {"PYTHONPATH": str(SOURCE.parent)}
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
     finally:
@@ -235,8 +237,8 @@ def test_an_unreadable_directory_is_bad_input(tmp_path: Path, where: str) -> Non
 
 
 def copy_of_mlgate(tmp_path: Path) -> Path:
-    """This worktree's mlgate package, copied where no git checkout surrounds it."""
-    shutil.copytree(ROOT / "src" / "mlgate", tmp_path / "lib" / "mlgate")
+    """The mlgate package under test, copied where no git checkout surrounds it."""
+    shutil.copytree(SOURCE, tmp_path / "lib" / "mlgate")
     return tmp_path / "lib"
 
 
