@@ -271,7 +271,8 @@ def test_a_pyproject_project_is_installed_with_its_test_extra(tmp_path: Path) ->
     (project / "src" / "churn").mkdir(parents=True)
     (project / "src" / "churn" / "__init__.py").write_text("")
     (project / "pyproject.toml").write_text(
-        '[project]\nname = "churn"\n\n[project.optional-dependencies]\n'
+        '[project]\nname = "churn"\nrequires-python = "<4,>=3.12"\n\n'
+        "[project.optional-dependencies]\n"
         'test = ["pytest>=8", "pytest-benchmark>=4"]\n\n[tool.ruff]\nline-length = 100\n'
     )
     (project / "tests").mkdir()
@@ -291,6 +292,8 @@ def test_a_pyproject_project_is_installed_with_its_test_extra(tmp_path: Path) ->
     assert_linters_pass([workflow_path])
     (job,) = yaml.safe_load(workflow_path.read_text())["jobs"].values()
     assert "python -m pip install '.[test]'" in [step.get("run") for step in job["steps"]]
+    # The project's own Python floor, above the default 3.11.
+    assert {"python-version": "3.12"} in [step.get("with") for step in job["steps"]]
 
 
 def test_the_pr_starter_and_inits_workflow_say_where_the_candidate_and_registry_come_from(

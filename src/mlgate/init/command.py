@@ -36,7 +36,7 @@ def init_command(directory: Path, model: str | None, promotion: bool, force: boo
       pytest tests          test_*.py / *_test.py files, tests/ or test/   -> tests
       pytest-benchmark      tests using the benchmark fixture, benchmarks/ -> bench
       requirements          requirements*.txt, pyproject.toml              -> scan, install step
-      sources               src/ or top-level packages                     -> scan (bandit)
+      sources               src/, top-level packages or modules            -> scan (bandit)
       a Dockerfile          Dockerfile or Containerfile                    -> scan (trivy)
       an MLflow model       --model, or a directory holding MLmodel        -> promotion,
                                                                               load/quality examples

@@ -39,6 +39,7 @@ _MODEL_NAME = re.compile(r"[A-Za-z0-9][\w.-]*")
 _REGISTERED_URI = re.compile(r"models:/(?P<name>[^/@\s]+)(?:@(?P<alias>[\w-]+)|/(?P<version>\d+))")
 _SCHEME = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]+):")
 _TOML_KEY = re.compile(r"""(["']?[\w.-]+["']?)\s*=""")
+_REQUIRES_PYTHON = re.compile(r"""requires-python\s*=\s*["'][^"']*?>=?\s*(\d+)\.(\d+)""")
 DEFAULT_ALIAS = "candidate"
 
 
@@ -64,6 +65,7 @@ class Project:
     dockerfile: str | None = None
     sources: list[str] = field(default_factory=list)  # code for bandit
     model: Model | None = None
+    python: str = "3.11"  # for the gate job: 3.11, or the floor of requires-python above it
     mentions_pytest: bool = False
     mentions_pytest_benchmark: bool = False
 
@@ -150,6 +152,7 @@ def inspect(root: Path, model: str | None) -> Project:
     project.sources = _sources(root, names)
     if project.pyproject:
         project.extras = _pyproject_extras(root / "pyproject.toml")
+        project.python = _python_version(root / "pyproject.toml", project.python)
     _find_pytest_mentions(project)
     if model is not None:
         project.model = parse_model(model, root)
@@ -228,6 +231,16 @@ def _pyproject_extras(path: Path) -> list[str]:
             declared.append(key.group(1).strip("\"'"))
     wanted: list[str] = [name for name in ("test", "tests", "dev") if name in declared]
     return wanted[:1]
+
+
+def _python_version(path: Path, default: str) -> str:
+    """The floor of requires-python (">=3.12" -> 3.12) when it is above the default."""
+    match = _REQUIRES_PYTHON.search(_text(path))
+    if match is None:
+        return default
+    floor = (int(match.group(1)), int(match.group(2)))
+    low = tuple(int(part) for part in default.split("."))
+    return f"{floor[0]}.{floor[1]}" if floor > low else default
 
 
 def _find_pytest_mentions(project: Project) -> None:

@@ -13,16 +13,22 @@ from mlgate.init.pin import PLACEHOLDER, Pin
 # Third-party actions mlgate's own workflows pin (kept in step with them).
 _CHECKOUT = "actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2"
 _SETUP_PYTHON = "actions/setup-python@a26af69be951a213d495a4c3e4e4022e16d87065 # v5.6.0"
-_PYTHON = '"3.11"'
-# The first steps of every job: the repository (no token left behind), then Python.
-_SETUP_STEPS = (
-    f"      - uses: {_CHECKOUT}\n"
-    "        with:\n"
-    "          persist-credentials: false\n"
-    f"      - uses: {_SETUP_PYTHON}\n"
-    "        with:\n"
-    f"          python-version: {_PYTHON}\n"
-)
+# mlgate's own jobs (bundle, promote) run mlgate only: any Python it supports will do.
+_MLGATE_PYTHON = "3.11"
+
+
+def _setup_steps(python: str) -> str:
+    """The first steps of every job: the repository (no token left behind), then Python."""
+    return (
+        f"      - uses: {_CHECKOUT}\n"
+        "        with:\n"
+        "          persist-credentials: false\n"
+        f"      - uses: {_SETUP_PYTHON}\n"
+        "        with:\n"
+        f"          python-version: {json.dumps(python)}\n"
+    )
+
+
 # The registry credential: secrets of the job's GitHub environment, on mlgate's step only.
 _REGISTRY_SECRETS = (
     "        env:\n"
@@ -157,7 +163,7 @@ def gate(project: Project, pin: Pin, branch: str, promotion: bool) -> str:
             "      MLFLOW_TRACKING_URI: ${{ vars.MLFLOW_TRACKING_URI }}",
             "    steps:",
         )
-        + _SETUP_STEPS
+        + _setup_steps(project.python)
         + _lines(
             *install_step,
             "      # Runs the stages in mlgate.yml, gates, reports checks, the comment and the",
@@ -190,7 +196,7 @@ def _bundle_job(pin: Pin) -> str:
         "    permissions:\n"
         "      contents: read # mlgate.yml of the branch the workflow was run on\n"
         "    steps:\n"
-        + _SETUP_STEPS
+        + _setup_steps(_MLGATE_PYTHON)
         + f"      - uses: {_uses(pin, 'bundle')}\n"
         + _REGISTRY_SECRETS
         + "        with:\n"
@@ -250,7 +256,7 @@ def promote(pin: Pin) -> str:
         "      deployments: write # the GitHub deployment recording the promotion\n"
         "      actions: read # the run's environment approvals\n"
         "    steps:\n"
-        + _SETUP_STEPS
+        + _setup_steps(_MLGATE_PYTHON)
         + f"      - uses: {_uses(pin, 'promote')}\n"
         + _REGISTRY_SECRETS
         + "        with:\n"
