@@ -335,3 +335,23 @@ def test_pips_record_of_a_git_install_pins_the_workflows(tmp_path: Path) -> None
     assert f"uses: acme/mlgate-fork@{sha} # mlgate" in text
     assert "pip's record of the mlgate install" in text
     assert_linters_pass([workflow_path])
+
+
+def test_the_config_it_writes_gates_the_project_as_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """mlgate init, then mlgate run and mlgate gate, as the workflow will: the bare project's
+    passing test passes the gate; a failing one fails it."""
+    project = bare_project(tmp_path / "p")
+    assert mlgate("init", str(project)).exit_code == 0
+    # The stage's `python` is the project's interpreter: here, the one running the tests.
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.chdir(project)
+    assert mlgate("run").exit_code == 0
+    gated = mlgate("gate")
+    assert gated.exit_code == 0, gated.output
+    (project / "tests" / "test_math.py").write_text("def test_add():\n    assert 1 + 1 == 3\n")
+    assert mlgate("run").exit_code == 0
+    gated = mlgate("gate")
+    assert gated.exit_code == 1, gated.output
+    assert "tests" in gated.output
