@@ -132,6 +132,8 @@ def test_a_model_directory_in_the_project_is_found_and_scanned(tmp_path: Path) -
     assert "found MLflow model: model" in result.output
     cfg = load(project / "mlgate.yml")
     assert cfg.stage_config("scan").models == ["model"]  # type: ignore[union-attr]
+    # A model directory has no registered name: the example names the champion to compare with.
+    assert '#   champion: "models:/MY-MODEL@production"' in (project / "mlgate.yml").read_text()
 
 
 def test_help_says_what_it_detects() -> None:

@@ -16,7 +16,8 @@ def render(project: Project) -> str:
     model_uri = model.uri if model is not None else "models:/MY-MODEL@candidate"
     parts = [_header(project), "version: 1", "stages:"]
     parts += _tests(project) + _bench(project) + _scan(project)
-    parts += _load_example(model_uri) + _quality_example(model_uri)
+    local = model is not None and model.directory is not None
+    parts += _load_example(model_uri) + _quality_example(model_uri, local)
     parts += ["policy:"]
     parts += _tests_policy(project) + _bench_policy(project) + _scan_policy(project)
     parts += _quality_policy_example()
@@ -117,10 +118,18 @@ def _load_example(model_uri: str) -> list[str]:
     ]
 
 
-def _quality_example(model_uri: str) -> list[str]:
+def _quality_example(model_uri: str, local: bool) -> list[str]:
+    # A registered candidate's champion is its model's production alias; a model directory
+    # has no model name, so without `champion:` it would be judged on floors alone.
+    champion = (
+        ['  #   champion: "models:/MY-MODEL@production"  # compare with the registered champion']
+        if local
+        else []
+    )
     return [
         "  # quality:                      # the candidate against the champion on held-out data",
         f"  #   candidate: {_q(model_uri)}",
+        *champion,
         "  #   data: data/holdout.csv",
         "  #   target: label",
         "  #   # models:/ URIs are read from $MLFLOW_TRACKING_URI (or tracking_uri here): the",
