@@ -12,7 +12,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import click
 import pytest
+from click.testing import CliRunner, Result
 
 from mlgate.evidence import Evidence, Finding, collect_provenance, now
 from tests.fakegithub import FakeGitHub
@@ -145,3 +147,22 @@ class ExampleServer:
     def stop(self) -> None:
         os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "help_option_names": []})
+@click.argument("argv", nargs=-1, type=click.UNPROCESSED)
+def _mlgate_entry(argv: tuple[str, ...]) -> None:
+    """The `mlgate` console script (error lines and exit codes included), in this process."""
+    from mlgate import cli
+
+    saved = sys.argv
+    sys.argv = ["mlgate", *argv]
+    try:
+        cli.main()
+    finally:
+        sys.argv = saved
+
+
+def mlgate_in_process(*args: str) -> Result:
+    """Run mlgate as a user would, in-process (this worktree's code, not an installed one)."""
+    return CliRunner().invoke(_mlgate_entry, list(args))

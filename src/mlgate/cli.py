@@ -17,6 +17,7 @@ import click
 
 from mlgate import __version__, actions_env, redact
 from mlgate.errors import ConfigError, MlgateError
+from mlgate.init.command import init_command
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -1294,6 +1295,9 @@ def _summary(markdown: str) -> None:
     if path:
         with open(path, "a", encoding="utf-8") as handle:
             handle.write(markdown)
+
+
+cli.add_command(init_command)
 
 
 @cli.group(name="config")

@@ -737,12 +737,17 @@ class _Models:
                 else:
                     self.registry().model_version(name, number)
             except RegistryError as exc:
-                raise _Invalid(f"{role}: {exc}") from None
+                raise _Invalid(f"{role}: {exc}{self._why_missing()}") from None
             return _Reference(role, uri, f"models:/{name}/{number}", registered=(name, number))
         if _SCHEME.match(uri) and not uri.startswith("file:"):
             return _Reference(role, uri, uri, remote=uri)
         path = Path(unquote(urlsplit(uri).path)) if uri.startswith("file:") else Path(uri)
         return _Reference(role, uri, uri, local=self._workdir / path)
+
+    def _why_missing(self) -> str:
+        from mlgate.stages.quality_registry import why_missing
+
+        return why_missing(self.registry(), self._config.tracking_uri)
 
     def champion(self, candidate: _Reference) -> tuple[_Reference | None, str | None]:
         """The champion, or None and why there is none (a note for the evidence)."""

@@ -1,0 +1,1 @@
+"""`mlgate init`: inspect a project and write its mlgate.yml and GitHub workflows."""
