@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,11 +12,18 @@ from mlgate.config import MlgateConfig
 from mlgate.errors import EvidenceError
 from mlgate.evidence import Evidence, Finding
 from mlgate.report import escape
+from mlgate.report.comparison import Comparison
+from mlgate.report.subject import Subject
+from mlgate.report.subject import of as subject_of
 from mlgate.stages import STAGES
-from mlgate.verdict import Outcome, Verdict
+from mlgate.stages.interface import StagePolicy
+from mlgate.verdict import Outcome, RuleResult, Verdict
 
 ICONS: dict[Outcome, str] = {"pass": "✅", "fail": "❌", "inconclusive": "⚠️"}
 LABELS: dict[Outcome, str] = {"pass": "passed", "fail": "failed", "inconclusive": "inconclusive"}
+# The outcome as a word, wherever an icon or a colour says it too.
+WORDS: dict[Outcome, str] = {"pass": "pass", "fail": "fail", "inconclusive": "inconclusive"}
+_FIRST: dict[Outcome, int] = {"fail": 0, "inconclusive": 1, "pass": 2}
 
 
 @dataclass(frozen=True)
@@ -28,6 +35,30 @@ class Report:
     run_url: str | None = None
     stages: list[str] = field(default_factory=list)
     evidence_dir: Path | None = None  # where the evidence's artifacts (SARIF files) are
+    model_name: str | None = None  # the config's name for the model, when evidence has none
+    # The policy each stage was judged under (tolerances in comparisons); a stage without one
+    # is shown under its defaults.
+    policies: Mapping[str, StagePolicy] = field(default_factory=dict)
+
+    @property
+    def subject(self) -> Subject:
+        return subject_of(self.evidence, self.model_name)
+
+    def rules_in_order(self) -> list[RuleResult]:
+        """Failing rules first, then inconclusive ones, then the rest: what to act on first."""
+        return sorted(self.verdict.rules, key=lambda r: _FIRST[r.outcome])
+
+    def comparisons(self, stage: str) -> list[Comparison]:
+        found, known = self.evidence.get(stage), STAGES.get(stage)
+        if found is None or known is None or found.status == "error":
+            return []
+        policy = self.policies.get(stage) or known.policy_model()
+        try:
+            return known.comparisons(found, policy)
+        except Exception:
+            # Odd evidence (it matched the schema, not what the stage writes): the stage's own
+            # part of the report marks what it cannot show; the gate has judged it already.
+            return []
 
     def findings(self, stage: str) -> list[Finding]:
         found = self.evidence.get(stage)
@@ -113,4 +144,6 @@ def load(
         run_url=actions_env.run_url(),
         stages=verdict.stages,
         evidence_dir=evidence_dir,
+        model_name=config.promotion.model or config.card.model,
+        policies={name: config.stage_policy(name) for name in verdict.stages if name in STAGES},
     )
