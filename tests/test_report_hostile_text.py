@@ -72,6 +72,8 @@ def finding(**fields: Any) -> dict[str, Any]:
 def samples() -> dict[str, dict[str, Any]]:
     """Valid evidence of every stage, with the fields their reports render."""
     model_ref = {"uri": "models:/iris/2", "resolved": "models:/iris/2", "digest": _DIGEST}
+    # The report's header names the registered model and version.
+    model_ref |= {"registered_model": "iris", "version": "2"}
     comparison = {"metric": "accuracy", "candidate": 0.91, "champion": 0.9, "difference": 0.01}
     comparison |= {"ci": [-0.01, 0.03], "p_value": 0.4, "higher_is_better": True}
     return {
