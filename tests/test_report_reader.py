@@ -285,3 +285,15 @@ def test_chromium_renders_the_report_not_blank(tmp_path: Path) -> None:
     # The failed badges and the inconclusive one are on screen in their colours.
     for rgb in ((0xCF, 0x22, 0x2E), (0x9A, 0x67, 0x00)):
         assert counts.get(rgb, 0) > 200, f"no {rgb} badge on screen"
+
+
+def test_the_model_card_shows_both_comparisons(tmp_path: Path) -> None:
+    from mlgate.report import card
+
+    build(tmp_path)
+    content = card.build(config.parse(CONFIG), tmp_path / "evidence")
+    text, page = card.markdown(content), card.html(content)
+    for title in ("Latency\\: candidate vs champion", "Quality\\: candidate vs champion"):
+        assert f"**{title}**" in text
+    assert "<h3>Quality: candidate vs champion</h3>" in page and "<svg" in page
+    assert "roughly 12\\,000 rows would decide it" in text

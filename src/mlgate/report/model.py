@@ -49,16 +49,8 @@ class Report:
         return sorted(self.verdict.rules, key=lambda r: _FIRST[r.outcome])
 
     def comparisons(self, stage: str) -> list[Comparison]:
-        found, known = self.evidence.get(stage), STAGES.get(stage)
-        if found is None or known is None or found.status == "error":
-            return []
-        policy = self.policies.get(stage) or known.policy_model()
-        try:
-            return known.comparisons(found, policy)
-        except Exception:
-            # Odd evidence (it matched the schema, not what the stage writes): the stage's own
-            # part of the report marks what it cannot show; the gate has judged it already.
-            return []
+        found = self.evidence.get(stage)
+        return comparisons(stage, found, self.policies.get(stage)) if found else []
 
     def findings(self, stage: str) -> list[Finding]:
         found = self.evidence.get(stage)
@@ -103,6 +95,20 @@ def html(stage: str, evidence: Evidence) -> str:
     if known is None or evidence.status == "error":
         return ""
     return _rendered(stage, lambda: known.report_html(evidence), _html_paragraph)
+
+
+def comparisons(stage: str, evidence: Evidence, policy: StagePolicy | None) -> list[Comparison]:
+    """The stage's comparisons with the champion under `policy` (default: the stage's
+    defaults); none for an error."""
+    known = STAGES.get(stage)
+    if known is None or evidence.status == "error":
+        return []
+    try:
+        return known.comparisons(evidence, policy or known.policy_model())
+    except Exception:
+        # Odd evidence (it matched the schema, not what the stage writes): the stage's own
+        # part of the report marks what it cannot show; the gate has judged it already.
+        return []
 
 
 def _rendered(stage: str, render: Callable[[], str], mark: Callable[[str], str]) -> str:
