@@ -161,6 +161,10 @@ def test_the_rough_figure() -> None:
     assert sample_size.needed(100, 0.1, 0.0) is None  # on the tolerance: no amount decides
     assert "may not decide it" in sample_size.what_would_decide(100, 0.1, 0.0, "rows")
     assert "far more rows" in sample_size.what_would_decide(100, 10.0, 0.01, "rows")
+    # Evidence without its row count: no figure, no false claim.
+    assert (
+        sample_size.what_would_decide(0, 0.1, 0.01, "rows") == "more rows would narrow the interval"
+    )
 
 
 def test_both_comparisons_in_markdown_with_champion_and_candidate_named(tmp_path: Path) -> None:

@@ -28,6 +28,8 @@ def what_would_decide(n: int, width: float, margin: float, unit: str) -> str:
     """One clause for an inconclusive rule's reason, e.g. 'roughly 1,800 rows would decide it
     (now 450)'. `unit` is plural ('rows', 'rounds')."""
     count = needed(n, width, margin)
+    if n <= 0 or not (math.isfinite(width) and width > 0):
+        return f"more {unit} would narrow the interval"
     if count is None:
         return f"the estimate sits on the tolerance: more {unit} (now {n:,}) may not decide it"
     if count > _HOPELESS * n:
