@@ -301,3 +301,18 @@ def test_the_model_card_shows_both_comparisons(tmp_path: Path) -> None:
         assert f"**{title}**" in text
     assert "<h3>Quality: candidate vs champion</h3>" in page and "<svg" in page
     assert "roughly 12\\,000 rows would decide it" in text
+
+
+def test_a_passing_report_says_nothing_needs_attention(tmp_path: Path) -> None:
+    evidence_dir = tmp_path / "evidence"
+    evidence_dir.mkdir()
+    (evidence_dir / "load.json").write_text(json.dumps(seed("load")))
+    cfg = config.parse({"stages": {"load": CONFIG["stages"]["load"]}})
+    policy.write(policy.evaluate(cfg, evidence_dir), tmp_path / "verdict.json")
+    report = model.load(cfg, tmp_path / "verdict.json", evidence_dir)
+    page = parse(html.render(report))
+    assert page.headings[:3] == ["mlgate: passed", "Needs attention", "Stages"]
+    assert "Nothing: every rule passed." in html.render(report)
+    assert all(row.startswith("pass ") for row in page.rows["Passed rules"][1:])
+    # No registered model in this evidence (a command served it): the header says so.
+    assert "Model not named by the evidence" in page.rows[page.headings[0]]
