@@ -33,19 +33,26 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
   echo "$digest" > "$stamp"
 fi
 
-# actionlint runs shellcheck on every run: script only when shellcheck is on PATH, and skips
-# those checks silently otherwise: the lint tests need it (Debian's package, installed as root).
-if [ "$extras" = dev ] && ! command -v shellcheck >/dev/null 2>&1; then
+# Tools the tests need from Debian (installed as root): shellcheck, because actionlint runs it
+# only when it is on PATH and skips those checks silently otherwise; chromium, which renders
+# report.html for the test that looks at the report as a user would.
+debian_tool() {
+  local tool=$1 why=$2
+  command -v "$tool" >/dev/null 2>&1 && return 0
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    apt-get install -y -qq shellcheck >/dev/null 2>&1 \
-      || { apt-get update -qq && apt-get install -y -qq shellcheck >/dev/null; } \
-      || echo "apt-get install shellcheck failed (output above)" >&2
+    apt-get install -y -qq "$tool" >/dev/null 2>&1 \
+      || { apt-get update -qq && apt-get install -y -qq "$tool" >/dev/null; } \
+      || echo "apt-get install $tool failed (output above)" >&2
   fi
-  if ! command -v shellcheck >/dev/null 2>&1; then
-    echo "shellcheck is needed by the lint tests (actionlint runs it) and could not be installed:" \
-      "install the Debian package 'shellcheck' as root (apt-get install shellcheck)" >&2
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    echo "$tool is needed by $why and could not be installed:" \
+      "install the Debian package '$tool' as root (apt-get install $tool)" >&2
     exit 2
   fi
+}
+if [ "$extras" = dev ]; then
+  debian_tool shellcheck "the lint tests (actionlint runs it)"
+  debian_tool chromium "the report rendering test (tests/test_report_reader.py)"
 fi
 
 # The act end-to-end test installs mlgate the way the actions do on a fresh runner, offline:

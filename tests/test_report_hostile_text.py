@@ -72,6 +72,8 @@ def finding(**fields: Any) -> dict[str, Any]:
 def samples() -> dict[str, dict[str, Any]]:
     """Valid evidence of every stage, with the fields their reports render."""
     model_ref = {"uri": "models:/iris/2", "resolved": "models:/iris/2", "digest": _DIGEST}
+    # The report's header names the registered model and version.
+    model_ref |= {"registered_model": "iris", "version": "2"}
     comparison = {"metric": "accuracy", "candidate": 0.91, "champion": 0.9, "difference": 0.01}
     comparison |= {"ci": [-0.01, 0.03], "p_value": 0.4, "higher_is_better": True}
     return {
@@ -107,7 +109,17 @@ def samples() -> dict[str, dict[str, Any]]:
                 "comparison": {
                     "baseline_ms": {"p50": 5.0, "p90": 8.0, "p95": 9.0, "p99": 11.0},
                     "verdict": "no regression",
+                    # A champion served side by side: the comparison every report shows.
+                    "method": "paired rounds",
+                    "rounds": 5,
+                    "baseline": "champion (interleaved A/B)",
+                    "metrics": [
+                        {"metric": "p95", "relative_change": 0.02, "ci": [-0.05, 0.12]}
+                        | {"p_value": 0.4, "baseline": 9.0, "candidate": 9.2}
+                    ],
                 },
+                "serve": {"source": "mlflow", "model_uri": "models:/iris@candidate"},
+                "champion": {"source": "mlflow", "model_uri": "models:/iris@production"},
             },
         ),
         "scan": _evidence(

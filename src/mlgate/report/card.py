@@ -15,7 +15,7 @@ from typing import Any
 
 from mlgate import evidence as ev
 from mlgate.config import MlgateConfig
-from mlgate.report import escape
+from mlgate.report import comparison, escape
 from mlgate.report import model as stage_report
 from mlgate.stages import STAGES
 
@@ -35,14 +35,24 @@ def build(cfg: MlgateConfig, evidence_dir: Path, bundle_file: Path | None = None
     stages = []
     for name, (path, evidence) in sorted(found.items()):
         known = STAGES.get(name)
+        # The comparisons with the champion first, judged under the config's policy.
+        judged = stage_report.comparisons(name, evidence, cfg.stage_policy(name) if known else None)
         stages.append(
             {
                 "stage": name,
                 "title": known.title if known else name,
                 "status": evidence.status,
                 "summary": stage_report.summary(name, evidence),
-                "markdown": stage_report.markdown(name, evidence),
-                "html": stage_report.html(name, evidence),
+                "markdown": "\n\n".join(
+                    part
+                    for part in (
+                        *(comparison.markdown(c) for c in judged),
+                        stage_report.markdown(name, evidence),
+                    )
+                    if part
+                ),
+                "html": "".join(comparison.html(c) for c in judged)
+                + stage_report.html(name, evidence),
                 "evidence": path.name,
                 "git_sha": evidence.provenance.git_sha,
             }

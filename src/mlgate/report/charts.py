@@ -7,6 +7,7 @@ may lack newer diagram types, so the markdown always carries the numbers in a ta
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 _COLOURS = ("#8c959f", "#0969da", "#bf3989", "#1a7f37")
 
@@ -74,5 +75,111 @@ def svg_bars(
         colour = _COLOURS[si % len(_COLOURS)]
         parts.append(f'<rect x="{margin}" y="{y - 10}" width="10" height="10" fill="{colour}"/>')
         parts.append(f'<text x="{margin + 16}" y="{y}" font-size="12">{name} ({unit})</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """One row of an interval chart: an estimate, its confidence interval and the bounds that
+    decide (a tolerance), all turned so that right is better; each row has its own scale (the
+    metrics' units differ)."""
+
+    label: str
+    estimate: float
+    low: float
+    high: float
+    bounds: tuple[float, ...] = ()
+    outcome: str = ""  # pass, fail, inconclusive or "": the colour
+
+
+TEXT_LEGEND = "o estimate, [===] interval, | no change, ! tolerance; right is better"
+
+
+def _scale(row: Interval) -> tuple[float, float]:
+    points = (row.low, row.high, row.estimate, 0.0, *row.bounds)
+    low, high = min(points), max(points)
+    pad = (high - low) * 0.08 or 1.0
+    return low - pad, high + pad
+
+
+def text_intervals(rows: Sequence[Interval], width: int = 41) -> list[str]:
+    """Each row as one line of plain characters (terminal, markdown code block)."""
+    label_width = max((len(r.label) for r in rows), default=0)
+    lines = []
+    for row in rows:
+        low, high = _scale(row)
+
+        def at(value: float, low: float = low, high: float = high) -> int:
+            return round((value - low) / (high - low) * (width - 1))
+
+        cells = ["."] * width
+        for index in range(at(row.low), at(row.high) + 1):
+            cells[index] = "="
+        cells[at(row.low)], cells[at(row.high)] = "[", "]"
+        cells[at(0.0)] = "|"
+        for bound in row.bounds:
+            cells[at(bound)] = "!"
+        cells[at(row.estimate)] = "o"
+        lines.append(f"{row.label.ljust(label_width)}  {''.join(cells)}")
+    return lines
+
+
+_OUTCOME_COLOURS = {"pass": "#1a7f37", "fail": "#cf222e", "inconclusive": "#9a6700"}
+
+
+def svg_intervals(rows: Sequence[Interval], axis: str, width: int = 640) -> str:
+    """Interval rows as an inline SVG: a whisker and a dot per row, a grey line at no change and
+    a red dashed line at each tolerance, with their values. Labels are escaped here."""
+    from mlgate.report.escape import html_text
+
+    label_w, row_h, top = 150, 40, 24
+    plot_w = width - label_w - 20
+    height = top + row_h * len(rows) + 8
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'role="img" aria-label="{html_text(axis)}">',
+        f'<text x="{label_w}" y="14" font-size="12" fill="#57606a">{html_text(axis)}</text>',
+    ]
+    for index, row in enumerate(rows):
+        low, high = _scale(row)
+
+        def x(value: float, low: float = low, high: float = high) -> float:
+            return label_w + (value - low) / (high - low) * plot_w
+
+        y = top + row_h * index + row_h / 2
+        colour = _OUTCOME_COLOURS.get(row.outcome, "#0969da")
+        parts.append(
+            f'<text x="{label_w - 8}" y="{y + 4:.1f}" font-size="12" text-anchor="end">'
+            f"{html_text(row.label)}</text>"
+        )
+        parts.append(
+            f'<line x1="{x(0):.1f}" y1="{y - 12:.1f}" x2="{x(0):.1f}" y2="{y + 12:.1f}" '
+            'stroke="#8c959f" stroke-width="1"/>'
+        )
+        parts.append(
+            f'<text x="{x(0):.1f}" y="{y + 21:.1f}" font-size="9" fill="#57606a" '
+            'text-anchor="middle">0</text>'
+        )
+        for bound in row.bounds:
+            parts.append(
+                f'<line x1="{x(bound):.1f}" y1="{y - 12:.1f}" x2="{x(bound):.1f}" '
+                f'y2="{y + 12:.1f}" stroke="#cf222e" stroke-width="1.5" stroke-dasharray="4 3">'
+                f"<title>tolerance {bound:+.4g}</title></line>"
+            )
+            parts.append(
+                f'<text x="{x(bound):.1f}" y="{y + 21:.1f}" font-size="9" fill="#cf222e" '
+                f'text-anchor="middle">{bound:+.3g}</text>'
+            )
+        parts.append(
+            f'<line x1="{x(row.low):.1f}" y1="{y:.1f}" x2="{x(row.high):.1f}" y2="{y:.1f}" '
+            f'stroke="{colour}" stroke-width="3"><title>{html_text(row.label)}: '
+            f"{row.estimate:+.4g} ({row.low:+.4g} to {row.high:+.4g})</title></line>"
+        )
+        parts.append(f'<circle cx="{x(row.estimate):.1f}" cy="{y:.1f}" r="4.5" fill="{colour}"/>')
+        parts.append(
+            f'<text x="{x(row.estimate):.1f}" y="{y - 7:.1f}" font-size="10" '
+            f'text-anchor="middle">{row.estimate:+.3g}</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)

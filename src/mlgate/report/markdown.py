@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mlgate.evidence import Finding
-from mlgate.report import escape
-from mlgate.report.model import ICONS, LABELS, Report
+from mlgate.report import comparison, escape
+from mlgate.report.model import ICONS, LABELS, WORDS, Report
+from mlgate.verdict import Outcome
 
 # GitHub's limits: check-run summary/text and issue comments 65,535 characters.
 CHECK_LIMIT = 65_535
@@ -19,29 +20,45 @@ SUMMARY_LIMIT = 250_000
 def headline(report: Report) -> str:
     outcome = report.verdict.outcome
     line = f"{ICONS[outcome]} **{escape.inline(report.title)}: {LABELS[outcome]}**"
+    subject = report.subject
+    about = []
+    if subject.model or subject.uri:
+        about.append(f"model {escape.inline(subject.model or '?')}")
+        if subject.version:
+            about[-1] += f" version {escape.inline(subject.version)}"
+        if subject.uri:
+            about[-1] += f" ({escape.code(subject.uri)})"
     commit = report.verdict.commit
     # Which commit the verdict is about: a comment updated in place must say so.
-    return line + (f" for {escape.code(commit[:12])}" if commit else "")
+    if commit:
+        about.append(f"commit {escape.code(commit[:12])}")
+    return line + (" for " + ", ".join(about) if about else "")
+
+
+def outcome_cell(outcome: Outcome) -> str:
+    """The outcome as a word beside its emoji: an emoji alone may render as an empty box."""
+    return f"{ICONS[outcome]} {WORDS[outcome]}"
 
 
 def rules_table(report: Report, stages: Sequence[str], limit: int = CHECK_LIMIT) -> str:
     rows = [
-        f"| {ICONS[rule.outcome]} | {escape.inline(rule.stage)} | "
+        f"| {outcome_cell(rule.outcome)} | {escape.inline(rule.stage)} | "
         f"{escape.code(rule.rule)} | {escape.inline(rule.reason)} |"
-        for rule in report.verdict.rules
+        for rule in report.rules_in_order()
         if rule.stage in stages
     ]
     # The blank line ends the table before the notice.
     notice = "\n" + truncation_notice(report)
-    return fit("| | Stage | Rule | Result |\n|---|---|---|---|", rows, limit, notice, "\n")
+    head = "| Result | Stage | Rule | Reason |\n|---|---|---|---|"
+    return fit(head, rows, limit, notice, "\n")
 
 
 def stages_table(report: Report) -> str:
-    rows = ["| | Stage | Summary |", "|---|---|---|"]
+    rows = ["| Result | Stage | Summary |", "|---|---|---|"]
     for stage in report.stages:
         outcome = report.verdict.stage_outcome(stage)
         rows.append(
-            f"| {ICONS[outcome]} | {escape.inline(report.stage_title(stage))} | "
+            f"| {outcome_cell(outcome)} | {escape.inline(report.stage_title(stage))} | "
             f"{escape.inline(report.stage_summary(stage))} |"
         )
     return "\n".join(rows)
@@ -102,14 +119,15 @@ def full(report: Report, limit: int, marker: str = "") -> str:
         for part in (
             marker,
             headline(report),
-            stages_table(report),
+            # The rules first, failing and inconclusive ones on top: what to act on.
             rules_table(report, report.stages),
+            stages_table(report),
             _run_link(report),
         )
         if part
     )
     for stage_name in report.stages:
-        extra = report.stage_markdown(stage_name)
+        extra = stage_section(report, stage_name)
         if extra:
             head += f"\n\n### {escape.inline(report.stage_title(stage_name))}\n\n{extra}"
     card = report.evidence_dir.parent / "model-card.html" if report.evidence_dir else None
@@ -125,12 +143,12 @@ def full(report: Report, limit: int, marker: str = "") -> str:
 def stage(report: Report, stage_name: str, limit: int = CHECK_LIMIT) -> tuple[str, str]:
     """Check-run summary and text for one stage."""
     line = (
-        f"{ICONS[report.verdict.stage_outcome(stage_name)]} "
+        f"{outcome_cell(report.verdict.stage_outcome(stage_name))}: "
         f"{escape.inline(report.stage_summary(stage_name))}"
     )
     summary = line + "\n\n" + rules_table(report, [stage_name], limit - len(line) - 2)
     entries = [finding_entry(f) for f in report.findings(stage_name)]
-    extra = report.stage_markdown(stage_name)
+    extra = stage_section(report, stage_name)
     text = fit(extra, entries, limit, truncation_notice(report)) if entries or extra else ""
     return summary, text
 
@@ -144,6 +162,13 @@ def aggregate(report: Report, limit: int = CHECK_LIMIT) -> tuple[str, str]:
         truncation_notice(report),
     )
     return summary, rules_table(report, report.stages, limit)
+
+
+def stage_section(report: Report, stage_name: str) -> str:
+    """A stage's comparisons with the champion (table, decision, intervals), then its own part."""
+    parts = [comparison.markdown(c) for c in report.comparisons(stage_name)]
+    parts.append(report.stage_markdown(stage_name))
+    return "\n\n".join(p for p in parts if p)
 
 
 def _run_link(report: Report) -> str:

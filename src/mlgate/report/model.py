@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,11 +12,18 @@ from mlgate.config import MlgateConfig
 from mlgate.errors import EvidenceError
 from mlgate.evidence import Evidence, Finding
 from mlgate.report import escape
+from mlgate.report.comparison import Comparison
+from mlgate.report.subject import Subject
+from mlgate.report.subject import of as subject_of
 from mlgate.stages import STAGES
-from mlgate.verdict import Outcome, Verdict
+from mlgate.stages.interface import StagePolicy
+from mlgate.verdict import Outcome, RuleResult, Verdict
 
 ICONS: dict[Outcome, str] = {"pass": "✅", "fail": "❌", "inconclusive": "⚠️"}
 LABELS: dict[Outcome, str] = {"pass": "passed", "fail": "failed", "inconclusive": "inconclusive"}
+# The outcome as a word, wherever an icon or a colour says it too.
+WORDS: dict[Outcome, str] = {"pass": "pass", "fail": "fail", "inconclusive": "inconclusive"}
+_FIRST: dict[Outcome, int] = {"fail": 0, "inconclusive": 1, "pass": 2}
 
 
 @dataclass(frozen=True)
@@ -28,6 +35,22 @@ class Report:
     run_url: str | None = None
     stages: list[str] = field(default_factory=list)
     evidence_dir: Path | None = None  # where the evidence's artifacts (SARIF files) are
+    model_name: str | None = None  # the config's name for the model, when evidence has none
+    # The policy each stage was judged under (tolerances in comparisons); a stage without one
+    # is shown under its defaults.
+    policies: Mapping[str, StagePolicy] = field(default_factory=dict)
+
+    @property
+    def subject(self) -> Subject:
+        return subject_of(self.evidence, self.model_name)
+
+    def rules_in_order(self) -> list[RuleResult]:
+        """Failing rules first, then inconclusive ones, then the rest: what to act on first."""
+        return sorted(self.verdict.rules, key=lambda r: _FIRST[r.outcome])
+
+    def comparisons(self, stage: str) -> list[Comparison]:
+        found = self.evidence.get(stage)
+        return comparisons(stage, found, self.policies.get(stage)) if found else []
 
     def findings(self, stage: str) -> list[Finding]:
         found = self.evidence.get(stage)
@@ -74,6 +97,20 @@ def html(stage: str, evidence: Evidence) -> str:
     return _rendered(stage, lambda: known.report_html(evidence), _html_paragraph)
 
 
+def comparisons(stage: str, evidence: Evidence, policy: StagePolicy | None) -> list[Comparison]:
+    """The stage's comparisons with the champion under `policy` (default: the stage's
+    defaults); none for an error."""
+    known = STAGES.get(stage)
+    if known is None or evidence.status == "error":
+        return []
+    try:
+        return known.comparisons(evidence, policy or known.policy_model())
+    except Exception:
+        # Odd evidence (it matched the schema, not what the stage writes): the stage's own
+        # part of the report marks what it cannot show; the gate has judged it already.
+        return []
+
+
 def _rendered(stage: str, render: Callable[[], str], mark: Callable[[str], str]) -> str:
     """What a stage renders of its evidence; evidence that matches the schema but not what the
     stage writes (a null where it wrote a number) can make that raise: the report then marks
@@ -113,4 +150,6 @@ def load(
         run_url=actions_env.run_url(),
         stages=verdict.stages,
         evidence_dir=evidence_dir,
+        model_name=config.promotion.model or config.card.model,
+        policies={name: config.stage_policy(name) for name in verdict.stages if name in STAGES},
     )

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import secrets
 import shutil
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
+from mlgate.report import charts
 from mlgate.report import escape as untrusted
+from mlgate.report.comparison import Comparison
 from mlgate.report.interface import Delivery, ReportOptions, Sink
-from mlgate.report.model import ICONS, LABELS, Report
+from mlgate.report.model import LABELS, Report
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 _STYLES = {"pass": "green", "fail": "red", "inconclusive": "yellow"}
 # Enough failing tests to act on; the files hold the rest.
@@ -44,20 +52,35 @@ def render(report: Report) -> None:
         # Evidence text: neither rich markup nor terminal control sequences.
         return markup_escape(untrusted.plain(text))
 
+    def word(outcome: str, text: str | None = None) -> str:
+        # A word in colour: an emoji alone may show as an empty box in a terminal or log.
+        return f"[bold {_STYLES.get(outcome, 'default')}]{escape(text or outcome)}[/]"
+
     # Wide enough for the rule table in a CI log or pipe, where the width is unknown.
     console = Console(highlight=False, width=max(110, shutil.get_terminal_size().columns))
     verdict = report.verdict
-    table = Table(title=f"{escape(report.title)}: {LABELS[verdict.outcome]}", title_justify="left")
-    for column in ("", "Stage", "Rule", "Reason"):
+    console.print(
+        f"{escape(report.title)}: {word(verdict.outcome, LABELS[verdict.outcome].upper())}"
+    )
+    subject = report.subject.line()
+    if subject:
+        console.print(f"  model: {escape(subject)}")
+    if verdict.commit:
+        console.print(f"  commit: {escape(verdict.commit)}")
+    table = Table(title="Rules (failing and inconclusive first)", title_justify="left")
+    for column in ("Result", "Stage", "Rule", "Reason"):
         table.add_column(column)
-    for rule in verdict.rules:
+    for rule in report.rules_in_order():
         table.add_row(
-            ICONS[rule.outcome],
+            word(rule.outcome),
             escape(rule.stage),
             escape(rule.rule),
             f"[{_STYLES[rule.outcome]}]{escape(rule.reason)}[/]",
         )
     console.print(table)
+    for stage in report.stages:
+        for found in report.comparisons(stage):
+            _comparison(console, found, escape, word)
     findings = [f for stage in report.stages for f in report.findings(stage)]
     for finding in findings[:_FINDINGS_SHOWN]:
         where = f" ({finding.path}:{finding.line or ''})" if finding.path else ""
@@ -67,3 +90,32 @@ def render(report: Report) -> None:
         )
     if len(findings) > _FINDINGS_SHOWN:
         console.print(f"  … and {len(findings) - _FINDINGS_SHOWN} more in the full report")
+
+
+def _comparison(
+    console: Console,
+    found: Comparison,
+    escape: Callable[[str], str],
+    word: Callable[[str, str | None], str],
+) -> None:
+    """The comparison's table (decisions in colour), its line and its interval chart."""
+    from rich.markup import escape as markup_escape
+    from rich.table import Table
+
+    table = Table(title=escape(found.title), title_justify="left", caption_justify="left")
+    for header in found.headers:
+        table.add_column(escape(header))
+    for index, row in enumerate(found.rows):
+        cells = [escape(c) for c in row]
+        if found.outcome(index) and cells:
+            cells[-1] = word(found.outcome(index), row[-1])
+        table.add_row(*cells)
+    console.print(table)
+    console.print(f"  {escape(found.caption)}")
+    if found.intervals:
+        console.print(f"  {escape(found.axis)}")
+        # Labels made plain first: the chart's spacing must survive (plain() collapses it).
+        rows = [replace(row, label=untrusted.plain(row.label)) for row in found.intervals]
+        for line in charts.text_intervals(rows):
+            console.print(f"  {markup_escape(line)}")
+        console.print(f"  {escape(charts.TEXT_LEGEND)}")

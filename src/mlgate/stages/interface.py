@@ -9,12 +9,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlgate.evidence import Evidence
 from mlgate.verdict import RuleResult
+
+if TYPE_CHECKING:
+    from mlgate.report.comparison import Comparison
 
 
 class StageConfig(BaseModel):
@@ -80,3 +83,9 @@ class Stage(ABC, Generic[ConfigT, PolicyT]):
     def report_html(self, evidence: Evidence) -> str:
         """The same for the HTML report: an HTML fragment, escaped, no scripts."""
         return ""
+
+    def comparisons(self, evidence: Evidence, policy: PolicyT) -> list[Comparison]:
+        """The candidate against its champion or baseline, judged under `policy` (a table with
+        a decision per row, intervals against the tolerance), which every report (terminal,
+        markdown, HTML) shows before `report_markdown`'s part. None by default."""
+        return []

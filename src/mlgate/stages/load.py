@@ -29,16 +29,15 @@ from pydantic import ConfigDict, Field, model_validator
 
 from mlgate import evidence as ev
 from mlgate import loadgen, process, serving
-from mlgate.decision import decide
 from mlgate.errors import MlgateError
 from mlgate.evidence import Evidence, Finding
 from mlgate.fields import HttpUrl, UrlPath
-from mlgate.report import charts
+from mlgate.report.comparison import Comparison
 from mlgate.serving import ServeSpec
-from mlgate.stages import model_guard
+from mlgate.stages import load_report, model_guard
 from mlgate.stages.baseline import Baseline, baseline_path
 from mlgate.stages.interface import RunContext, Stage, StageConfig, StagePolicy
-from mlgate.verdict import Outcome, RuleResult
+from mlgate.verdict import RuleResult
 
 # Written next to the evidence: one successful measured latency in ms per line, in the order
 # the requests started, for comparisons against a baseline.
@@ -650,12 +649,13 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
         return results
 
     def report_markdown(self, evidence: Evidence) -> str:
-        labels, series = _percentile_series(evidence)
-        return charts.markdown_bars("Latency percentiles", labels, series, "ms")
+        return load_report.markdown(evidence)
 
     def report_html(self, evidence: Evidence) -> str:
-        labels, series = _percentile_series(evidence)
-        return charts.svg_bars(labels, series, "ms")
+        return load_report.html(evidence)
+
+    def comparisons(self, evidence: Evidence, policy: LoadPolicy) -> list[Comparison]:
+        return load_report.comparisons(evidence, policy)
 
     def summary(self, evidence: Evidence) -> str:
         if evidence.status == "error":
@@ -819,32 +819,19 @@ def _regression_rules(policy: LoadPolicy, evidence: Evidence) -> list[RuleResult
             ]
         return []
     tolerance = policy.regression_tolerance
-    verdicts = []
-    for entry in comparison.get("metrics", []):
-        ci = entry.get("ci") or [None, None]
-        low = ci[0] if isinstance(ci[0], (int, float)) else float("-inf")
-        high = ci[1] if isinstance(ci[1], (int, float)) else float("inf")
-        decision = decide(
-            (low, high), float(entry.get("p_value", 1.0)), tolerance, policy.regression_fdr
-        )
-        verdicts.append(
-            (decision, entry.get("metric", "?"), float(entry.get("relative_change", 0)), low, high)
-        )
-    if not verdicts:
+    found = load_report.decisions(comparison, tolerance, policy.regression_fdr)
+    if not found:
         return [_rule("no_regression", False, "load: the baseline comparison holds no metric")]
-    order = {"regression": 0, "inconclusive": 1, "improvement": 2, "no change": 3}
-    decision, metric, change, low, high = min(verdicts, key=lambda v: order[v[0]])
-    outcome: Outcome = (
-        "fail"
-        if decision == "regression"
-        else "inconclusive"
-        if decision == "inconclusive"
-        else "pass"
-    )
+    worst = load_report.deciding(found)
+    outcome = load_report.outcome(worst.decision)
+    other = "champion" if load_report.is_champion(comparison) else "baseline"
     reason = (
-        f"load: {metric} {change:+.1%} vs baseline (95% CI {low:+.1%} to {high:+.1%}), "
-        f"tolerance ±{tolerance:.0%}: {decision}"
+        f"load: {worst.metric} {worst.change:+.1%} vs {other} "
+        f"(95% CI {worst.low:+.1%} to {worst.high:+.1%}), "
+        f"tolerance ±{tolerance:.0%}: {worst.decision}"
     )
+    if worst.decision == "inconclusive":
+        reason += "; " + load_report.what_would_decide(comparison, worst, tolerance)
     return [
         RuleResult(stage=LoadStage.name, rule="load.no_regression", outcome=outcome, reason=reason)
     ]
@@ -887,19 +874,6 @@ def _server_rules(policy: LoadPolicy, m: dict[str, ev.MetricValue]) -> list[Rule
                 _rule("cold_start_max_s", False, "load: cold start was not measured (use serve:)")
             )
     return results
-
-
-def _percentile_series(evidence: Evidence) -> tuple[list[str], dict[str, list[float]]]:
-    labels = list(_CHARTED)
-    m = evidence.metrics
-    series = {"candidate": [float(m.get(f"{label}_ms") or 0) for label in labels]}
-    comparison = evidence.data.get("comparison")
-    baseline = comparison.get("baseline_ms") if isinstance(comparison, dict) else None
-    if isinstance(baseline, dict) and all(
-        isinstance(baseline.get(label), (int, float)) for label in labels
-    ):
-        series = {"baseline": [float(baseline[label]) for label in labels]} | series
-    return labels, series
 
 
 def _rule(rule: str, ok: bool, reason: str) -> RuleResult:

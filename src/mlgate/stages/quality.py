@@ -68,7 +68,8 @@ from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 from mlgate import evidence as ev
 from mlgate.evidence import Evidence
 from mlgate.report import escape
-from mlgate.stages import model_guard
+from mlgate.report.comparison import Comparison
+from mlgate.stages import model_guard, quality_report
 from mlgate.stages.interface import RunContext, Stage, StageConfig, StagePolicy
 from mlgate.verdict import Outcome, RuleResult
 
@@ -303,8 +304,11 @@ class QualityStage(Stage[QualityConfig, QualityPolicy]):
         for floored, floor in policy.floors.items():
             results.append(_floor_rule("floor", "", view.metrics.get(floored), floored, floor))
         if view.champion is not None:
+            rows = evidence.metrics.get("rows")
             for metric in METRICS:
-                result = _drop_rule(policy, view.metrics.get(metric), metric)
+                result = _drop_rule(
+                    policy, view.metrics.get(metric), metric, rows if type(rows) is int else 0
+                )
                 if result is not None:
                     results.append(result)
         results += _slice_rules(policy, view)
@@ -386,6 +390,9 @@ class QualityStage(Stage[QualityConfig, QualityPolicy]):
         if notes:
             lines += ["", *(f"- {escape.inline(note)}" for note in notes)]
         return "\n".join(lines)
+
+    def comparisons(self, evidence: Evidence, policy: QualityPolicy) -> list[Comparison]:
+        return quality_report.comparisons(evidence, policy)
 
     def report_html(self, evidence: Evidence) -> str:
         if evidence.status != "passed":
@@ -1460,9 +1467,10 @@ def _floor_rule(
 
 
 def _drop_rule(
-    policy: QualityPolicy, entry: dict[str, Any] | None, metric: str
+    policy: QualityPolicy, entry: dict[str, Any] | None, metric: str, rows: int
 ) -> RuleResult | None:
-    """Non-inferiority on the interval of the change (see the module docstring)."""
+    """Non-inferiority on the interval of the change (see the module docstring); `rows`: how
+    many the interval came from, to say how many would decide an inconclusive one."""
     if entry is None:
         return None
     champion = entry.get("champion")
@@ -1494,7 +1502,9 @@ def _drop_rule(
         return _rule("max_drop", "fail", f"{reason}: worse beyond the tolerance")
     if better_low >= -tolerance:
         return _rule("max_drop", "pass", f"{reason}: within the tolerance")
-    return _rule("max_drop", "inconclusive", f"{reason}: cannot tell whether within")
+    better = difference if HIGHER_IS_BETTER[metric] else -difference
+    more = quality_report.what_would_decide(better, better_low, better_high, tolerance, rows)
+    return _rule("max_drop", "inconclusive", f"{reason}: cannot tell whether within; {more}")
 
 
 def _slice_rules(policy: QualityPolicy, view: _View) -> list[RuleResult]:
