@@ -28,7 +28,7 @@ from pathlib import Path
 from pydantic import ConfigDict, Field, model_validator
 
 from mlgate import evidence as ev
-from mlgate import loadgen, process, serving
+from mlgate import loadgen, model_identity, process, serving
 from mlgate.decision import decide
 from mlgate.errors import MlgateError
 from mlgate.evidence import Evidence, Finding
@@ -273,7 +273,14 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
             return _evidence(context, started, config, reason=f"champion: {exc}")
         if found is not None:
             config = config.model_copy(update={"champion": found})
-        evidence = self._run(config, context)
+        try:
+            serve, candidate = model_identity.pin_served(config.serve)
+        except MlgateError as exc:
+            return _evidence(context, started, config, reason=f"candidate: {exc}")
+        evidence = self._run(config.model_copy(update={"serve": serve}), context)
+        if candidate is not None:  # which version was served: a bundle must be about it
+            data = evidence.data | {"candidate_model": candidate.as_dict()}
+            evidence = evidence.model_copy(update={"data": data})
         if note:
             evidence = evidence.model_copy(update={"data": evidence.data | {"champion_note": note}})
         return evidence
