@@ -1059,9 +1059,13 @@ def bundle_create(
 )
 def bundle_verify(bundle_path: Path, offline: bool) -> None:
     """Recompute every digest of BUNDLE (bundle.json or its directory) and re-evaluate its
-    verdict from its evidence. Exit 0 when everything matches, 1 naming the first difference."""
+    verdict from its evidence. Exit 0 when everything matches, 1 naming the first difference,
+    2 when there is no bundle at BUNDLE."""
     from mlgate import bundle
 
+    file = bundle_path / bundle.BUNDLE_FILE if bundle_path.is_dir() else bundle_path
+    if not file.is_file():
+        raise MlgateError(f"{file}: no bundle there (give bundle.json or its directory)")
     try:
         verified = bundle.verify(bundle_path, None if offline else _registry())
     except bundle.BundleError as exc:
