@@ -311,7 +311,7 @@ def test_ten_concurrent_promotions_to_one_alias_have_exactly_one_winner(
         version = new_version(registry, project, f"model {index}".encode())
         gate_and_bundle(registry, project, version)
         versions.append(version)
-    env = os.environ | {"PYTHONPATH": str(ROOT)}
+    env = os.environ | {"PYTHONPATH": str(ROOT / "src")}  # this checkout's mlgate
     racers = [
         subprocess.Popen(
             [
@@ -348,7 +348,7 @@ def test_ten_concurrent_promotions_to_one_alias_have_exactly_one_winner(
 
 
 def test_bad_input_is_one_line_and_changes_nothing(registry: Registry, project: Path) -> None:
-    env = os.environ | {"PYTHONPATH": str(ROOT)}
+    env = os.environ | {"PYTHONPATH": str(ROOT / "src")}  # this checkout's mlgate
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

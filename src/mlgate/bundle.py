@@ -280,10 +280,11 @@ def _check_judged(
     and nothing was added."""
     judged = {Path(ref.path).name: ref.sha256 for ref in verdict.evidence}
     present = {path.name: path for path, _ in found.values()}
-    for name in sorted(judged.keys() - present.keys()):
+    missing = sorted(judged.keys() - present.keys())
+    if missing:
         raise BundleError(
-            f"{evidence_dir / name}: the gate judged it and it is missing: run the stage and "
-            "'mlgate gate' again"
+            f"{evidence_dir / missing[0]}: the gate judged it and it is missing: run the stage "
+            "and 'mlgate gate' again"
         )
     for name, path in sorted(present.items()):
         if judged.get(name) != ev.sha256_file(path):

@@ -1018,6 +1018,8 @@ def bundle_create(
     register: bool,
 ) -> None:
     """Write the evidence bundle of a model version: canonical JSON whose sha256 is its identity.
+    Refused, writing nothing, unless the evidence is about that version (a stage evaluated it:
+    its files digest) and every evidence file and artifact is there as the gate judged it.
 
     Registry: MLFLOW_TRACKING_URI, else the sqlite store .mlgate/mlflow.db.
     """
