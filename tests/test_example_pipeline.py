@@ -64,6 +64,9 @@ def test_the_example_pipeline_passes_its_gate(tmp_path: Path) -> None:
     quality = json.loads((project / ".mlgate" / "evidence" / "quality.json").read_text())
     assert quality["status"] == "passed", quality["reason"]
     assert quality["data"]["champion"]["resolved"] == "models:/iris/1"
+    # Both stages name the version they judged, with the files digest a bundle must match.
+    served, judged = load["data"]["candidate_model"], quality["data"]["candidate"]
+    assert (served["resolved"], served["digest"]) == (judged["resolved"], judged["digest"])
     assert quality["data"]["dataset"]["rows"] == 45
     report = step(sys.executable, "-m", "mlgate", "report")
     assert report.returncode == 0 and "mlgate: passed" in report.stdout
