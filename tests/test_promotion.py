@@ -154,6 +154,7 @@ def evaluate(registry: Registry, project: Path, version: str, failed: int = 0) -
     quality = cfg.stage_config("quality")
     if isinstance(quality, QualityConfig):
         registry.set_alias(MODEL, "candidate", version)
+        quality = quality.model_copy(update={"working_directory": str(project)})
         ev.write(QualityStage().run(quality, RunContext(evidence_dir, cfg.digest)), evidence_dir)
     policy.write(policy.evaluate(cfg, evidence_dir), project / ".mlgate" / "verdict.json")
 
