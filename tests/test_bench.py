@@ -37,7 +37,8 @@ def run(tmp_path: Path, **config: Any) -> ev.Evidence:
 
 def rounds_of(tmp_path: Path, evidence: ev.Evidence) -> dict[str, list[float]]:
     path = tmp_path / "ev" / evidence.data["rounds_artifact"]
-    (listed,) = [a for a in evidence.artifacts if Path(a.path) == path]
+    # Listed by its name in the evidence directory, where a bundle copies it from.
+    (listed,) = [a for a in evidence.artifacts if a.path == evidence.data["rounds_artifact"]]
     assert listed.sha256 == ev.sha256_file(path) and listed.size == path.stat().st_size
     rounds: dict[str, list[float]] = json.loads(gzip.decompress(path.read_bytes()))
     return rounds

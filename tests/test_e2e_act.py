@@ -23,7 +23,7 @@ from mlgate.registry.ledger import Ledger
 from mlgate.registry.mlflow_registry import Registry
 from tests.fakegithub import FakeGitHub
 from tests.helpers import github_with_pull
-from tests.test_promotion import MODEL, gate_and_bundle, new_version
+from tests.test_promotion import MODEL, gate_and_bundle, make_model_template, new_version
 
 pytestmark = pytest.mark.e2e
 
@@ -257,13 +257,22 @@ def test_fresh_runner_installs_mlgate_from_the_action_checkout(
     assert "/mlgate-venv/bin/mlgate" in line  # the virtualenv the action made under RUNNER_TEMP
 
 
+@pytest.fixture(scope="module")
+def model_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_model_template(tmp_path_factory.mktemp("template"))
+
+
 @pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Registry, Path]:
+def store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_template: Path
+) -> tuple[Registry, Path]:
     """An MLflow sqlite store outside the scratch repo, and a model project beside it holding
-    the config the workflow's promotion jobs use (tests/e2e/promote/mlgate.yml)."""
+    the config and data the workflow's promotion jobs use (tests/e2e/promote/)."""
     project = tmp_path / "project"
     (project / ".mlgate").mkdir(parents=True)
     shutil.copy(E2E / "promote" / "mlgate.yml", project / "mlgate.yml")
+    shutil.copy(E2E / "promote" / "holdout.csv", project / "holdout.csv")
+    shutil.copytree(model_template / "model", project / "model-template")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project / '.mlgate' / 'mlflow.db'}")
     return Registry.connect(), project
 
@@ -303,6 +312,7 @@ def test_root_action_bundles_a_passing_verdict_for_the_model_version(
 ) -> None:
     registry, project = store
     version = new_version(registry, project)
+    registry.set_alias(MODEL, "candidate", version)  # what the quality stage evaluates
     inputs = {"job": "bundle", "version": version}
     result = run_act(
         scratch, gh, "workflow_dispatch", tmp_path / "act", *registry_env(registry), inputs=inputs
@@ -320,6 +330,7 @@ def test_root_action_bundles_a_passing_verdict_for_the_model_version(
     assert verified.outcome == "pass" and str(verified.model["version"]) == version
     assert {run["name"]: run["conclusion"] for run in gh.check_runs(REPO)} == {
         "mlgate/tests": "success",
+        "mlgate/quality": "success",
         "mlgate": "success",
     }
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +25,7 @@ from mlgate.github.context import GitHubContext
 from mlgate.registry.ledger import Ledger
 from mlgate.registry.mlflow_registry import Registry
 from mlgate.stages.interface import RunContext
+from mlgate.stages.quality import QualityConfig, QualityStage
 from mlgate.stages.tests import TestsConfig, TestsStage
 from tests.fakegithub import FakeGitHub
 from tests.helpers import ExampleServer, junit_xml
@@ -32,8 +35,18 @@ EXAMPLE = ROOT / "examples" / "iris"
 REPO = "octo/model"
 TOKEN = "ghs_app_token"
 MODEL = "fraud"
-CONFIG = {
-    "stages": {"tests": {"junit": "junit.xml"}},
+CONFIG: dict[str, Any] = {
+    "stages": {
+        "tests": {"junit": "junit.xml"},
+        # The stage that evaluates the version a bundle is made for (a bundle needs one).
+        "quality": {
+            "candidate": f"models:/{MODEL}@candidate",
+            "champion_alias": None,
+            "data": "holdout.csv",
+            "target": "label",
+            "resamples": 100,
+        },
+    },
     "promotion": {
         "model": MODEL,
         "stages": ["staging", "production"],
@@ -45,9 +58,37 @@ CONFIG = {
 }
 
 
+@pytest.fixture(scope="module")
+def model_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_model_template(tmp_path_factory.mktemp("template"))
+
+
+def make_model_template(root: Path) -> Path:
+    """A real scikit-learn MLflow model (model/) and the held-out data it is judged on."""
+    import mlflow.sklearn
+    import numpy as np
+    import pandas as pd  # type: ignore[import-untyped]
+    from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
+
+    features = np.random.default_rng(0).normal(size=(60, 2))
+    frame = pd.DataFrame(features, columns=["a", "b"])
+    frame["label"] = (features[:, 0] > 0).astype(int)
+    frame.to_csv(root / "holdout.csv", index=False)
+    fitted = LogisticRegression().fit(frame[["a", "b"]], frame["label"])
+    mlflow.sklearn.save_model(fitted, root / "model", pip_requirements=["scikit-learn"])
+    return root
+
+
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_template: Path) -> Path:
+    return make_project(tmp_path, monkeypatch, model_template)
+
+
+def make_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_template: Path) -> Path:
+    """A project directory with CONFIG, the template and a sqlite registry, worked in."""
     (tmp_path / ".mlgate").mkdir()
+    shutil.copy(model_template / "holdout.csv", tmp_path / "holdout.csv")
+    shutil.copytree(model_template / "model", tmp_path / "model-template")
     (tmp_path / "mlgate.yml").write_text(json.dumps(CONFIG))  # JSON is YAML
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / '.mlgate' / 'mlflow.db'}")
@@ -60,7 +101,8 @@ def registry(project: Path) -> Registry:
 
 
 def new_version(registry: Registry, project: Path, content: bytes = b"weights-1") -> str:
-    """A model version made of real files in the store's artifact location."""
+    """A model version made of real files in the store's artifact location: the template's
+    MLflow model with `content` in model.bin, so versions differ."""
     from mlflow import MlflowClient
 
     client = MlflowClient(registry.uri, registry.uri)
@@ -72,9 +114,9 @@ def new_version(registry: Registry, project: Path, content: bytes = b"weights-1"
     )
     run_id = client.create_run(experiment_id).info.run_id
     with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "model.bin").write_bytes(content)
-        (Path(tmp) / "MLmodel").write_text("flavors: {}\n")
-        registry.log_artifacts(run_id, Path(tmp), "model")
+        shutil.copytree(project / "model-template", Path(tmp) / "model")
+        (Path(tmp) / "model" / "model.bin").write_bytes(content)
+        registry.log_artifacts(run_id, Path(tmp) / "model", "model")
     try:
         client.get_registered_model(MODEL)
     except Exception:
@@ -83,7 +125,24 @@ def new_version(registry: Registry, project: Path, content: bytes = b"weights-1"
 
 
 def gate_and_bundle(registry: Registry, project: Path, version: str, failed: int = 0) -> str:
-    """Evidence from a real JUnit report, the gate's verdict, and the registered bundle."""
+    """Evidence from a real JUnit report and a real quality run of the version, the gate's
+    verdict, and the registered bundle."""
+    evaluate(registry, project, version, failed)
+    directory, digest = bundle.create(
+        config.load(project / "mlgate.yml"),
+        project / ".mlgate" / "verdict.json",
+        project / ".mlgate" / "evidence",
+        registry,
+        MODEL,
+        version,
+        project / ".mlgate" / f"bundle-{version}",
+    )
+    bundle.register(registry, directory, digest)
+    return digest
+
+
+def evaluate(registry: Registry, project: Path, version: str, failed: int = 0) -> None:
+    """The stages of the project's config over `version` (set as the candidate), and the gate."""
     cfg = config.load(project / "mlgate.yml")
     evidence_dir = project / ".mlgate" / "evidence"
     junit_xml(project / "junit.xml", passed=3, failed=failed)
@@ -92,18 +151,12 @@ def gate_and_bundle(registry: Registry, project: Path, version: str, failed: int
         RunContext(evidence_dir, cfg.digest),
     )
     ev.write(result, evidence_dir)
+    quality = cfg.stage_config("quality")
+    if isinstance(quality, QualityConfig):
+        registry.set_alias(MODEL, "candidate", version)
+        quality = quality.model_copy(update={"working_directory": str(project)})
+        ev.write(QualityStage().run(quality, RunContext(evidence_dir, cfg.digest)), evidence_dir)
     policy.write(policy.evaluate(cfg, evidence_dir), project / ".mlgate" / "verdict.json")
-    directory, digest = bundle.create(
-        cfg,
-        project / ".mlgate" / "verdict.json",
-        evidence_dir,
-        registry,
-        MODEL,
-        version,
-        project / ".mlgate" / f"bundle-{version}",
-    )
-    bundle.register(registry, directory, digest)
-    return digest
 
 
 def local(actor: str = "alice") -> promotion.Who:
@@ -281,7 +334,7 @@ def test_ten_concurrent_promotions_to_one_alias_have_exactly_one_winner(
         version = new_version(registry, project, f"model {index}".encode())
         gate_and_bundle(registry, project, version)
         versions.append(version)
-    env = os.environ | {"PYTHONPATH": str(ROOT)}
+    env = os.environ | {"PYTHONPATH": str(ROOT / "src")}  # this checkout's mlgate
     racers = [
         subprocess.Popen(
             [
@@ -318,7 +371,7 @@ def test_ten_concurrent_promotions_to_one_alias_have_exactly_one_winner(
 
 
 def test_bad_input_is_one_line_and_changes_nothing(registry: Registry, project: Path) -> None:
-    env = os.environ | {"PYTHONPATH": str(ROOT)}
+    env = os.environ | {"PYTHONPATH": str(ROOT / "src")}  # this checkout's mlgate
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -70,6 +70,9 @@ def test_the_readme_first_command_passes_from_a_fresh_clone(tmp_path: Path) -> N
     assert quality["status"] == "passed", quality["reason"]
     assert quality["data"]["champion"]["resolved"] == "models:/iris/1"
     assert quality["data"]["dataset"]["rows"] == 45
+    # Both stages name the version they judged, with the files digest a bundle must match.
+    served, judged = load["data"]["candidate_model"], quality["data"]["candidate"]
+    assert (served["resolved"], served["digest"]) == (judged["resolved"], judged["digest"])
 
     def clone_mlgate(*arguments: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

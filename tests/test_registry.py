@@ -349,6 +349,26 @@ def test_model_files_and_digest(registry: Registry, model: str, experiment: str)
         registry.model_files(model, "99")
 
 
+def test_loading_a_version_by_models_uri_leaves_its_digest_as_it_was(
+    registry: Registry, model: str, module_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLflow writes registered_model_meta into a local store's version directory when the
+    version is loaded or served by a models:/ URI (what the load stage's server does): the
+    digest a bundle pins must not change with it."""
+    import mlflow.artifacts
+
+    before = registry.model_digest(model, "1")
+    # As `mlflow models serve` finds the store: from the environment.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", registry.uri)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", registry.uri)
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{model}/1"))
+    assert (local / "registered_model_meta").is_file()
+    if registry.uri.startswith("sqlite"):  # the store's own directory was written to
+        assert local.is_relative_to(module_env / "sqlite" / "artifacts")
+        assert "registered_model_meta" in {f.path for f in registry.model_files(model, "1")}
+    assert registry.model_digest(model, "1") == before
+
+
 def test_files_digest_is_canonical() -> None:
     one = [FileDigest("b", "2" * 64, 1), FileDigest("a", "1" * 64, 5)]
     assert files_digest(one) == files_digest(list(reversed(one)))

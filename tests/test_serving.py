@@ -340,7 +340,20 @@ def test_locust_loads_the_model_mlflow_serves(tmp_path: Path, mlflow_store: str)
     assert isinstance(m["requests"], int) and m["requests"] > 0
     assert isinstance(m["cold_start_s"], float) and m["cold_start_s"] > 0
     assert isinstance(m["server_peak_memory_bytes"], int) and m["server_peak_memory_bytes"] > 0
-    assert evidence.data["serve"]["model_uri"] == "models:/iris@champion"
+    # The alias is served pinned to the version it pointed at, and that version is recorded
+    # with the digest of its files, as the registry computes it (a bundle checks them).
+    from mlgate.registry import Registry
+
+    registry = Registry.connect(mlflow_store)
+    version = registry.alias("iris", "champion")
+    assert evidence.data["serve"]["model_uri"] == f"models:/iris/{version}"
+    assert evidence.data["candidate_model"] == {
+        "uri": "models:/iris@champion",
+        "resolved": f"models:/iris/{version}",
+        "registered_model": "iris",
+        "version": version,
+        "digest": registry.model_digest("iris", str(version)),
+    }
 
 
 def test_the_registered_champion_is_loaded_beside_the_candidate(

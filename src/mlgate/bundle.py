@@ -19,12 +19,13 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlgate import __version__, config, policy
+from mlgate import __version__, bundle_subject, config, policy
 from mlgate import evidence as ev
 from mlgate.errors import MlgateError
 from mlgate.verdict import Verdict
@@ -77,38 +78,44 @@ def create(
     version: str,
     output: Path,
 ) -> tuple[Path, str]:
-    """Write the bundle directory `output` (bundle.json + evidence); its path and digest."""
+    """Write the bundle directory `output` (bundle.json + evidence); its path and digest.
+    Everything is checked before anything is written: a refused bundle leaves `output` as it was."""
     from mlgate.registry.mlflow_registry import files_digest
 
     verdict = policy.read(verdict_path)
+    if verdict.config_digest != cfg.digest:
+        raise BundleError(
+            f"{verdict_path}: the verdict was made with another configuration: run 'mlgate gate'"
+        )
     found, broken = ev.scan(evidence_dir)
     if broken:
         path, reason = broken[0]
         raise BundleError(f"{path}: {reason}")
-    judged = {Path(ref.path).name: ref.sha256 for ref in verdict.evidence}
+    _check_judged(verdict, found, evidence_dir)
     model_version = registry.model_version(name, version)
+    version = model_version.version  # as the registry spells it ("2", not "02")
     files = registry.model_files(name, version)
-    if output.exists():
-        shutil.rmtree(output)
-    (output / EVIDENCE_DIR).mkdir(parents=True)
+    problem = bundle_subject.mismatch(
+        {stage: evidence for stage, (_, evidence) in found.items()},
+        name,
+        version,
+        files_digest(files),
+    )
+    if problem:
+        raise BundleError(f"models:/{name}/{version} gets no bundle: {problem}")
+    copies: list[tuple[Path, str]] = []  # (source, path inside the bundle's evidence directory)
     evidence_entries = []
     tools: dict[str, str] = {}
     for stage, (path, stage_evidence) in sorted(found.items()):
-        sha = ev.sha256_file(path)
-        if judged.get(path.name) != sha:
-            raise BundleError(f"{path}: changed since the gate judged it: run 'mlgate gate' again")
-        shutil.copy2(path, output / EVIDENCE_DIR / path.name)
-        bundled = []
-        for artifact in stage_evidence.artifacts:
-            source = _artifact_path(path.parent, artifact.path)
-            if source is None or not source.is_file():
-                continue  # an input the stage read (a JUnit report): pinned by its digest
-            target = output / EVIDENCE_DIR / artifact.path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
-            bundled.append(artifact.path)
+        bundled = _artifacts(path, stage_evidence)
+        copies += [(path, path.name), *bundled]
         evidence_entries.append(
-            {"stage": stage, "file": path.name, "sha256": sha, "artifacts": bundled}
+            {
+                "stage": stage,
+                "file": path.name,
+                "sha256": ev.sha256_file(path),
+                "artifacts": [inside for _, inside in bundled],
+            }
         )
         tools |= stage_evidence.provenance.tool_versions
     provenance = next(iter(found.values()))[1].provenance if found else None
@@ -142,12 +149,8 @@ def create(
         "tools": dict(sorted(tools.items())) | {"mlgate": __version__},
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    if verdict.config_digest != cfg.digest:
-        raise BundleError(
-            f"{verdict_path}: the verdict was made with another configuration: run 'mlgate gate'"
-        )
     raw = canonical(document)
-    (output / BUNDLE_FILE).write_bytes(raw)
+    _write(output, raw, copies)
     return output, digest_of(raw)
 
 
@@ -212,6 +215,15 @@ def verify(
             f"{path}: the verdict re-evaluated from the evidence is {again.outcome}, the bundle "
             f"says {verdict.outcome} ({changed})"
         )
+    found, _ = ev.scan(evidence_dir)
+    problem = bundle_subject.mismatch(
+        {stage: evidence for stage, (_, evidence) in found.items()},
+        str(model.get("name")),
+        str(model.get("version")),
+        str(model.get("digest")),
+    )
+    if problem:
+        raise BundleError(f"{path}: its evidence is not about the bundled version: {problem}")
     if registry is not None:
         from mlgate.registry.mlflow_registry import files_digest
 
@@ -259,6 +271,67 @@ def fetch(registry: Registry, name: str, version: str, destination: Path) -> tup
     destination.mkdir(parents=True)
     got = registry.download_artifacts(model_version.run_id, artifact_path, destination)
     return got, digest
+
+
+def _check_judged(
+    verdict: Verdict, found: dict[str, tuple[Path, ev.Evidence]], evidence_dir: Path
+) -> None:
+    """The evidence is exactly what the gate judged: every file it judged is there, unchanged,
+    and nothing was added."""
+    judged = {Path(ref.path).name: ref.sha256 for ref in verdict.evidence}
+    present = {path.name: path for path, _ in found.values()}
+    missing = sorted(judged.keys() - present.keys())
+    if missing:
+        raise BundleError(
+            f"{evidence_dir / missing[0]}: the gate judged it and it is missing: run the stage "
+            "and 'mlgate gate' again"
+        )
+    for name, path in sorted(present.items()):
+        if judged.get(name) != ev.sha256_file(path):
+            raise BundleError(f"{path}: changed since the gate judged it: run 'mlgate gate' again")
+
+
+def _artifacts(path: Path, evidence: ev.Evidence) -> list[tuple[Path, str]]:
+    """The files an evidence document lists that go into the bundle, as (source, path inside the
+    evidence directory): those it wrote into its directory. The others are inputs it read (a
+    JUnit report), pinned by their digest. Each must exist with the digest the stage recorded."""
+    bundled = []
+    for artifact in evidence.artifacts:
+        inside = (
+            None
+            if Path(artifact.path).is_absolute()
+            else _artifact_path(path.parent, artifact.path)
+        )
+        source = inside if inside is not None and inside.is_file() else Path(artifact.path)
+        if not source.is_file():
+            raise BundleError(
+                f"{path}: lists {artifact.path}, which is missing: run the stage and 'mlgate gate' "
+                "again"
+            )
+        if ev.sha256_file(source) != artifact.sha256:
+            raise BundleError(f"{source}: sha256 differs from {path}'s record of {artifact.path}")
+        if source is inside:
+            bundled.append((source, artifact.path))
+    return bundled
+
+
+def _write(output: Path, raw: bytes, copies: list[tuple[Path, str]]) -> None:
+    """bundle.json and the evidence files, written beside `output` and then moved in its place."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+    try:
+        for source, inside in copies:
+            target = staging / EVIDENCE_DIR / inside
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+        (staging / EVIDENCE_DIR).mkdir(exist_ok=True)
+        (staging / BUNDLE_FILE).write_bytes(raw)
+        if output.exists():
+            shutil.rmtree(output)
+        staging.rename(output)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise BundleError(f"{output}: cannot write the bundle: {exc.strerror or exc}") from None
 
 
 def _artifact_path(base: Path, name: str) -> Path | None:

@@ -1047,6 +1047,8 @@ def bundle_create(
     register: bool,
 ) -> None:
     """Write the evidence bundle of a model version: canonical JSON whose sha256 is its identity.
+    Refused, writing nothing, unless the evidence is about that version (a stage evaluated it:
+    its files digest) and every evidence file and artifact is there as the gate judged it.
 
     Registry: MLFLOW_TRACKING_URI, else the sqlite store .mlgate/mlflow.db.
     """
@@ -1088,9 +1090,13 @@ def bundle_create(
 )
 def bundle_verify(bundle_path: Path, offline: bool) -> None:
     """Recompute every digest of BUNDLE (bundle.json or its directory) and re-evaluate its
-    verdict from its evidence. Exit 0 when everything matches, 1 naming the first difference."""
+    verdict from its evidence. Exit 0 when everything matches, 1 naming the first difference,
+    2 when there is no bundle at BUNDLE."""
     from mlgate import bundle
 
+    file = bundle_path / bundle.BUNDLE_FILE if bundle_path.is_dir() else bundle_path
+    if not file.is_file():
+        raise MlgateError(f"{file}: no bundle there (give bundle.json or its directory)")
     try:
         verified = bundle.verify(bundle_path, None if offline else _registry())
     except bundle.BundleError as exc:

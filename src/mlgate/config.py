@@ -19,6 +19,7 @@ from mlgate.stages.interface import StageConfig, StagePolicy
 DEFAULT_PATH = Path("mlgate.yml")
 
 CommentMode = Literal["always", "on-change", "on-failure", "off"]
+MAX_BUNDLE_AGE_HOURS = 10 * 8766  # 10 years of hours: beyond any sensible age (1e308 crashed)
 
 
 class ReportConfig(BaseModel):
@@ -143,7 +144,17 @@ class PromotionConfig(BaseModel):
         "it; any: every stage takes any version with a passing bundle.",
     )
     max_bundle_age_hours: float = Field(
-        default=168, gt=0, allow_inf_nan=False, description="Older bundles are refused."
+        default=168,
+        gt=0,
+        le=MAX_BUNDLE_AGE_HOURS,
+        allow_inf_nan=False,
+        description="Older bundles are refused (at most 10 years).",
+    )
+    require_model_scan: bool = Field(
+        default=False,
+        description="Promote only a version whose bundle holds scan evidence that passes this "
+        "policy and scanned that version's files (the scan stage's models: lists it as "
+        "models:/NAME@ALIAS or models:/NAME/VERSION).",
     )
     data: list[str] = Field(
         default_factory=list,

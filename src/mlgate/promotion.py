@@ -25,7 +25,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from mlgate import actions_env, bundle
+from mlgate import actions_env, bundle, promotion_evidence
 from mlgate.config import MlgateConfig, PromotionCheck, StageAccess
 from mlgate.errors import MlgateError
 
@@ -124,13 +124,24 @@ def promote(
     if current == version:
         raise PromotionRefused(f"{name}@{stage} already points at version {version}")
     with tempfile.TemporaryDirectory(prefix="mlgate-bundle-") as scratch:
-        directory, digest = bundle.fetch(registry, name, version, Path(scratch) / "bundle")
+        try:
+            directory, digest = bundle.fetch(registry, name, version, Path(scratch) / "bundle")
+        except bundle.BundleError as exc:
+            raise PromotionRefused(str(exc)) from None
         try:
             verified = bundle.verify(directory, registry, expected_digest=digest)
         except bundle.BundleError as exc:
             raise PromotionRefused(
                 f"the bundle of {name}/{version} does not verify: {exc}"
             ) from None
+        # Judged by this repository's config too, not only by the one inside the bundle (a
+        # bundle whose own verdict is not pass is refused below, saying so).
+        evidence_dir = directory / bundle.EVIDENCE_DIR
+        problem = verified.outcome == "pass" and promotion_evidence.refusal(
+            cfg, verified, evidence_dir
+        )
+        if problem:
+            raise PromotionRefused(f"the bundle of {name}/{version}: {problem}")
     model = verified.model
     if (model.get("name"), str(model.get("version"))) != (name, version):
         raise PromotionRefused(

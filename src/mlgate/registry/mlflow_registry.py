@@ -49,6 +49,8 @@ _HTTP_DEFAULTS = {
 }
 _POLL_S = 0.25
 _CHUNK = 1 << 20
+# Written by MLflow's models:/ downloads beside MLmodel: {model_name, model_version}.
+REGISTERED_MODEL_META = "registered_model_meta"
 
 
 class RegistryError(MlgateError):
@@ -93,8 +95,11 @@ class _LockState:
 def files_digest(files: list[FileDigest]) -> str:
     """The digest of a set of files: "sha256:" + the SHA-256 of the JSON text of
     [[path, sha256], ...] sorted by path, without spaces (separators "," and ":"), ASCII.
-    Sizes are not part of it (a hash already pins the content)."""
-    canonical = sorted([f.path, f.sha256] for f in files)
+    Sizes are not part of it (a hash already pins the content). MLflow's own note of the
+    version's name and number (REGISTERED_MODEL_META) is not part of it either: MLflow writes
+    it into a local store's version directory the first time the version is loaded or served
+    by a models:/ URI, which must not change what the version is."""
+    canonical = sorted([f.path, f.sha256] for f in files if f.path != REGISTERED_MODEL_META)
     text = json.dumps(canonical, separators=(",", ":"), ensure_ascii=True)
     return "sha256:" + hashlib.sha256(text.encode("ascii")).hexdigest()
 

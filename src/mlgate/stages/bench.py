@@ -167,7 +167,13 @@ class BenchStage(Stage[BenchConfig, BenchPolicy]):
             exit_code=exit_code,
             sources=sources,
             artifacts=[ev.artifact(p, "pytest-benchmark JSON") for p in paths]
-            + [ev.artifact(rounds_path, "per-round times of each benchmark, in ms (gzip JSON)")],
+            # Named as written into the evidence directory, like every stage's outputs: a
+            # bundle copies its evidence's outputs from there.
+            + [
+                ev.artifact(
+                    rounds_path, "per-round times of each benchmark, in ms (gzip JSON)"
+                ).model_copy(update={"path": ROUNDS_ARTIFACT})
+            ],
         )
 
     def evaluate(self, policy: BenchPolicy, evidence: Evidence) -> list[RuleResult]:

@@ -28,7 +28,7 @@ from pathlib import Path
 from pydantic import ConfigDict, Field, model_validator
 
 from mlgate import evidence as ev
-from mlgate import loadgen, process, serving
+from mlgate import loadgen, model_identity, process, serving
 from mlgate.errors import MlgateError
 from mlgate.evidence import Evidence, Finding
 from mlgate.fields import HttpUrl, UrlPath
@@ -279,9 +279,18 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
             return _evidence(context, started, config, reason=f"champion: {exc}")
         if found is not None:
             config = config.model_copy(update={"champion": found})
+        try:
+            serve, candidate = model_identity.pin_served(config.serve)
+        except MlgateError as exc:
+            return _evidence(context, started, config, reason=f"candidate: {exc}")
+        # Pinned before the scan, so the version scanned is the version served.
+        config = config.model_copy(update={"serve": serve})
         if refused := model_guard.served_refusal(context, self.name, config.serve, config.champion):
             return _evidence(context, started, config, reason=refused)
         evidence = self._run(config, context)
+        if candidate is not None:  # which version was served: a bundle must be about it
+            data = evidence.data | {"candidate_model": candidate.as_dict()}
+            evidence = evidence.model_copy(update={"data": data})
         if note:
             evidence = evidence.model_copy(update={"data": evidence.data | {"champion_note": note}})
         return evidence
