@@ -10,7 +10,8 @@ the same as long as the test keeps its file, name and parameters:
 
 plus `benchmarks` (how many were ingested) and `command_exit_code`. Every round's time (the
 round's duration divided by its iterations, in ms) goes into one gzip JSON artifact in the
-evidence directory, `{fullname: [ms, ...]}`, named by `data["rounds_artifact"]`.
+evidence directory, `{fullname: [ms, ...]}`, named by `data["rounds_artifact"]`. A command
+that ran leaves `data["command"]`: its argv, exit code and the tail of its output.
 """
 
 from __future__ import annotations
