@@ -1,6 +1,7 @@
 """The repository's own actions, end to end under act (host mode, offline), publishing to the
-fake GitHub server: a failing pull request run twice, a passing push, a fresh runner, the root
-action bundling a passing verdict (deprecated), a bundle job that alone holds the registry
+fake GitHub server: a failing pull request run twice, a passing push, a fresh runner, a user's
+job whose stage commands run in its own Python, two gating jobs with their own check names, the
+root action bundling a passing verdict (deprecated), a bundle job that alone holds the registry
 credential and runs none of the project's code, and promotions from workflow_dispatch (allowed
 and refused)."""
 
@@ -313,6 +314,44 @@ def test_stage_commands_run_in_the_jobs_own_python(
     assert "mlgate: tests: 2 tests" in log and "2 passed" in log
     latest = {run["name"]: run["conclusion"] for run in gh.check_runs(REPO)}
     assert latest == {"mlgate/tests": "success", "mlgate": "success"}, latest
+
+
+def test_two_gating_jobs_keep_their_own_checks_and_comments(
+    scratch: Path, gh: FakeGitHub, tmp_path: Path
+) -> None:
+    """A matrix of two gates (the failing project, the passing one) on one commit and pull
+    request, each with its own check-name: two aggregate checks, two sticky comments; the
+    workflow run again updates each rather than duplicating it."""
+    inputs = {"job": "two-gates"}
+    first = run_act(scratch, gh, "workflow_dispatch", tmp_path / "one", inputs=inputs)
+    log = first.stdout + first.stderr
+    assert first.returncode == 0, log[-4000:]
+    expected = {
+        "mlgate-project/tests": "failure",
+        "mlgate-project": "failure",
+        "mlgate-promote/tests": "success",
+        "mlgate-promote": "success",
+    }
+    runs = gh.check_runs(REPO)
+    assert {run["name"]: run["conclusion"] for run in runs} == expected, log[-4000:]
+    assert len(runs) == 4
+    markers = {c["body"].splitlines()[0]: c["id"] for c in gh.comments(REPO, 7)}
+    assert set(markers) == {
+        "<!-- mlgate:comment:mlgate-project -->",
+        "<!-- mlgate:comment:mlgate-promote -->",
+    }
+    assert len(gh.comments(REPO, 7)) == 2
+    uploaded = tmp_path / "one" / "artifacts"
+    assert {p.name for p in uploaded.iterdir()} == {
+        "mlgate-report-project",
+        "mlgate-report-promote",
+    }
+
+    second = run_act(scratch, gh, "workflow_dispatch", tmp_path / "two", inputs=inputs)
+    assert second.returncode == 0, (second.stdout + second.stderr)[-4000:]
+    assert len(gh.check_runs(REPO)) == 4, "a re-run duplicated check runs"
+    again = {c["body"].splitlines()[0]: c["id"] for c in gh.comments(REPO, 7)}
+    assert again == markers, "a re-run duplicated or replaced a sticky comment"
 
 
 @pytest.fixture
