@@ -116,6 +116,17 @@ def test_a_failing_command_keeps_its_exit_code_and_output_tail(tmp_path: Path) -
     assert ev.read(ev.write(evidence, tmp_path / "ev")) == evidence
 
 
+def test_the_reason_quotes_the_last_line_without_colour_codes(tmp_path: Path) -> None:
+    script = (
+        "print('\\x1b[31mE   ImportError: no module named sklearn\\x1b[0m\\n'); raise SystemExit(2)"
+    )
+    evidence = run(tmp_path, command=[sys.executable, "-c", script], junit=["j.xml"])
+    assert evidence.reason == (
+        "test command exited 2: E ImportError: no module named sklearn "
+        "(no JUnit report found at j.xml)"
+    )
+
+
 def test_output_tail_is_bounded_in_bytes(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     script = "print('x' * 100_000); print('the end')"
     evidence = run(tmp_path, command=[sys.executable, "-c", script], junit=["j.xml"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -30,6 +31,8 @@ TAIL_BYTES = 4096
 _DRAIN_SECONDS = 5
 # The longest line of output a one-line reason quotes.
 _QUOTED_CHARS = 200
+# Colour codes (a runner forced to colour) and other control characters, left out of a reason.
+_CONTROL = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,8 @@ class Completed:
 
     def last_line(self) -> str:
         """The output's last non-blank line, shortened for a one-line reason ('' if none)."""
-        lines = [line.strip() for line in self.output_tail.splitlines() if line.strip()]
+        plain = _CONTROL.sub("", self.output_tail.replace("\t", " "))
+        lines = [line.strip() for line in plain.splitlines() if line.strip()]
         if not lines:
             return ""
         line = lines[-1]
