@@ -152,8 +152,8 @@ def _copy(stream: IO[bytes], tail: _Tail) -> None:
     with stream:
         for chunk in iter(lambda: stream.read1(65536), b""):  # type: ignore[attr-defined]
             tail.add(chunk)
-            # A closed stdout must not stop the tail being kept.
-            with contextlib.suppress(OSError, ValueError):
+            # A closed (or absent) stdout must not stop the tail being kept.
+            with contextlib.suppress(OSError, ValueError, AttributeError):
                 if out is not None:
                     out.write(chunk)
                     out.flush()
