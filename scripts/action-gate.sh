@@ -3,7 +3,7 @@
 # failed, so the verdict reaches the PR. Exits non-zero only when reporting itself failed or
 # the config is unusable; enforcing the verdict is the action's last step.
 # Inputs arrive through the environment: MLGATE_CONFIG, MLGATE_EVIDENCE_DIR, MLGATE_COMMENT,
-# MLGATE_ARTIFACT_NAME, GITHUB_TOKEN.
+# MLGATE_ARTIFACT_NAME, MLGATE_CHECK_NAME, GITHUB_TOKEN.
 set -uo pipefail
 args=()
 if [ -n "${MLGATE_CONFIG:-}" ]; then args+=(--config "$MLGATE_CONFIG"); fi
@@ -22,4 +22,5 @@ fi
 report_args=()
 if [ -n "${MLGATE_COMMENT:-}" ]; then report_args+=(--comment "$MLGATE_COMMENT"); fi
 if [ -n "${MLGATE_ARTIFACT_NAME:-}" ]; then report_args+=(--artifact-name "$MLGATE_ARTIFACT_NAME"); fi
+if [ -n "${MLGATE_CHECK_NAME:-}" ]; then report_args+=(--check-name "$MLGATE_CHECK_NAME"); fi
 mlgate report "${args[@]}" "${report_args[@]}"

@@ -4,6 +4,7 @@ import copy
 import gzip
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
 from importlib.metadata import version
@@ -305,8 +306,8 @@ def python(code: str) -> list[str]:
             "benchmark JSON {tmp}/stale.json was not written by the benchmark command",
         ),
         (
-            {"command": python("raise SystemExit(4)"), "json": "none.json"},
-            "no benchmark JSON found at none.json (the benchmark command exited 4)",
+            {"command": python("print('boom'); raise SystemExit(4)"), "json": "none.json"},
+            "benchmark command exited 4: boom (no benchmark JSON found at none.json)",
         ),
     ],
     ids=["missing-tool", "timeout", "stale-json", "crash-without-json"],
@@ -336,10 +337,16 @@ def test_failed_benchmark_run_is_error_evidence(tmp_path: Path) -> None:
     written = json.loads((tmp_path / "b.json").read_text())
     assert [b["name"] for b in written["benchmarks"]] == ["test_fine"]
     assert evidence.status == "error" and evidence.metrics["command_exit_code"] == 1
-    assert evidence.reason == (
-        "benchmark command exited 1; its JSON cannot show what failed "
-        "(pytest-benchmark leaves failed benchmarks out)"
-    )
+    # The reason quotes pytest's summary line; the evidence keeps the output's tail.
+    assert evidence.reason is not None
+    assert re.fullmatch(
+        r"benchmark command exited 1: (=+ )?1 failed, 1 passed in [\d.]+s( =+)? \(its JSON cannot "
+        r"show what failed: pytest-benchmark leaves failed benchmarks out\)",
+        evidence.reason,
+    ), evidence.reason
+    ran = evidence.data["command"]
+    assert isinstance(ran, dict) and ran["argv"] == command and ran["exit_code"] == 1
+    assert "ValueError: invalid literal for int()" in ran["output_tail"]
 
 
 def bench_evidence(means: dict[str, float]) -> ev.Evidence:

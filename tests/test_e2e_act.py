@@ -1,6 +1,7 @@
 """The repository's own actions, end to end under act (host mode, offline), publishing to the
-fake GitHub server: a failing pull request run twice, a passing push, a fresh runner, the root
-action bundling a passing verdict (deprecated), a bundle job that alone holds the registry
+fake GitHub server: a failing pull request run twice, a passing push, a fresh runner, a user's
+job whose stage commands run in its own Python, two gating jobs with their own check names, the
+root action bundling a passing verdict (deprecated), a bundle job that alone holds the registry
 credential and runs none of the project's code, and promotions from workflow_dispatch (allowed
 and refused)."""
 
@@ -254,7 +255,103 @@ def test_fresh_runner_installs_mlgate_from_the_action_checkout(
     assert "installed mlgate 0.1.0 into" in log
     line = next(x for x in log.splitlines() if "E2E-OUTPUTS version=" in x)
     assert "version=0.1.0 status=passed" in line
-    assert "/mlgate-venv/bin/mlgate" in line  # the virtualenv the action made under RUNNER_TEMP
+    # Only the shim directory is on PATH, linked to the virtualenv made under RUNNER_TEMP.
+    assert "/mlgate-bin/mlgate" in line
+
+
+def test_stage_commands_run_in_the_jobs_own_python(
+    scratch: Path, gh: FakeGitHub, tmp_path: Path
+) -> None:
+    """A user's job with its own Python (pytest installed there only) and no mlgate: the root
+    action installs mlgate into a virtualenv of its own, yet the tests stage's `python -m
+    pytest` runs in the job's Python; a broken test fails the gate with its reason."""
+    wheelhouse = ROOT / ".cache" / "wheelhouse"
+    user_wheels = ROOT / ".cache" / "wheelhouse-demo"  # the example's requirements: pytest
+    if not (wheelhouse / ".stamp").exists() or not (user_wheels / ".stamp").exists():
+        pytest.skip(
+            "no wheelhouses for an offline install: run scripts/setup.sh dev (scripts/test.sh does)"
+        )
+    venv_bin = str(Path(sys.executable).parent)
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p != venv_bin)
+    assert subprocess.run(["sh", "-c", "command -v mlgate"], env={"PATH": path}).returncode != 0
+    offline = [
+        *("--env", "PIP_NO_INDEX=1", "--env", f"PIP_FIND_LINKS={wheelhouse}"),
+        *("--env", f"E2E_USER_WHEELS={user_wheels}"),
+    ]
+    inputs = {"job": "user-env"}
+
+    broken = run_act(
+        scratch,
+        gh,
+        "workflow_dispatch",
+        tmp_path / "broken",
+        *offline,
+        *("--env", "E2E_BREAK_A_TEST=1"),
+        path=path,
+        inputs=inputs,
+    )
+    log = broken.stdout + broken.stderr
+    assert broken.returncode != 0, log[-4000:]
+    assert "installed mlgate 0.1.0 into" in log, log[-4000:]
+    assert "E2E-USERENV verdict=fail " in log, log[-4000:]
+    # The tests ran (in the job's Python: the other test passed) and one failed: that is the
+    # reason, not a missing report.
+    assert "mlgate: tests: 2 tests" in log and "1 passed, 1 failed" in log, log[-4000:]
+    assert "tests\\: 1 failed\\, 0 allowed" in job_summary(log)
+    assert "no JUnit report found" not in log
+    failing = {run["name"]: run["conclusion"] for run in gh.check_runs(REPO)}
+    assert failing == {"mlgate/tests": "failure", "mlgate": "failure"}, failing
+
+    fixed = run_act(
+        scratch, gh, "workflow_dispatch", tmp_path / "fixed", *offline, path=path, inputs=inputs
+    )
+    log = fixed.stdout + fixed.stderr
+    assert fixed.returncode == 0, log[-4000:]
+    line = next(x for x in log.splitlines() if "E2E-USERENV verdict=" in x)
+    assert "verdict=pass " in line, line
+    # Later steps see mlgate through its shim, and the job's own python, not mlgate's.
+    assert "/mlgate-bin/mlgate " in line and line.endswith("/user-python/bin/python"), line
+    assert "mlgate: tests: 2 tests" in log and "2 passed" in log
+    latest = {run["name"]: run["conclusion"] for run in gh.check_runs(REPO)}
+    assert latest == {"mlgate/tests": "success", "mlgate": "success"}, latest
+
+
+def test_two_gating_jobs_keep_their_own_checks_and_comments(
+    scratch: Path, gh: FakeGitHub, tmp_path: Path
+) -> None:
+    """A matrix of two gates (the failing project, the passing one) on one commit and pull
+    request, each with its own check-name: two aggregate checks, two sticky comments; the
+    workflow run again updates each rather than duplicating it."""
+    inputs = {"job": "two-gates"}
+    first = run_act(scratch, gh, "workflow_dispatch", tmp_path / "one", inputs=inputs)
+    log = first.stdout + first.stderr
+    assert first.returncode == 0, log[-4000:]
+    expected = {
+        "mlgate-project/tests": "failure",
+        "mlgate-project": "failure",
+        "mlgate-promote/tests": "success",
+        "mlgate-promote": "success",
+    }
+    runs = gh.check_runs(REPO)
+    assert {run["name"]: run["conclusion"] for run in runs} == expected, log[-4000:]
+    assert len(runs) == 4
+    markers = {c["body"].splitlines()[0]: c["id"] for c in gh.comments(REPO, 7)}
+    assert set(markers) == {
+        "<!-- mlgate:comment:mlgate-project -->",
+        "<!-- mlgate:comment:mlgate-promote -->",
+    }
+    assert len(gh.comments(REPO, 7)) == 2
+    uploaded = tmp_path / "one" / "artifacts"
+    assert {p.name for p in uploaded.iterdir()} == {
+        "mlgate-report-project",
+        "mlgate-report-promote",
+    }
+
+    second = run_act(scratch, gh, "workflow_dispatch", tmp_path / "two", inputs=inputs)
+    assert second.returncode == 0, (second.stdout + second.stderr)[-4000:]
+    assert len(gh.check_runs(REPO)) == 4, "a re-run duplicated check runs"
+    again = {c["body"].splitlines()[0]: c["id"] for c in gh.comments(REPO, 7)}
+    assert again == markers, "a re-run duplicated or replaced a sticky comment"
 
 
 @pytest.fixture(scope="module")

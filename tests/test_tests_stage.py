@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from mlgate import evidence as ev
+from mlgate import process
 from mlgate.stages.interface import RunContext
 from mlgate.stages.tests import TestsConfig, TestsPolicy, TestsStage
 from tests.helpers import junit_xml, stage_evidence
@@ -87,7 +88,63 @@ def test_crashed_runner_with_clean_report_is_an_error(
     script = f"from tests.helpers import junit_xml, stage_evidence; from pathlib import Path; junit_xml(Path({str(tmp_path / 'j.xml')!r}), passed=0); raise SystemExit(5)"
     evidence = run(tmp_path, command=[sys.executable, "-c", script], junit=["j.xml"])
     assert evidence.status == "error"
-    assert "exited 5 but its reports show no failing test" in (evidence.reason or "")
+    assert evidence.reason == "test command exited 5 (its reports show no failing test)"
+
+
+def test_a_failing_command_keeps_its_exit_code_and_output_tail(tmp_path: Path) -> None:
+    """The user's `python -m pytest` in an interpreter without pytest: the reason says what
+    the command said, not only that no report appeared."""
+    script = (
+        "import sys\n"
+        "for i in range(100): print('noise', i)\n"
+        "print('/venv/bin/python: No module named pytest', file=sys.stderr)\n"
+        "raise SystemExit(1)\n"
+    )
+    evidence = run(tmp_path, command=[sys.executable, "-c", script], junit=["j.xml"])
+    assert evidence.status == "error" and evidence.metrics["command_exit_code"] == 1
+    assert evidence.reason == (
+        "test command exited 1: /venv/bin/python: No module named pytest "
+        "(no JUnit report found at j.xml)"
+    )
+    ran = evidence.data["command"]
+    assert isinstance(ran, dict)
+    assert ran["argv"] == [sys.executable, "-c", script] and ran["exit_code"] == 1
+    tail = ran["output_tail"].splitlines()
+    # The last 40 lines, stdout and stderr together, in order.
+    assert len(tail) == process.TAIL_LINES
+    assert tail[0] == "noise 61" and tail[-1] == "/venv/bin/python: No module named pytest"
+    assert ev.read(ev.write(evidence, tmp_path / "ev")) == evidence
+
+
+def test_the_reason_quotes_the_last_line_without_colour_codes(tmp_path: Path) -> None:
+    script = (
+        "print('\\x1b[31mE   ImportError: no module named sklearn\\x1b[0m\\n'); raise SystemExit(2)"
+    )
+    evidence = run(tmp_path, command=[sys.executable, "-c", script], junit=["j.xml"])
+    assert evidence.reason == (
+        "test command exited 2: E ImportError: no module named sklearn "
+        "(no JUnit report found at j.xml)"
+    )
+
+
+def test_output_tail_is_bounded_in_bytes(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    script = "print('x' * 100_000); print('the end')"
+    evidence = run(tmp_path, command=[sys.executable, "-c", script], junit=["j.xml"])
+    ran = evidence.data["command"]
+    assert isinstance(ran, dict)
+    # The cut-off first line is dropped rather than kept half.
+    assert ran["output_tail"] == "the end"
+    # The command's output still reaches the job log whole.
+    assert "x" * 100_000 + "\nthe end" in capfd.readouterr().out
+
+
+def test_a_timed_out_command_says_what_it_printed_last(tmp_path: Path) -> None:
+    script = "import time; print('collecting...', flush=True); time.sleep(30)"
+    evidence = run(tmp_path, command=[sys.executable, "-c", script], junit=["j.xml"], timeout=1)
+    assert evidence.status == "error"
+    assert (evidence.reason or "").endswith("; its last output: collecting...")
+    ran = evidence.data["command"]
+    assert isinstance(ran, dict) and ran["exit_code"] is None
 
 
 def test_malformed_report_is_error_evidence(tmp_path: Path) -> None:

@@ -823,6 +823,12 @@ def gate(config_path: Path | None, evidence_dir: Path | None, output: Path) -> N
     default=None,
     help="Report artifact named in truncation notices [default: report.artifact_name].",
 )
+@click.option(
+    "--check-name",
+    default=None,
+    help="Name of the aggregate check (stage checks are NAME/<stage>) and key of the sticky "
+    "comment; give each gating job its own [default: report.check_name, mlgate].",
+)
 @click.option("--local", is_flag=True, help="Only write local reports, even inside GitHub Actions.")
 def report(
     config_path: Path | None,
@@ -834,6 +840,7 @@ def report(
     sha: str | None,
     comment: str | None,
     artifact_name: str | None,
+    check_name: str | None,
     local: bool,
 ) -> None:
     """Report the verdict: to GitHub inside Actions, else to the terminal and local files."""
@@ -846,6 +853,8 @@ def report(
         cfg.report.comment = comment
     if artifact_name:
         cfg.report.artifact_name = artifact_name
+    if check_name:
+        cfg.report = _with_check_name(cfg.report, check_name)
     rep = model.load(cfg, verdict_path, evidence_dir or Path(cfg.evidence_dir), sha)
     delay = _seconds_from_env("MLGATE_WRITE_DELAY_SECONDS")
     options = ReportOptions(
@@ -873,6 +882,19 @@ def report(
         click.echo(f"mlgate: report: {sink.name}: {delivery.done}", err=True)
     if failed:
         sys.exit(EXIT_PUBLISH_FAILED)
+
+
+def _with_check_name(settings: Any, check_name: str) -> Any:
+    """The report settings with another check name, checked as the config's would be."""
+    from pydantic import ValidationError
+
+    try:
+        return type(settings).model_validate(settings.model_dump() | {"check_name": check_name})
+    except ValidationError:  # its message quotes the pattern; this one says it in words
+        raise ConfigError(
+            f"--check-name must be 1 to 100 letters, digits, '.', '_', '/' or '-', starting "
+            f"with a letter or digit, not {check_name!r}"
+        ) from None
 
 
 def _fraction(text: str) -> float:

@@ -1,11 +1,18 @@
-"""Run a child command with a deadline, and take its whole process group down on the way out."""
+"""Run a child command with a deadline, and take its whole process group down on the way out.
+
+`run` is the one runner of the commands stages run (tests, bench, the load generator): the
+command's output still reaches the job log as it comes, and the last of it is kept, so a
+command that fails says why in its evidence rather than only in a log nobody opens.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -15,12 +22,50 @@ from typing import IO
 from mlgate.errors import MlgateError
 
 _GRACE_SECONDS = 5
+# How much of a command's output (stdout and stderr together) its evidence keeps: the end,
+# where a runner prints its error or summary.
+TAIL_LINES = 40
+TAIL_BYTES = 4096
+# How long the output is still read after the command ended: a grandchild outside its process
+# group may hold the pipe open forever.
+_DRAIN_SECONDS = 5
+# The longest line of output a one-line reason quotes.
+_QUOTED_CHARS = 200
+# Colour codes (a runner forced to colour) and other control characters, left out of a reason.
+_CONTROL = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
 class Completed:
     exit_code: int | None
     problem: str | None  # why the command could not run to completion, if it could not
+    output_tail: str = ""  # the last TAIL_LINES lines (at most TAIL_BYTES) of its output
+
+    def last_line(self) -> str:
+        """The output's last non-blank line, shortened for a one-line reason ('' if none)."""
+        plain = _CONTROL.sub("", self.output_tail.replace("\t", " "))
+        lines = [line.strip() for line in plain.splitlines() if line.strip()]
+        if not lines:
+            return ""
+        line = lines[-1]
+        return line if len(line) <= _QUOTED_CHARS else line[: _QUOTED_CHARS - 1] + "…"
+
+    def explain(self, label: str, then: str | None = None) -> str:
+        """A reason that leads with the command's own failure (why it stopped, or its exit
+        code, and its last line of output), then what that left wrong (`then`). A command
+        that exited 0 leaves `then` alone."""
+        last = self.last_line()
+        if self.problem:
+            head = self.problem + (f"; its last output: {last}" if last else "")
+            return f"{head} ({then})" if then else head
+        if not self.exit_code:
+            return then or f"{label} exited 0"
+        head = f"{label} exited {self.exit_code}" + (f": {last}" if last else "")
+        return f"{head} ({then})" if then else head
+
+    def record(self, command: Sequence[str]) -> dict[str, object]:
+        """What evidence keeps of the run: the command, its exit code and its output's tail."""
+        return {"argv": list(command), "exit_code": self.exit_code, "output_tail": self.output_tail}
 
 
 class CannotStart(MlgateError):
@@ -50,22 +95,71 @@ def start_group(
 
 
 def run(command: Sequence[str], cwd: Path, timeout: float) -> Completed:
-    """Run `command` with inherited stdout/stderr; never raises for a command that fails."""
+    """Run `command` in the environment as it is (never a PATH of mlgate's own), copying its
+    stdout and stderr to this process's stdout as they come and keeping their tail; never
+    raises for a command that fails."""
     try:
-        child = start_group(command, cwd)
+        child = start_group(command, cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     except CannotStart as exc:
         return Completed(None, str(exc))
+    assert child.stdout is not None
+    tail = _Tail()
+    copier = threading.Thread(target=_copy, args=(child.stdout, tail), daemon=True)
+    copier.start()
     try:
         exit_code = child.wait(timeout=timeout)
         # Anything the command left running in its group (a server a test forgot) ends too.
         _signal_group(child.pid, signal.SIGKILL)
-        return Completed(exit_code, None)
+        copier.join(_DRAIN_SECONDS)
+        return Completed(exit_code, None, tail.text())
     except subprocess.TimeoutExpired:
         stop_group(child)
-        return Completed(None, f"command timed out after {timeout:g} s: {' '.join(command)}")
+        copier.join(_DRAIN_SECONDS)
+        return Completed(
+            None, f"command timed out after {timeout:g} s: {' '.join(command)}", tail.text()
+        )
     except KeyboardInterrupt:
         stop_group(child)
         raise
+
+
+class _Tail:
+    """The last bytes of a stream, enough for TAIL_LINES lines of at most TAIL_BYTES."""
+
+    def __init__(self) -> None:
+        self._kept = bytearray()
+        self._cut = False
+        self._lock = threading.Lock()
+
+    def add(self, chunk: bytes) -> None:
+        with self._lock:
+            self._kept += chunk
+            excess = len(self._kept) - TAIL_BYTES
+            if excess > 0:
+                del self._kept[:excess]
+                self._cut = True
+
+    def text(self) -> str:
+        with self._lock:
+            lines = self._kept.decode("utf-8", errors="replace").splitlines()
+            if self._cut and len(lines) > 1:
+                lines = lines[1:]  # the first line kept lost its start
+        return "\n".join(lines[-TAIL_LINES:])
+
+
+def _copy(stream: IO[bytes], tail: _Tail) -> None:
+    out = getattr(sys.stdout, "buffer", None)
+    with stream:
+        for chunk in iter(lambda: stream.read1(65536), b""):  # type: ignore[attr-defined]
+            tail.add(chunk)
+            # A closed (or absent) stdout must not stop the tail being kept.
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                if out is not None:
+                    out.write(chunk)
+                    out.flush()
+                else:
+                    sys.stdout.write(chunk.decode("utf-8", errors="replace"))
+                    sys.stdout.flush()
 
 
 def stop_group(child: subprocess.Popen[bytes]) -> None:

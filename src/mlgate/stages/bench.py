@@ -10,7 +10,8 @@ the same as long as the test keeps its file, name and parameters:
 
 plus `benchmarks` (how many were ingested) and `command_exit_code`. Every round's time (the
 round's duration divided by its iterations, in ms) goes into one gzip JSON artifact in the
-evidence directory, `{fullname: [ms, ...]}`, named by `data["rounds_artifact"]`.
+evidence directory, `{fullname: [ms, ...]}`, named by `data["rounds_artifact"]`. A command
+that ran leaves `data["command"]`: its argv, exit code and the tail of its output.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ from mlgate.stages.interface import RunContext, Stage, StageConfig, StagePolicy
 from mlgate.verdict import RuleResult
 
 ROUNDS_ARTIFACT = "bench-rounds.json.gz"
+# The command as reasons name it.
+_LABEL = "benchmark command"
 
 # pytest-benchmark's per-call statistics, in seconds, that become `<fullname>.<stat>_ms`.
 _TIMES = ("mean", "median", "stddev", "min", "max")
@@ -112,17 +115,22 @@ class BenchStage(Stage[BenchConfig, BenchPolicy]):
     def run(self, config: BenchConfig, context: RunContext) -> Evidence:
         started = ev.now()
         workdir = Path(config.working_directory)
-        exit_code: int | None = None
+        ran: process.Completed | None = None
 
         def error(reason: str) -> Evidence:
-            return _evidence(context, started, "error", reason=reason, exit_code=exit_code)
+            return _evidence(context, started, "error", reason=reason, ran=ran, command=command)
+
+        def after_command(then: str) -> str:
+            return ran.explain(_LABEL, then) if ran else then
+
+        command = config.command or []
 
         try:
             # An earlier run's rounds must not sit beside this run's evidence, errored or not.
             (context.evidence_dir / ROUNDS_ARTIFACT).unlink(missing_ok=True)
         except OSError as exc:
             return error(f"cannot remove the earlier {ROUNDS_ARTIFACT}: {exc.strerror or exc}")
-        if config.command:
+        if command:
             if workdir.is_dir():
                 # pytest-benchmark does not create the directory of --benchmark-json and
                 # crashes at the end of the run; a fresh checkout has no .mlgate/ yet. A
@@ -131,14 +139,13 @@ class BenchStage(Stage[BenchConfig, BenchPolicy]):
                     if not glob.has_magic(pattern):
                         with contextlib.suppress(OSError):
                             (workdir / pattern).parent.mkdir(parents=True, exist_ok=True)
-            completed = process.run(config.command, workdir, config.timeout)
-            if completed.problem:
-                return error(completed.problem)
-            exit_code = completed.exit_code
+            ran = process.run(command, workdir, config.timeout)
+            if ran.problem:
+                return error(ran.explain(_LABEL))
+        exit_code = ran.exit_code if ran else None
         paths, missing = reports.expand(workdir, config.reports)
         if missing:
-            exited = f" (the benchmark command exited {exit_code})" if exit_code else ""
-            return error(f"no benchmark JSON found at {', '.join(missing)}{exited}")
+            return error(after_command(f"no benchmark JSON found at {', '.join(missing)}"))
         if config.command:
             stale = reports.older_than(paths, started)
             if stale:
@@ -153,8 +160,10 @@ class BenchStage(Stage[BenchConfig, BenchPolicy]):
             # pytest-benchmark leaves a benchmark that raised out of its JSON and records no
             # test outcome, so a clean-looking JSON from a failed run may be missing benchmarks.
             return error(
-                f"benchmark command exited {exit_code}; its JSON cannot show what failed "
-                "(pytest-benchmark leaves failed benchmarks out)"
+                after_command(
+                    "its JSON cannot show what failed: pytest-benchmark leaves failed "
+                    "benchmarks out"
+                )
             )
         try:
             rounds_path = _write_rounds(context.evidence_dir, benchmarks)
@@ -164,7 +173,8 @@ class BenchStage(Stage[BenchConfig, BenchPolicy]):
             context,
             started,
             "passed",
-            exit_code=exit_code,
+            ran=ran,
+            command=command,
             sources=sources,
             artifacts=[ev.artifact(p, "pytest-benchmark JSON") for p in paths]
             # Named as written into the evidence directory, like every stage's outputs: a
@@ -439,12 +449,14 @@ def _evidence(
     status: ev.Status,
     *,
     reason: str | None = None,
-    exit_code: int | None = None,
+    ran: process.Completed | None = None,
+    command: list[str] | None = None,
     sources: list[_Source] | None = None,
     artifacts: list[ev.Artifact] | None = None,
 ) -> Evidence:
-    metrics: dict[str, ev.MetricValue] = {"command_exit_code": exit_code}
-    data: dict[str, object] = {}
+    metrics: dict[str, ev.MetricValue] = {"command_exit_code": ran.exit_code if ran else None}
+    # What the command printed last says why it failed when its JSON cannot.
+    data: dict[str, object] = {"command": ran.record(command or [])} if ran else {}
     tool_versions: dict[str, str] = {}
     if sources is not None:
         benchmarks = [b for source in sources for b in source.benchmarks]
@@ -452,7 +464,7 @@ def _evidence(
         for b in benchmarks:
             metrics |= {f"{b.fullname}.{stat}_ms": value for stat, value in b.times_ms.items()}
             metrics[f"{b.fullname}.rounds"] = b.rounds
-        data = {
+        data |= {
             "benchmarks": [_entry(b) for b in benchmarks],
             "rounds_artifact": ROUNDS_ARTIFACT,
             "sources": [

@@ -18,6 +18,8 @@ from mlgate.verdict import RuleResult
 
 # How many of the slowest tests the evidence keeps by name.
 _SLOWEST_KEPT = 10
+# The command as reasons name it.
+_LABEL = "test command"
 
 
 class TestsConfig(StageConfig):
@@ -62,19 +64,23 @@ class TestsStage(Stage[TestsConfig, TestsPolicy]):
     def run(self, config: TestsConfig, context: RunContext) -> Evidence:
         started = ev.now()
         workdir = Path(config.working_directory)
-        exit_code: int | None = None
+        ran: process.Completed | None = None
 
         def error(reason: str) -> Evidence:
-            return _evidence(context, started, "error", reason=reason, exit_code=exit_code)
+            return _evidence(context, started, "error", reason=reason, ran=ran, command=command)
 
-        if config.command:
-            completed = process.run(config.command, workdir, config.timeout)
-            if completed.problem:
-                return error(completed.problem)
-            exit_code = completed.exit_code
+        def after_command(then: str) -> str:
+            return ran.explain(_LABEL, then) if ran else then
+
+        command = config.command or []
+        if command:
+            ran = process.run(command, workdir, config.timeout)
+            if ran.problem:
+                return error(ran.explain(_LABEL))
+        exit_code = ran.exit_code if ran else None
         paths, missing = reports.expand(workdir, config.junit)
         if missing:
-            return error(f"no JUnit report found at {', '.join(missing)}")
+            return error(after_command(f"no JUnit report found at {', '.join(missing)}"))
         reruns, _ = reports.expand(workdir, config.reruns)  # no rerun report: nothing was re-run
         if config.command:
             stale = reports.older_than(paths + reruns, started)
@@ -89,13 +95,14 @@ class TestsStage(Stage[TestsConfig, TestsPolicy]):
         if exit_code and not (totals["failed"] or totals["errors"]):
             # A runner that crashed (collection error, internal error) may leave a stale or
             # empty report behind; trusting it would turn a crash into a pass.
-            return error(f"test command exited {exit_code} but its reports show no failing test")
+            return error(after_command("its reports show no failing test"))
         status: ev.Status = "failed" if totals["failed"] or totals["errors"] else "passed"
         return _evidence(
             context,
             started,
             status,
-            exit_code=exit_code,
+            ran=ran,
+            command=command,
             report=report,
             workdir=workdir,
             artifacts=[ev.artifact(p, "JUnit XML report") for p in paths]
@@ -255,20 +262,22 @@ def _evidence(
     status: ev.Status,
     *,
     reason: str | None = None,
-    exit_code: int | None = None,
+    ran: process.Completed | None = None,
+    command: list[str] | None = None,
     report: junit.JUnitReport | None = None,
     workdir: Path = Path("."),
     artifacts: list[ev.Artifact] | None = None,
 ) -> Evidence:
-    metrics: dict[str, ev.MetricValue] = {"command_exit_code": exit_code}
-    data: dict[str, object] = {}
+    metrics: dict[str, ev.MetricValue] = {"command_exit_code": ran.exit_code if ran else None}
+    # What the command printed last says why it failed when its reports cannot.
+    data: dict[str, object] = {"command": ran.record(command or [])} if ran else {}
     findings: list[Finding] = []
     if report is not None:
         metrics |= report.totals
         metrics["duration_s"] = round(report.duration_s, 6)
         findings = _findings(report, workdir)
         slowest = sorted(report.cases, key=lambda c: c.duration_s, reverse=True)[:_SLOWEST_KEPT]
-        data = {
+        data |= {
             "sources": list(report.sources),
             "slowest": [{"id": c.id, "duration_s": c.duration_s} for c in slowest],
         }
