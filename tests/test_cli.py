@@ -45,7 +45,7 @@ def test_pipeline_pass_fail_and_reports(tmp_path: Path) -> None:
     assert "pass  tests: 0 failed, 0 allowed" in gate.stderr
     assert json.loads((tmp_path / ".mlgate" / "verdict.json").read_text())["outcome"] == "pass"
     report = mlgate("report", cwd=tmp_path)
-    assert report.returncode == 0 and "mlgate: passed" in report.stdout
+    assert report.returncode == 0 and "mlgate: PASSED" in report.stdout
     assert (tmp_path / ".mlgate" / "report.md").read_text().startswith("✅ **mlgate: passed**")
 
     junit_xml(tmp_path / "junit.xml", passed=4, failed=3)
