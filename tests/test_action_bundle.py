@@ -15,44 +15,51 @@ from pathlib import Path
 
 import pytest
 
-from mlgate import bundle, config, policy
-from mlgate import evidence as ev
+from mlgate import bundle
 from mlgate.registry.mlflow_registry import Registry
-from mlgate.stages.interface import RunContext
-from mlgate.stages.tests import TestsConfig, TestsStage
-from tests.helpers import junit_xml
-from tests.test_promotion import CONFIG, MODEL, new_version
+from tests.test_promotion import CONFIG, MODEL, evaluate, make_model_template, new_version
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "action-bundle.sh"
 
 
+@pytest.fixture(scope="module")
+def model_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_model_template(tmp_path_factory.mktemp("template"))
+
+
 @pytest.fixture
-def base(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_template: Path) -> Path:
+    """The MLflow sqlite registry both jobs reach, with the model template versions are made of
+    (new_version's `project`)."""
+    store = tmp_path / "store"
+    (store / ".mlgate").mkdir(parents=True)
+    shutil.copytree(model_template / "model", store / "model-template")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store / '.mlgate' / 'mlflow.db'}")
+    return store
+
+
+@pytest.fixture
+def base(tmp_path: Path, store: Path) -> Path:
     """The bundle job's checkout of the base branch: its mlgate.yml allows no failed test."""
     checkout = tmp_path / "base"
-    (checkout / ".mlgate").mkdir(parents=True)
+    checkout.mkdir()
     (checkout / "mlgate.yml").write_text(json.dumps(CONFIG))
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{checkout / '.mlgate' / 'mlflow.db'}")
     return checkout
 
 
-def gate_job_report(tmp_path: Path, failed: int, max_failures: int = 0) -> Path:
-    """What the gate job uploads (its .mlgate): tests evidence and the verdict it made with
-    the pull request's own mlgate.yml, which may allow `max_failures`."""
+def gate_job_report(
+    tmp_path: Path, model_template: Path, version: str, failed: int, max_failures: int = 0
+) -> Path:
+    """What the gate job uploads (its .mlgate): evidence of its tests and of its quality stage
+    over `version` (the candidate), and the verdict it made with the pull request's own
+    mlgate.yml, which may allow `max_failures`."""
     head = tmp_path / "head"
     relaxed = {**CONFIG, "policy": {"tests": {"max_failures": max_failures}}}
     (head / ".mlgate").mkdir(parents=True)
     (head / "mlgate.yml").write_text(json.dumps(relaxed))
-    cfg = config.load(head / "mlgate.yml")
-    junit_xml(head / "junit.xml", passed=3, failed=failed)
-    evidence_dir = head / ".mlgate" / "evidence"
-    result = TestsStage().run(
-        TestsConfig(junit=["junit.xml"], working_directory=str(head)),
-        RunContext(evidence_dir, cfg.digest),
-    )
-    ev.write(result, evidence_dir)
-    policy.write(policy.evaluate(cfg, evidence_dir), head / ".mlgate" / "verdict.json")
+    shutil.copy(model_template / "holdout.csv", head / "holdout.csv")
+    evaluate(Registry.connect(), head, version, failed)
     work = tmp_path / "runner-temp" / "mlgate-bundle"
     shutil.copytree(head / ".mlgate", work / "report")
     return work
@@ -76,10 +83,12 @@ def run_bundle_action(base: Path, work: Path, version: str) -> subprocess.Comple
     )
 
 
-def test_passing_evidence_gets_a_registered_bundle(base: Path, tmp_path: Path) -> None:
+def test_passing_evidence_gets_a_registered_bundle(
+    base: Path, store: Path, tmp_path: Path, model_template: Path
+) -> None:
     registry = Registry.connect()
-    version = new_version(registry, base)
-    work = gate_job_report(tmp_path, failed=0)
+    version = new_version(registry, store)
+    work = gate_job_report(tmp_path, model_template, version, failed=0)
     result = run_bundle_action(base, work, version)
     assert result.returncode == 0, result.stderr
     digest = registry.model_version(MODEL, version).tags[bundle.DIGEST_TAG]
@@ -89,12 +98,12 @@ def test_passing_evidence_gets_a_registered_bundle(base: Path, tmp_path: Path) -
 
 
 def test_evidence_that_passed_only_a_relaxed_head_config_gets_no_bundle(
-    base: Path, tmp_path: Path
+    base: Path, store: Path, tmp_path: Path, model_template: Path
 ) -> None:
     registry = Registry.connect()
-    version = new_version(registry, base)
+    version = new_version(registry, store)
     # The pull request allowed 5 failures in its own mlgate.yml: its verdict says pass.
-    work = gate_job_report(tmp_path, failed=2, max_failures=5)
+    work = gate_job_report(tmp_path, model_template, version, failed=2, max_failures=5)
     assert json.loads((work / "report" / "verdict.json").read_text())["outcome"] == "pass"
     result = run_bundle_action(base, work, version)
     assert result.returncode == 1, result.stderr
