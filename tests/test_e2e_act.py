@@ -439,12 +439,15 @@ def test_bundle_job_registers_without_running_the_projects_code(
     store: tuple[Registry, Path],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The gate job runs the project's code without the registry credential; the bundle job,
-    the only one given it (as a secret), judges the uploaded evidence again and registers the
-    bundle without running any of that code."""
+    """The gate job runs the project's code with a registry credential that only reads (its
+    quality stage evaluates the candidate); the bundle job, the only one given the credential
+    that writes (as a secret), judges the uploaded evidence again and registers the bundle
+    without running any of that code."""
     registry, project = store
     version = new_version(registry, project)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI")  # the credential reaches act only as a secret
+    registry.set_alias(MODEL, "candidate", version)  # what the gate job's quality stage evaluates
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")  # the credentials reach act only as secrets
+    read_only = f"sqlite:///file:{project / '.mlgate' / 'mlflow.db'}?mode=ro&uri=true"
     artifacts = tmp_path / "act" / "artifacts"
     result = run_act(
         scratch,
@@ -452,14 +455,15 @@ def test_bundle_job_registers_without_running_the_projects_code(
         "workflow_dispatch",
         tmp_path / "act",
         *("-s", f"MLFLOW_TRACKING_URI={registry.uri}"),
+        *("-s", f"MLFLOW_READ_ONLY_TRACKING_URI={read_only}"),
         *("--env", "MLFLOW_DISABLE_TELEMETRY=true", "--env", "DO_NOT_TRACK=true"),
         inputs={"job": "gate-then-bundle", "version": version},
     )
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-4000:]
-    # The project's code ran once, in the gate job, and the credential was not there.
+    # The project's code ran once, in the gate job, and could not write to the registry.
     ran = (artifacts / "pr-code-ran.log").read_text().splitlines()
-    assert ran == ["job=split-gate registry-credential=absent"], ran
+    assert ran == ["job=split-gate registry=read-only"], ran
     match = re.search(
         r"E2E-SPLIT result=success verdict=pass bundle-digest=(sha256:[0-9a-f]{64})\n", log
     )
@@ -471,6 +475,7 @@ def test_bundle_job_registers_without_running_the_projects_code(
     assert verified.outcome == "pass" and str(verified.model["version"]) == version
     gate_job, bundle_job = (job_lines(log, job) for job in ("split-gate", "split-bundle"))
     assert "mlgate: tests: 1 tests" in gate_job and "mlgate: tests:" not in bundle_job
+    assert "mlgate: quality:" in gate_job and "mlgate: quality:" not in bundle_job
     assert "mlgate: verdict: pass" in bundle_job, bundle_job  # judged again, not taken
 
 
