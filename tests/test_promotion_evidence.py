@@ -170,25 +170,24 @@ def test_a_bundle_made_under_a_laxer_config_is_refused(registry: Registry, proje
 
 
 def scan_evidence(registry: Registry, project: Path, version: str, *, registered: bool) -> None:
-    """The real scan stage over the version's files (downloaded here). The scan stage of branch
-    i10-scan records registry targets in data["model_targets"] itself; until then the identity
-    it specifies is added here, computed by the registry."""
+    """The real scan stage over the version's files: as the registered version itself
+    (`models:/NAME/V`, which the stage records in data["model_targets"]), or as a local copy of
+    its files, which stands for no registered version."""
     cfg = config.load(project / "mlgate.yml")
-    files = project / f"scanned-{version}"
-    registry.download_artifacts(registry.model_version(MODEL, version).run_id or "", "model", files)
+    if registered:
+        target = f"models:/{MODEL}/{version}"
+    else:
+        files = project / f"scanned-{version}"
+        registry.download_artifacts(
+            registry.model_version(MODEL, version).run_id or "", "model", files
+        )
+        target = str(files)
     evidence_dir = project / ".mlgate" / "evidence"
     scanned = ScanStage().run(
-        ScanConfig(models=[str(files)], scanners=["picklescan"]),
-        RunContext(evidence_dir, cfg.digest),
+        ScanConfig(models=[target], tracking_uri=registry.uri), RunContext(evidence_dir, cfg.digest)
     )
     assert scanned.status == "passed", scanned.reason
-    if registered:
-        from mlgate import model_identity
-
-        identity = model_identity.identify(registry, f"models:/{MODEL}/{version}")
-        assert identity is not None
-        data = scanned.data | {"model_targets": [identity.as_dict()]}
-        scanned = scanned.model_copy(update={"data": data})
+    assert bool(scanned.data.get("model_targets")) is registered
     ev.write(scanned, evidence_dir)
     policy.write(policy.evaluate(cfg, evidence_dir), project / ".mlgate" / "verdict.json")
     bundle.register(registry, *make_bundle(registry, project, version))

@@ -293,25 +293,26 @@ def _check_judged(
 
 def _artifacts(path: Path, evidence: ev.Evidence) -> list[tuple[Path, str]]:
     """The files an evidence document lists that go into the bundle, as (source, path inside the
-    evidence directory): those it wrote into its directory. The others are inputs it read (a
-    JUnit report), pinned by their digest. Each must exist with the digest the stage recorded."""
+    evidence directory): those the stage wrote into its directory, each of which must exist with
+    the digest the stage recorded. Inputs it read (a JUnit report) stay pinned by their digest in
+    the evidence document: on another runner (the bundle job) they need not exist, and where
+    they do, they must not have changed."""
     bundled = []
     for artifact in evidence.artifacts:
-        inside = (
-            None
-            if Path(artifact.path).is_absolute()
-            else _artifact_path(path.parent, artifact.path)
-        )
-        source = inside if inside is not None and inside.is_file() else Path(artifact.path)
-        if not source.is_file():
+        if artifact.input:
+            read = Path(artifact.path)
+            if read.is_file() and ev.sha256_file(read) != artifact.sha256:
+                raise BundleError(f"{read}: sha256 differs from {path}'s record of it")
+            continue
+        inside = _artifact_path(path.parent, artifact.path)
+        if inside is None or not inside.is_file():
             raise BundleError(
                 f"{path}: lists {artifact.path}, which is missing: run the stage and 'mlgate gate' "
                 "again"
             )
-        if ev.sha256_file(source) != artifact.sha256:
-            raise BundleError(f"{source}: sha256 differs from {path}'s record of {artifact.path}")
-        if source is inside:
-            bundled.append((source, artifact.path))
+        if ev.sha256_file(inside) != artifact.sha256:
+            raise BundleError(f"{inside}: sha256 differs from {path}'s record of {artifact.path}")
+        bundled.append((inside, artifact.path))
     return bundled
 
 

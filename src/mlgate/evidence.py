@@ -65,6 +65,12 @@ class Artifact(BaseModel):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     size: int = Field(ge=0)
     description: str | None = None
+    input: bool = Field(
+        default=False,
+        description="A file the stage read (a JUnit report), named as configured and pinned by its "
+        "digest; not part of an evidence bundle. Otherwise a file the stage wrote, named inside "
+        "the evidence directory.",
+    )
 
 
 class Provenance(BaseModel):
@@ -121,12 +127,14 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def artifact(path: Path, description: str | None = None) -> Artifact:
+def artifact(path: Path, description: str | None = None, *, read: bool = False) -> Artifact:
+    """The artifact record of `path`: a file the stage wrote, or with `read` one it read."""
     return Artifact(
         path=str(path),
         sha256=sha256_file(path),
         size=path.stat().st_size,
         description=description,
+        input=read,
     )
 
 

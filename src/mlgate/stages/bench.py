@@ -176,7 +176,7 @@ class BenchStage(Stage[BenchConfig, BenchPolicy]):
             ran=ran,
             command=command,
             sources=sources,
-            artifacts=[ev.artifact(p, "pytest-benchmark JSON") for p in paths]
+            artifacts=[ev.artifact(p, "pytest-benchmark JSON", read=True) for p in paths]
             # Named as written into the evidence directory, like every stage's outputs: a
             # bundle copies its evidence's outputs from there.
             + [

@@ -105,8 +105,8 @@ class TestsStage(Stage[TestsConfig, TestsPolicy]):
             command=command,
             report=report,
             workdir=workdir,
-            artifacts=[ev.artifact(p, "JUnit XML report") for p in paths]
-            + [ev.artifact(p, "JUnit XML report of a re-run") for p in reruns],
+            artifacts=[ev.artifact(p, "JUnit XML report", read=True) for p in paths]
+            + [ev.artifact(p, "JUnit XML report of a re-run", read=True) for p in reruns],
         )
 
     def evaluate(self, policy: TestsPolicy, evidence: Evidence) -> list[RuleResult]:
