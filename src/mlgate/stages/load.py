@@ -35,6 +35,7 @@ from mlgate.evidence import Evidence, Finding
 from mlgate.fields import HttpUrl, UrlPath
 from mlgate.report import charts
 from mlgate.serving import ServeSpec
+from mlgate.serving import output as server_output
 from mlgate.stages.baseline import Baseline, baseline_path
 from mlgate.stages.interface import RunContext, Stage, StageConfig, StagePolicy
 from mlgate.verdict import Outcome, RuleResult
@@ -273,13 +274,16 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
 
     def run(self, config: LoadConfig, context: RunContext) -> Evidence:
         started = ev.now()
+        server_output.forget_logs(context.evidence_dir, self.name)
         try:
             found, note = _registry_champion(config)
         except MlgateError as exc:
             return _evidence(context, started, config, reason=f"champion: {exc}")
         if found is not None:
             config = config.model_copy(update={"champion": found})
-        evidence = self._run(config, context)
+        evidence = server_output.with_logs(
+            self._run(config, context), context.evidence_dir, self.name
+        )
         if note:
             evidence = evidence.model_copy(update={"data": evidence.data | {"champion_note": note}})
         return evidence
@@ -296,12 +300,16 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
         with contextlib.ExitStack() as stack:
             try:
                 server = (
-                    stack.enter_context(serving.serve(_within(config.serve, deadline)))
+                    stack.enter_context(
+                        serving.serve(_within(config.serve, deadline), _log(context, "candidate"))
+                    )
                     if config.serve
                     else None
                 )
                 champion = (
-                    stack.enter_context(serving.serve(_within(config.champion, deadline)))
+                    stack.enter_context(
+                        serving.serve(_within(config.champion, deadline), _log(context, "champion"))
+                    )
                     if config.champion
                     else None
                 )
@@ -362,7 +370,9 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
                 for name in order:
                     try:
                         spec = _within(specs[name], attempt.deadline)
-                        servers[name] = stack.enter_context(serving.serve(spec))
+                        servers[name] = stack.enter_context(
+                            serving.serve(spec, _log(attempt.context, name))
+                        )
                     except serving.ServingError as exc:
                         return attempt.error(f"serving ({name}), round {index + 1}: {exc}")
                 before = {name: server.resources() for name, server in servers.items()}
@@ -711,6 +721,10 @@ class _Attempt:
         return _judge_run(
             self.config, self.context, self.started, records, result, self.samples, rounds
         )
+
+
+def _log(context: RunContext, role: str) -> Path:
+    return server_output.log_file(context.evidence_dir, LoadStage.name, role)
 
 
 def _within(spec: ServeSpec, deadline: float) -> ServeSpec:
