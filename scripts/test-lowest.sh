@@ -19,12 +19,12 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
     --no-warn-script-location -c "$constraints" \
     --only-binary numpy,scipy,pandas,pyarrow,scikit-learn,PyYAML \
-    -e "$root[example,stats,load,bench,serve,container,scan,drift,quality]" pytest hypothesis
+    -e "${root}[example,stats,load,bench,serve,container,scan,drift,quality]" pytest hypothesis
   echo "$digest" > "$stamp"
 fi
 "$venv/bin/python" -m pip check --disable-pip-version-check >/dev/null \
   || { "$venv/bin/python" -m pip check --disable-pip-version-check >&2; exit 1; }
-"$venv/bin/python" -c 'import sys, mlflow, pydantic, numpy, pandas
+"$venv/bin/python" -W ignore -c 'import sys, mlflow, pydantic, numpy, pandas
 print("lowest versions: Python", sys.version.split()[0], "mlflow", mlflow.__version__,
       "pydantic", pydantic.VERSION, "numpy", numpy.__version__, "pandas", pandas.__version__)'
 cd "$root"
