@@ -18,4 +18,5 @@ if engine=$("$root/scripts/docker-engine.sh" | tail -n 1); then
 else
   echo "no Docker engine could be started; the container tests will skip with the reason"
 fi
+echo "== lowest supported versions (constraints/lowest.txt)"; "$root/scripts/test-lowest.sh"
 echo "== pytest"; exec "$bin/python" -m pytest "$@"

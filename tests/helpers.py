@@ -166,3 +166,26 @@ def _mlgate_entry(argv: tuple[str, ...]) -> None:
 def mlgate_in_process(*args: str) -> Result:
     """Run mlgate as a user would, in-process (this worktree's code, not an installed one)."""
     return CliRunner().invoke(_mlgate_entry, list(args))
+
+
+def log_sklearn_model(model: object, registered_model_name: str, **options: object) -> str:
+    """mlflow.sklearn.log_model(model, ...) under the model name "model", registered as a new
+    version of `registered_model_name`; that version. On every MLflow mlgate supports
+    (constraints/lowest.txt): MLflow 3 calls the name `name`, 2.x `artifact_path`; options an
+    older MLflow does not take (skops_trusted_types: 2.x pickles) are left out, and the
+    version is looked up where ModelInfo does not carry it (older 2.x)."""
+    import inspect
+
+    import mlflow.sklearn
+
+    taken = inspect.signature(mlflow.sklearn.log_model).parameters
+    key = "name" if "name" in taken else "artifact_path"
+    kept = {k: v for k, v in options.items() if k in taken}
+    info = mlflow.sklearn.log_model(
+        model, **{key: "model"}, registered_model_name=registered_model_name, **kept
+    )
+    version = getattr(info, "registered_model_version", None)
+    if version is None:
+        found = mlflow.MlflowClient().search_model_versions(f"name='{registered_model_name}'")
+        version = next(v.version for v in found if v.run_id == info.run_id)
+    return str(version)

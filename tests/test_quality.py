@@ -25,6 +25,7 @@ from mlgate.stages.quality import (
     as_json,
 )
 from mlgate.verdict import RuleResult
+from tests.helpers import log_sklearn_model
 
 STAGE = QualityStage()
 FEATURES = ["x0", "x1", "x2", "x3"]
@@ -65,6 +66,22 @@ class ThresholdModel(PythonModel):
 
 mlflow.models.set_model(ThresholdModel())
 """
+
+
+def threshold_model(code: Path) -> Any:
+    """The model of THRESHOLD_MODEL: its code file, where MLflow saves models from code (2.12
+    and newer), else the same model as an object, pickled (constraints/lowest.txt's MLflow)."""
+    import mlflow
+
+    if hasattr(mlflow.models, "set_model"):
+        return str(code)
+    from mlflow.pyfunc import PythonModel
+
+    class ThresholdModel(PythonModel):  # type: ignore[misc]
+        def predict(self, context: Any, model_input: Any, params: Any = None) -> Any:
+            return (model_input["x0"] + model_input["x1"] > 0).astype(int)
+
+    return ThresholdModel()
 
 
 @dataclass(frozen=True)
@@ -111,16 +128,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         experiment = client.create_experiment("quality", (root / "artifacts").as_uri())
         for model, alias in ((champion, "production"), (candidate, "candidate")):
             with mlflow.start_run(experiment_id=experiment):
-                info = mlflow.sklearn.log_model(
+                version = log_sklearn_model(
                     model,
-                    name="model",
                     registered_model_name=name,
                     signature=signature,
                     pip_requirements=["scikit-learn"],
                     # MLflow saves with skops, which loads tree nodes only when told to.
                     skops_trusted_types=["sklearn.tree._tree.Tree"],
                 )
-            client.set_registered_model_alias(name, alias, str(info.registered_model_version))
+            client.set_registered_model_alias(name, alias, version)
         for model, directory in ((champion, "champion-model"), (worse, "worse-model")):
             mlflow.sklearn.save_model(
                 model, root / directory, signature=signature, pip_requirements=["scikit-learn"]
@@ -128,7 +144,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         (root / "threshold_model.py").write_text(THRESHOLD_MODEL)
         mlflow.pyfunc.save_model(
             root / "plain-model",
-            python_model=str(root / "threshold_model.py"),
+            python_model=threshold_model(root / "threshold_model.py"),
             pip_requirements=["mlflow"],
         )
     test.to_csv(root / "test.csv", index=False)

@@ -37,6 +37,7 @@ from mlgate.registry import (
     files_digest,
 )
 from mlgate.registry.ledger import LAST_TAG, MAX_RECORD_CHARS
+from tests.helpers import log_sklearn_model
 
 ENV = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
@@ -168,10 +169,10 @@ def model(registry: Registry, experiment: str) -> str:
         mp.setenv("MLFLOW_TRACKING_URI", registry.uri)
         assert mlflow.get_tracking_uri() == registry.uri
         with mlflow.start_run(experiment_id=experiment):
-            info = mlflow.sklearn.log_model(
-                fitted, name="model", registered_model_name=name, pip_requirements=["scikit-learn"]
+            version = log_sklearn_model(
+                fitted, registered_model_name=name, pip_requirements=["scikit-learn"]
             )
-    assert str(info.registered_model_version) == "1"
+    assert version == "1"
     return name
 
 

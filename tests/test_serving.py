@@ -150,7 +150,10 @@ EXITS = [
             {"command": ["no-such-server-xyz", "{port}"]},
             "command not found: no-such-server-xyz",
         ),
-        ({"command": EXITS}, "server exited 3: model file is corrupt, before GET http"),
+        (
+            {"command": EXITS},
+            "server exited 3: loading... | model file is corrupt, before GET http",
+        ),
         (
             {
                 "command": [sys.executable, "-c", "import time; time.sleep(60)", "{port}"],
@@ -418,3 +421,136 @@ def test_the_registered_champion_is_loaded_beside_the_candidate(
     )
     assert paired.data["server_starts"] == 3
     assert {m["metric"] for m in paired.data["comparison"]["metrics"]} == {"p50", "p95", "mean"}
+
+
+# -- when a server does not start, say why ------------------------------------------------------
+
+# Prints the real error mid-way (stdout and stderr), then a generic last line, and exits 3.
+FAILING_SERVER = """
+import sys
+print("loading weights from https://bob:hunter2@models.example/w.bin", flush=True)
+print("ValueError: the weights file is corrupt", file=sys.stderr, flush=True)
+for i in range(30):
+    print(f"cleanup step {i}", flush=True)
+print("fatal: the server could not start", file=sys.stderr, flush=True)
+sys.exit(3)
+"""
+
+
+def test_a_command_server_that_prints_an_error_and_exits_says_why(
+    marker: str, tmp_path: Path
+) -> None:
+    log = tmp_path / "evidence" / "server.log"
+    command = [sys.executable, "-c", FAILING_SERVER, "{port}"]
+    with (
+        pytest.raises(ServingError) as caught,
+        serve(spec(marker, command=command, working_directory=str(tmp_path)), log=log),
+    ):
+        pytest.fail("the server should not have become healthy")
+    reason = str(caught.value)
+    # The tail: the last 20 lines, on one line, the credentials taken out.
+    assert reason.startswith("server exited 3: cleanup step 11 | cleanup step 12 | "), reason
+    assert reason.endswith(
+        "cleanup step 29 | fatal: the server could not start, before GET "
+        f"{reason.rsplit('GET ', 1)[1]}"
+    )
+    assert "\n" not in reason and len(reason) < 2300
+    # The whole output, in order, as a file (the load stage lists it among its artifacts).
+    kept = log.read_text()
+    assert kept.splitlines()[0].startswith("== output of the command server, stopped ")
+    assert kept.splitlines()[1:3] == [
+        "loading weights from https://***@models.example/w.bin",
+        "ValueError: the weights file is corrupt",
+    ]
+    assert kept.splitlines()[-1] == "fatal: the server could not start"
+    assert "hunter2" not in kept
+    assert alive(marker) == []
+
+
+def test_a_server_that_never_gets_healthy_shows_what_it_printed(marker: str) -> None:
+    code = "import sys, time; print('waiting for the GPU', flush=True); time.sleep(60)"
+    with (
+        pytest.raises(ServingError, match=r"within 1 s: .*; its output ends: waiting for the GPU$"),
+        serve(spec(marker, command=[sys.executable, "-c", code, "{port}"], startup_timeout=1)),
+    ):
+        pass
+    assert alive(marker) == []
+
+
+def test_mlflow_serving_a_model_that_cannot_load_names_the_real_error(
+    marker: str, tmp_path: Path
+) -> None:
+    """`mlflow models serve` starts a scoring server that fails to unpickle the model and ends
+    with "... returned non zero return code": the reason must show the error above that."""
+    model = tmp_path / "broken-model"
+    model.mkdir()
+    (model / "MLmodel").write_text(
+        "flavors:\n"
+        "  python_function:\n"
+        "    loader_module: mlflow.sklearn\n"
+        "    model_path: model.pkl\n"
+        "  sklearn:\n"
+        "    pickled_model: model.pkl\n"
+        "    serialization_format: cloudpickle\n"
+    )
+    (model / "model.pkl").write_bytes(b"not a pickle\n")
+    with (
+        pytest.raises(ServingError) as caught,
+        serve(spec(marker, source="mlflow", model_uri=str(model), env=MLFLOW_ENV)),
+    ):
+        pass
+    assert "invalid load key" in str(caught.value), str(caught.value)
+    assert alive(marker) == []
+
+
+def test_the_load_stage_keeps_the_output_of_an_mlflow_server_that_failed(tmp_path: Path) -> None:
+    """A model the scan passes (a plain dict pickled) whose flavour's loader does not exist:
+    MLflow's own error is the stage's reason, and the server's whole output is an artifact of
+    the evidence, in the evidence directory."""
+    import pickle
+
+    from mlgate import artifact_paths
+    from mlgate.stages.interface import RunContext
+    from mlgate.stages.load import LoadConfig, LoadStage
+
+    model = tmp_path / "unloadable-model"
+    model.mkdir()
+    (model / "MLmodel").write_text(
+        "flavors:\n"
+        "  python_function:\n"
+        "    loader_module: mlgate_no_such_loader\n"
+        "    data: model.pkl\n"
+    )
+    (model / "model.pkl").write_bytes(pickle.dumps({"weights": [1.0, 2.0]}))
+    store = f"sqlite:///{tmp_path}/empty.db"
+    config = LoadConfig(
+        serve=ServeSpec(
+            source="mlflow",
+            model_uri=str(model),
+            env=MLFLOW_ENV | {"MLFLOW_TRACKING_URI": store},
+            working_directory=str(tmp_path),
+        ),
+        champion_alias=None,
+        payload=str(EXAMPLE / "payloads.jsonl"),
+        duration=3,
+        timeout=120,
+    )
+    evidence_dir = tmp_path / "evidence"
+    evidence = LoadStage().run(config, RunContext(evidence_dir, None))
+    assert evidence.status == "error"
+    assert evidence.reason is not None
+    assert evidence.reason.startswith("serving: server exited 1: "), evidence.reason
+    assert "No module named 'mlgate_no_such_loader'" in evidence.reason
+    [log] = [a for a in evidence.artifacts if a.path == "load-server-candidate.log"]
+    data = artifact_paths.read(evidence_dir, evidence, log.path, max_bytes=2 << 20)
+    assert b"Traceback (most recent call last)" in data
+    assert b"No module named 'mlgate_no_such_loader'" in data
+    # A later run that starts no server (its registered model does not exist) leaves no stale
+    # log.
+    spec_without = config.serve.model_copy(update={"model_uri": "models:/nope/1"})
+    without = LoadStage().run(
+        config.model_copy(update={"serve": spec_without}), RunContext(evidence_dir, None)
+    )
+    assert without.reason is not None and without.reason.startswith("candidate: "), without.reason
+    assert not (evidence_dir / "load-server-candidate.log").exists()
+    assert without.artifacts == []

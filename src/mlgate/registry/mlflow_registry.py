@@ -92,6 +92,51 @@ class _LockState:
     nonce: str
 
 
+def download_artifacts(uri: str, **where: str) -> str:
+    """mlflow.artifacts.download_artifacts(**where) from the store at `uri` (tracking and
+    registry alike), the same on every MLflow mlgate supports (constraints/lowest.txt).
+
+    MLflow 3 takes the store as `tracking_uri` and `registry_uri` for any location. MLflow 2
+    has no `registry_uri` keyword and resolves an `artifact_uri` with the process-wide tracking
+    URI whatever `tracking_uri` says: there a runs:/ location is downloaded by run id (which
+    honours it) and everything under `_artifact_store`."""
+    import mlflow.artifacts
+
+    function = mlflow.artifacts.download_artifacts
+    if _takes_registry_uri():
+        return str(function(tracking_uri=uri, registry_uri=uri, **where))
+    location = where.get("artifact_uri", "")
+    if location.startswith("runs:/"):
+        run_id, _, path = location.removeprefix("runs:/").partition("/")
+        where = {k: v for k, v in where.items() if k != "artifact_uri"}
+        where |= {"run_id": run_id, "artifact_path": path}
+    with _artifact_store(uri):
+        return str(function(tracking_uri=uri, **where))
+
+
+def _takes_registry_uri() -> bool:
+    """Whether this MLflow passes a store's URIs down to its artifact repositories (3.x)."""
+    import inspect
+
+    import mlflow.artifacts
+
+    return "registry_uri" in inspect.signature(mlflow.artifacts.download_artifacts).parameters
+
+
+@contextlib.contextmanager
+def _artifact_store(uri: str) -> Iterator[None]:
+    """Within the block, artifact repositories find the store at `uri`: MLflow 2 resolves a
+    server's proxied artifacts (mlflow-artifacts:/) with the process-wide tracking URI, even
+    for a client made for another store; MLflow 3 needs nothing."""
+    if _takes_registry_uri():
+        yield
+        return
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    with _use_tracking_uri(uri):
+        yield
+
+
 def files_digest(files: list[FileDigest]) -> str:
     """The digest of a set of files: "sha256:" + the SHA-256 of the JSON text of
     [[path, sha256], ...] sorted by path, without spaces (separators "," and ":"), ASCII.
@@ -226,8 +271,6 @@ class Registry:
     def download_model(self, name: str, version: str, destination: Path) -> list[FileDigest]:
         """Download every file of the version into `destination` (what the load and quality
         stages load), hashed; paths relative to `destination`."""
-        import mlflow.artifacts
-
         what = f"files of model {name} version {version}"
         # The version's storage location, resolved with this registry's client: MLflow's
         # models:/ resolver reads the process-wide registry URI instead of ours.
@@ -241,11 +284,10 @@ class Registry:
         destination.mkdir(parents=True, exist_ok=True)
         local = self._call(
             what,
-            mlflow.artifacts.download_artifacts,
+            download_artifacts,
+            self.uri,
             artifact_uri=location,
             dst_path=str(destination),
-            tracking_uri=self.uri,
-            registry_uri=self.uri,
         )
         root = Path(local)
         paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
@@ -258,26 +300,24 @@ class Registry:
         return files_digest(self.model_files(name, version))
 
     def log_artifacts(self, run_id: str, local_dir: Path, artifact_path: str) -> None:
-        self._call(
-            f"artifacts {artifact_path} of run {run_id}",
-            self._client.log_artifacts,
-            run_id,
-            str(local_dir),
-            artifact_path,
-        )
+        with _artifact_store(self.uri):
+            self._call(
+                f"artifacts {artifact_path} of run {run_id}",
+                self._client.log_artifacts,
+                run_id,
+                str(local_dir),
+                artifact_path,
+            )
 
     def download_artifacts(self, run_id: str, artifact_path: str, destination: Path) -> Path:
-        import mlflow.artifacts
-
         destination.mkdir(parents=True, exist_ok=True)
         local = self._call(
             f"artifacts {artifact_path} of run {run_id}",
-            mlflow.artifacts.download_artifacts,
+            download_artifacts,
+            self.uri,
             run_id=run_id,
             artifact_path=artifact_path,
             dst_path=str(destination),
-            tracking_uri=self.uri,
-            registry_uri=self.uri,
         )
         return Path(local)
 

@@ -19,6 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from types import FrameType
 
 from mlgate.serving.command import CommandSource
@@ -31,6 +32,7 @@ from mlgate.serving.interface import (
     ServingSource,
 )
 from mlgate.serving.mlflow_model import MlflowSource
+from mlgate.serving.output import save
 from mlgate.serving.url import UrlSource
 
 __all__ = [
@@ -60,10 +62,11 @@ _HEALTH_REQUEST_TIMEOUT_S = 2.0
 
 
 @contextlib.contextmanager
-def serve(spec: ServeSpec) -> Iterator[Server]:
+def serve(spec: ServeSpec, log: Path | None = None) -> Iterator[Server]:
     """Start the server of `spec`, wait until GET `health_path` answers 200 and yield it,
     with its `cold_start_s` set. Whatever happens — the server exits or never gets healthy
-    (ServingError), the body raises, Ctrl-C or SIGTERM — everything started is stopped."""
+    (ServingError, with the tail of its output), the body raises, Ctrl-C or SIGTERM —
+    everything started is stopped, and what it printed is appended to `log` if given."""
     deadline = time.monotonic() + spec.startup_timeout
     with _sigterm_unwinds():
         server = SOURCES[spec.source].start(spec, deadline)
@@ -71,7 +74,12 @@ def serve(spec: ServeSpec) -> Iterator[Server]:
             _wait_healthy(server, spec, deadline)
             yield server
         finally:
-            server.stop()
+            try:
+                server.stop()
+            finally:
+                printed = server.output()
+                if log is not None and printed is not None:
+                    save(printed, log, f"output of the {spec.source} server")
 
 
 def server_metrics(server: Server, since: Resources | None = None) -> dict[str, float | None]:
@@ -124,7 +132,12 @@ def _wait_healthy(server: Server, spec: ServeSpec, deadline: float) -> None:
         time.sleep(_HEALTH_POLL_S)
     if server.started_at is None and not answered:
         raise ServingError(f"server unreachable for {spec.startup_timeout:g} s: GET {url} {last}")
-    raise ServingError(f"server not healthy within {spec.startup_timeout:g} s: GET {url} {last}")
+    # What it printed explains a server that never answered; one that answered said enough.
+    tail = None if answered else server.output_tail()
+    printed = f"; its output ends: {tail}" if tail else ""
+    raise ServingError(
+        f"server not healthy within {spec.startup_timeout:g} s: GET {url} {last}{printed}"
+    )
 
 
 def _healthy(server: Server, url: str) -> None:

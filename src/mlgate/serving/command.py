@@ -1,8 +1,8 @@
 """Source `command`: a command that starts a server listening on 127.0.0.1 at the port it is
 given. Also the local-process handling other sources reuse (`local_port`, `start_process`):
-the server runs as the leader of its own process group, its stderr goes to a temporary file
-(the last line explains an early exit) and a thread samples the group's memory and CPU time
-from /proc until it is stopped."""
+the server runs as the leader of its own process group, its output goes to a temporary file
+(`output.ServerOutput`: its tail explains an early exit) and a thread samples the group's
+memory and CPU time from /proc until it is stopped."""
 
 from __future__ import annotations
 
@@ -11,12 +11,10 @@ import os
 import signal
 import socket
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import IO
 
 from mlgate import process
 from mlgate.serving.interface import (
@@ -27,12 +25,11 @@ from mlgate.serving.interface import (
     ServingSource,
     with_port,
 )
+from mlgate.serving.output import ServerOutput
 
 HOST = "127.0.0.1"
 # Often enough to catch a memory peak of a load run, rarely enough to cost next to nothing.
 _SAMPLE_INTERVAL_S = 0.25
-_STDERR_TAIL_BYTES = 16 * 1024
-_LINE_MAX_CHARS = 300
 # A SIGKILLed process is gone within milliseconds; this only bounds a pathological wait.
 _GONE_TIMEOUT_S = 2.0
 
@@ -72,25 +69,27 @@ def start_process(argv: list[str], port: int, cwd: Path, env: Mapping[str, str])
         # Popen would blame the command (FileNotFoundError) for a missing directory.
         raise ServingError(f"working directory {cwd} is not a directory")
     # Outlives this function: the server writes to it until ProcessServer.stop closes it.
-    log = tempfile.TemporaryFile(prefix="mlgate-serve-stderr-")  # noqa: SIM115
+    output = ServerOutput()
     started = time.monotonic()
     try:
-        child = process.start_group(argv, cwd, env=env, stdout=subprocess.DEVNULL, stderr=log)
+        child = process.start_group(
+            argv, cwd, env=env, stdout=output.file, stderr=subprocess.STDOUT
+        )
     except process.CannotStart as exc:
-        log.close()
+        output.close()
         raise ServingError(str(exc)) from None
-    return ProcessServer(child, f"http://{HOST}:{port}", started, log)
+    return ProcessServer(child, f"http://{HOST}:{port}", started, output)
 
 
 class ProcessServer(Server):
     """A server process mlgate started, with everything in its process group."""
 
     def __init__(
-        self, child: subprocess.Popen[bytes], url: str, started_at: float, log: IO[bytes]
+        self, child: subprocess.Popen[bytes], url: str, started_at: float, output: ServerOutput
     ) -> None:
         super().__init__(url, started_at)
         self._child = child
-        self._log = log
+        self._output = output
         self._usage = _GroupUsage(child.pid)
         self._stopping = threading.Event()
         self._sampler = threading.Thread(
@@ -112,8 +111,14 @@ class ProcessServer(Server):
         if code is None:
             return None
         how = f"was killed by {_signal_name(-code)}" if code < 0 else f"exited {code}"
-        last = _last_line(self._log)
-        return f"server {how}" + (f": {last}" if last else " (nothing on stderr)")
+        tail = self._output.tail()
+        return f"server {how}" + (f": {tail}" if tail else " (no output)")
+
+    def output_tail(self) -> str | None:
+        return self._output.tail()
+
+    def output(self) -> bytes | None:
+        return self._output.whole()
 
     def stop(self) -> None:
         if self._stopping.is_set():
@@ -125,7 +130,7 @@ class ProcessServer(Server):
             self._usage.sample()
         finally:
             process.stop_group(self._child)
-            self._log.close()
+            self._output.close()
         _wait_group_gone(self._child.pid)
 
     def resources(self) -> Resources | None:
@@ -149,21 +154,6 @@ def _wait_group_gone(group: int) -> None:
         fields[0] not in "ZX" for _, fields in _processes_of_group(group)
     ):
         time.sleep(0.01)
-
-
-def _last_line(log: IO[bytes]) -> str | None:
-    """The last non-empty line of the server's stderr so far, shortened."""
-    if log.closed:
-        return None
-    fd = log.fileno()
-    size = os.fstat(fd).st_size
-    # pread leaves the file offset alone: the server's processes share it and may still write.
-    tail = os.pread(fd, _STDERR_TAIL_BYTES, max(0, size - _STDERR_TAIL_BYTES))
-    lines = [line.strip() for line in tail.decode(errors="replace").splitlines() if line.strip()]
-    if not lines:
-        return None
-    last = lines[-1]
-    return last if len(last) <= _LINE_MAX_CHARS else last[: _LINE_MAX_CHARS - 1] + "…"
 
 
 class _GroupUsage:

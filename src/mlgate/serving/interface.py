@@ -50,7 +50,8 @@ class ServeSpec(BaseModel):
     """How to get a model server: a running URL, a command that starts one, an MLflow model or
     a container."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    # protected_namespaces: model_uri is no pydantic API (pydantic before 2.10 warns about it).
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, protected_namespaces=())
 
     source: Literal["url", "command", "mlflow", "container"] = Field(
         description="url: a server already running; command: a command that starts one; "
@@ -169,6 +170,16 @@ class Server:
 
     def failure(self) -> str | None:
         """Why the server can no longer become healthy (its process exited), else None."""
+        return None
+
+    def output_tail(self) -> str | None:
+        """The last lines the server printed, as one line (see `output.ServerOutput.tail`);
+        None when there is nothing, or mlgate did not start it."""
+        return None
+
+    def output(self) -> bytes | None:
+        """Everything the server printed (capped, credentials redacted; still there after
+        `stop`), None when mlgate did not start it."""
         return None
 
     def stop(self) -> None:

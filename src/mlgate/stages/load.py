@@ -34,6 +34,7 @@ from mlgate.evidence import Evidence, Finding
 from mlgate.fields import HttpUrl, UrlPath
 from mlgate.report.comparison import Comparison
 from mlgate.serving import ServeSpec
+from mlgate.serving import output as server_output
 from mlgate.stages import load_report, model_guard
 from mlgate.stages.baseline import Baseline, baseline_path
 from mlgate.stages.interface import RunContext, Stage, StageConfig, StagePolicy
@@ -273,6 +274,7 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
 
     def run(self, config: LoadConfig, context: RunContext) -> Evidence:
         started = ev.now()
+        server_output.forget_logs(context.evidence_dir, self.name)
         try:
             found, note = _registry_champion(config)
         except MlgateError as exc:
@@ -287,7 +289,9 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
         config = config.model_copy(update={"serve": serve})
         if refused := model_guard.served_refusal(context, self.name, config.serve, config.champion):
             return _evidence(context, started, config, reason=refused)
-        evidence = self._run(config, context)
+        evidence = server_output.with_logs(
+            self._run(config, context), context.evidence_dir, self.name
+        )
         if candidate is not None:  # which version was served: a bundle must be about it
             data = evidence.data | {"candidate_model": candidate.as_dict()}
             evidence = evidence.model_copy(update={"data": data})
@@ -307,12 +311,16 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
         with contextlib.ExitStack() as stack:
             try:
                 server = (
-                    stack.enter_context(serving.serve(_within(config.serve, deadline)))
+                    stack.enter_context(
+                        serving.serve(_within(config.serve, deadline), _log(context, "candidate"))
+                    )
                     if config.serve
                     else None
                 )
                 champion = (
-                    stack.enter_context(serving.serve(_within(config.champion, deadline)))
+                    stack.enter_context(
+                        serving.serve(_within(config.champion, deadline), _log(context, "champion"))
+                    )
                     if config.champion
                     else None
                 )
@@ -373,7 +381,9 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
                 for name in order:
                     try:
                         spec = _within(specs[name], attempt.deadline)
-                        servers[name] = stack.enter_context(serving.serve(spec))
+                        servers[name] = stack.enter_context(
+                            serving.serve(spec, _log(attempt.context, name))
+                        )
                     except serving.ServingError as exc:
                         return attempt.error(f"serving ({name}), round {index + 1}: {exc}")
                 before = {name: server.resources() for name, server in servers.items()}
@@ -723,6 +733,10 @@ class _Attempt:
         return _judge_run(
             self.config, self.context, self.started, records, result, self.samples, rounds
         )
+
+
+def _log(context: RunContext, role: str) -> Path:
+    return server_output.log_file(context.evidence_dir, LoadStage.name, role)
 
 
 def _within(spec: ServeSpec, deadline: float) -> ServeSpec:

@@ -634,7 +634,11 @@ def _read_data(path: Path, shown: str) -> tuple[Any, dict[str, object]]:
     parquet = path.suffix.lower() in _PARQUET_SUFFIXES or magic == b"PAR1"
     kind = "parquet" if parquet else "csv"
     try:
-        frame = pd.read_parquet(path) if parquet else pd.read_csv(path)
+        # round_trip: every pandas parses a decimal to the nearest double (pandas before 2.2
+        # may be one unit off by default), so CSV and Parquet give the same numbers.
+        frame = (
+            pd.read_parquet(path) if parquet else pd.read_csv(path, float_precision="round_trip")
+        )
     except ImportError as exc:
         raise _Invalid(f"cannot read {kind} data {shown}: {_line(exc)}") from None
     except pd.errors.EmptyDataError:
@@ -813,8 +817,9 @@ class _Models:
                 what = "is not a directory" if reference.local.exists() else "does not exist"
                 raise _Invalid(f"{reference.role}: model directory {reference.shown} {what}")
             return reference.local
-        import mlflow.artifacts
         from mlflow import MlflowClient
+
+        from mlgate.registry.mlflow_registry import download_artifacts
 
         registry = self.registry()
         try:
@@ -825,11 +830,8 @@ class _Models:
                 location = str(client.get_model_version_download_uri(*reference.registered))
             else:
                 location = str(reference.remote)
-            local = mlflow.artifacts.download_artifacts(
-                artifact_uri=location,
-                dst_path=str(self._scratch / reference.role),
-                tracking_uri=registry.uri,
-                registry_uri=registry.uri,
+            local = download_artifacts(
+                registry.uri, artifact_uri=location, dst_path=str(self._scratch / reference.role)
             )
         except Exception as exc:  # store and transport errors alike: the model is not there
             raise _Invalid(

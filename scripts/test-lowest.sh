@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Test the floors: build (or reuse) .venv-lowest with every dependency at the lowest version
+# pyproject allows (constraints/lowest.txt) and run the tests of what depends most on them
+# there: the MLflow registry, the quality stage, promotion and the statistics. Called by
+# scripts/test.sh; a stamp of pyproject and the constraints skips pip when nothing changed.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+python=${PYTHON:-python3}
+venv="$root/.venv-lowest"
+constraints="$root/constraints/lowest.txt"
+if [ ! -x "$venv/bin/python" ]; then
+  "$python" -m venv "$venv"
+fi
+stamp="$venv/.mlgate-installed-lowest"
+digest=$(cat "$root/pyproject.toml" "$constraints" | sha256sum | cut -c1-16)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
+  # Old numpy/scipy/pandas/pyarrow must come as wheels: building them would hide a floor that
+  # cannot be installed on this Python.
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+    --no-warn-script-location -c "$constraints" \
+    --only-binary numpy,scipy,pandas,pyarrow,scikit-learn,PyYAML \
+    -e "${root}[example,stats,load,bench,serve,container,scan,drift,quality]" pytest hypothesis
+  echo "$digest" > "$stamp"
+fi
+"$venv/bin/python" -m pip check --disable-pip-version-check >/dev/null \
+  || { "$venv/bin/python" -m pip check --disable-pip-version-check >&2; exit 1; }
+"$venv/bin/python" -W ignore -c 'import sys, mlflow, pydantic, numpy, pandas
+print("lowest versions: Python", sys.version.split()[0], "mlflow", mlflow.__version__,
+      "pydantic", pydantic.VERSION, "numpy", numpy.__version__, "pandas", pandas.__version__)'
+cd "$root"
+export MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true
+# PYTHONPATH: this checkout's code, whatever the editable install points at.
+PYTHONPATH="$root/src${PYTHONPATH:+:$PYTHONPATH}" exec "$venv/bin/python" -m pytest -q \
+  -p no:cacheprovider tests/test_registry.py tests/test_quality.py tests/test_promotion.py \
+  tests/test_stats.py "$@"
