@@ -342,6 +342,35 @@ def test_a_prepared_mlflow_model_answers_as_mlflow_models_serve_does(
     assert alive(marker) == []
 
 
+def test_a_model_that_cannot_be_prepared_is_one_line_naming_its_side(
+    tmp_path: Path, mlflow_store: str
+) -> None:
+    """Fresh rounds download each MLflow model first: one that is not there is the stage's
+    error, naming the side and MLflow's reason, before any server starts."""
+    from mlgate.stages.interface import RunContext
+    from mlgate.stages.load import LoadConfig, LoadStage
+
+    def model(uri: str) -> ServeSpec:
+        env = MLFLOW_ENV | {"MLFLOW_TRACKING_URI": mlflow_store}
+        return ServeSpec(source="mlflow", model_uri=uri, env=env)
+
+    config = LoadConfig(
+        serve=model("models:/nope@candidate"),
+        champion=model("models:/iris@champion"),
+        payload=str(EXAMPLE / "payloads.jsonl"),
+        rate=10,
+        rounds=2,
+        warmup=0,
+        duration=2,
+        timeout=120,
+    )
+    evidence = LoadStage().run(config, RunContext(tmp_path / "ev", None))
+    assert evidence.status == "error"
+    assert evidence.reason is not None and "\n" not in evidence.reason
+    assert evidence.reason.startswith("serving (candidate): downloading the model exited 1: ")
+    assert "nope" in evidence.reason
+
+
 def test_an_unknown_mlflow_model_fails_fast(marker: str, mlflow_store: str) -> None:
     env = MLFLOW_ENV | {"MLFLOW_TRACKING_URI": mlflow_store}
     with (
