@@ -125,8 +125,11 @@ def _prepared(name: str, child: subprocess.Popen[bytes], deadline: float) -> Pre
         raise ServerStartError(
             name, f"downloading the model exited {child.returncode}: {last}"
         ) from None
-    found = json.loads(out.decode().splitlines()[-1])
-    return PreparedModel(found["directory"], found["command"], found["env"])
+    try:
+        found = json.loads(out.decode().splitlines()[-1])
+        return PreparedModel(str(found["directory"]), str(found["command"]), dict(found["env"]))
+    except (IndexError, ValueError, KeyError, TypeError):
+        raise ServerStartError(name, "downloading the model gave no usable answer") from None
 
 
 def _main(model: str, directory: str) -> None:
