@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up and run the example pipeline locally: the model is trained and registered in a local
 # sqlite MLflow registry as the candidate (beside a champion in production), then tests,
-# benchmarks, a load test of the model served by MLflow and its quality against the champion
+# benchmarks, a load test of the candidate and the champion served side by side by MLflow and
+# the candidate's quality against the champion
 # -> evidence -> gate -> local report -> evidence bundle -> promotion to staging. Everything
 # stays on this machine: no GitHub, reports in examples/iris/.mlgate/.
 set -uo pipefail

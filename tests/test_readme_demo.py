@@ -66,6 +66,13 @@ def test_the_readme_first_command_passes_from_a_fresh_clone(tmp_path: Path) -> N
     assert load["status"] == "passed", load.get("reason")
     assert load["data"]["serve"]["source"] == "mlflow"
     assert load["metrics"]["cold_start_s"] > 0 and load["metrics"]["errors"] == 0
+    # The headline: the candidate's latency against the champion served beside it.
+    assert load["data"]["champion"]["model_uri"] == "models:/iris/1"
+    comparison = load["data"]["comparison"]
+    assert comparison["interleaving"] == "requests in turn, fresh servers every round"
+    assert comparison["rounds"] == 12 and load["data"]["server_starts"] == 12
+    rules = {r["rule"]: r for r in verdict["rules"]}
+    assert rules["load.no_regression"]["outcome"] == "pass", rules["load.no_regression"]
     quality = json.loads((project / "evidence" / "quality.json").read_text())
     assert quality["status"] == "passed", quality["reason"]
     assert quality["data"]["champion"]["resolved"] == "models:/iris/1"

@@ -9,6 +9,8 @@ import signal
 import socket
 import subprocess
 import sys
+import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -302,6 +304,74 @@ def test_mlflow_serves_a_registered_model_by_alias(marker: str, mlflow_store: st
     print("mlflow cold start:", metrics)
     assert (metrics["server_peak_memory_bytes"] or 0) > 0
     assert alive(marker) == []
+
+
+def test_a_prepared_mlflow_model_answers_as_mlflow_models_serve_does(
+    marker: str, mlflow_store: str
+) -> None:
+    """Started directly (downloaded once, MLflow's own scoring-server command) the model's
+    /ping and /invocations answer exactly as under `mlflow models serve`, good and bad bodies."""
+    from mlgate.serving.mlflow_direct import prepared_sources
+    from mlgate.serving.together import serve_together
+
+    keys = {"source": "mlflow", "model_uri": "models:/iris@champion"}
+    model = spec(marker, **keys, env=MLFLOW_ENV | {"MLFLOW_TRACKING_URI": mlflow_store})
+    rows = [json.loads(line) for line in (EXAMPLE / "payloads.jsonl").read_text().splitlines()]
+    bodies: list[Any] = [*rows[:5], {"dataframe_split": {"columns": ["x"], "data": [[1]]}}, {}]
+
+    def answers(url: str) -> list[tuple[int, str]]:
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        got = []
+        for body in [None, *bodies]:
+            request = urllib.request.Request(
+                url + ("/ping" if body is None else "/invocations"),
+                data=None if body is None else json.dumps(body).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            try:
+                with opener.open(request, timeout=30) as reply:
+                    got.append((reply.status, reply.read().decode()))
+            except urllib.error.HTTPError as exc:
+                got.append((exc.code, json.loads(exc.read())["error_code"]))
+        return got
+
+    with (
+        prepared_sources({"direct": model}, time.monotonic() + 120) as sources,
+        serve_together({"cli": model, "direct": model}, sources) as servers,
+    ):
+        cli, direct = answers(servers["cli"].url), answers(servers["direct"].url)
+    assert direct == cli
+    assert [status for status, _ in cli] == [200] * 6 + [400, 400]
+    assert alive(marker) == []
+
+
+def test_a_model_that_cannot_be_prepared_is_one_line_naming_its_side(
+    tmp_path: Path, mlflow_store: str
+) -> None:
+    """Fresh rounds download each MLflow model first: one that is not there is the stage's
+    error, naming the side and MLflow's reason, before any server starts."""
+    from mlgate.stages.interface import RunContext
+    from mlgate.stages.load import LoadConfig, LoadStage
+
+    def model(uri: str) -> ServeSpec:
+        env = MLFLOW_ENV | {"MLFLOW_TRACKING_URI": mlflow_store}
+        return ServeSpec(source="mlflow", model_uri=uri, env=env)
+
+    config = LoadConfig(
+        serve=model("models:/nope@candidate"),
+        champion=model("models:/iris@champion"),
+        payload=str(EXAMPLE / "payloads.jsonl"),
+        rate=10,
+        rounds=2,
+        warmup=0,
+        duration=2,
+        timeout=120,
+    )
+    evidence = LoadStage().run(config, RunContext(tmp_path / "ev", None))
+    assert evidence.status == "error"
+    assert evidence.reason is not None and "\n" not in evidence.reason
+    assert evidence.reason.startswith("serving (candidate): downloading the model exited 1: ")
+    assert "nope" in evidence.reason
 
 
 def test_an_unknown_mlflow_model_fails_fast(marker: str, mlflow_store: str) -> None:

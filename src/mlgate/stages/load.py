@@ -35,6 +35,8 @@ from mlgate.fields import HttpUrl, UrlPath
 from mlgate.report.comparison import Comparison
 from mlgate.serving import ServeSpec
 from mlgate.serving import output as server_output
+from mlgate.serving.mlflow_direct import prepared_sources
+from mlgate.serving.together import ServerStartError, serve_together
 from mlgate.stages import load_report, model_guard
 from mlgate.stages.baseline import Baseline, baseline_path
 from mlgate.stages.interface import RunContext, Stage, StageConfig, StagePolicy
@@ -304,7 +306,7 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
             return self._load(config, context)
         if config.fresh_servers_apply:
             assert config.serve is not None and config.champion is not None
-            return self._fresh_rounds(config, config.serve, config.champion, context)
+            return self._prepared_fresh_rounds(config, config.serve, config.champion, context)
         started = ev.now()
         deadline = time.monotonic() + config.timeout
 
@@ -355,8 +357,29 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
             }
         return evidence.model_copy(update={"started_at": started, "metrics": metrics, "data": data})
 
-    def _fresh_rounds(
+    def _prepared_fresh_rounds(
         self, config: LoadConfig, candidate: ServeSpec, champion: ServeSpec, context: RunContext
+    ) -> Evidence:
+        """Fresh rounds, MLflow models downloaded once beforehand (serving.mlflow_direct) and
+        started directly every round rather than through `mlflow models serve`."""
+        started = ev.now()
+        deadline = time.monotonic() + config.timeout
+        specs = {"candidate": candidate, "champion": champion}
+        try:
+            with prepared_sources(specs, deadline) as sources:
+                left = config.model_copy(update={"timeout": deadline - time.monotonic()})
+                evidence = self._fresh_rounds(left, candidate, champion, context, sources)
+        except ServerStartError as exc:
+            return _evidence(context, started, config, reason=f"serving ({exc.server}): {exc}")
+        return evidence.model_copy(update={"started_at": started})
+
+    def _fresh_rounds(
+        self,
+        config: LoadConfig,
+        candidate: ServeSpec,
+        champion: ServeSpec,
+        context: RunContext,
+        sources: dict[str, serving.ServingSource],
     ) -> Evidence:
         """Every round on a fresh pair of servers: start both (in alternating order), warm up,
         load one round as the side-by-side modes do (open loop: requests in turn; closed loop:
@@ -376,16 +399,18 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
         digest: str | None = None
         for index in range(config.rounds):
             order = list(specs) if index % 2 == 0 else list(reversed(list(specs)))
-            servers: dict[str, serving.Server] = {}
             with contextlib.ExitStack() as stack:
-                for name in order:
-                    try:
-                        spec = _within(specs[name], attempt.deadline)
-                        servers[name] = stack.enter_context(
-                            serving.serve(spec, _log(attempt.context, name))
+                # Both at once: a round's servers start in about the time of the slower one.
+                try:
+                    servers = stack.enter_context(
+                        serve_together(
+                            {n: _within(specs[n], attempt.deadline) for n in order},
+                            sources,
+                            {n: _log(attempt.context, n) for n in order},
                         )
-                    except serving.ServingError as exc:
-                        return attempt.error(f"serving ({name}), round {index + 1}: {exc}")
+                    )
+                except ServerStartError as exc:
+                    return attempt.error(f"serving ({exc.server}), round {index + 1}: {exc}")
                 before = {name: server.resources() for name, server in servers.items()}
                 running = config.model_copy(update={"duration": span, "timeout": attempt.left()})
                 got = _one_round(
