@@ -27,7 +27,14 @@ from mlgate.evidence import Finding, Severity
 from mlgate.scanners import pickle_payloads
 from mlgate.scanners.interface import ScanError, Scanner, ScanResult, ScanTargets, Source
 from mlgate.scanners.interface import fingerprint as make_fingerprint
-from mlgate.scanners.pickle_streams import PickleStream, Unreadable, files_under, pickle_streams
+from mlgate.scanners.model_data_files import is_data_file
+from mlgate.scanners.pickle_streams import (
+    PickleStream,
+    Unreadable,
+    classified,
+    files_under,
+    pickle_streams,
+)
 
 TOOL = "fickling"
 SOURCE: Source = "model"
@@ -63,7 +70,7 @@ class FicklingScanner(Scanner):
                 if time.monotonic() > deadline:
                     raise ScanError(f"{TOOL}: timed out after {targets.timeout:g} s")
                 shown = _shown(file, targets.workdir)
-                findings, streams = _scan_file(Pickled, file, shown)
+                findings, streams = _scan_file(Pickled, file, shown, deadline)
                 result.findings.extend(findings)
                 if streams:
                     scanned[shown] = streams
@@ -71,13 +78,19 @@ class FicklingScanner(Scanner):
         return result
 
 
-def _scan_file(pickled_type: Any, path: Path, shown: str) -> tuple[list[Finding], list[str]]:
+def _scan_file(
+    pickled_type: Any, path: Path, shown: str, deadline: float
+) -> tuple[list[Finding], list[str]]:
     try:
-        streams = pickle_streams(path)
+        streams = pickle_streams(path, deadline)
     except (Unreadable, OSError) as exc:
         return [_unscannable(shown, str(exc))], ["(unreadable)"]
     except Exception as exc:  # the reader broke on this file: unread, so not clean
         return [_unscannable(shown, f"the reader failed: {_line(exc)}")], ["(unreadable)"]
+    if not streams and not classified(path) and not is_data_file(path):
+        # A loader may be pointed at any file (MLmodel's pickled_model): not skipped.
+        problem = "an unrecognised file, neither a model format nor data-only or text"
+        return [_unscannable(shown, problem)], ["(unrecognised)"]
     findings: dict[str, Finding] = {}
     for stream in streams:
         for found in _scan_stream(pickled_type, stream, shown):

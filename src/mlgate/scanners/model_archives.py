@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from mlgate.scanners.model_sniff import SNIFF_BYTES, looks_pickled
+from mlgate.scanners.model_sniff import looks_pickled
 from mlgate.scanners.numpy_dtypes import NPY_MAGIC, npy_holds_objects
 from mlgate.scanners.pickle_machine import Global, Import, Malformed, describe, read_imports
 
@@ -50,30 +50,39 @@ def read_zip(path: Path, kind: str) -> Reading:
         with zipfile.ZipFile(path) as archive:
             for info in archive.infolist():
                 if not info.is_dir():
-                    _read_member(archive, info.filename, kind, reading)
+                    _read_member(archive, info, kind, reading)
     except Exception as exc:  # a corrupt or foreign archive: not scanned, a finding
         reading.problems.append(describe(exc))
     return reading
 
 
-def _read_member(archive: zipfile.ZipFile, name: str, kind: str, reading: Reading) -> None:
+def _read_member(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, kind: str, reading: Reading
+) -> None:
+    # Opened by its ZipInfo, not its name: a repeated name would open the last entry each time.
+    name = info.filename
     if kind == "keras" and name == "config.json":
-        reading.lambda_layers.extend(_lambda_layers(json.loads(archive.read(name))))
+        reading.lambda_layers.extend(_lambda_layers(json.loads(archive.read(info))))
         return
     if kind == "skops" and name == "schema.json":
         reading.imports.extend(
-            Import(found, 0, "skops") for found in _skops_types(json.loads(archive.read(name)))
+            Import(found, 0, "skops") for found in _skops_types(json.loads(archive.read(info)))
         )
         return
-    with archive.open(name) as member:
-        head = member.read(SNIFF_BYTES)
+    with archive.open(info) as member:
+        head = member.read(len(NPY_MAGIC))
     if head.startswith(NPY_MAGIC):
-        with archive.open(name) as member:
+        with archive.open(info) as member:
             _read_npy(member, name, reading)
-    elif name.endswith(_PICKLE_SUFFIXES) or looks_pickled(head):
+    elif name.endswith(_PICKLE_SUFFIXES) or _member_pickled(archive, info):
         # Raw tensor storages (PyTorch's data/0...) are neither, whatever their first byte.
-        with archive.open(name) as member:
+        with archive.open(info) as member:
             _read_pickle(member, name, reading)
+
+
+def _member_pickled(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bool:
+    with archive.open(info) as member:
+        return looks_pickled(member)
 
 
 def _read_npy(handle: IO[bytes], name: str, reading: Reading) -> None:

@@ -56,7 +56,7 @@ class ModelFileScanner(Scanner):
         except ImportError:
             raise ScanError(f"{TOOL}: not installed (pip install picklescan)") from None
         deadline = time.monotonic() + targets.timeout
-        chosen = target_files(targets.models, targets.workdir, TOOL)
+        chosen = target_files(targets.models, targets.workdir, TOOL, deadline)
         result = ScanResult(tool_versions={TOOL: metadata.version("picklescan")})
         scanned: dict[str, str] = {}
         safe: list[str] = []

@@ -11,17 +11,17 @@ import contextlib
 import io
 import pickletools
 import re
+import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from mlgate.scanners.numpy_dtypes import NPY_MAGIC
 from mlgate.scanners.pickle_machine import Machine, Malformed
 
 _CHUNK = 1 << 20
-SNIFF_BYTES = 1 << 16  # how much of a (decompressed) file decides whether it is a pickle
 _ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
@@ -49,7 +49,7 @@ class Sniffed:
     zip_kind: str | None = None  # "pytorch", "numpy", "skops", "keras"
 
 
-def sniff(path: Path) -> Sniffed | None:
+def sniff(path: Path, deadline: float | None = None) -> Sniffed | None:
     """What loadable model format the file's content is, or None when it is none."""
     head = _head(path, 16)
     if head.startswith(_ZIP_MAGICS):
@@ -63,38 +63,52 @@ def sniff(path: Path) -> Sniffed | None:
     if compression is not None:
         try:
             with open_stream(path, compression) as stream:
-                inner = stream.read(SNIFF_BYTES)
+                pickled = looks_pickled(stream, deadline)
         except Exception:  # not the container it looked like, or broken: not a model file
             return None
-        return Sniffed("pickle", compression) if looks_pickled(inner) else None
-    return Sniffed("pickle") if looks_pickled(_head(path, SNIFF_BYTES)) else None
+        return Sniffed("pickle", compression) if pickled else None
+    try:
+        with path.open("rb") as handle:
+            return Sniffed("pickle") if looks_pickled(handle, deadline) else None
+    except OSError:
+        return None  # reported when the file is scanned
 
 
 def compression_of(head: bytes) -> str | None:
     return next((name for magic, name in _COMPRESSIONS if magic.match(head)), None)
 
 
-def looks_pickled(data: bytes) -> bool:
-    """Whether `data` starts a pickle: opcodes that the symbolic machine runs without error up
-    to an import (of a dotted name, for protocol 0's text GLOBAL) or a STOP. Text fails early
-    (an unknown opcode, an empty stack), and so does binary data that merely starts with a
-    protocol header (a safetensors header length of 384 is b"\x80\x01..."): pickle too would
-    fail there before running anything."""
+def looks_pickled(source: IO[bytes] | io.BufferedIOBase, deadline: float | None = None) -> bool:
+    """Whether the stream is a pickle: opcodes that the symbolic machine runs without error,
+    from byte 0 whatever it is, up to an import (of a dotted name, for protocol 0's text GLOBAL)
+    or a STOP. The whole stream is parsed, not a prefix: a long BINBYTES of padding must not
+    hide the import after it. Text fails early (an unknown opcode, an empty stack), and so does
+    binary data that merely starts with a protocol header (a safetensors header length of 384
+    is b"\x80\x01..."): pickle too would fail there before running anything. Past `deadline`
+    the stream counts as a pickle, so that it is scanned (and the scan times out), not skipped."""
     machine = Machine()
-    reached = 0
     try:
-        for opcode, argument, position in pickletools.genops(io.BytesIO(data)):
-            reached = position or 0
-            machine.step(opcode.name, argument, reached)
+        opcodes = pickletools.genops(cast("IO[bytes]", _Unpositioned(source)))
+        for count, (opcode, argument, position) in enumerate(opcodes):
+            if deadline is not None and count % 4096 == 0 and time.monotonic() > deadline:
+                return True
+            machine.step(opcode.name, argument, position or 0)
             if opcode.name in ("GLOBAL", "INST"):
                 module, _, name = str(argument).partition(" ")
                 return bool(_DOTTED.fullmatch(module) and _DOTTED.fullmatch(name))
             if opcode.name in ("STACK_GLOBAL", "EXT1", "EXT2", "EXT4"):
                 return True
-    except Exception:
-        # Not a pickle, unless the window ended inside a long run of valid opcodes.
-        return len(data) == SNIFF_BYTES and reached > SNIFF_BYTES // 2
+    except Exception:  # not a pickle: pickle.load too fails here before importing anything
+        return False
     return True  # reached STOP
+
+
+class _Unpositioned:
+    """A stream as pickletools reads it, without tell(): a decompressor's raises."""
+
+    def __init__(self, source: IO[bytes] | io.BufferedIOBase) -> None:
+        self.read = source.read
+        self.readline = source.readline
 
 
 def zip_kind(path: Path) -> str | None:
@@ -103,8 +117,9 @@ def zip_kind(path: Path) -> str | None:
     unreadable: a loader may read what zipfile cannot)."""
     try:
         with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
-            pickled = any(_member_pickled(archive, name) for name in names)
+            entries = [info for info in archive.infolist() if not info.is_dir()]
+            names = [info.filename for info in entries]
+            pickled = any(_member_pickled(archive, info) for info in entries)
     except Exception:  # any way the archive fails to read
         return "unreadable"
     if "schema.json" in names:
@@ -116,11 +131,11 @@ def zip_kind(path: Path) -> str | None:
     return "pytorch" if pickled else None
 
 
-def _member_pickled(archive: zipfile.ZipFile, name: str) -> bool:
-    if name.endswith((".pkl", ".pickle")):
+def _member_pickled(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bool:
+    if info.filename.endswith((".pkl", ".pickle")):
         return True
-    with archive.open(name) as member:
-        return looks_pickled(member.read(SNIFF_BYTES))
+    with archive.open(info) as member:  # by ZipInfo: a repeated name opens only its last entry
+        return looks_pickled(member)
 
 
 def _head(path: Path, size: int) -> bytes:

@@ -1,6 +1,7 @@
 """Which files of the configured model targets to scan, and as what, decided by content
 (model_sniff): a file's name only labels it, and a file named like a model is scanned even when
-its content is not recognised (it is then reported unreadable, never skipped)."""
+its content is not recognised (it is then reported unreadable, never skipped), and so is any
+file that is neither data-only nor text (model_data_files)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlgate.scanners.interface import ScanError
+from mlgate.scanners.model_data_files import SAFE_SUFFIXES as _SAFE_SUFFIXES
+from mlgate.scanners.model_data_files import is_data_file
 from mlgate.scanners.model_sniff import Sniffed, sniff
 
 # Labels by file name, for files whose content says "pickle" or "zip" (they differ only in the
@@ -28,8 +31,6 @@ _LABELS = {
     ".keras": "keras",
     ".skops": "skops",
 }
-# Formats that hold data only: nothing to scan for code (when their content is not a pickle).
-_SAFE_SUFFIXES = (".safetensors", ".onnx", ".gguf", ".tflite", ".weights.h5")
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,9 @@ class TargetFiles:
     safe: list[Path] = field(default_factory=list)
 
 
-def target_files(targets: tuple[Path, ...], workdir: Path, tool: str) -> list[TargetFiles]:
+def target_files(
+    targets: tuple[Path, ...], workdir: Path, tool: str, deadline: float | None = None
+) -> list[TargetFiles]:
     """The model files of each target (a file or a directory, walked in sorted order)."""
     chosen: list[TargetFiles] = []
     for target in targets:
@@ -56,16 +59,16 @@ def target_files(targets: tuple[Path, ...], workdir: Path, tool: str) -> list[Ta
             for base, directories, names in os.walk(path):
                 directories.sort()
                 for name in sorted(names):
-                    _choose(Path(base) / name, found, explicit=False)
+                    _choose(Path(base) / name, found, explicit=False, deadline=deadline)
         elif path.exists():
-            _choose(path, found, explicit=True)
+            _choose(path, found, explicit=True, deadline=deadline)
         else:
             raise ScanError(f"{tool}: model path does not exist: {path}")
         chosen.append(found)
     return chosen
 
 
-def _choose(path: Path, found: TargetFiles, *, explicit: bool) -> None:
+def _choose(path: Path, found: TargetFiles, *, explicit: bool, deadline: float | None) -> None:
     if not path.is_file():
         return  # a socket, a fifo or a broken link: nothing a loader reads
     name = path.name.lower()
@@ -76,13 +79,13 @@ def _choose(path: Path, found: TargetFiles, *, explicit: bool) -> None:
     except OSError:  # unreadable here, perhaps not to a loader: scanned, and reported
         found.files.append(ModelFile(path, named or "pickle", Sniffed("pickle")))
         return
-    sniffed = sniff(path)
+    sniffed = sniff(path, deadline)
     if sniffed is None or (sniffed.container == "hdf5" and name.endswith(_SAFE_SUFFIXES)):
         if name.endswith(_SAFE_SUFFIXES):
             found.safe.append(path)
-        elif explicit or named is not None:
-            # Named as a model (or named by the user) but not recognised: read as a pickle,
-            # which reports what is wrong with it.
+        elif explicit or named is not None or not is_data_file(path):
+            # Named as a model (or named by the user), or an unrecognised binary file, that a
+            # loader may still be pointed at: read as a pickle, which reports what is wrong.
             found.files.append(ModelFile(path, named or "pickle", Sniffed("pickle")))
         return
     if sniffed.container == "hdf5" and named != "keras-h5" and not explicit:

@@ -10,7 +10,9 @@ first one's parser would share its blind spots. What is read:
   disagrees is refused) and an object array's nested pickle is read as a stream of its own;
 - compressed files (gzip, bz2, xz, lzma, zlib: joblib's compressors and `.pkl.gz`), opened;
 - zip archives (PyTorch's format): every member that is a pickle;
-- `.npy` with an object dtype: the pickle after the header.
+- `.npy` with an object dtype: the pickle after the header;
+- any other file whose opcodes parse from byte 0, whatever that byte, to an import or a STOP
+  (a long BINBYTES of padding before the import hides nothing).
 
 A file that announces a pickle but cannot be followed to its end raises Unreadable: an engine
 must not pass what it could not read.
@@ -26,7 +28,9 @@ import lzma
 import math
 import os
 import pickletools
+import re
 import struct
+import time
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -46,6 +50,10 @@ _WRAPPERS = {("joblib.numpy_pickle", "NumpyArrayWrapper")}
 # opcodes (pickle.load).
 _SKIP_ARRAYS = contextvars.ContextVar("_SKIP_ARRAYS", default=True)
 _SNIFF = 8192  # bytes looked at to tell a pickle without magic from other data
+# When to stop parsing a file without magic to tell whether it is a pickle (the scan's deadline).
+_DEADLINE = contextvars.ContextVar("_DEADLINE", default=math.inf)
+_DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 # What a protocol 0/1 pickle starts with: MARK, GLOBAL, an empty container, a constant.
 _OLD_FIRST_OPCODES = b"(c]})NIFLSVUTJKMGX"
 
@@ -81,14 +89,19 @@ def files_under(target: Path) -> list[Path]:
     return [p for p in found if p.is_file() and not p.is_symlink()]
 
 
-def pickle_streams(path: Path) -> list[PickleStream]:
-    """The pickles in a file; [] when it holds none.
+def pickle_streams(path: Path, deadline: float = math.inf) -> list[PickleStream]:
+    """The pickles in a file; [] when it holds none. A file without magic is parsed to its end
+    to tell whether it is a pickle, until `deadline` (then it is read as one).
 
     Bytes skipped as joblib array data are what joblib.load reads as data, but pickle.load
     reads them as opcodes: when any were skipped, the file is also read as pickle.load reads
     it, and that reading is scanned too when it parses (a desynchronised payload)."""
-    with path.open("rb") as handle:
-        streams = list(_streams(handle, "", depth=0))
+    deadline_token = _DEADLINE.set(deadline)
+    try:
+        with path.open("rb") as handle:
+            streams = list(_streams(handle, "", depth=0))
+    finally:
+        _DEADLINE.reset(deadline_token)
     if not any(stream.skipped_arrays for stream in streams):
         return streams
     token = _SKIP_ARRAYS.set(False)
@@ -123,8 +136,48 @@ def _streams(reader: _Reader, where: str, depth: int) -> Iterator[PickleStream]:
         yield from _zip_members(reader, where)
     elif head.startswith(_NUMPY_MAGIC):
         yield from _numpy_objects(reader, where)
-    elif head[:2] in _PROTO or _protocol_0_or_1(head):
+    elif head[:2] in _PROTO or _protocol_0_or_1(head) or _unmarked_pickle(reader, depth):
         yield from _stacked(reader, where)
+
+
+def classified(path: Path) -> bool:
+    """Whether the file's first bytes name a format this reader knows (a compressed stream, a
+    zip, a .npy, an HDF5 file, a pickle protocol header), pickles found in it or not."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(16)
+    except OSError:
+        return False
+    return (
+        _decompressed(io.BytesIO(head), head) is not None
+        or head.startswith((_ZIP_MAGIC, b"PK\x05\x06", _NUMPY_MAGIC, _HDF5_MAGIC))
+        or head[:2] in _PROTO
+    )
+
+
+def _unmarked_pickle(reader: _Reader, depth: int) -> bool:
+    """A file whose first byte is no known header (BINBYTES, protocol 1's \\x80\\x01...)."""
+    return depth == 0 and reader.seekable() and _parses_as_pickle(cast("IO[bytes]", reader))
+
+
+def _parses_as_pickle(handle: IO[bytes]) -> bool:
+    """Whether the whole stream parses, from byte 0, to an import of a dotted name or a STOP,
+    as pickle.load would run it; the stream is left where it was."""
+    start = handle.tell()
+    try:
+        for count, (opcode, argument, _) in enumerate(pickletools.genops(handle)):
+            if count % 4096 == 0 and time.monotonic() > _DEADLINE.get():
+                return True  # out of time: read as a pickle, which reports what it cannot read
+            if opcode.name in ("GLOBAL", "INST"):
+                module, _, name = str(argument).partition(" ")
+                return bool(_DOTTED.fullmatch(module) and _DOTTED.fullmatch(name))
+            if opcode.name in ("STACK_GLOBAL", "EXT1", "EXT2", "EXT4", "STOP"):
+                return True
+    except Exception:  # not a pickle: pickle.load too fails before importing anything
+        return False
+    finally:
+        handle.seek(start)
+    return False
 
 
 def _holds_pickles(head: bytes) -> bool:
