@@ -163,9 +163,19 @@ def _mlgate_entry(argv: tuple[str, ...]) -> None:
         sys.argv = saved
 
 
+def cli_runner() -> CliRunner:
+    """A CliRunner whose result keeps stderr apart from stdout, on every click mlgate supports
+    (click before 8.2 mixes them unless told not to; 8.2 dropped the switch)."""
+    import inspect
+
+    if "mix_stderr" in inspect.signature(CliRunner.__init__).parameters:
+        return CliRunner(mix_stderr=False)  # type: ignore[call-arg]
+    return CliRunner()
+
+
 def mlgate_in_process(*args: str) -> Result:
     """Run mlgate as a user would, in-process (this worktree's code, not an installed one)."""
-    return CliRunner().invoke(_mlgate_entry, list(args))
+    return cli_runner().invoke(_mlgate_entry, list(args))
 
 
 def log_sklearn_model(model: object, registered_model_name: str, **options: object) -> str:

@@ -529,11 +529,10 @@ def test_deploy_dispatch_announces_the_promotion_and_a_refusal_rolls_it_back(
 
 def mlgate(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
     """The CLI in this process (as a step would run it): exit code and stderr."""
-    from click.testing import CliRunner
-
     from mlgate.cli import cli
+    from tests.helpers import cli_runner
 
-    result = CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+    result = cli_runner().invoke(cli, list(args), env=env, catch_exceptions=False)
     return result.exit_code, result.stderr
 
 
@@ -598,7 +597,13 @@ def test_rollback_override_is_recorded_and_needs_the_production_rule(
         promotion.rollback(cfg, registry, mallory, MODEL, "staging", never, "", "hotfix")
     assert registry.alias(MODEL, "staging") == one
     gh.set_permission(REPO, "bob", "maintain")
+    # Production's rule counts approvals given in production's environment, not staging's.
     gh.add_run_approval(REPO, run_of(gh, "bob"), "carol", environments=("staging",))
+    with pytest.raises(
+        promotion.PromotionRefused, match=r"overriding: production: .*needs 1 approval.* none"
+    ):
+        promotion.rollback(cfg, registry, github_who(gh, "bob"), MODEL, "staging", never, "", "x")
+    gh.add_run_approval(REPO, run_of(gh, "bob"), "carol", environments=("production",))
     done = promotion.rollback(
         cfg, registry, github_who(gh, "bob"), MODEL, "staging", to=never, override_reason="hotfix"
     )
@@ -728,11 +733,10 @@ def test_history_marks_an_edited_record_and_promotion_refuses_a_broken_ledger(
     key = "mlgate.ledger.000001"
     record = json.loads(registry.model_tags(MODEL)[key]) | {"actor": "mallory", "reason": "ok"}
     registry.set_model_tag(MODEL, key, json.dumps(record, sort_keys=True, separators=(",", ":")))
-    from click.testing import CliRunner
-
     from mlgate.cli import cli
+    from tests.helpers import cli_runner
 
-    shown = CliRunner().invoke(cli, ["history"])
+    shown = cli_runner().invoke(cli, ["history"])
     assert shown.exit_code == 1, shown.output
     lines = shown.stdout.splitlines()
     assert "by mallory" in lines[0] and "CHAIN BROKEN" in lines[1], lines
