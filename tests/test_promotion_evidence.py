@@ -19,6 +19,7 @@ from mlgate.registry.ledger import Ledger
 from mlgate.registry.mlflow_registry import Registry
 from mlgate.stages.bench import ROUNDS_ARTIFACT, BenchConfig, BenchStage
 from mlgate.stages.interface import RunContext
+from mlgate.stages.quality import QualityConfig, QualityStage
 from mlgate.stages.scan import ScanConfig, ScanStage
 from tests.test_promotion import (
     CONFIG,
@@ -312,3 +313,115 @@ def test_bundle_verify_of_no_bundle_is_bad_input(project: Path) -> None:
     assert "no-such-bundle: no bundle there" in one_line(missing)
     (project / "empty").mkdir()
     assert mlgate(project, "bundle", "verify", "empty").returncode == 2
+
+
+# -- 8. waivers and baselines come from the promoting checkout, not from the bundle -------------
+
+SYSTEM = f"{os.system.__module__}.system"
+PAYLOAD_FINDINGS = [f"fickling:{SYSTEM}", f"pickle:{SYSTEM}"]  # both engines see the payload
+PR_WAIVERS = {
+    "waivers": [
+        {
+            "id": finding,
+            "scope": {"path": "*model.bin"},
+            "reason": "added by the pull request",
+            "owner": "@someone",
+            "expires": "2999-12-31",
+            "allow_critical": True,
+        }
+        for finding in PAYLOAD_FINDINGS
+    ]
+}
+
+
+class _RunsShellWhenUnpickled:
+    """Pickles as a call to os.system; never unpickle what it makes."""
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.system, ("echo pwned",))
+
+
+def payload_version(registry: Registry, project: Path) -> str:
+    """A version whose files carry a pickle that runs a shell command: critical findings."""
+    import pickle
+
+    return new_version(registry, project, pickle.dumps(_RunsShellWhenUnpickled()))
+
+
+def gate_with_scan(registry: Registry, project: Path, version: str) -> ev.Evidence:
+    """As a pull request's `mlgate run` with the project's mlgate.yml: the real scan stage, the
+    tests and quality stages (quality's model guard consults the scan evidence), a passing
+    gate, and the registered bundle."""
+    cfg = config.load(project / "mlgate.yml")
+    evidence_dir = project / ".mlgate" / "evidence"
+    scan_config = cfg.stage_config("scan")
+    assert isinstance(scan_config, ScanConfig)
+    scanned = ScanStage().run(scan_config, RunContext(evidence_dir, cfg.digest))
+    assert scanned.status == "passed", scanned.reason
+    ev.write(scanned, evidence_dir)
+    evaluate(registry, project, version)  # tests, and the candidate alias quality loads
+    quality = cfg.stage_config("quality")
+    assert isinstance(quality, QualityConfig)
+    guarded = RunContext(evidence_dir, cfg.digest, scan_config, cfg.stage_policy("scan"))
+    ev.write(QualityStage().run(quality, guarded), evidence_dir)
+    gated = policy.evaluate(cfg, evidence_dir)
+    assert gated.outcome == "pass", [r.reason for r in gated.rules if r.outcome != "pass"]
+    policy.write(gated, project / ".mlgate" / "verdict.json")
+    bundle.register(registry, *make_bundle(registry, project, version))
+    return scanned
+
+
+def test_a_waiver_only_the_bundle_recorded_does_not_promote(
+    registry: Registry, project: Path
+) -> None:
+    one = payload_version(registry, project)
+    scan = {"models": [f"models:/{MODEL}/{one}"], "tracking_uri": registry.uri}
+    # The pull request's checkout: its waivers file waives the critical pickle payload.
+    (project / "pr-waivers.yml").write_text(json.dumps(PR_WAIVERS))
+    with_config(project, stages=CONFIG["stages"] | {"scan": scan | {"waivers": "pr-waivers.yml"}})
+    scanned = gate_with_scan(registry, project, one)
+    critical = [f for f in scanned.findings if f.severity == "critical"]
+    assert sorted(f.id for f in critical) == PAYLOAD_FINDINGS
+    assert all(f.waived_by for f in critical)
+    # The promoting checkout has no waivers: the bundle's own waivers do not count.
+    (project / "pr-waivers.yml").unlink()
+    with_config(project, stages=CONFIG["stages"] | {"scan": scan})
+    with pytest.raises(promotion.PromotionRefused) as refused:
+        promote(registry, one, "staging")
+    assert "scan.findings is fail: scan: 2 findings at or above the policy's severity" in str(
+        refused.value
+    )
+    lost = ", ".join(PAYLOAD_FINDINGS)
+    assert f"waived only by the bundle's own waivers, not by the promoting checkout's: {lost}" in (
+        str(refused.value)
+    )
+    assert registry.alias(MODEL, "staging") is None
+    # The promoting checkout's own waivers file (the default one) waives them: promoted.
+    (project / ".mlgate" / "waivers.yml").write_text(json.dumps(PR_WAIVERS))
+    assert promote(registry, one, "staging").to_version == one
+
+
+def test_a_baseline_only_the_bundle_recorded_does_not_promote(
+    registry: Registry, project: Path
+) -> None:
+    one = payload_version(registry, project)
+    scan = {"models": [f"models:/{MODEL}/{one}"], "tracking_uri": registry.uri}
+    # The pull request's "base branch" scan evidence lists the payload's findings: under
+    # new_only they are not new, and the pull request's gate passes.
+    cfg = config.load(with_config(project, stages=CONFIG["stages"] | {"scan": scan}))
+    scan_config = cfg.stage_config("scan")
+    assert isinstance(scan_config, ScanConfig)
+    ev.write(
+        ScanStage().run(scan_config, RunContext(project / "base", cfg.digest)), project / "base"
+    )
+    with_config(
+        project,
+        stages=CONFIG["stages"] | {"scan": scan | {"baseline": "base/scan.json"}},
+        policy={"scan": {"new_only": True}},
+    )
+    scanned = gate_with_scan(registry, project, one)
+    assert len(scanned.data["baseline"]["fingerprints"]) >= 2
+    # Promoted with the same config, the bundle's baseline is not trusted: every finding counts.
+    with pytest.raises(promotion.PromotionRefused, match="scan: 2 findings at or above"):
+        promote(registry, one, "staging")
+    assert registry.alias(MODEL, "staging") is None

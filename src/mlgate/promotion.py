@@ -273,8 +273,8 @@ def rollback(
             f"to {cfg.promotion.stages[-1]})"
         )
     if problem is not None and override_reason is not None:
-        top = cfg.promotion.stages[-1]
-        approvals = _check_access(who, cfg.promotion.access_for(top), stage, f"overriding: {top}")
+        top = cfg.promotion.stages[-1]  # its rule, and approvals given in its environment
+        approvals = _check_access(who, cfg.promotion.access_for(top), top, f"overriding: {top}")
         override = {"reason": override_reason, "gate": problem, "access": top}
     digest = registry.model_version(name, current).tags.get(bundle.DIGEST_TAG, "")
     record = {

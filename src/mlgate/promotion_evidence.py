@@ -5,17 +5,28 @@ stages, looser limits) verifies against itself. Promotion therefore re-judges th
 evidence with the promoting config's policy: every stage that config gates must be in the
 bundle, and every rule must pass. With `promotion.require_model_scan`, the bundle must also hold
 scan evidence that passes this policy and scanned the promoted version's files.
+
+Scan evidence also records what the checkout that made it said, which a pull request controls:
+its waivers and its baseline's fingerprints. Promotion judges the scan with the PROMOTING
+checkout's waivers instead (stages.scan.waivers of this config, read as the scan stage reads it,
+relative to the stage's working directory; no scan stage configured: no waivers), and never with
+the bundle's baseline: under `new_only`, every finding counts (fail closed).
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
 from mlgate import bundle_subject, model_identity, policy
 from mlgate import evidence as ev
+from mlgate import waivers as waiver_rules
 from mlgate.bundle import Verified
 from mlgate.config import MlgateConfig
+from mlgate.errors import MlgateError
 from mlgate.stages import STAGES
+from mlgate.stages import scan as scan_stage
 from mlgate.verdict import RuleResult
 
 
@@ -36,17 +47,78 @@ def refusal(cfg: MlgateConfig, verified: Verified, evidence_dir: Path) -> str | 
             f"the bundle has no {', '.join(missing)} evidence, which {under} gates: gate the "
             "version with this configuration"
         )
-    commit = verified.document.get("verdict", {}).get("commit")
-    again = policy.evaluate(cfg, evidence_dir, commit=commit, judge_commit=commit is not None)
-    failing = [rule for rule in again.rules if rule.outcome != "pass"]
-    if failing:
-        return f"under {under} the bundle's evidence is {again.outcome}: {_first(failing)}"
-    if cfg.promotion.require_model_scan:
-        model = verified.model
-        return _scan_refusal(
-            cfg, found, str(model.get("name")), str(model.get("version")), str(model["digest"])
-        )
+    with tempfile.TemporaryDirectory(prefix="mlgate-rejudge-") as scratch:
+        judged_dir = Path(scratch) / "evidence"
+        shutil.copytree(evidence_dir, judged_dir)  # the verified bundle itself stays as it is
+        try:
+            judging, note = _rewaived(cfg, found, _promoting_waivers(cfg), judged_dir)
+        except MlgateError as exc:  # a broken waivers file, or MLGATE_TODAY inside Actions
+            return f"the promoting checkout's scan waivers: {exc}"
+        found, _ = ev.scan(judged_dir)
+        commit = verified.document.get("verdict", {}).get("commit")
+        again = policy.evaluate(judging, judged_dir, commit=commit, judge_commit=commit is not None)
+        failing = [rule for rule in again.rules if rule.outcome != "pass"]
+        if failing:
+            return (
+                f"under {under} the bundle's evidence is {again.outcome}: {_first(failing)}{note}"
+            )
+        if cfg.promotion.require_model_scan:
+            model = verified.model
+            problem = _scan_refusal(
+                judging,
+                found,
+                str(model.get("name")),
+                str(model.get("version")),
+                str(model["digest"]),
+            )
+            return f"{problem}{note}" if problem else None
     return None
+
+
+def _promoting_waivers(cfg: MlgateConfig) -> list[waiver_rules.Waiver]:
+    """The waivers of the checkout that promotes, as its scan stage would read them."""
+    scan_config = cfg.stage_config(bundle_subject.SCAN_STAGE)
+    if not isinstance(scan_config, scan_stage.ScanConfig):
+        return []
+    workdir = Path(scan_config.working_directory).resolve()
+    return scan_stage._waivers(workdir, scan_config.waivers)
+
+
+def _rewaived(
+    cfg: MlgateConfig,
+    found: dict[str, tuple[Path, ev.Evidence]],
+    waivers: list[waiver_rules.Waiver],
+    judged_dir: Path,
+) -> tuple[MlgateConfig, str]:
+    """The bundled scan evidence rewritten into `judged_dir` with the promoting waivers and no
+    baseline; the config to judge it with (new_only off: without a trusted baseline every
+    finding counts); and a note for a refusal naming the findings no longer waived."""
+    stage = bundle_subject.SCAN_STAGE
+    if stage not in found:
+        return cfg, ""
+    _, scan = found[stage]
+    data = {key: value for key, value in scan.data.items() if key != "baseline"}
+    data["waivers"] = [w.model_dump(mode="json") for w in waivers]
+    ev.write(scan.model_copy(update={"data": data}), judged_dir)
+    scan_policy = cfg.stage_policy(stage)
+    judging = cfg
+    if isinstance(scan_policy, scan_stage.ScanPolicy) and scan_policy.new_only:
+        unscoped = scan_policy.model_copy(update={"new_only": False})
+        judging = cfg.model_copy(
+            update={"policy": cfg.policy.model_copy(update={stage: unscoped})}  # type: ignore[attr-defined]
+        )
+    rewaived = waiver_rules.apply(waivers, scan.findings, waiver_rules.today()).findings
+    lost = [
+        old.id
+        for old, new in zip(scan.findings, rewaived, strict=True)
+        if old.waived_by and not new.waived_by
+    ]
+    if not lost:
+        return judging, ""
+    return judging, (
+        f" (waived only by the bundle's own waivers, not by the promoting checkout's: "
+        f"{', '.join(sorted(set(lost)))})"
+    )
 
 
 def _scan_refusal(
