@@ -13,6 +13,11 @@ asks this module first, with one call at the point just before the model is load
   are scanned here with every registered scanner whose findings are about models, and judged
   with the scan policy's `fail_on.model` threshold (default high).
 
+Before its files are scanned, a model directory whose MLmodel makes MLflow read files outside
+it or run code (code_paths, a loader module outside MLflow, a model from code) is refused
+(stages.mlmodel_paths), unless the scan policy's `fail_on.model` is "never". A local model that
+does not exist is refused, never skipped.
+
 Fail closed: a missing scanning tool, an unreachable registry or a timeout refuse the model,
 with the reason. A refusal is one line, "model scan failed: <reason>; <stage> did not load the
 model", which the stage turns into its error evidence.
@@ -24,11 +29,13 @@ import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from mlgate import evidence as ev
 from mlgate.errors import MlgateError
 from mlgate.evidence import Evidence, Finding
 from mlgate.serving.interface import ServeSpec
+from mlgate.stages import mlmodel_paths
 from mlgate.stages.interface import RunContext
 from mlgate.stages.scan import ScanConfig, ScanPolicy, ScanStage
 
@@ -43,6 +50,7 @@ _MODEL_SUFFIXES = (
 _PICKLE_OR_ZIP = (b"\x80", b"PK\x03\x04")
 _DEFAULT_TIMEOUT = 600.0
 _SHOWN_FINDINGS = 3
+_NOT_LOADED = "did not load the model"
 
 
 class ModelRefused(MlgateError):
@@ -78,11 +86,14 @@ def model_digests(models: tuple[Path, ...]) -> list[str]:
     what a passing scan vouches for."""
     found: list[str] = []
     for target in models:
-        if not target.exists():
+        try:
+            if not target.exists():
+                continue
+            found.append(files_digest(target))
+            if target.is_dir():
+                found += [files_digest(m.parent) for m in sorted(target.rglob("MLmodel"))]
+        except OSError:  # unreadable files are not vouched for: the guard scans them again
             continue
-        found.append(files_digest(target))
-        if target.is_dir():
-            found += [files_digest(m.parent) for m in sorted(target.rglob("MLmodel"))]
     return sorted(set(found))
 
 
@@ -113,13 +124,22 @@ def _check(context: RunContext, stage: str, models_of: Callable[[Path], list[Pat
             vouched = set(scan.data.get("model_digests") or [])
         with tempfile.TemporaryDirectory(prefix="mlgate-model-guard-") as scratch:
             for model in models_of(Path(scratch)):
-                # A model that is not there cannot be loaded either: the stage says so.
-                if model.exists() and files_digest(model) not in vouched:
+                if not model.exists():  # never skipped: what MLflow finds, the guard did not
+                    raise _Refused(f"{model} does not exist")
+                # Files MLmodel names outside the directory, or code it runs, no scan covers:
+                # refused first, unless the project judges no model ("never": reports only).
+                judged = policy.fail_on.model != "never"
+                if judged and (escaped := mlmodel_paths.escape(model)):
+                    raise _Refused(f"{model.name}: {escaped}")
+                if files_digest(model) not in vouched:
                     # No baseline holds these files' findings: new_only cannot apply.
                     own = policy.model_copy(update={"new_only": False})
                     _judge(own, _scan_files(model, config, context), model.name)
     except MlgateError as exc:  # _Refused, or the registry's error: fail closed
-        return f"model scan failed: {exc}; {stage} did not load the model"
+        return f"model scan failed: {exc}; {stage} {_NOT_LOADED}"
+    except OSError as exc:  # unreadable files cannot be judged: fail closed
+        message = " ".join(str(exc).split())[:300]
+        return f"model scan failed: cannot read the model's files: {message}; {stage} {_NOT_LOADED}"
     return None
 
 
@@ -240,8 +260,10 @@ def _is_model_path(path: Path) -> bool:
 def _model_files(uri: str, workdir: Path, spec: ServeSpec, scratch: Path) -> Path:
     """A local model as it is; a registry version or run artifact downloaded into `scratch`,
     the files `mlflow models serve` loads."""
-    if not _SCHEME.match(uri) or uri.startswith("file:"):
-        return (workdir / uri.removeprefix("file://")).resolve()
+    if uri.startswith("file:"):  # file:/abs, file://localhost/abs, file:///my%20model
+        return (workdir / unquote(urlsplit(uri).path)).resolve()
+    if not _SCHEME.match(uri):
+        return (workdir / uri).resolve()
     from mlgate.registry.mlflow_registry import Registry
 
     registry = Registry.connect(spec.env.get("MLFLOW_TRACKING_URI"))
