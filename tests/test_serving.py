@@ -345,11 +345,12 @@ def test_a_prepared_mlflow_model_answers_as_mlflow_models_serve_does(
     assert alive(marker) == []
 
 
-def test_a_model_that_cannot_be_prepared_is_one_line_naming_its_side(
+def test_a_model_that_is_not_there_is_one_line_naming_its_side(
     tmp_path: Path, mlflow_store: str
 ) -> None:
-    """Fresh rounds download each MLflow model first: one that is not there is the stage's
-    error, naming the side and MLflow's reason, before any server starts."""
+    """A registered candidate that is not there is the stage's error, naming the side and the
+    registry's reason, before any server starts: the alias is pinned (and the version scanned)
+    before fresh rounds download anything."""
     from mlgate.stages.interface import RunContext
     from mlgate.stages.load import LoadConfig, LoadStage
 
@@ -370,8 +371,9 @@ def test_a_model_that_cannot_be_prepared_is_one_line_naming_its_side(
     evidence = LoadStage().run(config, RunContext(tmp_path / "ev", None))
     assert evidence.status == "error"
     assert evidence.reason is not None and "\n" not in evidence.reason
-    assert evidence.reason.startswith("serving (candidate): downloading the model exited 1: ")
+    assert evidence.reason.startswith("candidate: "), evidence.reason
     assert "nope" in evidence.reason
+    assert "cold_start_s" not in evidence.metrics  # no server was started
 
 
 def test_an_unknown_mlflow_model_fails_fast(marker: str, mlflow_store: str) -> None:
@@ -588,7 +590,7 @@ def test_the_load_stage_keeps_the_output_of_an_mlflow_server_that_failed(tmp_pat
     (model / "MLmodel").write_text(
         "flavors:\n"
         "  python_function:\n"
-        "    loader_module: mlgate_no_such_loader\n"
+        "    loader_module: mlflow.mlgate_no_such_loader\n"
         "    data: model.pkl\n"
     )
     (model / "model.pkl").write_bytes(pickle.dumps({"weights": [1.0, 2.0]}))
@@ -610,11 +612,11 @@ def test_the_load_stage_keeps_the_output_of_an_mlflow_server_that_failed(tmp_pat
     assert evidence.status == "error"
     assert evidence.reason is not None
     assert evidence.reason.startswith("serving: server exited 1: "), evidence.reason
-    assert "No module named 'mlgate_no_such_loader'" in evidence.reason
+    assert "No module named 'mlflow.mlgate_no_such_loader'" in evidence.reason
     [log] = [a for a in evidence.artifacts if a.path == "load-server-candidate.log"]
     data = artifact_paths.read(evidence_dir, evidence, log.path, max_bytes=2 << 20)
     assert b"Traceback (most recent call last)" in data
-    assert b"No module named 'mlgate_no_such_loader'" in data
+    assert b"No module named 'mlflow.mlgate_no_such_loader'" in data
     # A later run that starts no server (its registered model does not exist) leaves no stale
     # log.
     spec_without = config.serve.model_copy(update={"model_uri": "models:/nope/1"})
