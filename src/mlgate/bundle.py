@@ -25,9 +25,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
 from mlgate import __version__, bundle_subject, config, policy
 from mlgate import evidence as ev
-from mlgate.errors import MlgateError
+from mlgate.errors import ConfigError, MlgateError
 from mlgate.verdict import Verdict
 
 if TYPE_CHECKING:
@@ -58,7 +60,58 @@ class Verified:
 
     @property
     def created_at(self) -> datetime:
-        return datetime.fromisoformat(self.document["created_at"])
+        """When the bundle was made; an unreadable time counts as the oldest (fail closed)."""
+        try:
+            made = datetime.fromisoformat(str(self.document.get("created_at")))
+        except ValueError:
+            made = datetime.min
+        return made if made.tzinfo else datetime.min.replace(tzinfo=timezone.utc)
+
+
+class _Strict(BaseModel):
+    # Only what verify and promotion read; JSON types exactly (no "1" for 1, no 1 for "1").
+    model_config = ConfigDict(strict=True)
+
+
+class EvidenceEntry(_Strict):
+    file: str
+    sha256: str
+    artifacts: list[str] = []
+
+
+class ModelFile(_Strict):
+    path: str
+    sha256: str
+
+
+class BundledModel(_Strict):
+    name: str
+    version: str
+    digest: str
+    run_id: str | None = None
+    files: list[ModelFile]
+
+
+class BundledConfig(_Strict):
+    digest: str
+    policy_digest: str | None = None
+    document: dict[str, Any]
+
+
+class BundleShape(_Strict):
+    model: BundledModel
+    source: dict[str, Any]
+    config: BundledConfig
+    verdict: dict[str, Any]
+    evidence: list[EvidenceEntry]
+    created_at: str
+
+    @field_validator("created_at")
+    @classmethod
+    def _aware_time(cls, value: str) -> str:
+        if datetime.fromisoformat(value).tzinfo is None:
+            raise ValueError("a time without a timezone")
+        return value
 
 
 def canonical(document: dict[str, Any]) -> bytes:
@@ -171,32 +224,44 @@ def verify(
         document = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BundleError(f"{path}: not a bundle (not JSON: {exc})") from None
+    except RecursionError:
+        raise BundleError(f"{path}: not a bundle (nested too deeply)") from None
     if not isinstance(document, dict) or document.get("schema") != SCHEMA:
         raise BundleError(f"{path}: not an mlgate bundle (schema is not {SCHEMA})")
     if canonical(document) != raw:
         raise BundleError(f"{path}: not in canonical form: edited after it was made")
-    try:
-        cfg = config.parse(document["config"]["document"], f"{path} config")
+    where = f"{path}: malformed bundle"
+    try:  # the shape first: a crafted bundle is refused in one line, never a traceback
+        shape = BundleShape.model_validate(document)
+        where += ": verdict"
         verdict = Verdict.model_validate(document["verdict"])
-        entries = list(document["evidence"])
-        model = document["model"]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BundleError(f"{path}: incomplete bundle ({exc})") from None
-    if cfg.digest != document["config"].get("digest") or cfg.digest != verdict.config_digest:
+        cfg = config.parse(shape.config.document, f"{path} config")
+    except ValidationError as exc:
+        raise BundleError(config.describe(exc, where)) from None
+    except ConfigError as exc:
+        raise BundleError(str(exc)) from None
+    entries, model = shape.evidence, shape.model
+    if cfg.digest != shape.config.digest or cfg.digest != verdict.config_digest:
         raise BundleError(f"{path}: config: its digest does not match the verdict's")
     evidence_dir = directory / EVIDENCE_DIR
     on_disk = sorted(p.name for p in evidence_dir.glob("*.json"))
-    listed = sorted(str(e.get("file")) for e in entries)
+    listed = sorted(e.file for e in entries)
     if on_disk != listed:
         raise BundleError(f"{evidence_dir}: holds {on_disk}, the bundle lists {listed}")
     for entry in entries:
-        file = evidence_dir / str(entry["file"])
-        actual = ev.sha256_file(file)
-        if actual != entry["sha256"]:
-            raise BundleError(f"{file}: sha256 {actual}, the bundle says {entry['sha256']}")
-        recorded = {a.path: a.sha256 for a in ev.read(file).artifacts}
-        for name in entry.get("artifacts", []):
-            listed_file = _artifact_path(evidence_dir, str(name))
+        file = evidence_dir / entry.file
+        try:
+            actual = ev.sha256_file(file)
+            evidence_read = ev.read(file)
+        except OSError as exc:
+            raise BundleError(f"{file}: cannot read: {exc.strerror or exc}") from None
+        except MlgateError as exc:
+            raise BundleError(str(exc)) from None
+        if actual != entry.sha256:
+            raise BundleError(f"{file}: sha256 {actual}, the bundle says {entry.sha256}")
+        recorded = {a.path: a.sha256 for a in evidence_read.artifacts}
+        for name in entry.artifacts:
+            listed_file = _artifact_path(evidence_dir, name)
             if name not in recorded or listed_file is None or not listed_file.is_file():
                 raise BundleError(f"{file}: lists {name}, which is missing from the bundle")
             if ev.sha256_file(listed_file) != recorded[name]:
@@ -218,24 +283,24 @@ def verify(
     found, _ = ev.scan(evidence_dir)
     problem = bundle_subject.mismatch(
         {stage: evidence for stage, (_, evidence) in found.items()},
-        str(model.get("name")),
-        str(model.get("version")),
-        str(model.get("digest")),
+        model.name,
+        model.version,
+        model.digest,
     )
     if problem:
         raise BundleError(f"{path}: its evidence is not about the bundled version: {problem}")
     if registry is not None:
         from mlgate.registry.mlflow_registry import files_digest
 
-        files = registry.model_files(model["name"], model["version"])
-        if files_digest(files) != model["digest"]:
-            recorded = {f["path"]: f["sha256"] for f in model["files"]}
+        files = registry.model_files(model.name, model.version)
+        if files_digest(files) != model.digest:
+            recorded = {f.path: f.sha256 for f in model.files}
             now = {f.path: f.sha256 for f in files}
             differs = sorted(
                 p for p in recorded.keys() | now.keys() if recorded.get(p) != now.get(p)
             )
             raise BundleError(
-                f"models:/{model['name']}/{model['version']}: model files changed since the "
+                f"models:/{model.name}/{model.version}: model files changed since the "
                 f"bundle: {differs[0] if differs else '(file list)'}"
             )
     return Verified(document=document, digest=digest, outcome=verdict.outcome)

@@ -8,10 +8,11 @@ last one), and removing the last records leaves the head pointing past the end.
 
 Ledgers written before the chain: records without CHAIN_FIELD at the start are a *legacy
 prefix*, reported, not a break (only the last of them is protected, by the first chained record's
-link). A record without CHAIN_FIELD after a chained one is a break. The chain proves that the
-records were not edited one by one; someone who can write registry tags can still rewrite the
-whole ledger consistently — the copies (ledger/<model>.jsonl, the version tag mlgate.ledger.last,
-the GitHub deployments' payloads) are what to compare against then.
+link). A record without CHAIN_FIELD after a chained one is a break, and so is a missing head
+once any record is chained. The chain proves that the records were not edited one by one;
+someone who can write registry tags can still rewrite the whole ledger consistently — the
+copies (ledger/<model>.jsonl, the version tag mlgate.ledger.last, the GitHub deployments'
+payloads) are what to compare against then.
 """
 
 from __future__ import annotations
@@ -108,7 +109,11 @@ def verify(stored: list[tuple[str, dict[str, Any]]], head: str | None) -> ChainR
 def _check_head(
     stored: list[tuple[str, dict[str, Any]]], head: str | None, report: ChainReport
 ) -> None:
-    if head is None:  # a legacy ledger, or one whose first append crashed before the head
+    if head is None:
+        # Fine for a legacy ledger only: once records are chained, a missing head would let
+        # someone delete it and then the last records unnoticed.
+        if any(CHAIN_FIELD in record for _, record in stored):
+            report.breaks.append(ChainBreak(len(stored), "the head tag is missing"))
         return
     seq_text, _, head_digest = head.partition(":")
     if not seq_text.isdigit() or not head_digest:
