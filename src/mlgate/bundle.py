@@ -25,10 +25,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import ValidationError
 
 from mlgate import __version__, bundle_subject, config, policy
 from mlgate import evidence as ev
+from mlgate.bundle_shape import BundleShape
 from mlgate.errors import ConfigError, MlgateError
 from mlgate.verdict import Verdict
 
@@ -66,52 +67,6 @@ class Verified:
         except ValueError:
             made = datetime.min
         return made if made.tzinfo else datetime.min.replace(tzinfo=timezone.utc)
-
-
-class _Strict(BaseModel):
-    # Only what verify and promotion read; JSON types exactly (no "1" for 1, no 1 for "1").
-    model_config = ConfigDict(strict=True)
-
-
-class EvidenceEntry(_Strict):
-    file: str
-    sha256: str
-    artifacts: list[str] = []
-
-
-class ModelFile(_Strict):
-    path: str
-    sha256: str
-
-
-class BundledModel(_Strict):
-    name: str
-    version: str
-    digest: str
-    run_id: str | None = None
-    files: list[ModelFile]
-
-
-class BundledConfig(_Strict):
-    digest: str
-    policy_digest: str | None = None
-    document: dict[str, Any]
-
-
-class BundleShape(_Strict):
-    model: BundledModel
-    source: dict[str, Any]
-    config: BundledConfig
-    verdict: dict[str, Any]
-    evidence: list[EvidenceEntry]
-    created_at: str
-
-    @field_validator("created_at")
-    @classmethod
-    def _aware_time(cls, value: str) -> str:
-        if datetime.fromisoformat(value).tzinfo is None:
-            raise ValueError("a time without a timezone")
-        return value
 
 
 def canonical(document: dict[str, Any]) -> bytes:
