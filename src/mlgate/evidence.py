@@ -1,4 +1,11 @@
-"""Evidence: the one JSON document each stage writes, versioned and schema-checked on every read."""
+"""Evidence: the one JSON document each stage writes, versioned and schema-checked on every read.
+
+Reading checks a document against the published JSON Schema (schemas/evidence.schema.json,
+generated from these models) through the models themselves, in pydantic's strict JSON mode: no
+coercion ("1" is not an integer, 1.0 is not a string), no extra keys, patterns and bounds as the
+schema states, and date-times as RFC 3339 requires. A property test keeps the models and the
+schema accepting and refusing the same documents.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import tempfile
 from datetime import datetime, timezone
 from functools import cache
@@ -14,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 
 from mlgate import __version__, actions_env, redact
 from mlgate.errors import EvidenceError
@@ -100,6 +109,13 @@ class Evidence(BaseModel):
     started_at: datetime
     finished_at: datetime
 
+    @field_validator("started_at", "finished_at", mode="before")
+    @classmethod
+    def _rfc3339(cls, value: object) -> object:
+        # The schema's "date-time" is RFC 3339's; pydantic would also take "2024-01-01T00:00",
+        # a missing offset or a bare timestamp, so a string is parsed here, strictly.
+        return _parse_rfc3339(value) if isinstance(value, str) else value
+
     @field_validator("reason")
     @classmethod
     def _one_line(cls, value: str | None) -> str | None:
@@ -113,6 +129,24 @@ class Evidence(BaseModel):
         default_factory=dict, description="Stage-specific structured detail."
     )
     provenance: Provenance = Field(default_factory=Provenance)
+
+
+_RFC3339 = re.compile(
+    r"(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(?:\.(\d+))?(?:([Zz])|([+-]\d{2}:\d{2}))",
+    re.ASCII,
+)
+
+
+def _parse_rfc3339(text: str) -> datetime:
+    match = _RFC3339.fullmatch(text)
+    if match is None:
+        raise ValueError("not an RFC 3339 date-time (e.g. 2024-05-01T12:00:00Z)")
+    day, time, fraction, utc, offset = match.groups()
+    micro = f".{(fraction or '')[:6]:0<6}"
+    try:  # fromisoformat checks the ranges (month 13, hour 24, a 30th of February)
+        return datetime.fromisoformat(f"{day}T{time}{micro}{'+00:00' if utc else offset}")
+    except ValueError as exc:
+        raise ValueError(f"not a valid date-time: {exc}") from None
 
 
 def now() -> datetime:
@@ -173,6 +207,7 @@ def collect_provenance(config_digest: str | None, tool_versions: dict[str, str])
 
 @cache
 def schema() -> dict[str, Any]:
+    """The published JSON Schema, for tools and tests (reading checks through the models)."""
     text = resources.files("mlgate.schemas").joinpath(SCHEMA_RESOURCE).read_text("utf-8")
     loaded: dict[str, Any] = json.loads(text)
     return loaded
@@ -213,34 +248,35 @@ def read(path: Path) -> Evidence:
     except OSError as exc:
         raise EvidenceError(f"{path}: cannot read evidence: {exc.strerror or exc}") from None
     try:
-        document = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise EvidenceError(f"{path}: not valid JSON: {exc}") from None
-    except RecursionError:
-        raise EvidenceError(f"{path}: not valid evidence: nested too deeply") from None
-    _validate(path, document)
-    try:
-        return Evidence.model_validate(document)
+        return Evidence.model_validate_json(raw, strict=True)
     except ValidationError as exc:
-        problem = exc.errors(include_url=False)[0]
-        where = "/".join(str(p) for p in problem["loc"]) or "(root)"
-        raise EvidenceError(f"{path}: invalid evidence at {where}: {problem['msg']}") from None
+        raise EvidenceError(f"{path}: {_refusal(exc.errors(include_url=False))}") from None
 
 
-@cache
-def _validator() -> Any:
-    from jsonschema import Draft202012Validator
-
-    # Formats (date-time) are checked too: the schema promises them, readers rely on them.
-    return Draft202012Validator(schema(), format_checker=Draft202012Validator.FORMAT_CHECKER)
+# The members of MetricValue, as pydantic names the branches of the union in an error.
+_UNION_BRANCHES = {"float": "a number", "int": "an integer", "str": "a string", "bool": "a boolean"}
 
 
-def _validate(path: Path, document: object) -> None:
-    error = next(iter(sorted(_validator().iter_errors(document), key=lambda e: e.path)), None)
-    if error is not None:
-        where = "/".join(str(p) for p in error.absolute_path) or "(root)"
-        message = error.message if len(error.message) <= 200 else error.message[:200] + "..."
-        raise EvidenceError(f"{path}: does not match the evidence schema at {where}: {message}")
+def _refusal(errors: list[ErrorDetails]) -> str:
+    """One line: the first problem, where it is (a JSON pointer-like path) and what is wrong."""
+    first = errors[0]
+    if first["type"] == "json_invalid":
+        reason = str(first.get("ctx", {}).get("error", first["msg"]))
+        if "recursion" in reason:
+            return "not valid evidence: nested too deeply"
+        return f"not valid JSON: {reason}"
+    where = list(first["loc"])
+    message = first["msg"]
+    if where and where[-1] in _UNION_BRANCHES:
+        # A metric matching no branch of the union: one error per branch, said once.
+        where.pop()
+        message = "Input should be a number, a string, a boolean or null"
+    if first["type"] == "value_error":
+        message = str(first.get("ctx", {}).get("error", message))
+    pointer = "/".join(str(part) for part in where) or "(root)"
+    if len(message) > 200:
+        message = message[:200] + "..."
+    return f"does not match the evidence schema at {pointer}: {message}"
 
 
 def scan(evidence_dir: Path) -> tuple[dict[str, tuple[Path, Evidence]], list[tuple[Path, str]]]:
