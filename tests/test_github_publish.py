@@ -122,6 +122,26 @@ def test_pull_request_gets_checks_annotations_and_one_comment(
     assert "tests\\: 120 failed\\, 0 allowed" in comments[0]["body"]
 
 
+def test_first_comment_costs_one_listing_and_no_pull_request_read(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gh: FakeGitHub
+) -> None:
+    actions_env(monkeypatch, tmp_path, gh)
+    assert publish_now(make_report(tmp_path)).comment == "created"
+    asked = [(method, path) for method, path, _ in gh.requests]
+    assert ("GET", "/repos/octo/model/pulls/7") not in asked
+    assert asked.count(("GET", "/repos/octo/model/issues/7/comments")) == 1
+    assert asked.count(("POST", "/repos/octo/model/issues/7/comments")) == 1
+
+
+def test_comment_that_landed_before_a_502_is_not_posted_twice(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gh: FakeGitHub, sleeps: list[float]
+) -> None:
+    actions_env(monkeypatch, tmp_path, gh)
+    gh.inject("POST", "/repos/octo/model/issues/7/comments", 502, times=1, landed=True)
+    assert publish_now(make_report(tmp_path)).comment == "created"
+    assert len(gh.comments(REPO, 7)) == 1 and len(sleeps) == 1
+
+
 def test_rerun_is_idempotent_and_attempts_keep_one_comment(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gh: FakeGitHub
 ) -> None:

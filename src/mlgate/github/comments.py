@@ -36,17 +36,22 @@ def upsert(
     """Write the comment per `mode`. `body` must already be escaped and start with marker(key)."""
     if mode == "off":
         return "skipped"
-    pull = with_retry(lambda: repo.get_pull(number), f"read pull request #{number}")
-    ours = with_retry(lambda: _ours(gh, pull.get_issue_comments(), key), "list PR comments")
+    # A pull request is an issue: the lazy issue object costs no request, where reading the
+    # pull request would cost one.
+    issue = repo.get_issue(number)
+    ours = with_retry(lambda: _ours(gh, issue.get_comments(), key), "list PR comments")
     current = ours[0] if ours else None
     if current is None:
         if mode == "on-failure" and not failing:
             return "skipped"
+        attempted = False
 
-        # Listing again before posting makes a retried POST that had in fact landed harmless.
+        # A retried POST may follow one that had in fact landed: list again before posting.
         def create() -> None:
-            if not _ours(gh, pull.get_issue_comments(), key):
-                pull.create_issue_comment(body)
+            nonlocal attempted
+            retried, attempted = attempted, True
+            if not (retried and _ours(gh, issue.get_comments(), key)):
+                issue.create_comment(body)
 
         with_retry(create, f"comment on #{number}")
         return "created"

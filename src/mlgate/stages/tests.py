@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from datetime import datetime
 from pathlib import Path
@@ -227,6 +228,11 @@ def _repo_path(workdir: Path, root: Path, file: str | None) -> str | None:
 def _findings(report: junit.JUnitReport, workdir: Path) -> list[Finding]:
     root = Path(os.environ.get("GITHUB_WORKSPACE") or Path.cwd()).resolve()
     findings: list[Finding] = []
+
+    @functools.cache  # failures cluster in few files; resolving one costs several system calls
+    def repo_path(file: str | None) -> str | None:
+        return _repo_path(workdir, root, file)
+
     for case in report.cases:
         rule: str
         severity: ev.Severity
@@ -249,7 +255,7 @@ def _findings(report: junit.JUnitReport, workdir: Path) -> list[Finding]:
                 title=f"{case.id} {verb}",
                 message=case.message or f"{case.name} {verb}",
                 detail=case.detail or None,
-                path=_repo_path(workdir, root, case.file),
+                path=repo_path(case.file),
                 line=case.line if case.line and case.line >= 1 else None,
             )
         )
