@@ -37,6 +37,28 @@ def test_large_report_fits_with_truncation_notice(tmp_path: Path, limit: int) ->
     assert len(summary) <= limit and len(details) <= limit and "Truncated" in details
 
 
+def test_a_limited_text_renders_only_the_findings_it_shows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The comment, summary and check texts stop rendering at their limit: 2,000 findings
+    cost a few dozen renderings in a 5,000-character comment, not 2,000."""
+    report = make_report(tmp_path, failed=2000)
+    rendered: list[str] = []
+    entry = markdown.finding_entry
+
+    def counted(finding: ev.Finding) -> str:
+        rendered.append(finding.id)
+        return entry(finding)
+
+    monkeypatch.setattr(markdown, "finding_entry", counted)
+    text = markdown.full(report, 5000)
+    shown = text.count("<details>")
+    assert 0 < shown < len(rendered) <= shown + 1
+    rendered.clear()
+    markdown.stage(report, "tests", 5000)
+    assert 0 < len(rendered) < 100
+
+
 def test_small_report_is_complete(tmp_path: Path) -> None:
     report = make_report(tmp_path, failed=3)
     text = markdown.full(report, markdown.COMMENT_LIMIT, marker="<!-- m -->")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import overload
 
 from mlgate.evidence import Finding
 from mlgate.report import comparison, escape
@@ -83,6 +84,26 @@ def finding_entry(finding: Finding) -> str:
     return "\n".join(lines)
 
 
+class _Entries(Sequence[str]):
+    """Findings rendered as entries on demand: `fit` stops at its limit, so a comment of a
+    report with thousands of findings renders only the few hundred it shows."""
+
+    def __init__(self, findings: list[Finding]) -> None:
+        self._findings = findings
+
+    def __len__(self) -> int:
+        return len(self._findings)
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[str]: ...
+    def __getitem__(self, index: int | slice) -> str | Sequence[str]:
+        if isinstance(index, slice):
+            return [finding_entry(f) for f in self._findings[index]]
+        return finding_entry(self._findings[index])
+
+
 def fit(head: str, entries: Sequence[str], limit: int, notice: str, separator: str = "\n\n") -> str:
     """`head` plus as many entries as fit in `limit` characters, and a notice if any were cut.
 
@@ -134,7 +155,7 @@ def full(report: Report, limit: int, marker: str = "") -> str:
     if card is not None and card.is_file():
         artifact = escape.code(report.artifact_name)
         head += f"\n\nModel card: `model-card.html` in the {artifact} artifact."
-    entries = [finding_entry(f) for stage in report.stages for f in report.findings(stage)]
+    entries = _Entries([f for stage in report.stages for f in report.findings(stage)])
     if entries:
         head += "\n\n### Findings"
     return fit(head, entries, limit, truncation_notice(report))
@@ -147,7 +168,7 @@ def stage(report: Report, stage_name: str, limit: int = CHECK_LIMIT) -> tuple[st
         f"{escape.inline(report.stage_summary(stage_name))}"
     )
     summary = line + "\n\n" + rules_table(report, [stage_name], limit - len(line) - 2)
-    entries = [finding_entry(f) for f in report.findings(stage_name)]
+    entries = _Entries(report.findings(stage_name))
     extra = stage_section(report, stage_name)
     text = fit(extra, entries, limit, truncation_notice(report)) if entries or extra else ""
     return summary, text
