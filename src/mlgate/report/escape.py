@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import html
 import re
+import string
 from collections.abc import Iterable
 
 # Every ASCII punctuation character may be backslash-escaped in CommonMark; escaping all of
 # them is simpler to trust than reasoning about which are special in which position.
-_MARKDOWN_PUNCTUATION = re.compile(r"([!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~])")
+# '<', '>' and '&' become entities instead, so no HTML tag or comment marker can be formed.
+_INLINE = str.maketrans(
+    {char: "\\" + char for char in string.punctuation} | {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
+)
 _WORD_JOINER = "\u2060"
 # GitHub links @user, @org/team, #123 and owner/repo#123 in rendered text, even in HTML.
 _MENTION = re.compile(r"([@#])(?=\w)")
@@ -27,21 +31,7 @@ def inline(text: str, limit: int = 1000) -> str:
         text = text[: limit - 1] + "…"
     # The word joiner goes in before escaping, so the escaped '@' is still separated.
     text = _MENTION.sub(lambda m: m.group(1) + _WORD_JOINER, text)
-    # '<' and '&' become entities, so no HTML tag or comment marker can be formed; the
-    # rest is backslash-escaped.
-    escaped = []
-    for char in text:
-        if char == "<":
-            escaped.append("&lt;")
-        elif char == ">":
-            escaped.append("&gt;")
-        elif char == "&":
-            escaped.append("&amp;")
-        elif _MARKDOWN_PUNCTUATION.fullmatch(char):
-            escaped.append("\\" + char)
-        else:
-            escaped.append(char)
-    return "".join(escaped)
+    return text.translate(_INLINE)
 
 
 def html_inline(text: str, limit: int = 1000) -> str:
