@@ -289,3 +289,30 @@ def test_off_schema_is_refused_in_one_line_naming_where(
 def test_read_keeps_values_and_types(tmp_path: Path) -> None:
     written = _valid()
     assert ev.read(ev.write(written, tmp_path)) == written
+
+
+def test_the_verdict_pins_the_bytes_it_judged_without_reading_them_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gate and the report take an evidence file's digest from the bytes they validated:
+    one read per file and process, and no window in which another file could be hashed."""
+    from mlgate import config, policy
+
+    path = ev.write(_valid(), tmp_path)
+    pinned = ev.sha256_file(path)
+
+    def no_second_read(_: Path) -> str:
+        raise AssertionError("evidence read again to hash it")
+
+    monkeypatch.setattr(ev, "sha256_file", no_second_read)
+    cfg = config.parse({"stages": {"tests": {}}})
+    verdict = policy.evaluate(cfg, tmp_path, judge_commit=False)
+    assert [ref.sha256 for ref in verdict.evidence] == [pinned]
+    found, _ = ev.scan(tmp_path)
+    assert policy.changed_since(verdict, found) is None
+    document = json.loads(path.read_text())
+    document["metrics"]["failed"] = 0
+    path.write_text(json.dumps(document))
+    assert "changed since the gate judged it" in str(
+        policy.changed_since(verdict, ev.scan(tmp_path)[0])
+    )

@@ -15,6 +15,7 @@ import os
 import platform
 import re
 import tempfile
+import weakref
 from datetime import datetime, timezone
 from functools import cache
 from importlib import resources
@@ -248,9 +249,27 @@ def read(path: Path) -> Evidence:
     except OSError as exc:
         raise EvidenceError(f"{path}: cannot read evidence: {exc.strerror or exc}") from None
     try:
-        return Evidence.model_validate_json(raw, strict=True)
+        evidence = Evidence.model_validate_json(raw, strict=True)
     except ValidationError as exc:
         raise EvidenceError(f"{path}: {_refusal(exc.errors(include_url=False))}") from None
+    key = id(evidence)
+    forget = weakref.ref(evidence, lambda _: _digests.pop(key, None))
+    _digests[key] = (forget, hashlib.sha256(raw).hexdigest())
+    return evidence
+
+
+# The digest of the bytes each document read() returned was parsed from: the verdict pins, and
+# the report compares, what was judged, without reading the file again (a second read could
+# also see a file replaced in between).
+_digests: dict[int, tuple[weakref.ref[Evidence], str]] = {}
+
+
+def digest(evidence: Evidence, path: Path) -> str:
+    """The sha256 of the bytes `evidence` was read from, or of `path` now if it was not read."""
+    held = _digests.get(id(evidence))
+    if held is not None and held[0]() is evidence:
+        return held[1]
+    return sha256_file(path)
 
 
 # The members of MetricValue, as pydantic names the branches of the union in an error.

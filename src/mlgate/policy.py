@@ -73,7 +73,7 @@ def evaluate(
         else:
             rules.extend(_judge(name, config.stage_policy(name), evidence))
     refs = [
-        EvidenceRef(stage=e.stage, path=str(p), sha256=ev.sha256_file(p), status=e.status)
+        EvidenceRef(stage=e.stage, path=str(p), sha256=ev.digest(e, p), status=e.status)
         for p, e in found.values()
     ] + [EvidenceRef(stage=p.stem, path=str(p), sha256=None, status=None) for p, _ in broken]
     run_id, attempt = os.environ.get("GITHUB_RUN_ID"), os.environ.get("GITHUB_RUN_ATTEMPT", "1")
@@ -137,10 +137,10 @@ def changed_since(verdict: Verdict, found: dict[str, tuple[Path, ev.Evidence]]) 
     (relative, absolute, through a symlink, with ./) or downloaded elsewhere is the same
     evidence, and edited, added or removed evidence is caught however it is named."""
     judged = {ref.stage: ref.sha256 for ref in verdict.evidence if ref.sha256 is not None}
-    for stage, (path, _) in sorted(found.items()):
+    for stage, (path, evidence) in sorted(found.items()):
         if stage not in judged:
             return f"{path}: evidence the gate did not judge: run 'mlgate gate' again"
-        if judged[stage] != ev.sha256_file(path):
+        if judged[stage] != ev.digest(evidence, path):
             return f"{path}: changed since the gate judged it: run 'mlgate gate' again"
     missing = sorted(set(judged) - set(found))
     if missing:
