@@ -254,6 +254,11 @@ def _valid() -> ev.Evidence:
         (lambda d: d["findings"][0].update(line="3"), "findings/0/line: Input should be a valid"),
         (lambda d: d["findings"][0].update(line=0), "findings/0/line: Input should be greater"),
         (lambda d: d["metrics"].update(failed=[1]), "metrics/failed: Input should be a number"),
+        (lambda d: d["metrics"].update(int={}), "at metrics/int: Input should be a number"),
+        (
+            lambda d: d["provenance"]["tool_versions"].update(int=3),
+            "at provenance/tool_versions/int: Input should be a valid string",
+        ),
         (lambda d: d["artifacts"][0].update(size=True), "artifacts/0/size: Input should be a"),
         (lambda d: d["artifacts"][0].update(input="yes"), "artifacts/0/input: Input should be"),
         (lambda d: d.update(extra=1), "at extra: Extra inputs are not permitted"),

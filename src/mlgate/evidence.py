@@ -273,7 +273,7 @@ def digest(evidence: Evidence, path: Path) -> str:
 
 
 # The members of MetricValue, as pydantic names the branches of the union in an error.
-_UNION_BRANCHES = {"float": "a number", "int": "an integer", "str": "a string", "bool": "a boolean"}
+_METRIC_BRANCHES = frozenset({"float", "int", "str", "bool"})
 
 
 def _refusal(errors: list[ErrorDetails]) -> str:
@@ -286,7 +286,7 @@ def _refusal(errors: list[ErrorDetails]) -> str:
         return f"not valid JSON: {reason}"
     where = list(first["loc"])
     message = first["msg"]
-    if where and where[-1] in _UNION_BRANCHES:
+    if len(where) == 3 and where[0] == "metrics" and where[-1] in _METRIC_BRANCHES:
         # A metric matching no branch of the union: one error per branch, said once.
         where.pop()
         message = "Input should be a number, a string, a boolean or null"
