@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from scipy import stats as scipy_stats
 
 from mlgate import stats
-from mlgate.errors import MlgateError
 from mlgate.decision import decide, non_inferiority
+from mlgate.errors import MlgateError
 from mlgate.stats import Comparison, StatsError, compare
 
 

@@ -135,9 +135,14 @@ class RoundPlan:
             index += 1
             self.rounds = index
 
+    @classmethod
+    def of_fixed(cls, rounds: int) -> RoundPlan:
+        """A fixed number of rounds, already run."""
+        return cls(rounds, rounds=rounds, stopped=f"fixed: {rounds} rounds")
+
     def _decided(self, log_ratios: dict[str, list[float]] | None) -> str:
-        if not log_ratios:  # a round too small to judge: not decided
-            return ""
+        if log_ratios is None:  # the comparison will refuse it: more rounds would not help
+            return "a round cannot be compared (too few successful requests?)"
         outcomes = {
             metric: non_inferiority(
                 relative_interval(confidence_sequence(values, self.confidence)), self.tolerance
@@ -164,3 +169,35 @@ class RoundPlan:
             "tolerance": self.tolerance,
             "stopped": self.stopped or "interrupted",
         }
+
+
+def so_far(
+    champion: Sequence[Sequence[float]], candidate: Sequence[Sequence[float]]
+) -> Callable[[], dict[str, list[float]] | None]:
+    """What `RoundPlan.indices` asks before another round: per default metric, the log-ratio
+    of each round run so far (the lists are read when called, as the rounds are added), or
+    None when a round cannot be compared."""
+
+    def log_ratios() -> dict[str, list[float]] | None:
+        import numpy as np
+
+        from mlgate import stats
+
+        count = min(len(champion), len(candidate))
+        try:
+            pairs = [
+                (
+                    np.sort(stats._samples("champion", champion[i])),
+                    np.sort(stats._samples("candidate", candidate[i])),
+                )
+                for i in range(count)
+            ]
+            logs = stats.round_log_ratios(pairs, stats.DEFAULT_METRICS)
+        except stats.StatsError:
+            return None
+        return {
+            metric: [round(float(v), 6) for v in logs[:, j]]
+            for j, metric in enumerate(stats.DEFAULT_METRICS)
+        }
+
+    return log_ratios

@@ -227,8 +227,8 @@ def judge_log_ratios(
 ) -> list[RoundsJudgement]:
     """The decision of `compare_rounds` from per-round log-ratios (`round_log_ratios`): per
     metric, their mean with a Student t interval (or, `sequence`, the confidence sequence of
-    `mlgate.sequential`) and a t-test over rounds. Kept apart so that many trials of rounds can be judged by the same
-    rule without recomputing each round's percentiles."""
+    `mlgate.sequential`) and a t-test over rounds. Kept apart so that many trials of rounds
+    can be judged by the same rule without recomputing each round's percentiles."""
     if log_ratios.ndim != 2 or log_ratios.shape[1] != len(metrics):
         raise StatsError(
             f"log-ratios of shape {log_ratios.shape}: expected (rounds, {len(metrics)} metrics)"
@@ -250,9 +250,7 @@ def judge_log_ratios(
         else:
             bounds = (mean - critical * spread, mean + critical * spread)
         ci = sequential.relative_interval(bounds)
-        judged.append(
-            RoundsJudgement(metric, math.expm1(mean), ci, p_value, decide(ci, tolerance))
-        )
+        judged.append(RoundsJudgement(metric, math.expm1(mean), ci, p_value, decide(ci, tolerance)))
     return judged
 
 
