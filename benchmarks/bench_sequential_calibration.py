@@ -201,6 +201,16 @@ def print_modes(trials: list[Trial]) -> None:
         f"{float(np.median(loads)):.1f}, max {max(loads):.1f} (os.getloadavg, {os.cpu_count()} "
         "CPUs)"
     )
+    for kind in (AA, AB):
+        logs = [np.asarray(t.logs)[:, METRICS.index("p95")] for t in trials if t.kind == kind]
+        spread = [float(np.std(v, ddof=1)) for v in logs if len(v) > 1]
+        shift = [math.expm1(float(np.mean(v))) for v in logs]
+        if spread:
+            print(
+                f"{kind}: p95 change per trial median {float(np.median(shift)):+.1%}; sd of a "
+                f"round's p95 log-ratio median {float(np.median(spread)):.3f} "
+                f"({min(spread):.3f} to {max(spread):.3f})"
+            )
     stops: dict[str, int] = {}
     for t in trials:
         key = t.stopped.split(":")[0]
@@ -337,7 +347,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     print(f"budget: {args.max_seconds:.0f} s per trial", flush=True)
                 trials.append(trial)
                 print(
-                    f"  trial {len(trials):>3} {kind}: {len(trial.logs)} rounds in "
+                    f"  trial {len(trials):>3} {kind} (B's work {added:.3f} ms): "
+                    f"{len(trial.logs)} rounds in "
                     f"{sum(trial.round_seconds):.0f} s, {trial.stopped}; load average "
                     f"{trial.load[-1]:.1f}",
                     flush=True,

@@ -48,7 +48,7 @@ def test_p_value_is_scipys_mann_whitney_u() -> None:
     base, cand = latencies(rng, 300), latencies(rng, 400, scale=1.05)
     expected = scipy_stats.mannwhitneyu(cand, base, alternative="two-sided").pvalue
     assert stats.mann_whitney_p(base, cand) == pytest.approx(expected, rel=1e-12)
-    # One test serves every metric, so the Benjamini-Hochberg adjustment leaves it unchanged.
+    # One test of the whole distributions serves every metric.
     for result in compare(base, cand):
         assert result.p_value == pytest.approx(expected, rel=1e-12)
 
