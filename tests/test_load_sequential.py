@@ -273,3 +273,37 @@ def test_auto_rounds_with_a_tiny_budget_are_inconclusive_never_a_pass(tmp_path: 
         # Unbounded (JSON null) until the fifth round; the reason says so.
         assert all(m["ci"][1] is None for m in comparison["metrics"])
         assert "unbounded: more rounds would narrow the interval" in rule.reason
+
+
+def test_auto_rounds_stop_as_soon_as_a_clear_regression_is_decided(tmp_path: Path) -> None:
+    # One pair of servers for every round (fresh_servers: false, the interleaved loop): the
+    # candidate answers 10 ms slower than a ~1 ms champion, so at the fifth round (the first
+    # with a bounded sequence) its p50 is surely beyond +10%: the run stops there and fails,
+    # far inside its budget.
+    config = LoadConfig.model_validate(
+        {
+            "serve": serve_command("--delay-ms", "10"),
+            "champion": serve_command(),
+            "payload": PAYLOAD,
+            "users": 2,
+            "warmup": 0.5,
+            "duration": 2.5,
+            "rounds": "auto",
+            "min_rounds": 5,
+            "max_seconds": 600,
+            "fresh_servers": False,
+            "timeout": 900,
+            "working_directory": str(tmp_path),
+        }
+    )
+    evidence = STAGE.run(config, RunContext(tmp_path / "ev", None))
+    assert evidence.status == "passed", evidence.reason
+    comparison = evidence.data["comparison"]
+    assert comparison["sequential"]["rounds"] == comparison["rounds"] == 5
+    # Any one metric surely beyond the tolerance decides the gate (p50 here, the least noisy).
+    stopped = comparison["sequential"]["stopped"]
+    assert stopped.startswith("decided: p50") and stopped.endswith(" beyond the tolerance")
+    assert comparison["interleaving"] == "rounds in turn (A B, B A, ...)"
+    rule = no_regression(evidence)
+    assert rule.outcome == "fail", rule.reason
+    assert "fails [regression]" in rule.reason
