@@ -24,14 +24,16 @@ printed. A sleep would not do: waking up takes the scheduler ~0.2 ms here, which
 of this server's p95.
 
 Decisions. Paired rounds (`mlgate.stats.compare_rounds`, what the load stage and `mlgate
-compare` use on such data), defaults: p50, p95, mean; the default tolerance; 95% t interval;
-FDR 0.05. A false alarm is any metric decided "regression" on an A/A trial; the gate also fails
-on "inconclusive", so A/A gate failures (either) are counted too. A detection is p95 decided
-"regression" on an A/B trial. The trials' rates carry 95% Clopper-Pearson intervals; as hours of
-load would be needed for hundreds of trials, the script also draws many trials of rounds picked
-at random from all A/A (or A/B) trials' rounds (every round runs on its own pair of servers, so
-rounds are independent units) and prints those rates as estimates, judged by the rule
-`compare_rounds` applies, with a 95% interval from resampling the measured rounds.
+compare` use on such data), defaults: p50, p95, mean; the default tolerance; 95% t interval,
+two-sided decisions (the gate's one-sided rule and `rounds: auto`:
+bench_sequential_calibration.py). A false alarm is any metric decided "regression" on an A/A
+trial; "A/A gate fails" counts "regression" or "inconclusive", as the two-sided gate before
+issue 12 did. A detection is p95 decided "regression" on an A/B trial. The trials' rates carry
+95% Clopper-Pearson intervals; as hours of load would be needed for hundreds of trials, the
+script also draws many trials of rounds picked at random from all A/A (or A/B) trials' rounds
+(every round runs on its own pair of servers, so rounds are independent units) and prints those
+rates as estimates, judged by the rule `compare_rounds` applies, with a 95% interval from
+resampling the measured rounds.
 
 For contrast, on the same data: comparing independent samples (`mlgate.stats.compare`, what a
 baseline file measured at another time gets: the candidate of one trial against the champion A1
@@ -401,7 +403,7 @@ def report(trials: list[Trial], args: argparse.Namespace) -> None:
         print()
         print(
             f"mlgate, paired rounds (p50, p95, mean; tolerance {tolerance:.0%}{default}; 95% t "
-            f"interval; FDR 0.05), trials of {args.rounds_per_trial} rounds"
+            f"interval, two-sided), trials of {args.rounds_per_trial} rounds"
         )
         print(
             f"{'trials':<26} | {'A/A false alarms (any metric)':<31} {'<=1%':<7} | "

@@ -82,3 +82,31 @@ def test_calibration_benchmark_refuses_a_fixed_work_that_is_not_positive(work: s
     assert result.returncode == 2
     assert "--work-ms must be a positive number of milliseconds" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+SEQUENTIAL = ROOT / "benchmarks" / "bench_sequential_calibration.py"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--work-ms", "0"], "--work-ms must be a positive number of milliseconds"),
+        (["--min-rounds", "1"], "--min-rounds at least 2"),
+    ],
+)
+def test_sequential_calibration_refuses_bad_settings(options: list[str], message: str) -> None:
+    # Imports resolve (it reuses bench_compare_calibration's servers) and bad input is one
+    # line, exit 2; the run itself takes minutes (--quick: about 5 on a busy 2-core machine).
+    import os
+
+    result = subprocess.run(
+        [sys.executable, str(SEQUENTIAL), *options],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env=os.environ | {"PYTHONPATH": str(ROOT / "src")},
+    )
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr

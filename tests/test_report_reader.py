@@ -182,9 +182,13 @@ def test_both_comparisons_in_markdown_with_champion_and_candidate_named(tmp_path
     assert text.index("❌ fail |") < text.index("⚠️ inconclusive |") < text.index("✅ pass |")
     load = text[text.index("### Load") : text.index("### Model quality")]
     assert "**Latency\\: candidate vs champion**" in load
-    assert "| metric | champion ms | candidate ms | change | 95\\% CI | decision |" in load
     assert (
-        "| p95 | 21\\.02 | 7\\.82 | \\-71\\.9\\% | \\-83\\.2\\% to \\-53\\.0\\% | faster |" in load
+        "| metric | champion ms | candidate ms | change | 95\\% CI | gate \\(two\\-sided\\) |"
+        in load
+    )
+    assert (
+        "| p95 | 21\\.02 | 7\\.82 | \\-71\\.9\\% | \\-83\\.2\\% to \\-53\\.0\\% | passes \\(faster\\) |"
+        in load
     )
     assert "Bars, left to right: champion, candidate." in load and "| champion |" in load
     quality = text[text.index("### Model quality") :]
@@ -208,7 +212,8 @@ def test_both_comparisons_in_the_terminal(tmp_path: Path) -> None:
     assert "model: churn version 3 (models:/churn/3)" in text and f"commit: {COMMIT}" in text
     assert "Latency: candidate vs champion" in text and "Quality: candidate vs champion" in text
     assert re.search(
-        r"│ p95\s+│ 21\.02\s+│ 7\.82\s+│ -71\.9%\s+│ -83\.2% to -53\.0%\s+│ faster", text
+        r"│ p95\s+│ 21\.02\s+│ 7\.82\s+│ -71\.9%\s+│ -83\.2% to -53\.0%\s+│ passes \(faster\)",
+        text,
     )
     assert re.search(r"│ accuracy ↑\s+│ -0\.1610 .* cannot tell", text)
     assert "accuracy: roughly 12,000 rows would decide it (now 1,000)" in " ".join(text.split())

@@ -693,11 +693,14 @@ def _overridden(name: str, cfg: Any, overrides: dict[str, Any]) -> Any:
         raise ConfigError(config.describe(exc, f"mlgate {name} options")) from None
 
 
-def _run_context(cfg: Any, directory: Path) -> Any:
+def _run_context(cfg: Any, directory: Path, stage: str | None = None) -> Any:
     from mlgate.stages.interface import RunContext
 
     # The scan stage and policy: what a stage that loads a model consults first.
-    return RunContext(directory, cfg.digest, cfg.stage_config("scan"), cfg.stage_policy("scan"))
+    own = cfg.stage_policy(stage) if stage else None
+    return RunContext(
+        directory, cfg.digest, cfg.stage_config("scan"), cfg.stage_policy("scan"), own
+    )
 
 
 def _run_stage(name: str, stage_config: Any, cfg: Any, evidence_dir: Path | None) -> None:
@@ -707,7 +710,7 @@ def _run_stage(name: str, stage_config: Any, cfg: Any, evidence_dir: Path | None
     directory = evidence_dir or Path(cfg.evidence_dir)
     started = evidence.now()
     try:
-        result = STAGES[name].run(stage_config, _run_context(cfg, directory))
+        result = STAGES[name].run(stage_config, _run_context(cfg, directory, name))
     except Exception as exc:
         # Whatever went wrong, the gate must see this run's crash rather than an older
         # document that may say "passed".

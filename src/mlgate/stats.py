@@ -4,14 +4,15 @@ For each metric (p50, p90, p95, p99 or the mean of the latency samples) `compare
 
 - the relative change ``candidate / baseline - 1`` of the metric, with a percentile bootstrap
   confidence interval ``[lo, hi]`` (both samples resampled independently);
-- a two-sided Mann-Whitney U p-value, Benjamini-Hochberg adjusted across the metrics compared;
+- a two-sided Mann-Whitney U p-value, as information;
 - the Hodges-Lehmann shift: the median of all pairwise differences candidate - baseline, in ms.
 
-Decision, with the practical tolerance ``tol`` (relative, e.g. 0.10) and the adjusted p-value:
+Decision (`decision.decide`), with the practical tolerance ``tol`` (relative, e.g. 0.10), from the
+interval alone, so that the two always agree:
 
-- **regression**   if ``lo > 0`` and ``hi > tol`` and ``p < fdr``:
-  surely slower, and the slowdown may exceed the tolerance;
-- **improvement**  if ``hi < 0`` and ``lo < -tol`` and ``p < fdr``: the mirror image;
+- **regression**   if ``lo > 0`` and ``hi > tol``: surely slower, and the slowdown may exceed
+  the tolerance;
+- **improvement**  if ``hi < 0`` and ``lo < -tol``: the mirror image;
 - **no change**    if ``-tol <= lo`` and ``hi <= tol``: whatever changed is within tolerance;
 - **inconclusive** otherwise: the interval is too wide to tell. This is never a pass.
 
@@ -25,7 +26,9 @@ same machine (A B, B A, ...): whatever slows a round down slows both of its side
 per-round ratio cancels it. Per metric it takes the log-ratio of each round's candidate and
 baseline values, and reports their mean (as a relative change, a geometric mean of per-round
 ratios) with a Student t interval and a one-sample t-test p-value over rounds, so the
-variation between rounds is measured rather than assumed away.
+variation between rounds is measured rather than assumed away. When the number of rounds was
+not fixed in advance (the load stage's `rounds: auto`), the interval is the always-valid
+confidence sequence of `mlgate.sequential` instead, valid however the run chose to stop.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import stats as scipy_stats  # type: ignore[import-untyped]
 
+from mlgate import sequential
 from mlgate.decision import Decision, decide
 from mlgate.errors import MlgateError
 
@@ -71,7 +75,7 @@ class Comparison:
     candidate: float
     relative_change: float  # candidate / baseline - 1
     ci: tuple[float, float]  # bootstrap confidence interval of the relative change
-    p_value: float  # Mann-Whitney U, two-sided, Benjamini-Hochberg adjusted across metrics
+    p_value: float  # two-sided: Mann-Whitney U, or (paired rounds) the t-test over rounds
     shift_ms: float  # Hodges-Lehmann estimate of candidate - baseline
     decision: Decision
 
@@ -100,26 +104,24 @@ def compare(
     metrics: Sequence[str] = DEFAULT_METRICS,
     tolerance: float = DEFAULT_TOLERANCE,
     confidence: float = 0.95,
-    fdr: float = 0.05,
     resamples: int = 2000,
     seed: int = 0,
 ) -> list[Comparison]:
     """Compare two latency samples (ms) metric by metric; see the module docstring."""
-    _check_parameters(metrics, tolerance, confidence, fdr, resamples)
+    _check_parameters(metrics, tolerance, confidence, resamples)
     base = np.sort(_samples("baseline", baseline))
     cand = np.sort(_samples("candidate", candidate))
     points = [(point_estimate(base, m), point_estimate(cand, m)) for m in metrics]
     for metric, (base_point, _) in zip(metrics, points, strict=True):
         if base_point <= 0:
             raise StatsError(f"baseline {metric} is 0 ms: a relative change is undefined")
-    # One Mann-Whitney test of the whole distributions serves every metric, so the adjustment
-    # leaves its p-value as it is; it matters once metrics carry p-values of their own.
-    p_values = benjamini_hochberg([mann_whitney_p(base, cand)] * len(metrics))
+    # One Mann-Whitney test of the whole distributions serves every metric.
+    p_value = mann_whitney_p(base, cand)
     shift = hodges_lehmann(base, cand)
     rng = np.random.default_rng(seed)
     alpha = 1.0 - confidence
     results = []
-    for metric, (base_point, cand_point), p_value in zip(metrics, points, p_values, strict=True):
+    for metric, (base_point, cand_point) in zip(metrics, points, strict=True):
         change = _relative(
             _bootstrap(cand, metric, resamples, rng), _bootstrap(base, metric, resamples, rng)
         )
@@ -138,7 +140,7 @@ def compare(
                 ci=ci,
                 p_value=p_value,
                 shift_ms=shift,
-                decision=decide(ci, p_value, tolerance, fdr),
+                decision=decide(ci, tolerance),
             )
         )
     return results
@@ -150,11 +152,12 @@ def compare_rounds(
     metrics: Sequence[str] = DEFAULT_METRICS,
     tolerance: float = DEFAULT_TOLERANCE,
     confidence: float = 0.95,
-    fdr: float = 0.05,
+    sequence: bool = False,
 ) -> list[Comparison]:
     """Compare paired rounds (round i of each side loaded back to back); see the module
-    docstring. Point estimates and the Hodges-Lehmann shift are of the pooled samples."""
-    _check_parameters(metrics, tolerance, confidence, fdr, resamples=100)
+    docstring. Point estimates and the Hodges-Lehmann shift are of the pooled samples.
+    `sequence`: the rounds were not fixed in advance; the interval is the confidence sequence."""
+    _check_parameters(metrics, tolerance, confidence, resamples=100)
     if len(baseline_rounds) != len(candidate_rounds):
         raise StatsError(
             f"paired rounds: baseline has {len(baseline_rounds)} rounds, "
@@ -169,7 +172,8 @@ def compare_rounds(
     ]
     # Judged first: judge_log_ratios refuses too few rounds (none at all included) before
     # anything is pooled.
-    judged = judge_log_ratios(round_log_ratios(pairs, metrics), metrics, tolerance, confidence, fdr)
+    logs = round_log_ratios(pairs, metrics)
+    judged = judge_log_ratios(logs, metrics, tolerance, confidence, sequence)
     base_all = np.sort(np.concatenate([b for b, _ in pairs]))
     cand_all = np.sort(np.concatenate([c for _, c in pairs]))
     shift = hodges_lehmann(base_all, cand_all)
@@ -195,7 +199,7 @@ class RoundsJudgement:
     metric: str
     relative_change: float  # geometric mean of the per-round ratios, minus 1
     ci: tuple[float, float]
-    p_value: float  # one-sample t-test over rounds, Benjamini-Hochberg adjusted across metrics
+    p_value: float  # one-sample t-test over rounds, two-sided
     decision: Decision
 
 
@@ -219,12 +223,12 @@ def judge_log_ratios(
     metrics: Sequence[str],
     tolerance: float = DEFAULT_TOLERANCE,
     confidence: float = 0.95,
-    fdr: float = 0.05,
+    sequence: bool = False,
 ) -> list[RoundsJudgement]:
     """The decision of `compare_rounds` from per-round log-ratios (`round_log_ratios`): per
-    metric, their mean with a Student t interval and a t-test over rounds, the p-values
-    adjusted across metrics. Kept apart so that many trials of rounds can be judged by the same
-    rule without recomputing each round's percentiles."""
+    metric, their mean with a Student t interval (or, `sequence`, the confidence sequence of
+    `mlgate.sequential`) and a t-test over rounds. Kept apart so that many trials of rounds
+    can be judged by the same rule without recomputing each round's percentiles."""
     if log_ratios.ndim != 2 or log_ratios.shape[1] != len(metrics):
         raise StatsError(
             f"log-ratios of shape {log_ratios.shape}: expected (rounds, {len(metrics)} metrics)"
@@ -233,21 +237,21 @@ def judge_log_ratios(
     if rounds < 2:
         raise StatsError("paired rounds: at least 2 rounds are needed to see their variation")
     critical = float(scipy_stats.t.ppf(1 - (1 - confidence) / 2, rounds - 1))
-    estimates: list[tuple[float, tuple[float, float], float]] = []
-    for values in log_ratios.T:
+    judged = []
+    for metric, values in zip(metrics, log_ratios.T, strict=True):
         mean = float(values.mean())
         spread = float(values.std(ddof=1)) / math.sqrt(rounds)
         if spread > 0:
             p_value = float(2 * scipy_stats.t.sf(abs(mean / spread), rounds - 1))
         else:  # every round gave the same ratio: certain, whatever it is
             p_value = 1.0 if mean == 0 else 0.0
-        ci = (math.expm1(mean - critical * spread), math.expm1(mean + critical * spread))
-        estimates.append((math.expm1(mean), ci, p_value))
-    adjusted = benjamini_hochberg([p for _, _, p in estimates])
-    return [
-        RoundsJudgement(metric, change, ci, p_value, decide(ci, p_value, tolerance, fdr))
-        for metric, (change, ci, _), p_value in zip(metrics, estimates, adjusted, strict=True)
-    ]
+        if sequence:
+            bounds = sequential.confidence_sequence([float(v) for v in values], confidence)
+        else:
+            bounds = (mean - critical * spread, mean + critical * spread)
+        ci = sequential.relative_interval(bounds)
+        judged.append(RoundsJudgement(metric, math.expm1(mean), ci, p_value, decide(ci, tolerance)))
+    return judged
 
 
 def point_estimate(values: FloatArray, metric: str) -> float:
@@ -298,17 +302,6 @@ def _pairwise_difference(x: FloatArray, y: FloatArray, k: int) -> float:
         [y[np.maximum(after - 1, 0)] - x, y[np.minimum(after, y.size - 1)] - x]
     )
     return float(candidates[np.argmin(np.abs(candidates - high))])
-
-
-def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
-    """Benjamini-Hochberg adjusted p-values: reject those below q to keep the FDR at q."""
-    p = np.asarray(p_values, dtype=np.float64)
-    order = np.argsort(p)
-    ranked = p[order] * p.size / np.arange(1, p.size + 1)
-    adjusted = np.minimum.accumulate(ranked[::-1])[::-1]
-    result = np.empty_like(p)
-    result[order] = np.minimum(adjusted, 1.0)
-    return [float(v) for v in result]
 
 
 def _bootstrap(
@@ -375,7 +368,7 @@ def _samples(side: str, values: npt.ArrayLike) -> FloatArray:
 
 
 def _check_parameters(
-    metrics: Sequence[str], tolerance: float, confidence: float, fdr: float, resamples: int
+    metrics: Sequence[str], tolerance: float, confidence: float, resamples: int
 ) -> None:
     if not metrics:
         raise StatsError("no metric to compare")
@@ -388,7 +381,5 @@ def _check_parameters(
         raise StatsError(f"tolerance must be a finite number >= 0, got {tolerance}")
     if not 0 < confidence < 1:
         raise StatsError(f"confidence must be between 0 and 1, got {confidence}")
-    if not 0 < fdr < 1:
-        raise StatsError(f"fdr must be between 0 and 1, got {fdr}")
     if resamples < 100:
         raise StatsError(f"resamples must be at least 100, got {resamples}")

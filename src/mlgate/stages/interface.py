@@ -44,6 +44,9 @@ class RunContext:
     # config when one is configured, and the scan policy (None: its defaults).
     scan_config: StageConfig | None = None
     scan_policy: StagePolicy | None = None
+    # The running stage's own policy section (None: its defaults), for a stage that decides
+    # while it runs (the load stage's rounds: auto stops once its gate rule is decided).
+    stage_policy: StagePolicy | None = None
 
 
 ConfigT = TypeVar("ConfigT", bound=StageConfig)

@@ -20,15 +20,16 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
 from mlgate import evidence as ev
-from mlgate import loadgen, model_identity, process, serving
+from mlgate import loadgen, model_identity, process, sequential, serving
 from mlgate.errors import MlgateError
 from mlgate.evidence import Evidence, Finding
 from mlgate.fields import HttpUrl, UrlPath
@@ -125,12 +126,25 @@ class LoadConfig(StageConfig):
         "alias of the same model points at, if any and if another, is served side by side as "
         "the champion. null turns this off.",
     )
-    rounds: int = Field(
+    rounds: int | Literal["auto"] = Field(
         default=6,
+        description="Interleaved rounds with a champion (2 to 100); each side gets "
+        "duration / rounds seconds per round (see fresh_servers). auto: at least min_rounds "
+        "rounds of duration / min_rounds seconds, then one more while the gate's "
+        "no_regression is undecided, until max_seconds; judged by an always-valid confidence "
+        "sequence.",
+    )
+    min_rounds: int = Field(
+        default=sequential.DEFAULT_MIN_ROUNDS,
         ge=2,
         le=100,
-        description="Interleaved rounds with a champion; each side gets "
-        "duration / rounds seconds per round (see fresh_servers).",
+        description="rounds: auto: the rounds always run before the comparison may stop.",
+    )
+    max_seconds: float = Field(
+        default=sequential.DEFAULT_MAX_SECONDS,
+        gt=0,
+        description="rounds: auto: no round is started that would end after this many seconds "
+        "of rounds (server starts included; the stage's timeout still applies).",
     )
     fresh_servers: bool = Field(
         default=True,
@@ -173,10 +187,24 @@ class LoadConfig(StageConfig):
             raise ValueError(
                 "a champion is loaded by the built-in scenario (payload), not a locustfile"
             )
+        if isinstance(self.rounds, int) and not 2 <= self.rounds <= 100:
+            raise ValueError(f"rounds must be auto or 2 to 100, got {self.rounds}")
+        open_loop_pair = self.champion is not None and self.rate is not None
+        if self.rounds == "auto" and open_loop_pair and not self.fresh_servers_apply:
+            raise ValueError(
+                "rounds: auto adds rounds one at a time; in open loop that needs "
+                "fresh_servers with both servers started by mlgate (serve and champion)"
+            )
         if self.champion is not None and self.fresh_servers_apply:
             # Every round warms up again and starts its generator(s), after both servers start.
             sides = 1 if self.rate is not None else 2
-            needed = sides * (self.rounds * (self.warmup + _STARTUP_S) + self.duration)
+            needed = sides * (self.planned_rounds * (self.warmup + _STARTUP_S) + self.duration)
+            if self.rounds == "auto" and self.max_seconds <= needed:
+                raise ValueError(
+                    f"max_seconds ({self.max_seconds:g} s) must exceed {needed:g} s, what "
+                    f"min_rounds ({self.min_rounds}) rounds need (warmup and start-up every "
+                    "round, the duration, and the servers' starts on top)"
+                )
             if self.timeout <= needed:
                 raise ValueError(
                     f"timeout ({self.timeout:g} s) must exceed {needed:g} s for a champion "
@@ -185,7 +213,12 @@ class LoadConfig(StageConfig):
                 )
         elif self.champion is not None:
             # Both sides warm up and run every round, each run starting its own generator.
-            needed = 2 * (self.warmup + self.duration) + (2 * self.rounds + 2) * _STARTUP_S
+            needed = 2 * (self.warmup + self.duration) + (2 * self.planned_rounds + 2) * _STARTUP_S
+            if self.rounds == "auto" and self.max_seconds <= needed:
+                raise ValueError(
+                    f"max_seconds ({self.max_seconds:g} s) must exceed {needed:g} s, what "
+                    f"min_rounds ({self.min_rounds}) interleaved rounds need"
+                )
             if self.timeout <= needed:
                 raise ValueError(
                     f"timeout ({self.timeout:g} s) must exceed {needed:g} s for an interleaved "
@@ -197,6 +230,16 @@ class LoadConfig(StageConfig):
                 f"({self.warmup + self.duration:g} s) by more than {_STARTUP_S:g} s"
             )
         return self
+
+    @property
+    def planned_rounds(self) -> int:
+        """The rounds known before the run: all of them, or (auto) the minimum."""
+        return self.min_rounds if self.rounds == "auto" else self.rounds
+
+    @property
+    def round_seconds(self) -> float:
+        """Seconds each side is measured per round."""
+        return self.duration / self.planned_rounds
 
     @property
     def fresh_servers_apply(self) -> bool:
@@ -249,11 +292,16 @@ class LoadPolicy(StagePolicy):
         default=0.10,
         ge=0,
         le=10,
-        description="Practical tolerance of the comparison with the baseline (0.10 = 10%): a "
-        "change within it is no change; one that may exceed it, significantly, is a regression.",
+        description="Slowdown tolerated against the baseline or champion (0.10 = 10%): "
+        "no_regression passes when every compared metric's interval lies below +tolerance, "
+        "fails when one lies entirely above it, and is inconclusive otherwise.",
     )
     regression_fdr: float = Field(
-        default=0.05, gt=0, lt=1, description="False-discovery rate across compared metrics."
+        default=0.05,
+        gt=0,
+        lt=1,
+        description="Unused (kept so existing policies load): decisions follow the intervals "
+        "alone, and the gate needs every metric to pass, which needs no multiplicity correction.",
     )
     require_baseline: bool = Field(
         default=False,
@@ -390,14 +438,15 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
         if isinstance(inputs, str):
             return attempt.error(inputs)
         payload, _ = inputs
-        span = config.duration / config.rounds
+        span = config.round_seconds
         specs = {"candidate": candidate, "champion": champion}
         records: dict[str, list[loadgen.Record]] = {"candidate": [], "champion": []}
         rounds: dict[str, list[list[float]]] = {"candidate": [], "champion": []}
         usage: dict[str, list[dict[str, float | None]]] = {"candidate": [], "champion": []}
         result = loadgen.Result()
         digest: str | None = None
-        for index in range(config.rounds):
+        plan = _round_plan(config, context)
+        for index in plan.indices(sequential.so_far(rounds["champion"], rounds["candidate"])):
             order = list(specs) if index % 2 == 0 else list(reversed(list(specs)))
             with contextlib.ExitStack() as stack:
                 # Both at once: a round's servers start in about the time of the slower one.
@@ -442,6 +491,7 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
                 rounds[name].append(
                     [r.latency_ms for r in kept if r.ok and r.offset_s >= config.warmup]
                 )
+        attempt = attempt.measured(plan, span)
         evidence = attempt.judge(records["candidate"], result, rounds["candidate"])
         if evidence.status == "passed":
             champion_failed = sum(
@@ -457,13 +507,14 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
                 rounds["candidate"],
                 f"{interleaving}, fresh servers every round",
                 champion_failed,
+                plan,
             )
         metrics = dict(evidence.metrics) | _merged_usage(usage["candidate"])
         data = dict(evidence.data) | {
             "serve": candidate.model_dump(mode="json"),
             "champion": champion.model_dump(mode="json")
             | {"cold_start_s": _merged_usage(usage["champion"])["cold_start_s"]},
-            "server_starts": config.rounds,
+            "server_starts": plan.rounds,
         }
         if digest:
             data["serve"]["image_digest"] = digest
@@ -501,8 +552,9 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
                 )
                 if isinstance(warmed, str):
                     return attempt.error(f"{name}: {warmed}")
-        span = config.duration / config.rounds
-        for index in range(config.rounds):
+        span = config.round_seconds
+        plan = _round_plan(config, context)
+        for index in plan.indices(sequential.so_far(rounds["champion"], rounds["candidate"])):
             order = list(sides) if index % 2 == 0 else list(reversed(list(sides)))
             for name in order:
                 generated = _generate(
@@ -527,6 +579,7 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
                 ]
                 records[name] += kept
                 rounds[name].append([r.latency_ms for r in kept if r.ok])
+        attempt = attempt.measured(plan, span)
         evidence = attempt.judge(records["candidate"], result, rounds["candidate"])
         if evidence.status != "passed":
             return evidence
@@ -538,6 +591,7 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
             rounds["candidate"],
             "rounds in turn (A B, B A, ...)",
             champion_failed,
+            plan,
         )
 
     def _side_by_side(
@@ -564,13 +618,13 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
         if isinstance(generated, str):
             return attempt.error(generated)
         records, result = generated
-        span = config.duration / config.rounds
+        span = config.round_seconds
         bins: dict[int, list[list[float]]] = {0: [], 1: []}
         for target in bins:
-            bins[target] = [[] for _ in range(config.rounds)]
+            bins[target] = [[] for _ in range(config.planned_rounds)]
         for r in records:
             index = math.floor((r.offset_s - config.warmup) / span)
-            if r.ok and 0 <= index < config.rounds:
+            if r.ok and 0 <= index < config.planned_rounds:
                 bins[r.target][index].append(r.latency_ms)
         candidate = [r for r in records if r.target == 0]
         evidence = attempt.judge(candidate, result, bins[0])
@@ -591,10 +645,13 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
         candidate: list[list[float]],
         interleaving: str,
         champion_failed: int,
+        plan: sequential.RoundPlan | None = None,
     ) -> Evidence:
-        """The candidate's evidence with the paired comparison and the champion's samples."""
+        """The candidate's evidence with the paired comparison and the champion's samples;
+        `plan`: how the rounds were chosen (None: a fixed number, binned from one run)."""
+        plan = plan or sequential.RoundPlan.of_fixed(len(candidate))
         try:
-            comparison = _compare_rounds(champion, candidate)
+            comparison = _compare_rounds(champion, candidate, plan)
         except MlgateError as exc:
             return evidence.model_copy(
                 update={"status": "error", "reason": f"champion: {exc}", "artifacts": []}
@@ -748,6 +805,13 @@ class _Attempt:
     def error(self, reason: str) -> Evidence:
         return _evidence(self.context, self.started, self.config, reason=reason)
 
+    def measured(self, plan: sequential.RoundPlan, span: float) -> _Attempt:
+        """The attempt as judged: with rounds chosen as they went, the duration measured is
+        that of the rounds run."""
+        if plan.fixed is not None:
+            return self
+        return replace(self, config=self.config.model_copy(update={"duration": span * plan.rounds}))
+
     def judge(
         self,
         records: list[loadgen.Record],
@@ -758,6 +822,16 @@ class _Attempt:
         return _judge_run(
             self.config, self.context, self.started, records, result, self.samples, rounds
         )
+
+
+def _round_plan(config: LoadConfig, context: RunContext) -> sequential.RoundPlan:
+    """The rounds of a champion comparison; auto judges them by this stage's policy."""
+    if config.rounds != "auto":
+        return sequential.RoundPlan(config.rounds)
+    policy = context.stage_policy if isinstance(context.stage_policy, LoadPolicy) else LoadPolicy()
+    # Within the stage's timeout too, with room to judge and stop.
+    budget = min(config.max_seconds, config.timeout - 2 * _STARTUP_S)
+    return sequential.RoundPlan(None, config.min_rounds, budget, policy.regression_tolerance)
 
 
 def _log(context: RunContext, role: str) -> Path:
@@ -839,18 +913,23 @@ def _compare_samples(
     }
 
 
-def _compare_rounds(champion: list[list[float]], candidate: list[list[float]]) -> dict[str, object]:
-    """Round i of the champion against round i of the candidate (see stats.compare_rounds)."""
+def _compare_rounds(
+    champion: list[list[float]], candidate: list[list[float]], plan: sequential.RoundPlan
+) -> dict[str, object]:
+    """Round i of the champion against round i of the candidate (see stats.compare_rounds):
+    with the per-round log-ratios and how the rounds were chosen, which the gate judges."""
     import numpy as np
 
     from mlgate import stats
 
-    results = stats.compare_rounds(champion, candidate)
+    results = stats.compare_rounds(champion, candidate, sequence=plan.fixed is None)
     pooled = np.sort(np.concatenate([np.asarray(r, dtype=np.float64) for r in champion]))
     return {
         "baseline": "champion (interleaved A/B)",
         "method": "paired rounds",
         "rounds": len(champion),
+        "sequential": plan.as_json(),
+        "log_ratios": sequential.so_far(champion, candidate)(),
         "baseline_ms": {label: round(stats.point_estimate(pooled, label), 3) for label in _CHARTED},
         "baseline_samples": int(pooled.size),
         "candidate_samples": sum(len(r) for r in candidate),
@@ -867,19 +946,17 @@ def _regression_rules(policy: LoadPolicy, evidence: Evidence) -> list[RuleResult
             ]
         return []
     tolerance = policy.regression_tolerance
-    found = load_report.decisions(comparison, tolerance, policy.regression_fdr)
+    found = load_report.decisions(comparison, tolerance)
     if not found:
         return [_rule("no_regression", False, "load: the baseline comparison holds no metric")]
-    worst = load_report.deciding(found)
-    outcome = load_report.outcome(worst.decision)
+    outcome = load_report.outcome(load_report.gate(found))
     other = "champion" if load_report.is_champion(comparison) else "baseline"
+    how = load_report.stopped(comparison)
     reason = (
-        f"load: {worst.metric} {worst.change:+.1%} vs {other} "
-        f"(95% CI {worst.low:+.1%} to {worst.high:+.1%}), "
-        f"tolerance ±{tolerance:.0%}: {worst.decision}"
+        f"load: vs {other}, no slowdown beyond +{tolerance:.0%} on every metric "
+        f"({load_report.interval_name(comparison)}{'; ' + how if how else ''}): "
+        + load_report.reasons(comparison, found, tolerance)
     )
-    if worst.decision == "inconclusive":
-        reason += "; " + load_report.what_would_decide(comparison, worst, tolerance)
     return [
         RuleResult(stage=LoadStage.name, rule="load.no_regression", outcome=outcome, reason=reason)
     ]

@@ -1,6 +1,7 @@
 """The load stage's comparison as reports show it: the candidate's latency against the champion
-served side by side (or a baseline file), per metric the change, its interval and the policy's
-decision, a bar chart of both sides' percentiles and what would decide an inconclusive one.
+served side by side (or a baseline file), per metric the change, its interval, the gate's
+one-sided outcome and the two-sided decision, a bar chart of both sides' percentiles and what
+would decide an inconclusive one.
 
 Evidence is read defensively (odd evidence renders as far as it can; the gate judges it).
 """
@@ -11,8 +12,8 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mlgate import sample_size
-from mlgate.decision import Decision, decide
+from mlgate import sample_size, sequential
+from mlgate.decision import Decision, GateOutcome, decide, non_inferiority
 from mlgate.evidence import Evidence
 from mlgate.report import charts
 from mlgate.report.comparison import Comparison
@@ -22,44 +23,128 @@ if TYPE_CHECKING:
     from mlgate.stages.load import LoadPolicy
 
 CHARTED = ("p50", "p90", "p95", "p99")
-_ORDER: dict[Decision, int] = {"regression": 0, "inconclusive": 1, "improvement": 2, "no change": 3}
-_OUTCOMES: dict[Decision, Outcome] = {
-    "regression": "fail",
+_OUTCOMES: dict[GateOutcome, Outcome] = {
+    "pass": "pass",
+    "fail": "fail",
     "inconclusive": "inconclusive",
-    "improvement": "pass",
-    "no change": "pass",
 }
 
 
 @dataclass(frozen=True)
 class MetricDecision:
-    decision: Decision
+    decision: Decision  # two-sided, as information
     metric: str
     change: float  # relative: +0.12 is 12% slower
     low: float
     high: float
+    gate: GateOutcome  # the gate's one-sided question: no slowdown beyond the tolerance
 
 
-def decisions(comparison: dict[str, Any], tolerance: float, fdr: float) -> list[MetricDecision]:
-    """The policy's decision on each compared metric (the interval, p-value and tolerance)."""
+def decisions(comparison: dict[str, Any], tolerance: float) -> list[MetricDecision]:
+    """The policy's decisions on each compared (= gated) metric, from its interval.
+
+    Rounds whose number was not fixed in advance (`sequential.rule` "auto") are judged again
+    here from the per-round log-ratios the evidence keeps, by the confidence sequence, which
+    is valid however the run stopped; the stored interval is the same computation."""
+    recomputed = _sequence_intervals(comparison)
     found = []
     for entry in comparison.get("metrics", []):
+        metric = str(entry.get("metric", "?"))
         ci = entry.get("ci") or [None, None]
         low = ci[0] if isinstance(ci[0], (int, float)) else float("-inf")
         high = ci[1] if isinstance(ci[1], (int, float)) else float("inf")
-        decision = decide((low, high), float(entry.get("p_value", 1.0)), tolerance, fdr)
         change = float(entry.get("relative_change", 0))
-        found.append(MetricDecision(decision, str(entry.get("metric", "?")), change, low, high))
+        if metric in recomputed:
+            change, (low, high) = recomputed[metric]
+        found.append(
+            MetricDecision(
+                decide((low, high), tolerance),
+                metric,
+                change,
+                low,
+                high,
+                non_inferiority((low, high), tolerance),
+            )
+        )
     return found
 
 
-def deciding(found: list[MetricDecision]) -> MetricDecision:
-    """The decision that decides the rule: the worst one."""
-    return min(found, key=lambda d: _ORDER[d.decision])
+def _sequence_intervals(
+    comparison: dict[str, Any],
+) -> dict[str, tuple[float, tuple[float, float]]]:
+    """Per metric, the change and confidence sequence of rounds chosen as they went."""
+    plan = comparison.get("sequential")
+    logs = comparison.get("log_ratios")
+    if not (isinstance(plan, dict) and plan.get("rule") == "auto" and isinstance(logs, dict)):
+        return {}
+    found = {}
+    for metric, values in logs.items():
+        if isinstance(values, list) and values and all(_is_number(v) for v in values):
+            change = math.expm1(math.fsum(values) / len(values))
+            found[str(metric)] = (
+                change,
+                sequential.relative_interval(sequential.confidence_sequence(values)),
+            )
+    return found
 
 
-def outcome(decision: Decision) -> Outcome:
-    return _OUTCOMES[decision]
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def gate(found: list[MetricDecision]) -> GateOutcome:
+    """The rule's outcome: every gated metric must pass (see sequential.gate_outcome)."""
+    return sequential.gate_outcome([d.gate for d in found])
+
+
+def outcome(gate_outcome: GateOutcome) -> Outcome:
+    return _OUTCOMES[gate_outcome]
+
+
+def interval_name(comparison: dict[str, Any]) -> str:
+    """Which interval judged the comparison."""
+    plan = comparison.get("sequential")
+    if isinstance(plan, dict) and plan.get("rule") == "auto":
+        return "95% confidence sequence"
+    if is_champion(comparison):
+        return "95% t interval"
+    return "95% bootstrap interval"
+
+
+def reasons(comparison: dict[str, Any], found: list[MetricDecision], tolerance: float) -> str:
+    """Every gated metric's outcome and interval, and for an inconclusive one its interval's
+    width and roughly how much more data would decide it."""
+    parts = []
+    for item in found:
+        text = (
+            f"{item.metric} {_percent(item.change)} ({_percent(item.low)} to "
+            f"{_percent(item.high)}) {_GATE_WORDS[item.gate]} [{item.decision}]"
+        )
+        if item.gate == "inconclusive":
+            text += f", {_width(item.high - item.low)}: " + what_would_decide(
+                comparison, item, tolerance
+            )
+        parts.append(text)
+    return "; ".join(parts)
+
+
+_GATE_WORDS: dict[GateOutcome, str] = {
+    "pass": "passes",
+    "fail": "fails",
+    "inconclusive": "inconclusive",
+}
+
+
+def _width(width: float) -> str:
+    return f"interval {100 * width:.1f} points wide" if math.isfinite(width) else "unbounded"
+
+
+def stopped(comparison: dict[str, Any]) -> str:
+    """How the rounds were chosen and why they stopped, for reasons and captions."""
+    plan = comparison.get("sequential")
+    if not isinstance(plan, dict) or plan.get("rule") != "auto":
+        return ""
+    return f"rounds: auto, {plan.get('rounds', '?')} run, {plan.get('stopped', '?')}"
 
 
 def is_champion(comparison: dict[str, Any]) -> bool:
@@ -74,10 +159,10 @@ def what_would_decide(comparison: dict[str, Any], found: MetricDecision, toleran
     else:
         n, unit = comparison.get("candidate_samples"), "requests per side"
     if type(n) is not int or not (math.isfinite(found.low) and math.isfinite(found.high)):
-        return "a longer run would narrow the interval"
-    # "No change" needs the interval inside ±tolerance; a change needs it clear of zero.
-    distance = abs(found.change)
-    margin = tolerance - distance if distance <= tolerance else distance
+        return f"more {unit} would narrow the interval"
+    # The gate is decided once the interval clears the tolerance on one side: its half-width
+    # below the estimate's distance from the tolerance.
+    margin = abs(tolerance - found.change)
     return sample_size.what_would_decide(n, found.high - found.low, margin, unit)
 
 
@@ -108,7 +193,7 @@ def comparisons(evidence: Evidence, policy: LoadPolicy) -> list[Comparison]:
     if evidence.status == "error" or not isinstance(comparison, dict):
         return []
     tolerance = policy.regression_tolerance
-    found = decisions(comparison, tolerance, policy.regression_fdr)
+    found = decisions(comparison, tolerance)
     if not found:
         return []
     champion = is_champion(comparison)
@@ -124,10 +209,10 @@ def comparisons(evidence: Evidence, policy: LoadPolicy) -> list[Comparison]:
                 _ms(entry.get("candidate")),
                 _percent(item.change),
                 f"{_percent(item.low)} to {_percent(item.high)}",
-                _word(item.decision, tolerance),
+                f"{_GATE_WORDS[item.gate]} ({_word(item.decision, tolerance)})",
             )
         )
-        outcomes.append(outcome(item.decision))
+        outcomes.append(outcome(item.gate))
         if math.isfinite(item.low) and math.isfinite(item.high):
             # Turned so that right is better: faster is a negative change.
             intervals.append(
@@ -137,13 +222,16 @@ def comparisons(evidence: Evidence, policy: LoadPolicy) -> list[Comparison]:
                     -100 * item.high,
                     -100 * item.low,
                     (-100 * tolerance, 100 * tolerance),
-                    outcome(item.decision),
+                    outcome(item.gate),
                 )
             )
-    worst = deciding(found)
-    caption = f"{_how(evidence, comparison)}; tolerance ±{tolerance:.0%}: {worst.decision}"
-    if worst.decision == "inconclusive":
-        caption += f" ({worst.metric}); {what_would_decide(comparison, worst, tolerance)}"
+    caption = (
+        f"{_how(evidence, comparison)}; {interval_name(comparison)}; no slowdown beyond "
+        f"+{tolerance:.0%} on every metric: {_GATE_WORDS[gate(found)]}"
+    )
+    for item in found:
+        if item.gate == "inconclusive":
+            caption += f"; {item.metric}: {what_would_decide(comparison, item, tolerance)}"
     return [
         Comparison(
             title=f"Latency: candidate vs {other}",
@@ -154,7 +242,7 @@ def comparisons(evidence: Evidence, policy: LoadPolicy) -> list[Comparison]:
                 "candidate ms",
                 "change",
                 f"{_level(comparison)} CI",
-                "decision",
+                "gate (two-sided)",
             ),
             rows=rows,
             outcomes=outcomes,
@@ -180,11 +268,12 @@ def _how(evidence: Evidence, comparison: dict[str, Any]) -> str:
     if is_champion(comparison):
         champion = _model(evidence.data.get("champion")) or "the champion"
         rounds = comparison.get("rounds")
+        how = stopped(comparison)
         return (
             f"{candidate} against {champion} served side by side, "
             f"{rounds if type(rounds) is int else '?'} interleaved rounds "
             f"({_count(comparison.get('candidate_samples'))} vs "
-            f"{_count(comparison.get('baseline_samples'))} requests)"
+            f"{_count(comparison.get('baseline_samples'))} requests)" + (f"; {how}" if how else "")
         )
     return (
         f"{candidate} against the baseline {comparison.get('baseline', '?')} "
@@ -204,7 +293,7 @@ def _model(spec: object) -> str:
 
 def _word(decision: Decision, tolerance: float) -> str:
     return {
-        "regression": f"slower beyond ±{tolerance:.0%}",
+        "regression": "slower",
         "improvement": "faster",
         "no change": f"within ±{tolerance:.0%}",
         "inconclusive": "inconclusive",
