@@ -690,7 +690,8 @@ def test_the_interval_decides_the_drop(
     world: World, tmp_path: Path, ci: list[float], outcome: str
 ) -> None:
     evidence = run(world, tmp_path, champion=str(world.champion_dir), slices=[])
-    changed = with_accuracy(evidence, ci=ci, difference=sum(ci) / 2)
+    # The one-sided bounds decide (quality_rules); here they are the interval's ends.
+    changed = with_accuracy(evidence, ci=ci, one_sided=ci, difference=sum(ci) / 2)
     results = STAGE.evaluate(QualityPolicy(), changed)
     accuracy_rule = next(r for r in rules(results, "quality.max_drop") if "accuracy" in r.reason)
     assert accuracy_rule.outcome == outcome
@@ -698,7 +699,10 @@ def test_the_interval_decides_the_drop(
     log_loss = entry(evidence, "log_loss")
     data = dict(evidence.data)
     data["metrics"] = [
-        e if e["metric"] != "log_loss" else e | {"ci": [-ci[1], -ci[0]]} for e in data["metrics"]
+        e
+        if e["metric"] != "log_loss"
+        else e | {"ci": [-ci[1], -ci[0]], "one_sided": [-ci[1], -ci[0]]}
+        for e in data["metrics"]
     ]
     policy = QualityPolicy(max_drop={"log_loss": 0.02})
     turned = STAGE.evaluate(policy, evidence.model_copy(update={"data": data}))
