@@ -16,7 +16,7 @@ import pytest
 
 from mlgate import config, policy
 from mlgate.github import checks, publish, statuses
-from mlgate.report import markdown, model
+from mlgate.report import html, markdown, model, terminal
 from mlgate.verdict import Outcome, RuleResult, gate_outcome, let_through
 from tests.helpers import mlgate_in_process
 
@@ -157,7 +157,9 @@ def test_every_stage_takes_it() -> None:
     assert config.parse({}).stage_policy("load").on_inconclusive == "fail"
 
 
-def test_a_warning_is_shown_as_one_in_every_report(tmp_path: Path) -> None:
+def test_a_warning_is_shown_as_one_in_every_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cfg = config.parse(
         {"stages": STAGES, "policy": {"quality": UNDECIDED | {"on_inconclusive": "warn"}}}
     )
@@ -178,6 +180,13 @@ def test_a_warning_is_shown_as_one_in_every_report(tmp_path: Path) -> None:
     assert outputs["mlgate"].title == "mlgate: passed with 1 warning"
     # A commit status has no neutral state: success, with the title saying warning.
     assert statuses._STATES["warn"] == "success"
+    # The HTML report and the terminal.
+    page = html.render(report)
+    assert "<title>mlgate: passed with 1 warning</title>" in page
+    assert "<span class='badge warn'>warning</span>" in page
+    terminal.render(report)
+    printed = capsys.readouterr().out
+    assert "PASSED WITH 1 WARNING" in printed and "warning" in printed
 
 
 def test_let_through_and_the_roll_up() -> None:

@@ -166,13 +166,14 @@ def test_inconclusive_for_want_of_data_is_not_statistical() -> None:
     assert no_candidate.outcome == "inconclusive" and not no_candidate.statistical
 
 
+@pytest.mark.parametrize("key", ["one_sided", "one_sided_relative"])
 @pytest.mark.parametrize("bounds", [[0.02, -0.02], [0.01], "wide", [0.0, float("inf")]], ids=str)
-def test_malformed_one_sided_bounds_fail_the_rule(bounds: object) -> None:
+def test_malformed_one_sided_bounds_fail_the_rule(key: str, bounds: object) -> None:
     document = copy.deepcopy(SEED)
-    document["data"]["metrics"][0]["one_sided"] = bounds
+    document["data"]["metrics"][0][key] = bounds
     (result,) = STAGE.evaluate(QualityPolicy(), ev.Evidence.model_validate(document))
     assert result.outcome == "fail"
-    assert "accuracy pair of one-sided bounds that is not [low, high]" in result.reason
+    assert f"accuracy {key} bounds that is not [low, high]" in result.reason
 
 
 def test_the_two_sided_information() -> None:
@@ -185,8 +186,11 @@ def test_the_two_sided_information() -> None:
 def test_bootstrap_bounds_one_sided_inside_two_sided() -> None:
     import numpy as np
 
-    replicates = np.random.default_rng(3).normal(size=20_000)
-    bounds = quality_rules.bootstrap_bounds(replicates, 0.95)
+    rng = np.random.default_rng(3)
+    champion = 10 + rng.normal(scale=0.1, size=20_000)
+    replicates = rng.normal(size=20_000)
+    bounds = quality_rules.bootstrap_bounds(champion + replicates, champion, 0.95, 0.9)
+    assert bounds is not None
     low, high = bounds["ci"]
     one_low, one_high = bounds["one_sided"]
     assert low < one_low < one_high < high
@@ -194,3 +198,39 @@ def test_bootstrap_bounds_one_sided_inside_two_sided() -> None:
     assert (low, high) == pytest.approx((-1.96, 1.96), abs=0.05)
     assert (one_low, one_high) == pytest.approx((-1.645, 1.645), abs=0.05)
     assert np.mean(replicates < one_low) <= 0.05
+    # Relative to the champion's value (about 10) in each resample.
+    assert bounds["one_sided_relative"] == pytest.approx((-0.1645, 0.1645), abs=0.01)
+    # A champion of 0: no relative change, the rest stands; undefined everywhere: no bounds.
+    zero = np.zeros(20_000)
+    without = quality_rules.bootstrap_bounds(replicates, zero, 0.95, 0.9)
+    assert without is not None and without["one_sided_relative"] is None
+    assert without["one_sided"] == pytest.approx(bounds["one_sided"], abs=0.05)
+    assert quality_rules.bootstrap_bounds(np.full(100, np.nan), zero[:100], 0.95, 0.9) is None
+
+
+def test_a_relative_tolerance_is_judged_on_the_relative_change() -> None:
+    # log_loss at 5% of the champion's value (0.5125): the absolute bounds' upper end +0.0240
+    # is within 5% of the champion's holdout value (0.0256), but the relative change's bound,
+    # +5.5% (the champion's value varies between resamples too), is not.
+    champion = 0.5124546977873785
+    log_loss = {
+        "candidate": champion + 0.01,
+        "champion": champion,
+        "difference": 0.01,
+        "ci": [-0.008, 0.03],
+        "one_sided": [-0.005, 0.024],
+        "one_sided_relative": [-0.01, 0.055],
+    }
+    policy: dict[str, Any] = {"max_drop": {"accuracy": None, "f1_macro": None, "roc_auc": None}}
+    (rule,) = drop_rules(evidence_with(log_loss=log_loss), policy)
+    assert rule.outcome == "inconclusive", rule.reason
+    assert "one-sided 95% upper bound +5.50% of its value" in rule.reason
+    assert "tolerated drop 5% of the champion's value = 0.02562" in rule.reason
+    assert "the 90% interval between the bounds is 6.50% of its value wide" in rule.reason
+    narrower = log_loss | {"one_sided_relative": [-0.01, 0.04]}
+    (rule,) = drop_rules(evidence_with(log_loss=narrower), policy)
+    assert rule.outcome == "pass", rule.reason
+    # An absolute tolerance on the same metric is judged on the difference's bounds.
+    absolute = {"max_drop": policy["max_drop"] | {"log_loss": 0.03}}
+    (rule,) = drop_rules(evidence_with(log_loss=log_loss), absolute)
+    assert rule.outcome == "pass" and "upper bound +0.0240" in rule.reason

@@ -214,9 +214,10 @@ class QualityPolicy(StagePolicy):
     max_drop: dict[Metric, _Tolerance] = Field(
         default_factory=lambda: dict(DEFAULT_MAX_DROP),
         description="Tolerated drop from the champion, absolute, per metric; merged over the "
-        "defaults (0.02 for accuracy, f1_macro, roc_auc, r2); null removes one. The interval of "
-        "the change decides: surely beyond the tolerance fails, surely within passes, "
-        "otherwise inconclusive.",
+        "defaults (0.02 for accuracy, f1_macro, roc_auc, r2); null removes one. One-sided "
+        "bounds of the change at the configured confidence decide: the worst-side bound "
+        "within the tolerance passes, the best-side bound beyond it fails, otherwise "
+        "inconclusive.",
     )
     max_relative_drop: dict[Metric, _Tolerance] = Field(
         default_factory=lambda: dict(DEFAULT_MAX_RELATIVE_DROP),
@@ -1233,22 +1234,22 @@ def _intervals(
     import numpy as np
 
     rng = np.random.default_rng([settings.seed, stream])
-    differences = {metric: np.empty(settings.resamples) for metric in metrics}
+    # Per metric, the candidate's and the champion's value in each resample.
+    replicates = {metric: np.empty((2, settings.resamples)) for metric in metrics}
     step = max(1, _CHUNK // rows)
     for start in range(0, settings.resamples, step):
         stop = min(start + step, settings.resamples)
         weights = _bootstrap_weights(rows, stop - start, rng)
         for metric in metrics:
-            differences[metric][start:stop] = candidate[metric](weights) - champion[metric](weights)
+            replicates[metric][0, start:stop] = candidate[metric](weights)
+            replicates[metric][1, start:stop] = champion[metric](weights)
         settings.deadline.check("the bootstrap")
-    intervals: dict[str, dict[str, Any] | None] = {}
-    for metric, values in differences.items():
-        defined = values[np.isfinite(values)]
-        if defined.size < _MIN_DEFINED_SHARE * settings.resamples:
-            intervals[metric] = None
-            continue
-        intervals[metric] = quality_rules.bootstrap_bounds(defined, settings.confidence)
-    return intervals
+    return {
+        metric: quality_rules.bootstrap_bounds(
+            ours, theirs, settings.confidence, _MIN_DEFINED_SHARE
+        )
+        for metric, (ours, theirs) in replicates.items()
+    }
 
 
 def _mcnemar(truth: IntArray, candidate: IntArray, champion: IntArray) -> dict[str, object]:
@@ -1310,6 +1311,7 @@ def _measure(
             "difference": ours - theirs if ours is not None and theirs is not None else None,
             "ci": interval["ci"] if interval is not None else None,
             "one_sided": interval["one_sided"] if interval is not None else None,
+            "one_sided_relative": interval["one_sided_relative"] if interval is not None else None,
             "p_value": None,
             "higher_is_better": HIGHER_IS_BETTER[metric],
         }
@@ -1444,7 +1446,7 @@ def _checked_entries(entries: object, champion: object) -> list[dict[str, Any]]:
             raise _Invalid(f"evidence has {name} in the wrong direction")
         if entry.get("champion") is not None and champion is None:
             raise _Invalid(f"evidence has a champion {name} but no champion")
-        for key in ("ci", "one_sided"):
+        for key in ("ci", "one_sided", "one_sided_relative"):
             ci = entry.get(key)
             if ci is not None and not (
                 isinstance(ci, list)
@@ -1452,7 +1454,7 @@ def _checked_entries(entries: object, champion: object) -> list[dict[str, Any]]:
                 and all(_is_number(v) for v in ci)
                 and ci[0] <= ci[1]
             ):
-                what = "interval" if key == "ci" else "pair of one-sided bounds"
+                what = "interval" if key == "ci" else f"{key} bounds"
                 raise _Invalid(f"evidence holds a {name} {what} that is not [low, high]")
         checked.append(entry)
     return checked

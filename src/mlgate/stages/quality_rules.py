@@ -48,21 +48,42 @@ _WORDS: dict[Outcome, str] = {
 }
 
 
-def bootstrap_bounds(differences: npt.NDArray[np.float64], confidence: float) -> dict[str, Any]:
-    """The evidence's bounds of candidate - champion from bootstrap replicates: `ci`, the
-    two-sided interval at `confidence`, and `one_sided`, [lower, upper], each a one-sided bound
-    at `confidence` (the pass/fail rule's)."""
+def bootstrap_bounds(
+    candidate: npt.NDArray[np.float64],
+    champion: npt.NDArray[np.float64],
+    confidence: float,
+    min_share: float,
+) -> dict[str, Any] | None:
+    """The evidence's bounds from the two models' values in the same bootstrap resamples: `ci`,
+    the two-sided interval of candidate - champion at `confidence`; `one_sided`, [lower,
+    upper], each a one-sided bound at `confidence` (the pass/fail rule's); `one_sided_relative`,
+    the same of (candidate - champion) / |champion|, which a tolerance set as a fraction of the
+    champion's value is judged on (the champion's value varies from resample to resample too).
+    None when the metric is undefined in more than 1 - `min_share` of the resamples."""
     import numpy as np
 
     alpha = 1 - confidence
+    with np.errstate(divide="ignore", invalid="ignore"):
+        differences = candidate - champion
+        relative = differences / np.abs(champion)
 
-    def quantile(q: float, method: str) -> float:
+    def bounds(values: npt.NDArray[np.float64], low: float, high: float) -> list[float] | None:
+        defined = values[np.isfinite(values)]
+        if defined.size < min_share * values.size:
+            return None
         # "lower"/"higher" pick observed replicates and err on the wide side.
-        return float(np.quantile(differences, q, method=method))  # type: ignore[call-overload]
+        return [
+            float(np.quantile(defined, low, method="lower")),
+            float(np.quantile(defined, high, method="higher")),
+        ]
 
+    ci = bounds(differences, alpha / 2, 1 - alpha / 2)
+    if ci is None:
+        return None
     return {
-        "ci": [quantile(alpha / 2, "lower"), quantile(1 - alpha / 2, "higher")],
-        "one_sided": [quantile(alpha, "lower"), quantile(1 - alpha, "higher")],
+        "ci": ci,
+        "one_sided": bounds(differences, alpha, 1 - alpha),
+        "one_sided_relative": bounds(relative, alpha, 1 - alpha),
     }
 
 
@@ -142,30 +163,49 @@ def judge_drop(
     if ci is None:
         return Judgement("inconclusive", f"{head}, no interval), tolerated drop {how}: cannot tell")
     bounds, level = _deciding_bounds(entry, confidence)
+    # A tolerance set as a fraction of the champion's value is judged on the relative change,
+    # when recorded: the champion's value is as uncertain as the difference.
+    fraction = _fraction(policy, metric)
+    relative = entry.get("one_sided_relative") if fraction is not None else None
+    limit, change, shown = tolerance, difference, "{:+.4f}"
+    if fraction is not None and relative is not None:
+        bounds, level = (float(relative[0]), float(relative[1])), confidence
+        limit, change, shown = fraction, difference / abs(champion), "{:+.2%} of its value"
     worst, best = _turned(bounds, higher)
-    if worst >= -tolerance:
+    if worst >= -limit:
         outcome: Outcome = "pass"
-    elif best < -tolerance:
+    elif best < -limit:
         outcome = "fail"
     else:
         outcome = "inconclusive"
     side = "lower" if higher else "upper"
     two_low, two_high = _turned((float(ci[0]), float(ci[1])), higher)
     reason = (
-        f"{head}, one-sided {level:.0%} {side} bound {bounds[0 if higher else 1]:+.4f}; "
+        f"{head}, one-sided {level:.0%} {side} bound "
+        f"{shown.format(bounds[0 if higher else 1])}; "
         f"two-sided {confidence:.0%} CI {float(ci[0]):+.4f} to {float(ci[1]):+.4f}: "
         f"{two_sided(two_low, two_high, tolerance)}), tolerated drop {how}: {_WORDS[outcome]}"
     )
     if outcome != "inconclusive":
         return Judgement(outcome, reason)
-    better = difference if higher else -difference
+    better = change if higher else -change
     width = best - worst
-    more = sample_size.what_would_decide(rows, width, abs(better + tolerance), "rows")
+    more = sample_size.what_would_decide(rows, width, abs(better + limit), "rows")
     return Judgement(
         "inconclusive",
         reason,
-        f"{more}; the {2 * level - 1:.0%} interval between the bounds is {width:.4f} wide",
+        f"{more}; the {2 * level - 1:.0%} interval between the bounds is "
+        f"{shown.format(width).lstrip('+')} wide",
     )
+
+
+def _fraction(policy: QualityPolicy, metric: str) -> float | None:
+    """The metric's tolerance as a fraction of the champion's value, when that is how it is
+    set (a max_drop takes precedence)."""
+    if policy.max_drop.get(metric) is not None:  # type: ignore[call-overload]
+        return None
+    fraction: float | None = policy.max_relative_drop.get(metric)  # type: ignore[call-overload]
+    return fraction
 
 
 def _deciding_bounds(entry: dict[str, Any], confidence: float) -> tuple[tuple[float, float], float]:
