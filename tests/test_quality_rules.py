@@ -29,6 +29,17 @@ ACCURACY_ONLY = {
 }
 
 
+# The seed's champion log loss, a candidate 0.01 worse, and bounds of the change.
+LOG_LOSS: dict[str, Any] = {
+    "candidate": 0.5124546977873785 + 0.01,
+    "champion": 0.5124546977873785,
+    "difference": 0.01,
+    "ci": [-0.008, 0.03],
+    "one_sided": [-0.005, 0.024],
+    "one_sided_relative": [-0.01, 0.055],
+}
+
+
 def evidence_with(rows: int = 1000, **entries: dict[str, Any]) -> ev.Evidence:
     """The seed's evidence with some metric entries' keys replaced."""
     document = copy.deepcopy(SEED)
@@ -105,14 +116,7 @@ def test_an_improvement_however_uncertain_never_fails() -> None:
 def test_lower_is_better_metrics_decide_on_their_upper_bound() -> None:
     # log_loss: the champion's 0.5124, 5% of it tolerated = 0.0256; candidate - champion is
     # worse when positive, so its upper one-sided bound decides a pass.
-    champion = 0.5124546977873785
-    log_loss = {
-        "candidate": champion + 0.01,
-        "champion": champion,
-        "difference": 0.01,
-        "ci": [-0.008, 0.03],
-        "one_sided": [-0.005, 0.024],
-    }
+    log_loss = LOG_LOSS | {"one_sided_relative": None}  # as in evidence from before those
     policy = {"max_drop": {"accuracy": None, "f1_macro": None, "roc_auc": None}}
     (rule,) = drop_rules(evidence_with(log_loss=log_loss), policy)
     assert rule.outcome == "pass", rule.reason
@@ -212,15 +216,7 @@ def test_a_relative_tolerance_is_judged_on_the_relative_change() -> None:
     # log_loss at 5% of the champion's value (0.5125): the absolute bounds' upper end +0.0240
     # is within 5% of the champion's holdout value (0.0256), but the relative change's bound,
     # +5.5% (the champion's value varies between resamples too), is not.
-    champion = 0.5124546977873785
-    log_loss = {
-        "candidate": champion + 0.01,
-        "champion": champion,
-        "difference": 0.01,
-        "ci": [-0.008, 0.03],
-        "one_sided": [-0.005, 0.024],
-        "one_sided_relative": [-0.01, 0.055],
-    }
+    log_loss = LOG_LOSS
     policy: dict[str, Any] = {"max_drop": {"accuracy": None, "f1_macro": None, "roc_auc": None}}
     (rule,) = drop_rules(evidence_with(log_loss=log_loss), policy)
     assert rule.outcome == "inconclusive", rule.reason

@@ -309,7 +309,7 @@ class QualityStage(Stage[QualityConfig, QualityPolicy]):
         if view.champion is not None:
             rows = evidence.metrics.get("rows")
             for metric in METRICS:
-                result = quality_rules.drop_rule(
+                judged = quality_rules.judge_drop(
                     policy,
                     view.metrics.get(metric),
                     metric,
@@ -317,8 +317,8 @@ class QualityStage(Stage[QualityConfig, QualityPolicy]):
                     rows if type(rows) is int else 0,
                     view.confidence,
                 )
-                if result is not None:
-                    results.append(result)
+                if judged is not None:
+                    results.append(judged.rule())
         results += _slice_rules(policy, view)
         if not results:
             results.append(
