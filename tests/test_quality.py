@@ -425,6 +425,25 @@ def test_the_bootstrap_is_seeded(world: World, tmp_path: Path) -> None:
     assert entry(first, "accuracy")["ci"] != entry(other, "accuracy")["ci"]
 
 
+def test_the_evidence_records_one_sided_bounds_inside_the_interval(
+    world: World, tmp_path: Path
+) -> None:
+    common = {"candidate": str(world.worse_dir), "champion": str(world.champion_dir), "slices": []}
+    evidence = run(world, tmp_path, **common)
+    for item in evidence.data["metrics"]:
+        low, high = item["ci"]
+        one_low, one_high = item["one_sided"]
+        # At the same level, a one-sided bound is a nearer quantile than the two-sided ends.
+        assert low <= one_low <= item["difference"] <= one_high <= high, item
+        relative_low, relative_high = item["one_sided_relative"]
+        # The relative change's bounds, near the difference's over the champion's value.
+        scale = abs(item["champion"])
+        assert relative_low <= item["difference"] / scale <= relative_high, item
+        assert relative_low == pytest.approx(one_low / scale, abs=0.05), item
+    results = STAGE.evaluate(QualityPolicy(), evidence)
+    assert all("one-sided 95%" in r.reason for r in rules(results, "quality.max_drop"))
+
+
 def test_a_model_without_probabilities_is_judged_without_auc_and_log_loss(
     world: World, tmp_path: Path
 ) -> None:
@@ -690,7 +709,8 @@ def test_the_interval_decides_the_drop(
     world: World, tmp_path: Path, ci: list[float], outcome: str
 ) -> None:
     evidence = run(world, tmp_path, champion=str(world.champion_dir), slices=[])
-    changed = with_accuracy(evidence, ci=ci, difference=sum(ci) / 2)
+    # The one-sided bounds decide (quality_rules); here they are the interval's ends.
+    changed = with_accuracy(evidence, ci=ci, one_sided=ci, difference=sum(ci) / 2)
     results = STAGE.evaluate(QualityPolicy(), changed)
     accuracy_rule = next(r for r in rules(results, "quality.max_drop") if "accuracy" in r.reason)
     assert accuracy_rule.outcome == outcome
@@ -698,7 +718,10 @@ def test_the_interval_decides_the_drop(
     log_loss = entry(evidence, "log_loss")
     data = dict(evidence.data)
     data["metrics"] = [
-        e if e["metric"] != "log_loss" else e | {"ci": [-ci[1], -ci[0]]} for e in data["metrics"]
+        e
+        if e["metric"] != "log_loss"
+        else e | {"ci": [-ci[1], -ci[0]], "one_sided": [-ci[1], -ci[0]]}
+        for e in data["metrics"]
     ]
     policy = QualityPolicy(max_drop={"log_loss": 0.02})
     turned = STAGE.evaluate(policy, evidence.model_copy(update={"data": data}))

@@ -73,3 +73,16 @@ def set_output(name: str, value: str) -> None:
     if path and "\n" not in value:
         with open(path, "a", encoding="utf-8") as handle:
             handle.write(f"{name}={value}\n")
+
+
+def warning_command(title: str, message: str) -> str:
+    """A `::warning` workflow command (an annotation on the run), its parts escaped as the
+    runner unescapes them, so a reason quoting evidence stays one command's data."""
+
+    def data(text: str) -> str:
+        return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+    def prop(text: str) -> str:
+        return data(text).replace(":", "%3A").replace(",", "%2C")
+
+    return f"::warning title={prop(title)}::{data(message)}"

@@ -759,7 +759,8 @@ def run(config_path: Path | None, evidence_dir: Path | None, stages: tuple[str, 
 def gate(config_path: Path | None, evidence_dir: Path | None, output: Path) -> None:
     """Judge all evidence by the config's policy and write the verdict.
 
-    Exit 0 pass, 1 fail, 3 inconclusive (2: usage or config error).
+    Exit 0 pass (also with warnings: policy.<stage>.on_inconclusive: warn), 1 fail,
+    3 inconclusive (2: usage or config error).
     """
     from mlgate import policy
     from mlgate.verdict import EXIT_CODES
@@ -769,7 +770,12 @@ def gate(config_path: Path | None, evidence_dir: Path | None, output: Path) -> N
     policy.write(verdict, output)
     for rule in verdict.rules:
         click.echo(f"{rule.outcome:>12}  {rule.reason}", err=True)
-    click.echo(f"mlgate: verdict: {verdict.outcome} -> {output}", err=True)
+    if actions_env.in_actions():
+        # A rule let through as a warning (on_inconclusive: warn) is annotated on the run.
+        for rule in verdict.warnings:
+            click.echo(actions_env.warning_command(f"mlgate {rule.rule}", rule.reason), err=True)
+    warned = f" with {len(verdict.warnings)} warning(s)" if verdict.warnings else ""
+    click.echo(f"mlgate: verdict: {verdict.outcome}{warned} -> {output}", err=True)
     actions_env.set_output("verdict", verdict.outcome)
     sys.exit(EXIT_CODES[verdict.outcome])
 

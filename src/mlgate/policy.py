@@ -11,7 +11,7 @@ from mlgate.config import MlgateConfig
 from mlgate.errors import EvidenceError, MlgateError
 from mlgate.stages import STAGES
 from mlgate.stages.interface import StagePolicy
-from mlgate.verdict import EvidenceRef, RuleResult, Verdict, worst
+from mlgate.verdict import EvidenceRef, RuleResult, Verdict, gate_outcome, let_through
 
 
 def evaluate(
@@ -71,14 +71,18 @@ def evaluate(
                 _fail(name, "stage.skipped", f"configured stage was skipped: {evidence.reason}")
             )
         else:
-            rules.extend(_judge(name, config.stage_policy(name), evidence))
+            stage_policy = config.stage_policy(name)
+            rules.extend(
+                let_through(result, stage_policy.on_inconclusive)
+                for result in _judge(name, stage_policy, evidence)
+            )
     refs = [
         EvidenceRef(stage=e.stage, path=str(p), sha256=ev.digest(e, p), status=e.status)
         for p, e in found.values()
     ] + [EvidenceRef(stage=p.stem, path=str(p), sha256=None, status=None) for p, _ in broken]
     run_id, attempt = os.environ.get("GITHUB_RUN_ID"), os.environ.get("GITHUB_RUN_ATTEMPT", "1")
     return Verdict(
-        outcome=worst(r.outcome for r in rules),
+        outcome=gate_outcome(r.outcome for r in rules),
         created_at=ev.now().isoformat(),
         commit=commit or actions_env.commit_under_test(),
         run=f"{run_id}.{attempt}" if run_id else None,

@@ -7,13 +7,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-Outcome = Literal["pass", "fail", "inconclusive"]
+# "warn" is a rule's outcome only: an inconclusive statistical rule its stage's policy lets
+# through (policy.<stage>.on_inconclusive: warn). It never blocks, and a verdict is never "warn".
+Outcome = Literal["pass", "warn", "fail", "inconclusive"]
 
 VERDICT_SCHEMA_VERSION = "1.0"
 
 # Severity order used to roll results up: one failing rule fails the gate, and an
 # inconclusive rule blocks a pass (fail closed) without claiming a failure.
-_RANK: dict[Outcome, int] = {"pass": 0, "inconclusive": 1, "fail": 2}
+_RANK: dict[Outcome, int] = {"pass": 0, "warn": 1, "inconclusive": 2, "fail": 3}
 
 
 class RuleResult(BaseModel):
@@ -23,6 +25,12 @@ class RuleResult(BaseModel):
     rule: str = Field(description="Dotted rule id, e.g. 'tests.max_failures'.")
     outcome: Outcome
     reason: str = Field(description="One line a person can act on.")
+    statistical: bool = Field(
+        default=False,
+        description="Set by a stage on a rule whose inconclusive outcome is the data's (an "
+        "interval straddles the tolerance), not missing or unusable evidence: only such a "
+        "rule may be let through as a warning (policy.<stage>.on_inconclusive: warn).",
+    )
 
     @field_validator("reason")
     @classmethod
@@ -54,6 +62,18 @@ class Verdict(BaseModel):
     rules: list[RuleResult]
     evidence: list[EvidenceRef]
 
+    @field_validator("outcome")
+    @classmethod
+    def _not_a_warning(cls, value: Outcome) -> Outcome:
+        # Warnings are rules' outcomes; the verdict they roll up into passes (gate_outcome).
+        if value == "warn":
+            raise ValueError("a verdict is pass, fail or inconclusive, never warn")
+        return value
+
+    @property
+    def warnings(self) -> list[RuleResult]:
+        return [r for r in self.rules if r.outcome == "warn"]
+
     def stage_outcome(self, stage: str) -> Outcome:
         return worst(r.outcome for r in self.rules if r.stage == stage)
 
@@ -70,4 +90,26 @@ def worst(outcomes: Iterable[Outcome]) -> Outcome:
     return result
 
 
+def gate_outcome(outcomes: Iterable[Outcome]) -> Outcome:
+    """The verdict's outcome: the worst rule's, where a warning does not block (a pass)."""
+    rolled = worst(outcomes)
+    return "pass" if rolled == "warn" else rolled
+
+
+def let_through(result: RuleResult, on_inconclusive: Literal["fail", "warn"]) -> RuleResult:
+    """`result` under its stage's `on_inconclusive`: with warn, a statistical rule the data
+    did not decide becomes a warning; anything else (a failure, missing or broken evidence, an
+    inconclusive rule that is not the data's) stays as it is."""
+    if on_inconclusive != "warn" or result.outcome != "inconclusive" or not result.statistical:
+        return result
+    return result.model_copy(
+        update={
+            "outcome": "warn",
+            "reason": f"{result.reason} (inconclusive: a warning under "
+            f"policy.{result.stage}.on_inconclusive: warn)",
+        }
+    )
+
+
+# A verdict's outcome: never "warn" (gate_outcome).
 EXIT_CODES: dict[Outcome, int] = {"pass": 0, "fail": 1, "inconclusive": 3}

@@ -76,6 +76,8 @@ def to_annotations(findings: list[Finding]) -> list[dict[str, Any]]:
 def conclusion(outcome: Outcome, details_url: str | None) -> str:
     if outcome == "pass":
         return "success"
+    if outcome == "warn":
+        return "neutral"  # does not block a merge (GitHub counts it as passing), not a success
     # Inconclusive must block a merge like a failure, but say it is not one; GitHub only
     # accepts action_required with a details URL.
     if outcome == "inconclusive" and details_url:

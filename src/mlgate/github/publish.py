@@ -18,7 +18,7 @@ from mlgate.github import checks, code_scanning, comments, statuses
 from mlgate.github.client import NotPermitted, Rejected, connect
 from mlgate.github.context import GitHubContext
 from mlgate.report import escape, markdown, sarif
-from mlgate.report.model import LABELS, Report
+from mlgate.report.model import Report, verdict_label
 
 if TYPE_CHECKING:
     from github import Github
@@ -54,7 +54,7 @@ def outputs(report: Report, check_name: str) -> list[checks.CheckOutput]:
         checks.CheckOutput(
             name=check_name,
             outcome=report.verdict.outcome,
-            title=f"{check_name}: {LABELS[report.verdict.outcome]}",
+            title=f"{check_name}: {verdict_label(report.verdict)}",
             summary=summary,
             text=text,
             annotations=[],

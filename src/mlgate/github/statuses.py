@@ -11,7 +11,13 @@ from mlgate.verdict import Outcome
 if TYPE_CHECKING:
     from github.Repository import Repository
 
-_STATES: dict[Outcome, str] = {"pass": "success", "fail": "failure", "inconclusive": "error"}
+# A status has no neutral state: a warning does not block, and its description says warning.
+_STATES: dict[Outcome, str] = {
+    "pass": "success",
+    "warn": "success",
+    "fail": "failure",
+    "inconclusive": "error",
+}
 _DESCRIPTION_LIMIT = 140  # GitHub truncates longer descriptions
 
 

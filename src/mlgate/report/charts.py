@@ -125,7 +125,12 @@ def text_intervals(rows: Sequence[Interval], width: int = 41) -> list[str]:
     return lines
 
 
-_OUTCOME_COLOURS = {"pass": "#1a7f37", "fail": "#cf222e", "inconclusive": "#9a6700"}
+_OUTCOME_COLOURS = {
+    "pass": "#1a7f37",
+    "warn": "#9a6700",
+    "fail": "#cf222e",
+    "inconclusive": "#9a6700",
+}
 
 
 def svg_intervals(rows: Sequence[Interval], axis: str, width: int = 640) -> str:

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 from mlgate.report import comparison
 from mlgate.report.escape import html_text as esc
-from mlgate.report.model import LABELS, WORDS, Report
+from mlgate.report.model import LABELS, WORDS, Report, verdict_label
 from mlgate.verdict import Outcome, RuleResult
 
 _CSS = """
 body{font:14px/1.5 system-ui,sans-serif;margin:2rem auto;max-width:70rem;color:#1f2328}
 table{border-collapse:collapse;margin:1rem 0;width:100%}
 th,td{border:1px solid #d0d7de;padding:.3rem .6rem;text-align:left;vertical-align:top}
-th{background:#f6f8fa}.pass{color:#1a7f37}.fail{color:#cf222e}.inconclusive{color:#9a6700}
+th{background:#f6f8fa}.pass{color:#1a7f37}.fail{color:#cf222e}.inconclusive,.warn{color:#9a6700}
 .badge{display:inline-block;padding:0 .55rem;border-radius:1rem;color:#fff;font-weight:600;
 white-space:nowrap}.badge.pass{background:#1a7f37;color:#fff}
-.badge.fail{background:#cf222e;color:#fff}.badge.inconclusive{background:#9a6700;color:#fff}
+.badge.fail{background:#cf222e;color:#fff}.badge.inconclusive,.badge.warn{background:#9a6700;color:#fff}
 table.facts{width:auto}table.facts th{width:7rem}
 pre{background:#f6f8fa;padding:.6rem;overflow:auto;white-space:pre-wrap}
 details{margin:.3rem 0}summary{cursor:pointer}svg{display:block;margin:.5rem 0}
@@ -46,12 +46,12 @@ def _header(report: Report) -> str:
     verdict = report.verdict
     counts = ", ".join(
         f"{n} {LABELS[o]}"
-        for o in ("fail", "inconclusive", "pass")
+        for o in ("fail", "inconclusive", "warn", "pass")
         if (n := sum(1 for r in verdict.rules if r.outcome == o))
     )
     subject = report.subject
     facts = [
-        ("Verdict", f"{badge(verdict.outcome, LABELS[verdict.outcome])} {esc(counts)} rules"),
+        ("Verdict", f"{badge(verdict.outcome, verdict_label(verdict))} {esc(counts)} rules"),
         ("Model", esc(subject.model or "not named by the evidence")),
         ("Version", esc(subject.version or "not a registered version")),
         ("Candidate", f"<code>{esc(subject.uri)}</code>" if subject.uri else "not named"),
@@ -62,7 +62,7 @@ def _header(report: Report) -> str:
         facts.append(("Run", f"<a href='{esc(report.run_url)}'>workflow run</a>"))
     rows = "".join(f"<tr><th>{name}</th><td>{value}</td></tr>" for name, value in facts)
     return (
-        f"<header><h1>{esc(report.title)}: {badge(verdict.outcome, LABELS[verdict.outcome])}"
+        f"<header><h1>{esc(report.title)}: {badge(verdict.outcome, verdict_label(verdict))}"
         f"</h1><table class='facts'>{rows}</table></header>"
     )
 
@@ -102,7 +102,7 @@ def render(report: Report) -> str:
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; "
         "style-src 'unsafe-inline'\">"
-        f"<title>{esc(report.title)}: {LABELS[verdict.outcome]}</title><style>{_CSS}</style>"
+        f"<title>{esc(report.title)}: {verdict_label(verdict)}</title><style>{_CSS}</style>"
         f"</head><body>{_header(report)}{attention}"
         "<h2>Stages</h2><table><tr><th>Result</th><th>Stage</th><th>Summary</th></tr>"
         f"{stages}</table>{passed}{sections}"

@@ -7,7 +7,7 @@ from typing import overload
 
 from mlgate.evidence import Finding
 from mlgate.report import comparison, escape
-from mlgate.report.model import ICONS, LABELS, WORDS, Report
+from mlgate.report.model import ICONS, WORDS, Report, verdict_label
 from mlgate.verdict import Outcome
 
 # GitHub's limits: check-run summary/text and issue comments 65,535 characters.
@@ -20,7 +20,7 @@ SUMMARY_LIMIT = 250_000
 
 def headline(report: Report) -> str:
     outcome = report.verdict.outcome
-    line = f"{ICONS[outcome]} **{escape.inline(report.title)}: {LABELS[outcome]}**"
+    line = f"{ICONS[outcome]} **{escape.inline(report.title)}: {verdict_label(report.verdict)}**"
     subject = report.subject
     about = []
     if subject.model or subject.uri:

@@ -19,11 +19,28 @@ from mlgate.stages import STAGES
 from mlgate.stages.interface import StagePolicy
 from mlgate.verdict import Outcome, RuleResult, Verdict
 
-ICONS: dict[Outcome, str] = {"pass": "✅", "fail": "❌", "inconclusive": "⚠️"}
-LABELS: dict[Outcome, str] = {"pass": "passed", "fail": "failed", "inconclusive": "inconclusive"}
+ICONS: dict[Outcome, str] = {"pass": "✅", "warn": "🟡", "fail": "❌", "inconclusive": "⚠️"}
+LABELS: dict[Outcome, str] = {
+    "pass": "passed",
+    "warn": "warning",
+    "fail": "failed",
+    "inconclusive": "inconclusive",
+}
 # The outcome as a word, wherever an icon or a colour says it too.
-WORDS: dict[Outcome, str] = {"pass": "pass", "fail": "fail", "inconclusive": "inconclusive"}
-_FIRST: dict[Outcome, int] = {"fail": 0, "inconclusive": 1, "pass": 2}
+WORDS: dict[Outcome, str] = {
+    "pass": "pass",
+    "warn": "warning",
+    "fail": "fail",
+    "inconclusive": "inconclusive",
+}
+_FIRST: dict[Outcome, int] = {"fail": 0, "inconclusive": 1, "warn": 2, "pass": 3}
+
+
+def verdict_label(verdict: Verdict) -> str:
+    """The verdict in words, e.g. "passed with 2 warnings": a pass with warnings says so."""
+    count = len(verdict.warnings)
+    plural = "s" if count > 1 else ""
+    return LABELS[verdict.outcome] + (f" with {count} warning{plural}" if count else "")
 
 
 @dataclass(frozen=True)
@@ -45,7 +62,8 @@ class Report:
         return subject_of(self.evidence, self.model_name)
 
     def rules_in_order(self) -> list[RuleResult]:
-        """Failing rules first, then inconclusive ones, then the rest: what to act on first."""
+        """Failing rules first, then inconclusive ones, then warnings, then the rest: what to
+        act on first."""
         return sorted(self.verdict.rules, key=lambda r: _FIRST[r.outcome])
 
     def comparisons(self, stage: str) -> list[Comparison]:

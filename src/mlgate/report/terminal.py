@@ -12,12 +12,12 @@ from mlgate.report import charts
 from mlgate.report import escape as untrusted
 from mlgate.report.comparison import Comparison
 from mlgate.report.interface import Delivery, ReportOptions, Sink
-from mlgate.report.model import LABELS, Report
+from mlgate.report.model import Report, verdict_label
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-_STYLES = {"pass": "green", "fail": "red", "inconclusive": "yellow"}
+_STYLES = {"pass": "green", "warn": "yellow", "fail": "red", "inconclusive": "yellow"}
 # Enough failing tests to act on; the files hold the rest.
 _FINDINGS_SHOWN = 20
 
@@ -60,14 +60,14 @@ def render(report: Report) -> None:
     console = Console(highlight=False, width=max(110, shutil.get_terminal_size().columns))
     verdict = report.verdict
     console.print(
-        f"{escape(report.title)}: {word(verdict.outcome, LABELS[verdict.outcome].upper())}"
+        f"{escape(report.title)}: {word(verdict.outcome, verdict_label(verdict).upper())}"
     )
     subject = report.subject.line()
     if subject:
         console.print(f"  model: {escape(subject)}")
     if verdict.commit:
         console.print(f"  commit: {escape(verdict.commit)}")
-    table = Table(title="Rules (failing and inconclusive first)", title_justify="left")
+    table = Table(title="Rules (failing, inconclusive and warnings first)", title_justify="left")
     for column in ("Result", "Stage", "Rule", "Reason"):
         table.add_column(column)
     for rule in report.rules_in_order():

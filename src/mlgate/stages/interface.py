@@ -9,7 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -31,7 +31,16 @@ class StageConfig(BaseModel):
 
 
 class StagePolicy(BaseModel):
+    """Common keys of every `policy.<name>` section."""
+
     model_config = ConfigDict(extra="forbid")
+
+    on_inconclusive: Literal["fail", "warn"] = Field(
+        default="fail",
+        description="A rule the data could not decide (an interval straddling its tolerance): "
+        "fail blocks the gate (verdict inconclusive, exit 3); warn lets it through as a warning "
+        "shown in every report. Missing, broken or errored evidence blocks either way.",
+    )
 
 
 @dataclass(frozen=True)

@@ -36,10 +36,12 @@ loss, RMSE and MAE:
 - ``floors``: the candidate's value must be at least as good as the floor (at least 0.9
   accuracy; at most 3.5 RMSE). A floor on a metric that was not measured fails.
 - ``max_drop`` (absolute) or ``max_relative_drop`` (a fraction of the champion's value): the
-  tolerance t of a drop. With the interval of the change turned to "better is positive",
-  [lo, hi]: hi < -t fails (surely worse beyond the tolerance); lo >= -t passes (any drop
-  surely within it); otherwise the data cannot tell, which is inconclusive, never a pass.
-  A non-inferiority test: an improvement, however large, never fails.
+  tolerance t of a drop. With the one-sided bounds of the change at the configured confidence
+  turned to "better is positive", [lo, hi]: hi < -t fails (surely worse beyond the tolerance);
+  lo >= -t passes (any drop surely within it); otherwise the data cannot tell, which is
+  inconclusive, never a pass. A non-inferiority test (stages.quality_rules says why it is
+  one-sided, and why several metrics need no multiplicity correction); an improvement,
+  however large, never fails.
 - ``slice_floors``: floors for every slice value with at least ``min_slice_rows`` rows.
 
 Cost: the bootstrap is O(resamples x rows) per scope (all rows, then each slice column): about
@@ -69,7 +71,7 @@ from mlgate import evidence as ev
 from mlgate.evidence import Evidence
 from mlgate.report import escape
 from mlgate.report.comparison import Comparison
-from mlgate.stages import model_guard, quality_report
+from mlgate.stages import model_guard, quality_report, quality_rules
 from mlgate.stages.interface import RunContext, Stage, StageConfig, StagePolicy
 from mlgate.verdict import Outcome, RuleResult
 
@@ -212,9 +214,10 @@ class QualityPolicy(StagePolicy):
     max_drop: dict[Metric, _Tolerance] = Field(
         default_factory=lambda: dict(DEFAULT_MAX_DROP),
         description="Tolerated drop from the champion, absolute, per metric; merged over the "
-        "defaults (0.02 for accuracy, f1_macro, roc_auc, r2); null removes one. The interval of "
-        "the change decides: surely beyond the tolerance fails, surely within passes, "
-        "otherwise inconclusive.",
+        "defaults (0.02 for accuracy, f1_macro, roc_auc, r2); null removes one. One-sided "
+        "bounds of the change at the configured confidence decide: the worst-side bound "
+        "within the tolerance passes, the best-side bound beyond it fails, otherwise "
+        "inconclusive.",
     )
     max_relative_drop: dict[Metric, _Tolerance] = Field(
         default_factory=lambda: dict(DEFAULT_MAX_RELATIVE_DROP),
@@ -306,11 +309,16 @@ class QualityStage(Stage[QualityConfig, QualityPolicy]):
         if view.champion is not None:
             rows = evidence.metrics.get("rows")
             for metric in METRICS:
-                result = _drop_rule(
-                    policy, view.metrics.get(metric), metric, rows if type(rows) is int else 0
+                judged = quality_rules.judge_drop(
+                    policy,
+                    view.metrics.get(metric),
+                    metric,
+                    HIGHER_IS_BETTER[metric],
+                    rows if type(rows) is int else 0,
+                    view.confidence,
                 )
-                if result is not None:
-                    results.append(result)
+                if judged is not None:
+                    results.append(judged.rule())
         results += _slice_rules(policy, view)
         if not results:
             results.append(
@@ -1220,32 +1228,28 @@ def _intervals(
     metrics: list[str],
     rows: int,
     stream: int,
-) -> dict[str, tuple[float, float] | None]:
-    """Percentile intervals of candidate - champion, per metric, from the same resamples."""
+) -> dict[str, dict[str, Any] | None]:
+    """Percentile bounds of candidate - champion, per metric, from the same resamples: the
+    two-sided interval and the one-sided bounds (quality_rules.bootstrap_bounds)."""
     import numpy as np
 
     rng = np.random.default_rng([settings.seed, stream])
-    differences = {metric: np.empty(settings.resamples) for metric in metrics}
+    # Per metric, the candidate's and the champion's value in each resample.
+    replicates = {metric: np.empty((2, settings.resamples)) for metric in metrics}
     step = max(1, _CHUNK // rows)
     for start in range(0, settings.resamples, step):
         stop = min(start + step, settings.resamples)
         weights = _bootstrap_weights(rows, stop - start, rng)
         for metric in metrics:
-            differences[metric][start:stop] = candidate[metric](weights) - champion[metric](weights)
+            replicates[metric][0, start:stop] = candidate[metric](weights)
+            replicates[metric][1, start:stop] = champion[metric](weights)
         settings.deadline.check("the bootstrap")
-    alpha = 1 - settings.confidence
-    intervals: dict[str, tuple[float, float] | None] = {}
-    for metric, values in differences.items():
-        defined = values[np.isfinite(values)]
-        if defined.size < _MIN_DEFINED_SHARE * settings.resamples:
-            intervals[metric] = None
-            continue
-        # "lower"/"higher" pick observed replicates and err on the wide side.
-        intervals[metric] = (
-            float(np.quantile(defined, alpha / 2, method="lower")),
-            float(np.quantile(defined, 1 - alpha / 2, method="higher")),
+    return {
+        metric: quality_rules.bootstrap_bounds(
+            ours, theirs, settings.confidence, _MIN_DEFINED_SHARE
         )
-    return intervals
+        for metric, (ours, theirs) in replicates.items()
+    }
 
 
 def _mcnemar(truth: IntArray, candidate: IntArray, champion: IntArray) -> dict[str, object]:
@@ -1305,7 +1309,9 @@ def _measure(
             "candidate": ours,
             "champion": theirs,
             "difference": ours - theirs if ours is not None and theirs is not None else None,
-            "ci": list(interval) if interval is not None else None,
+            "ci": interval["ci"] if interval is not None else None,
+            "one_sided": interval["one_sided"] if interval is not None else None,
+            "one_sided_relative": interval["one_sided_relative"] if interval is not None else None,
             "p_value": None,
             "higher_is_better": HIGHER_IS_BETTER[metric],
         }
@@ -1440,14 +1446,16 @@ def _checked_entries(entries: object, champion: object) -> list[dict[str, Any]]:
             raise _Invalid(f"evidence has {name} in the wrong direction")
         if entry.get("champion") is not None and champion is None:
             raise _Invalid(f"evidence has a champion {name} but no champion")
-        ci = entry.get("ci")
-        if ci is not None and not (
-            isinstance(ci, list)
-            and len(ci) == 2
-            and all(_is_number(v) for v in ci)
-            and ci[0] <= ci[1]
-        ):
-            raise _Invalid(f"evidence holds a {name} interval that is not [low, high]")
+        for key in ("ci", "one_sided", "one_sided_relative"):
+            ci = entry.get(key)
+            if ci is not None and not (
+                isinstance(ci, list)
+                and len(ci) == 2
+                and all(_is_number(v) for v in ci)
+                and ci[0] <= ci[1]
+            ):
+                what = "interval" if key == "ci" else f"{key} bounds"
+                raise _Invalid(f"evidence holds a {name} {what} that is not [low, high]")
         checked.append(entry)
     return checked
 
@@ -1466,47 +1474,6 @@ def _floor_rule(
         "pass" if ok else "fail",
         f"{where}candidate {metric} {value:.4f}, {bound} {'required' if higher else 'allowed'}",
     )
-
-
-def _drop_rule(
-    policy: QualityPolicy, entry: dict[str, Any] | None, metric: str, rows: int
-) -> RuleResult | None:
-    """Non-inferiority on the interval of the change (see the module docstring); `rows`: how
-    many the interval came from, to say how many would decide an inconclusive one."""
-    if entry is None:
-        return None
-    champion = entry.get("champion")
-    if champion is None:
-        return None  # nothing to regress from
-    setting = policy.tolerance(metric, champion)
-    if setting is None:
-        return None
-    tolerance, how = setting
-    if entry.get("candidate") is None:
-        return _rule(
-            "max_drop",
-            "inconclusive",
-            f"{metric}: the champion has one ({champion:.4f}), the candidate none: cannot compare",
-        )
-    difference = float(entry["difference"])
-    ci = entry.get("ci")
-    head = f"{metric} {entry['candidate']:.4f} vs champion {champion:.4f} ({difference:+.4f}"
-    if ci is None:
-        return _rule(
-            "max_drop", "inconclusive", f"{head}, no interval), tolerated drop {how}: cannot tell"
-        )
-    low, high = float(ci[0]), float(ci[1])
-    # Turned so that positive is better.
-    better_low, better_high = (low, high) if HIGHER_IS_BETTER[metric] else (-high, -low)
-    interval = f"CI {low:+.4f} to {high:+.4f}"
-    reason = f"{head}, {interval}), tolerated drop {how}"
-    if better_high < -tolerance:
-        return _rule("max_drop", "fail", f"{reason}: worse beyond the tolerance")
-    if better_low >= -tolerance:
-        return _rule("max_drop", "pass", f"{reason}: within the tolerance")
-    better = difference if HIGHER_IS_BETTER[metric] else -difference
-    more = quality_report.what_would_decide(better, better_low, better_high, tolerance, rows)
-    return _rule("max_drop", "inconclusive", f"{reason}: cannot tell whether within; {more}")
 
 
 def _slice_rules(policy: QualityPolicy, view: _View) -> list[RuleResult]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from mlgate import sample_size
 from mlgate.evidence import Evidence
 from mlgate.report import charts
 from mlgate.report.comparison import Comparison
@@ -25,14 +24,8 @@ _WORDS = {
 }
 
 
-def what_would_decide(better: float, low: float, high: float, tolerance: float, rows: int) -> str:
-    """Roughly how many rows would decide an inconclusive drop: `better`, `low`, `high` are the
-    difference and its interval turned so that positive is better."""
-    return sample_size.what_would_decide(rows, high - low, abs(better + tolerance), "rows")
-
-
 def comparisons(evidence: Evidence, policy: QualityPolicy) -> list[Comparison]:
-    from mlgate.stages import quality
+    from mlgate.stages import quality, quality_rules
 
     data = evidence.data
     if evidence.status != "passed" or not isinstance(data.get("champion"), dict):
@@ -49,7 +42,11 @@ def comparisons(evidence: Evidence, policy: QualityPolicy) -> list[Comparison]:
             continue
         higher = quality.HIGHER_IS_BETTER[metric]
         setting = policy.tolerance(metric, float(entry["champion"]))
-        result = quality._drop_rule(policy, entry, metric, rows) if setting else None
+        result = (
+            quality_rules.judge_drop(policy, entry, metric, higher, rows, _confidence(data))
+            if setting
+            else None
+        )
         outcome = result.outcome if result is not None else ""
         difference, (low, high) = float(entry["difference"]), entry["ci"]
         better, better_low, better_high = (
@@ -69,16 +66,16 @@ def comparisons(evidence: Evidence, policy: QualityPolicy) -> list[Comparison]:
         # Lower-is-better metrics are drawn negated ("-log_loss"), so right is always better.
         label = metric if higher else f"-{metric}"
         intervals.append(charts.Interval(label, better, better_low, better_high, bounds, outcome))
-        if outcome == "inconclusive" and setting:
-            note = what_would_decide(better, better_low, better_high, setting[0], rows)
-            undecided.append(f"{metric}: {note}")
+        if result is not None and result.guidance:
+            undecided.append(f"{metric}: {result.guidance}")
     if not table:
         return []
     counts = [f"{outcomes.count(o)} {_WORDS[o]}" for o in _WORDS if outcomes.count(o)]
     caption = (
         f"candidate {_model(data.get('candidate'))} against champion "
         f"{_model(data.get('champion'))} on {rows:,} rows, paired bootstrap, "
-        f"{_level(data)} intervals: {', '.join(counts) or 'no metric judged'}"
+        f"{_level(data)} intervals, decided on one-sided {_level(data)} bounds: "
+        f"{', '.join(counts) or 'no metric judged'}"
     )
     if undecided:
         caption += "; " + "; ".join(undecided)
@@ -124,3 +121,10 @@ def _model(described: object) -> str:
 def _level(data: dict[str, Any]) -> str:
     confidence = data.get("confidence")
     return f"{confidence:.0%}" if isinstance(confidence, float) else "?"
+
+
+def _confidence(data: dict[str, Any]) -> float:
+    """The evidence's confidence level; an odd one reads as the default (reports only: the
+    gate refuses such evidence)."""
+    confidence = data.get("confidence")
+    return confidence if isinstance(confidence, float) and 0 < confidence < 1 else 0.95
