@@ -15,6 +15,7 @@ from mlgate import evidence as ev
 from mlgate import sequential
 from mlgate.stages.interface import RunContext
 from mlgate.stages.load import LoadConfig, LoadPolicy, LoadStage
+from mlgate.verdict import let_through
 from tests.helpers import mlgate_in_process
 from tests.test_load import _evidence as load_evidence
 
@@ -140,6 +141,10 @@ def test_one_failing_metric_fails_and_an_uncertain_one_says_what_would_decide() 
     }
     rule = no_regression(evidence_with(comparison))
     assert rule.outcome == "inconclusive"
+    # Undecided by the data: `policy.load.on_inconclusive: warn` may let it through as a warning.
+    assert rule.statistical
+    assert let_through(rule, "warn").outcome == "warn"
+    assert let_through(rule, "fail").outcome == "inconclusive"
     # An interval entirely above zero is a regression (two-sided), never inconclusive about
     # the direction; the gate's one-sided question is still open for it.
     assert "mean +15.8% (+0.7% to +30.8%) inconclusive [regression]" in rule.reason
@@ -152,6 +157,7 @@ def test_one_failing_metric_fails_and_an_uncertain_one_says_what_would_decide() 
     comparison["metrics"][2] = entry("mean", 0.12, 0.30)
     rule = no_regression(evidence_with(comparison))
     assert rule.outcome == "fail"
+    assert let_through(rule, "warn").outcome == "fail"
     assert "mean +21.0% (+12.0% to +30.0%) fails [regression]" in rule.reason
     assert "p50" in rule.reason and "p95" in rule.reason
 

@@ -958,7 +958,14 @@ def _regression_rules(policy: LoadPolicy, evidence: Evidence) -> list[RuleResult
         + load_report.reasons(comparison, found, tolerance)
     )
     return [
-        RuleResult(stage=LoadStage.name, rule="load.no_regression", outcome=outcome, reason=reason)
+        RuleResult(
+            stage=LoadStage.name,
+            rule="load.no_regression",
+            outcome=outcome,
+            reason=reason,
+            # Undecided by the measured rounds: `on_inconclusive: warn` may let it through.
+            statistical=outcome == "inconclusive",
+        )
     ]
 
 
