@@ -32,6 +32,7 @@ import http.server
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -89,6 +90,7 @@ class Run:
     steps: dict[str, float] = field(default_factory=dict)
     install: float = 0.0
     save: float = 0.0
+    cpu: float = 0.0  # user + system CPU seconds of the whole act run (all its processes)
     ok: bool = True
 
 
@@ -237,11 +239,14 @@ def run_once(repo: Path, work: Path, job: str, state: str, index: str) -> Run:
             command += ["--local-repository", f"{pinned}={stand_in}"]
         env = clean_env(work)
         env.update(s.split("=", 1) for s in pip_env)  # type: ignore[misc]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         result = subprocess.run(
             command, cwd=repo, env=env, capture_output=True, text=True, timeout=1800
         )
         elapsed = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    run.cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     log = result.stdout + result.stderr
     (work / f"act-{job}-{state}-{int(time.time())}.log").write_text(log)
     for line in log.splitlines():
@@ -258,7 +263,8 @@ def run_once(repo: Path, work: Path, job: str, state: str, index: str) -> Run:
     steps = ", ".join(f"{k} {v:.1f}" for k, v in run.steps.items() if k in wanted)
     print(
         f"  {job:5} {state:4}  install {run.install:6.1f} s  post-step save {run.save:5.1f} s"
-        f"  act {elapsed:6.1f} s  load {run.load:4.2f}  {'ok' if run.ok else 'FAILED'}"
+        f"  act {elapsed:6.1f} s (cpu {run.cpu:5.1f} s)  load {run.load:4.2f}"
+        f"  {'ok' if run.ok else 'FAILED'}"
         f"  ({steps})",
         flush=True,
     )
@@ -266,7 +272,10 @@ def run_once(repo: Path, work: Path, job: str, state: str, index: str) -> Run:
 
 
 def summarize(runs: list[Run]) -> None:
-    print("\njob    state  runs  install s: median (min-max)   post-step save s   load avg")
+    print(
+        "\njob    state  runs  install s: median (min-max)   post-step save s"
+        "   act cpu s   load avg"
+    )
     for job in dict.fromkeys(r.job for r in runs):
         for state in ("cold", "warm"):
             some = [r for r in runs if r.job == job and r.state == state and r.ok]
@@ -275,10 +284,12 @@ def summarize(runs: list[Run]) -> None:
             times = [r.install for r in some]
             saves = [r.save for r in some]
             loads = [r.load for r in some]
+            cpu = statistics.median(r.cpu for r in some)
             print(
                 f"{job:6} {state:5}  {len(some):4}  {statistics.median(times):8.1f}"
                 f" ({min(times):.1f}-{max(times):.1f})"
                 f"          {statistics.median(saves):8.1f}"
+                f"   {cpu:9.1f}"
                 f"   {min(loads):.2f}-{max(loads):.2f}"
             )
 

@@ -103,7 +103,9 @@ else
   if [ ! -e "$venv" ]; then
     "$python" -m venv "$venv"
     build_wheel "$venv/bin/python"
-    "$venv/bin/python" -m pip install --disable-pip-version-check --quiet "$wheel"
+    # Without PYTHONPATH: an mlgate found through it would count as installed, and pip would
+    # leave the new virtualenv without one.
+    env -u PYTHONPATH "$venv/bin/python" -m pip install --disable-pip-version-check --quiet "$wheel"
     how="installed mlgate $("$venv/bin/mlgate" --version | awk '{print $NF}') into $venv"
   else
     how="mlgate $want from the cached virtualenv $venv"

@@ -73,9 +73,12 @@ def test_a_cached_virtualenv_is_reused_only_when_built_from_the_same_sources(
 ) -> None:
     temp = tmp_path / "runner-temp"
     venv = temp / "mlgate-venv"
-    first, _ = run_install(checkout, temp)
+    # With an mlgate importable through PYTHONPATH (as in this repository's test runs), which
+    # pip would otherwise take for an installed one.
+    first, _ = run_install(checkout, temp, PYTHONPATH=str(ROOT / "src"))
     assert first.returncode == 0, first.stdout + first.stderr
     assert "installed mlgate 0.1.0 into" in first.stdout
+    assert (venv / "bin" / "mlgate").is_file()
     assert (venv / ".mlgate-fingerprint").is_file()
 
     # A later job (a fresh RUNNER_TEMP/mlgate-bin, nothing on PATH) with the virtualenv
