@@ -12,17 +12,20 @@ tar + zstd as actions/cache does; the last step of each job saves, as its post s
 a restore here skips the download from GitHub's cache service that a hosted runner pays.
 RUNNER_TEMP is one path, emptied before every run, as on a hosted runner (act makes a random one).
 
-Packages: --wheelhouse DIR (the default) serves a directory of wheels (`pip download` of
-mlgate[load,serve,quality] from pypi.org) on 127.0.0.1 as a PEP 503 index with PyPI's caching
-headers, so pip's cache behaves as with pypi.org (the package index is reachable from this
-machine only through a relay that strips those headers, so pip caches nothing from it). A cold
-run then downloads at disk speed: a hosted runner downloads the same bytes from pypi.org on top.
+Packages: --wheelhouse DIR serves a directory of wheels on 127.0.0.1 as a PEP 503 index with
+PyPI's caching headers (make it with `PIP_CONFIG_FILE=/dev/null pip download -d DIR
+".[load,serve,quality]" "setuptools>=68" wheel` from pypi.org, with the Python the job uses),
+so pip's cache behaves as with pypi.org: the package index is reachable from this machine only
+through a relay that strips those headers, so pip caches nothing from it. A cold run then
+downloads at disk speed: a hosted runner downloads the same bytes from pypi.org on top.
 --index URL installs from that index instead (e.g. https://pypi.org/simple, for a cold run).
-pip's configuration of this machine is ignored (PIP_CONFIG_FILE=/dev/null). Prints per run and
-per state the median and range of the install steps' wall times and the load average. Run:
+The user's pip configuration here (a local find-links and extra index) is ignored
+(PIP_CONFIG_FILE=/dev/null). Prints per run the install steps' wall time, the whole act run's
+wall and CPU time and the load average; per job and state the median and range. Run:
 
     .venv/bin/python benchmarks/bench_action_install.py --wheelhouse DIR [--repeats 3]
-        [--jobs setup,root] [--actions-root DIR]  # another checkout's actions to compare
+        [--states cold,warm,warm] [--jobs setup,root]
+        [--actions-root DIR]  # another checkout's actions (e.g. /work/wt/base) to compare
 """
 
 from __future__ import annotations
