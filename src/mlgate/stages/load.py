@@ -37,9 +37,10 @@ from mlgate.serving import ServeSpec
 from mlgate.serving import output as server_output
 from mlgate.serving.mlflow_direct import prepared_sources
 from mlgate.serving.together import ServerStartError, serve_together
-from mlgate.stages import load_report, model_guard
+from mlgate.stages import load_report, load_rounds, model_guard
 from mlgate.stages.baseline import Baseline, baseline_path
 from mlgate.stages.interface import RunContext, Stage, StageConfig, StagePolicy
+from mlgate.stages.load_warmup import warm_up_together
 from mlgate.verdict import RuleResult
 
 # Written next to the evidence: one successful measured latency in ms per line, in the order
@@ -99,8 +100,9 @@ class LoadConfig(StageConfig):
     warmup: float = Field(
         default=5,
         ge=0,
-        description="Seconds of load before measuring, left out of statistics (with fresh "
-        "servers for a champion comparison, before every round).",
+        description="Seconds of load before measuring, left out of statistics. With fresh "
+        "servers for a champion comparison, the most each server start may take: both servers "
+        "get requests one after another until their latency settles.",
     )
     health_path: UrlPath | None = Field(
         default="/ping",
@@ -174,13 +176,14 @@ class LoadConfig(StageConfig):
                 "a champion is loaded by the built-in scenario (payload), not a locustfile"
             )
         if self.champion is not None and self.fresh_servers_apply:
-            # Every round warms up again and starts its generator(s), after both servers start.
+            # Every round, after both servers start, warms them at once (warmup at most) and
+            # starts its generator(s): one in open loop, one per side in closed loop.
             sides = 1 if self.rate is not None else 2
-            needed = sides * (self.rounds * (self.warmup + _STARTUP_S) + self.duration)
+            needed = self.rounds * (self.warmup + sides * _STARTUP_S) + sides * self.duration
             if self.timeout <= needed:
                 raise ValueError(
                     f"timeout ({self.timeout:g} s) must exceed {needed:g} s for a champion "
-                    "comparison on fresh servers (warmup and start-up every round, the "
+                    "comparison on fresh servers (at most warmup and start-up every round, the "
                     "duration, and the servers' starts on top)"
                 )
         elif self.champion is not None:
@@ -381,20 +384,26 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
         context: RunContext,
         sources: dict[str, serving.ServingSource],
     ) -> Evidence:
-        """Every round on a fresh pair of servers: start both (in alternating order), warm up,
-        load one round as the side-by-side modes do (open loop: requests in turn; closed loop:
-        A then B, B then A), stop both. The rounds are put on one timeline, each measured
-        window after the last, and judged as one run."""
+        """Every round on a fresh pair of servers: start both together (in alternating order),
+        warm both up at once until their latency settles (load_warmup), load one round as the
+        side-by-side modes do (open loop: requests in turn; closed loop: A then B, B then A),
+        stop both. The rounds are put on one timeline, each measured window after the last,
+        and judged as one run."""
         attempt = _Attempt.begin(config, context)
         inputs = _inputs(config)
         if isinstance(inputs, str):
             return attempt.error(inputs)
         payload, _ = inputs
+        assert payload is not None  # a champion is loaded by the built-in scenario
+        bodies = loadgen.read_payload(payload)
+        origin = time.monotonic()
         span = config.duration / config.rounds
         specs = {"candidate": candidate, "champion": champion}
         records: dict[str, list[loadgen.Record]] = {"candidate": [], "champion": []}
         rounds: dict[str, list[list[float]]] = {"candidate": [], "champion": []}
         usage: dict[str, list[dict[str, float | None]]] = {"candidate": [], "champion": []}
+        starts: list[dict[str, object]] = []
+        warmup_requests = 0
         result = loadgen.Result()
         digest: str | None = None
         for index in range(config.rounds):
@@ -411,8 +420,16 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
                     )
                 except ServerStartError as exc:
                     return attempt.error(f"serving ({exc.server}), round {index + 1}: {exc}")
+                urls = {name: server.url + config.path for name, server in servers.items()}
+                warmed = warm_up_together(
+                    urls, bodies, min(config.warmup, attempt.left()), config.request_timeout
+                )
+                starts.append(load_rounds.round_starts(index, servers, warmed, origin))
+                warmup_requests += warmed["candidate"].requests
                 before = {name: server.resources() for name, server in servers.items()}
-                running = config.model_copy(update={"duration": span, "timeout": attempt.left()})
+                running = config.model_copy(
+                    update={"duration": span, "warmup": 0, "timeout": attempt.left()}
+                )
                 got = _one_round(
                     running, servers, order, attempt.workdir, payload, attempt.deadline
                 )
@@ -423,25 +440,10 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
                 usage[name].append(serving.server_metrics(server, since=before[name]))
             # What a container ran, exactly (the same image every round).
             digest = getattr(servers["candidate"], "image_digest", None) or digest
-            # On one timeline: round i's measured window follows round i-1's; warm-up
-            # requests stay before the first window.
             for name in specs:
-                kept = [
-                    loadgen.Record(
-                        r.offset_s - config.warmup
-                        if r.offset_s < config.warmup
-                        else r.offset_s + index * span,
-                        r.latency_ms,
-                        r.ok,
-                        r.outcome,
-                    )
-                    for r in round_records[name]
-                    if r.offset_s < config.warmup + span
-                ]
+                kept = load_rounds.on_timeline(round_records[name], index, span, config.warmup)
                 records[name] += kept
-                rounds[name].append(
-                    [r.latency_ms for r in kept if r.ok and r.offset_s >= config.warmup]
-                )
+                rounds[name].append([r.latency_ms for r in kept if r.ok])
         evidence = attempt.judge(records["candidate"], result, rounds["candidate"])
         if evidence.status == "passed":
             champion_failed = sum(
@@ -458,12 +460,15 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
                 f"{interleaving}, fresh servers every round",
                 champion_failed,
             )
-        metrics = dict(evidence.metrics) | _merged_usage(usage["candidate"])
+        metrics = dict(evidence.metrics) | load_rounds.merged_usage(usage["candidate"])
         data = dict(evidence.data) | {
             "serve": candidate.model_dump(mode="json"),
             "champion": champion.model_dump(mode="json")
-            | {"cold_start_s": _merged_usage(usage["champion"])["cold_start_s"]},
+            | {"cold_start_s": load_rounds.merged_usage(usage["champion"])["cold_start_s"]},
             "server_starts": config.rounds,
+            "round_starts": starts,
+            # The candidate's warm-up requests, sent before its generator started.
+            "warmup_requests": warmup_requests,
         }
         if digest:
             data["serve"]["image_digest"] = digest
@@ -1099,21 +1104,6 @@ def _one_round(
             return f"{name}: {generated}"
         split[name], result = generated
     return split, result
-
-
-def _merged_usage(rounds: list[dict[str, float | None]]) -> dict[str, float | None]:
-    """One server's metrics over its fresh starts: the first cold start (the later ones are
-    no colder), the highest peak memory, the CPU time of all the rounds' load."""
-
-    def present(key: str) -> list[float]:
-        return [v for r in rounds if (v := r.get(key)) is not None]
-
-    memory, cpu = present("server_peak_memory_bytes"), present("server_cpu_seconds")
-    return {
-        "cold_start_s": rounds[0].get("cold_start_s") if rounds else None,
-        "server_peak_memory_bytes": max(memory) if memory else None,
-        "server_cpu_seconds": round(sum(cpu), 3) if cpu else None,
-    }
 
 
 def _judge_run(
