@@ -492,6 +492,11 @@ def test_the_registered_champion_is_loaded_beside_the_candidate(
         "requests in turn, fresh servers every round"
     )
     assert paired.data["server_starts"] == 3
+    # Every start of either model was warmed up, once, before its round's load.
+    warmups = [
+        s[n]["warmup"] for s in paired.data["round_starts"] for n in ("candidate", "champion")
+    ]
+    assert len(warmups) == 6 and all(w["requests"] > 0 for w in warmups)
     assert {m["metric"] for m in paired.data["comparison"]["metrics"]} == {"p50", "p95", "mean"}
 
 
