@@ -62,10 +62,15 @@ def one_run(configured: Path, evidence: Path) -> str:
         math.log(float(np.percentile(b, 95)) / float(np.percentile(a, 95)))
         for a, b in zip(champion, candidate, strict=True)
     ]
+    p95 = [
+        f"{float(np.percentile(a, 95)):.1f}/{float(np.percentile(b, 95)):.1f}"
+        for a, b in zip(champion, candidate, strict=True)
+    ]
     lines = [
         f"load average {before[0]:.1f} -> {after[0]:.1f}: stage {wall:.1f} s, measured "
         f"{measured:g} s, overhead {wall - measured:.1f} s; per-round p95 log-ratio sd "
-        f"{statistics.stdev(ratios):.3f} (mean {statistics.mean(ratios):+.3f})"
+        f"{statistics.stdev(ratios):.3f} (mean {statistics.mean(ratios):+.3f}); p95 ms per "
+        f"round, champion/candidate: {' '.join(p95)}"
     ]
     for start in document["data"].get("round_starts", []):
         sides = {k: v for k, v in start.items() if k != "round"}

@@ -123,6 +123,26 @@ def test_a_rounds_servers_start_together_and_each_start_is_warmed_once(tmp_path:
     assert alive(tmp_path.name) == []
 
 
+def test_a_closed_loop_round_leaves_its_users_ramp_out(tmp_path: Path) -> None:
+    # Locust starts a closed loop's users over its first second: those requests, made with
+    # fewer users than configured, are warm-up, not measured.
+    evidence = run(
+        tmp_path,
+        serve=counting_server(tmp_path / "candidate", "2", tmp_path.name),
+        champion=counting_server(tmp_path / "champion", "2", tmp_path.name),
+        rate=None,
+        users=2,
+        warmup=1,
+    )
+    assert evidence.status == "passed", evidence.reason
+    warmed = sum(s["candidate"]["warmup"]["requests"] for s in evidence.data["round_starts"])
+    ramp = evidence.data["warmup_requests"] - warmed
+    assert ramp > 0
+    answered = sum(requests_per_start(tmp_path / "candidate"))
+    assert answered >= warmed + ramp + int(evidence.metrics["requests"] or 0)
+    assert alive(tmp_path.name) == []
+
+
 def test_a_server_that_never_settles_is_warmed_for_the_configured_warmup_at_most(
     tmp_path: Path,
 ) -> None:
@@ -190,7 +210,8 @@ def test_the_settling_rule(latencies: list[float], warm: bool) -> None:
 
 def test_the_timeout_check_counts_one_warmup_per_round() -> None:
     # Closed loop, 6 rounds: one warm-up of both servers per round (6 * 5 s), each side's
-    # generator starting every round (12 * 3 s) and both sides' duration (2 * 60 s): 186 s.
+    # generator starting and ramping up its users every round (12 * (3 + 1) s) and both
+    # sides' duration (2 * 60 s): 198 s (it was 216 s, a warmup per side and round).
     def config(timeout: float) -> LoadConfig:
         server = counting_server(Path("unused"), "1", "unused")
         return LoadConfig.model_validate(
@@ -206,6 +227,6 @@ def test_the_timeout_check_counts_one_warmup_per_round() -> None:
             }
         )
 
-    assert config(187).timeout == 187
-    with pytest.raises(ValueError, match="must exceed 186 s for a champion comparison"):
-        config(186)
+    assert config(199).timeout == 199
+    with pytest.raises(ValueError, match="must exceed 198 s for a champion comparison"):
+        config(198)

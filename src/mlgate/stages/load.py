@@ -177,9 +177,11 @@ class LoadConfig(StageConfig):
             )
         if self.champion is not None and self.fresh_servers_apply:
             # Every round, after both servers start, warms them at once (warmup at most) and
-            # starts its generator(s): one in open loop, one per side in closed loop.
+            # starts its generator(s): one in open loop, one per side (with its ramp) in closed.
             sides = 1 if self.rate is not None else 2
-            needed = self.rounds * (self.warmup + sides * _STARTUP_S) + sides * self.duration
+            ramp = load_rounds.generator_warmup(self.rate, self.warmup)
+            per_round = self.warmup + sides * (_STARTUP_S + ramp)
+            needed = self.rounds * per_round + sides * self.duration
             if self.timeout <= needed:
                 raise ValueError(
                     f"timeout ({self.timeout:g} s) must exceed {needed:g} s for a champion "
@@ -398,6 +400,7 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
         bodies = loadgen.read_payload(payload)
         origin = time.monotonic()
         span = config.duration / config.rounds
+        ramp = load_rounds.generator_warmup(config.rate, config.warmup)
         specs = {"candidate": candidate, "champion": champion}
         records: dict[str, list[loadgen.Record]] = {"candidate": [], "champion": []}
         rounds: dict[str, list[list[float]]] = {"candidate": [], "champion": []}
@@ -428,7 +431,7 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
                 warmup_requests += warmed["candidate"].requests
                 before = {name: server.resources() for name, server in servers.items()}
                 running = config.model_copy(
-                    update={"duration": span, "warmup": 0, "timeout": attempt.left()}
+                    update={"duration": span, "warmup": ramp, "timeout": attempt.left()}
                 )
                 got = _one_round(
                     running, servers, order, attempt.workdir, payload, attempt.deadline
@@ -436,12 +439,15 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
                 if isinstance(got, str):
                     return attempt.error(f"round {index + 1}: {got}")
                 round_records, result = got
+            warmup_requests += sum(1 for r in round_records["candidate"] if r.offset_s < ramp)
             for name, server in servers.items():
                 usage[name].append(serving.server_metrics(server, since=before[name]))
             # What a container ran, exactly (the same image every round).
             digest = getattr(servers["candidate"], "image_digest", None) or digest
             for name in specs:
-                kept = load_rounds.on_timeline(round_records[name], index, span, config.warmup)
+                kept = load_rounds.on_timeline(
+                    round_records[name], index, span, config.warmup, ramp
+                )
                 records[name] += kept
                 rounds[name].append([r.latency_ms for r in kept if r.ok])
         evidence = attempt.judge(records["candidate"], result, rounds["candidate"])
@@ -467,7 +473,7 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
             | {"cold_start_s": load_rounds.merged_usage(usage["champion"])["cold_start_s"]},
             "server_starts": config.rounds,
             "round_starts": starts,
-            # The candidate's warm-up requests, sent before its generator started.
+            # The candidate's warm-up requests: before its generator, and its closed loop's ramp.
             "warmup_requests": warmup_requests,
         }
         if digest:
