@@ -111,28 +111,27 @@ def test_a_rounds_servers_start_together_and_each_start_is_warmed_once(tmp_path:
             assert 3 < side["warmup"]["requests"] < 100
     # Alternating order: the candidate started first in round 1, the champion in round 2.
     assert [list(s)[1] for s in starts] == ["candidate", "champion"]
-    # Each start got its warm-up once and then its round's load (20 req/s for 1 s), no more:
-    # the generator itself warmed up nothing.
+    # Each start got its warm-up once, then its round's generator: its own warm-up second
+    # and the measured second, 20 requests each (20 req/s), no more.
     for name in ("candidate", "champion"):
         warmed = [s[name]["warmup"]["requests"] for s in starts]
-        assert requests_per_start(tmp_path / name) == sorted(w + 20 for w in warmed)
-    assert evidence.data["warmup_requests"] == sum(
-        s["candidate"]["warmup"]["requests"] for s in starts
-    )
+        assert requests_per_start(tmp_path / name) == sorted(w + 40 for w in warmed)
+    warmed = sum(s["candidate"]["warmup"]["requests"] for s in starts)
+    assert evidence.data["warmup_requests"] == warmed + 2 * 20
     assert evidence.metrics["requests"] == 40
     assert alive(tmp_path.name) == []
 
 
 def test_a_closed_loop_round_leaves_its_users_ramp_out(tmp_path: Path) -> None:
-    # Locust starts a closed loop's users over its first second: those requests, made with
-    # fewer users than configured, are warm-up, not measured.
+    # Locust starts a closed loop's users over the generator's first second: those requests,
+    # made with fewer users than configured, are warm-up, not measured.
     evidence = run(
         tmp_path,
         serve=counting_server(tmp_path / "candidate", "2", tmp_path.name),
         champion=counting_server(tmp_path / "champion", "2", tmp_path.name),
         rate=None,
         users=2,
-        warmup=1,
+        warmup=2,
     )
     assert evidence.status == "passed", evidence.reason
     warmed = sum(s["candidate"]["warmup"]["requests"] for s in evidence.data["round_starts"])
@@ -152,7 +151,7 @@ def test_a_server_that_never_settles_is_warmed_for_the_configured_warmup_at_most
         tmp_path,
         serve=counting_server(tmp_path / "candidate", falling, tmp_path.name),
         champion=counting_server(tmp_path / "champion", "1", tmp_path.name),
-        warmup=1,
+        warmup=2,  # 1 s for the servers, then 1 s for the round's generator
     )
     assert evidence.status == "passed", evidence.reason
     for start in evidence.data["round_starts"]:
@@ -209,9 +208,10 @@ def test_the_settling_rule(latencies: list[float], warm: bool) -> None:
 
 
 def test_the_timeout_check_counts_one_warmup_per_round() -> None:
-    # Closed loop, 6 rounds: one warm-up of both servers per round (6 * 5 s), each side's
-    # generator starting and ramping up its users every round (12 * (3 + 1) s) and both
-    # sides' duration (2 * 60 s): 198 s (it was 216 s, a warmup per side and round).
+    # Closed loop, 6 rounds: one warm-up of both servers per round (6 * 4 s, the warmup but
+    # the generator's second), each side's generator starting and warming up every round
+    # (12 * (3 + 1) s) and both sides' duration (2 * 60 s): 192 s (it was 216 s, all of the
+    # warmup per side and round).
     def config(timeout: float) -> LoadConfig:
         server = counting_server(Path("unused"), "1", "unused")
         return LoadConfig.model_validate(
@@ -227,6 +227,6 @@ def test_the_timeout_check_counts_one_warmup_per_round() -> None:
             }
         )
 
-    assert config(199).timeout == 199
-    with pytest.raises(ValueError, match="must exceed 198 s for a champion comparison"):
-        config(198)
+    assert config(193).timeout == 193
+    with pytest.raises(ValueError, match="must exceed 192 s for a champion comparison"):
+        config(192)

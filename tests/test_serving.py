@@ -472,7 +472,7 @@ def test_the_registered_champion_is_loaded_beside_the_candidate(
             payload=str(EXAMPLE / "payloads.jsonl"),
             rate=30,
             rounds=3,
-            warmup=1,
+            warmup=2,  # with a champion: up to 1 s for the servers, 1 s for the generator
             duration=3,
             timeout=300,
         )

@@ -101,8 +101,9 @@ class LoadConfig(StageConfig):
         default=5,
         ge=0,
         description="Seconds of load before measuring, left out of statistics. With fresh "
-        "servers for a champion comparison, the most each server start may take: both servers "
-        "get requests one after another until their latency settles.",
+        "servers for a champion comparison, the most each round's warm-up may take: both "
+        "servers get requests one after another until their latency settles, then the round's "
+        "load generator warms up for a second (less if warmup is shorter).",
     )
     health_path: UrlPath | None = Field(
         default="/ping",
@@ -176,11 +177,12 @@ class LoadConfig(StageConfig):
                 "a champion is loaded by the built-in scenario (payload), not a locustfile"
             )
         if self.champion is not None and self.fresh_servers_apply:
-            # Every round, after both servers start, warms them at once (warmup at most) and
-            # starts its generator(s): one in open loop, one per side (with its ramp) in closed.
+            # Every round, after both servers start, warms them at once (the warmup its
+            # generator does not take, at most) and starts its generator(s) with their own
+            # warm-up: one in open loop, one per side in closed loop.
             sides = 1 if self.rate is not None else 2
-            ramp = load_rounds.generator_warmup(self.rate, self.warmup)
-            per_round = self.warmup + sides * (_STARTUP_S + ramp)
+            ramp = load_rounds.generator_warmup(self.warmup)
+            per_round = self.warmup - ramp + sides * (_STARTUP_S + ramp)
             needed = self.rounds * per_round + sides * self.duration
             if self.timeout <= needed:
                 raise ValueError(
@@ -400,7 +402,7 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
         bodies = loadgen.read_payload(payload)
         origin = time.monotonic()
         span = config.duration / config.rounds
-        ramp = load_rounds.generator_warmup(config.rate, config.warmup)
+        ramp = load_rounds.generator_warmup(config.warmup)
         specs = {"candidate": candidate, "champion": champion}
         records: dict[str, list[loadgen.Record]] = {"candidate": [], "champion": []}
         rounds: dict[str, list[list[float]]] = {"candidate": [], "champion": []}
@@ -424,9 +426,8 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
                 except ServerStartError as exc:
                     return attempt.error(f"serving ({exc.server}), round {index + 1}: {exc}")
                 urls = {name: server.url + config.path for name, server in servers.items()}
-                warmed = warm_up_together(
-                    urls, bodies, min(config.warmup, attempt.left()), config.request_timeout
-                )
+                limit = min(config.warmup - ramp, attempt.left())
+                warmed = warm_up_together(urls, bodies, limit, config.request_timeout)
                 starts.append(load_rounds.round_starts(index, servers, warmed, origin))
                 warmup_requests += warmed["candidate"].requests
                 before = {name: server.resources() for name, server in servers.items()}
@@ -473,7 +474,7 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
             | {"cold_start_s": load_rounds.merged_usage(usage["champion"])["cold_start_s"]},
             "server_starts": config.rounds,
             "round_starts": starts,
-            # The candidate's warm-up requests: before its generator, and its closed loop's ramp.
+            # The candidate's warm-up requests: before its generator, and the generator's own.
             "warmup_requests": warmup_requests,
         }
         if digest:

@@ -10,16 +10,18 @@ from mlgate import loadgen
 from mlgate.serving import Server
 from mlgate.stages.load_warmup import Warmup
 
-# Closed loop: locust spawns the users over a second (spawn_rate = users), so a generator's
-# first second runs fewer users than configured; left out, as its own warm-up. An open loop
-# sends on schedule from its first request and needs none.
-CLOSED_LOOP_RAMP_S = 1.0
+# A round's generator is a fresh process: its first second is its own warm-up, left out. In
+# closed loop locust spawns the users over that second (spawn_rate = users), so it runs fewer
+# users than configured; in open loop, where a late send counts as latency, the sender has
+# just started (imports done, its first connections opening): on a busy machine a window's
+# first 0.8 s once held a cluster of requests over 100 ms.
+GENERATOR_WARMUP_S = 1.0
 
 
-def generator_warmup(rate: float | None, warmup: float) -> float:
-    """The warm-up of a fresh round's generator, its servers warmed already: the closed loop's
-    ramp (at most `warmup`), none in open loop."""
-    return 0.0 if rate is not None else min(warmup, CLOSED_LOOP_RAMP_S)
+def generator_warmup(warmup: float) -> float:
+    """The warm-up of a fresh round's generator, out of the round's `warmup`; the servers get
+    the rest (load_warmup), before the generator starts."""
+    return min(warmup, GENERATOR_WARMUP_S)
 
 
 def on_timeline(
