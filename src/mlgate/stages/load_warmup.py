@@ -7,8 +7,8 @@ started together, each sent one request after another, 2 busy cores): the first 
 on the medians stopped falling; a fixed 2 s (or the default 5 s) of load per round spent most
 of its time on a server that was warm already. So each server gets requests one after another
 until its latency no longer falls — the median of its last few answers is not clearly below
-the median of the few before — at the least a few requests, at most the configured `warmup`
-seconds (a server that keeps getting faster, e.g. one compiling as it goes, gets all of them).
+the median of the few before — at the least a few requests, at most the time the stage allows
+(a server that keeps getting faster, e.g. one compiling as it goes, gets all of it).
 Both servers of a pair are warmed at once, one thread each, so neither waits idle while the
 other warms, and both warm under the same conditions.
 """
