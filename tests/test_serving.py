@@ -472,7 +472,7 @@ def test_the_registered_champion_is_loaded_beside_the_candidate(
             payload=str(EXAMPLE / "payloads.jsonl"),
             rate=30,
             rounds=3,
-            warmup=1,
+            warmup=2,  # with a champion: up to 1 s for the servers, 1 s for the generator
             duration=3,
             timeout=300,
         )
@@ -492,6 +492,11 @@ def test_the_registered_champion_is_loaded_beside_the_candidate(
         "requests in turn, fresh servers every round"
     )
     assert paired.data["server_starts"] == 3
+    # Every start of either model was warmed up, once, before its round's load.
+    warmups = [
+        s[n]["warmup"] for s in paired.data["round_starts"] for n in ("candidate", "champion")
+    ]
+    assert len(warmups) == 6 and all(w["requests"] > 0 for w in warmups)
     assert {m["metric"] for m in paired.data["comparison"]["metrics"]} == {"p50", "p95", "mean"}
 
 

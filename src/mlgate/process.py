@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -166,8 +166,20 @@ def stop_group(child: subprocess.Popen[bytes]) -> None:
     """Stop the child's whole process group: SIGTERM, a grace period, then SIGKILL for
     whatever is left (a grandchild may ignore SIGTERM or outlive its parent). Also needed
     after the child exited by itself: its group may still hold its children."""
-    # A second Ctrl-C or SIGTERM while waiting must not skip the SIGKILL. Only the main
-    # thread may set signal handlers (and only it receives signals).
+    # A second Ctrl-C or SIGTERM while waiting must not skip the SIGKILL.
+    with uninterrupted():
+        _signal_group(child.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=_GRACE_SECONDS)
+        _signal_group(child.pid, signal.SIGKILL)
+        child.wait()
+
+
+@contextlib.contextmanager
+def uninterrupted() -> Iterator[None]:
+    """Ignore Ctrl-C and SIGTERM meanwhile, so stopping what was started is not cut short.
+    Only the main thread may set signal handlers (and only it receives signals): elsewhere
+    this changes nothing."""
     signals = (
         (signal.SIGINT, signal.SIGTERM)
         if threading.current_thread() is threading.main_thread()
@@ -175,11 +187,7 @@ def stop_group(child: subprocess.Popen[bytes]) -> None:
     )
     previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in signals}
     try:
-        _signal_group(child.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            child.wait(timeout=_GRACE_SECONDS)
-        _signal_group(child.pid, signal.SIGKILL)
-        child.wait()
+        yield
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -38,9 +38,10 @@ from mlgate.serving import ServeSpec
 from mlgate.serving import output as server_output
 from mlgate.serving.mlflow_direct import prepared_sources
 from mlgate.serving.together import ServerStartError, serve_together
-from mlgate.stages import load_report, model_guard
+from mlgate.stages import load_report, load_rounds, model_guard
 from mlgate.stages.baseline import Baseline, baseline_path
 from mlgate.stages.interface import RunContext, Stage, StageConfig, StagePolicy
+from mlgate.stages.load_warmup import warm_up_together
 from mlgate.verdict import RuleResult
 
 # Written next to the evidence: one successful measured latency in ms per line, in the order
@@ -100,8 +101,10 @@ class LoadConfig(StageConfig):
     warmup: float = Field(
         default=5,
         ge=0,
-        description="Seconds of load before measuring, left out of statistics (with fresh "
-        "servers for a champion comparison, before every round).",
+        description="Seconds of load before measuring, left out of statistics. With fresh "
+        "servers for a champion comparison, the most each round's warm-up may take: both "
+        "servers get requests one after another until their latency settles, then the round's "
+        "load generator warms up for a second (less if warmup is shorter).",
     )
     health_path: UrlPath | None = Field(
         default="/ping",
@@ -196,9 +199,13 @@ class LoadConfig(StageConfig):
                 "fresh_servers with both servers started by mlgate (serve and champion)"
             )
         if self.champion is not None and self.fresh_servers_apply:
-            # Every round warms up again and starts its generator(s), after both servers start.
+            # Every round, after both servers start, warms them at once (the warmup its
+            # generator does not take, at most) and starts its generator(s) with their own
+            # warm-up: one in open loop, one per side in closed loop.
             sides = 1 if self.rate is not None else 2
-            needed = sides * (self.planned_rounds * (self.warmup + _STARTUP_S) + self.duration)
+            ramp = load_rounds.generator_warmup(self.warmup)
+            per_round = self.warmup - ramp + sides * (_STARTUP_S + ramp)
+            needed = self.planned_rounds * per_round + sides * self.duration
             if self.rounds == "auto" and self.max_seconds <= needed:
                 raise ValueError(
                     f"max_seconds ({self.max_seconds:g} s) must exceed {needed:g} s, what "
@@ -208,7 +215,7 @@ class LoadConfig(StageConfig):
             if self.timeout <= needed:
                 raise ValueError(
                     f"timeout ({self.timeout:g} s) must exceed {needed:g} s for a champion "
-                    "comparison on fresh servers (warmup and start-up every round, the "
+                    "comparison on fresh servers (at most warmup and start-up every round, the "
                     "duration, and the servers' starts on top)"
                 )
         elif self.champion is not None:
@@ -429,20 +436,27 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
         context: RunContext,
         sources: dict[str, serving.ServingSource],
     ) -> Evidence:
-        """Every round on a fresh pair of servers: start both (in alternating order), warm up,
-        load one round as the side-by-side modes do (open loop: requests in turn; closed loop:
-        A then B, B then A), stop both. The rounds are put on one timeline, each measured
-        window after the last, and judged as one run."""
+        """Every round on a fresh pair of servers: start both together (in alternating order),
+        warm both up at once until their latency settles (load_warmup), load one round as the
+        side-by-side modes do (open loop: requests in turn; closed loop: A then B, B then A),
+        stop both. The rounds are put on one timeline, each measured window after the last,
+        and judged as one run."""
         attempt = _Attempt.begin(config, context)
         inputs = _inputs(config)
         if isinstance(inputs, str):
             return attempt.error(inputs)
         payload, _ = inputs
+        assert payload is not None  # a champion is loaded by the built-in scenario
+        bodies = loadgen.read_payload(payload)
+        origin = time.monotonic()
         span = config.round_seconds
+        ramp = load_rounds.generator_warmup(config.warmup)
         specs = {"candidate": candidate, "champion": champion}
         records: dict[str, list[loadgen.Record]] = {"candidate": [], "champion": []}
         rounds: dict[str, list[list[float]]] = {"candidate": [], "champion": []}
         usage: dict[str, list[dict[str, float | None]]] = {"candidate": [], "champion": []}
+        starts: list[dict[str, object]] = []
+        warmup_requests = 0
         result = loadgen.Result()
         digest: str | None = None
         plan = _round_plan(config, context)
@@ -460,37 +474,32 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
                     )
                 except ServerStartError as exc:
                     return attempt.error(f"serving ({exc.server}), round {index + 1}: {exc}")
+                urls = {name: server.url + config.path for name, server in servers.items()}
+                limit = min(config.warmup - ramp, attempt.left())
+                warmed = warm_up_together(urls, bodies, limit, config.request_timeout)
+                starts.append(load_rounds.round_starts(index, servers, warmed, origin))
+                warmup_requests += warmed["candidate"].requests
                 before = {name: server.resources() for name, server in servers.items()}
-                running = config.model_copy(update={"duration": span, "timeout": attempt.left()})
+                running = config.model_copy(
+                    update={"duration": span, "warmup": ramp, "timeout": attempt.left()}
+                )
                 got = _one_round(
                     running, servers, order, attempt.workdir, payload, attempt.deadline
                 )
                 if isinstance(got, str):
                     return attempt.error(f"round {index + 1}: {got}")
                 round_records, result = got
+            warmup_requests += sum(1 for r in round_records["candidate"] if r.offset_s < ramp)
             for name, server in servers.items():
                 usage[name].append(serving.server_metrics(server, since=before[name]))
             # What a container ran, exactly (the same image every round).
             digest = getattr(servers["candidate"], "image_digest", None) or digest
-            # On one timeline: round i's measured window follows round i-1's; warm-up
-            # requests stay before the first window.
             for name in specs:
-                kept = [
-                    loadgen.Record(
-                        r.offset_s - config.warmup
-                        if r.offset_s < config.warmup
-                        else r.offset_s + index * span,
-                        r.latency_ms,
-                        r.ok,
-                        r.outcome,
-                    )
-                    for r in round_records[name]
-                    if r.offset_s < config.warmup + span
-                ]
-                records[name] += kept
-                rounds[name].append(
-                    [r.latency_ms for r in kept if r.ok and r.offset_s >= config.warmup]
+                kept = load_rounds.on_timeline(
+                    round_records[name], index, span, config.warmup, ramp
                 )
+                records[name] += kept
+                rounds[name].append([r.latency_ms for r in kept if r.ok])
         attempt = attempt.measured(plan, span)
         evidence = attempt.judge(records["candidate"], result, rounds["candidate"])
         if evidence.status == "passed":
@@ -509,12 +518,15 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
                 champion_failed,
                 plan,
             )
-        metrics = dict(evidence.metrics) | _merged_usage(usage["candidate"])
+        metrics = dict(evidence.metrics) | load_rounds.merged_usage(usage["candidate"])
         data = dict(evidence.data) | {
             "serve": candidate.model_dump(mode="json"),
             "champion": champion.model_dump(mode="json")
-            | {"cold_start_s": _merged_usage(usage["champion"])["cold_start_s"]},
+            | {"cold_start_s": load_rounds.merged_usage(usage["champion"])["cold_start_s"]},
             "server_starts": plan.rounds,
+            "round_starts": starts,
+            # The candidate's warm-up requests: before its generator, and the generator's own.
+            "warmup_requests": warmup_requests,
         }
         if digest:
             data["serve"]["image_digest"] = digest
@@ -1183,21 +1195,6 @@ def _one_round(
             return f"{name}: {generated}"
         split[name], result = generated
     return split, result
-
-
-def _merged_usage(rounds: list[dict[str, float | None]]) -> dict[str, float | None]:
-    """One server's metrics over its fresh starts: the first cold start (the later ones are
-    no colder), the highest peak memory, the CPU time of all the rounds' load."""
-
-    def present(key: str) -> list[float]:
-        return [v for r in rounds if (v := r.get(key)) is not None]
-
-    memory, cpu = present("server_peak_memory_bytes"), present("server_cpu_seconds")
-    return {
-        "cold_start_s": rounds[0].get("cold_start_s") if rounds else None,
-        "server_peak_memory_bytes": max(memory) if memory else None,
-        "server_cpu_seconds": round(sum(cpu), 3) if cpu else None,
-    }
 
 
 def _judge_run(
