@@ -230,3 +230,35 @@ def test_the_timeout_check_counts_one_warmup_per_round() -> None:
     assert config(193).timeout == 193
     with pytest.raises(ValueError, match="must exceed 192 s for a champion comparison"):
         config(192)
+
+
+def test_a_garbled_reply_during_warm_up_counts_as_an_error_not_a_crash() -> None:
+    # http.client's BadStatusLine is no OSError: on the first merge of this work it killed the
+    # warm-up thread and the round with a KeyError.
+    import socket
+    import threading
+
+    from mlgate.stages.load_warmup import warm_up_together
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+
+    def garble() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+
+    threading.Thread(target=garble, daemon=True).start()
+    try:
+        warmed = warm_up_together({"candidate": f"http://127.0.0.1:{port}/"}, ["{}"], 1.0, 1.0)
+    finally:
+        listener.close()
+    assert warmed["candidate"].errors >= 1
+    assert warmed["candidate"].requests >= 1

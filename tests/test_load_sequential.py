@@ -60,6 +60,8 @@ def no_regression(evidence: ev.Evidence, policy: LoadPolicy | None = None) -> An
         ({"rounds": 101}, "rounds must be auto or 2 to 100, got 101"),
         ({"rounds": "sometimes"}, "rounds"),
         ({"rounds": "auto", "min_rounds": 1}, "min_rounds"),
+        # 4 rounds' confidence sequence is unbounded: such a run could never decide.
+        ({"rounds": "auto", "min_rounds": 4}, "min_rounds must be at least 5 with rounds: auto"),
         ({"rounds": "auto", "max_seconds": 0}, "max_seconds"),
         (
             {"rounds": "auto", "max_seconds": 30},
@@ -290,3 +292,49 @@ def test_a_stage_run_gets_its_own_policy_section(tmp_path: Path) -> None:
     assert isinstance(context.stage_policy, LoadPolicy)
     assert context.stage_policy.regression_tolerance == 0.2
     assert cli._run_context(cfg, tmp_path).stage_policy is None
+
+
+@pytest.mark.parametrize(
+    "ci",
+    [None, "xy", [None, None], [float("nan"), 0.05], [0.5, 0.05], [True, False], [0.01]],
+)
+def test_a_broken_interval_fails_and_is_never_let_through_as_a_warning(ci: object) -> None:
+    # A missing, malformed, NaN (written as null) or inverted interval measures nothing: on the
+    # first merge of this work it was "inconclusive" and statistical, so on_inconclusive: warn
+    # turned it into a passing warning.
+    broken = entry("p95", -0.01, 0.02) | {"ci": ci}
+    comparison = {
+        "method": "paired rounds",
+        "rounds": 6,
+        "metrics": [entry("p50", -0.02, 0.03), broken],
+    }
+    rule = no_regression(evidence_with(comparison), LoadPolicy(on_inconclusive="warn"))
+    assert rule.outcome == "fail", rule.reason
+    assert let_through(rule, "warn").outcome == "fail"
+
+
+def test_auto_rounds_without_their_log_ratios_fail() -> None:
+    # Rounds chosen as they went are judged by the confidence sequence over their rounds; a
+    # stored interval alone (which a fixed-round t interval would be) is not enough.
+    comparison = {
+        "method": "paired rounds",
+        "rounds": 8,
+        "metrics": [entry("p50", -0.02, 0.03), entry("p95", -0.02, 0.03)],
+        "sequential": {"rule": "auto", "rounds": 8, "stopped": "budget"},
+        "log_ratios": {"p50": [0.01, -0.01, 0.0, 0.02, -0.02, 0.01, 0.0, 0.01]},
+    }
+    rule = no_regression(evidence_with(comparison))
+    assert rule.outcome == "fail", rule.reason
+
+
+def test_an_unbounded_interval_blocks_even_under_warn() -> None:
+    comparison = {
+        "method": "paired rounds",
+        "rounds": 4,
+        "metrics": [entry("p50", -0.02, 0.03), entry("p95", -0.02, 0.03)],
+        "sequential": {"rule": "auto", "rounds": 4, "stopped": "budget"},
+        "log_ratios": {"p50": [0.01, -0.01, 0.0, 0.02], "p95": [0.01, -0.01, 0.0, 0.02]},
+    }
+    rule = no_regression(evidence_with(comparison), LoadPolicy(on_inconclusive="warn"))
+    assert rule.outcome == "inconclusive" and not rule.statistical, rule.reason
+    assert let_through(rule, "warn").outcome == "inconclusive"

@@ -213,3 +213,18 @@ def test_let_through_and_the_roll_up() -> None:
                 "evidence": [],
             }
         )
+
+
+def test_a_pass_with_warnings_promotes_and_anything_else_blocks() -> None:
+    # The promoting checkout re-judges the bundle: a rule its policy lets through as a warning
+    # must not refuse the promotion its verdict allows (it did on the first merge of this work).
+    from mlgate.promotion_evidence import blocking
+
+    def rule(outcome: Outcome) -> RuleResult:
+        return RuleResult(stage="quality", rule="quality.max_drop", outcome=outcome, reason="r")
+
+    assert blocking([rule("pass"), rule("warn")]) == []
+    assert [r.outcome for r in blocking([rule("warn"), rule("inconclusive"), rule("fail")])] == [
+        "inconclusive",
+        "fail",
+    ]

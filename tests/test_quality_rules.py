@@ -230,3 +230,12 @@ def test_a_relative_tolerance_is_judged_on_the_relative_change() -> None:
     absolute = {"max_drop": policy["max_drop"] | {"log_loss": 0.03}}
     (rule,) = drop_rules(evidence_with(log_loss=log_loss), absolute)
     assert rule.outcome == "pass" and "upper bound +0.0240" in rule.reason
+
+
+def test_a_relative_tolerance_of_a_zero_champion_fails_with_a_reason() -> None:
+    # A relative drop from 0 is undefined: it fails the rule, not the gate with a division error.
+    log_loss = LOG_LOSS | {"champion": 0.0, "candidate": 0.01}
+    policy: dict[str, Any] = {"max_drop": {"accuracy": None, "f1_macro": None, "roc_auc": None}}
+    (rule,) = drop_rules(evidence_with(log_loss=log_loss), policy)
+    assert rule.outcome == "fail", rule.reason
+    assert "a drop relative to a champion's value of 0 is undefined" in rule.reason

@@ -146,8 +146,9 @@ def test_auto_rounds_go_on_while_undecided_until_the_budget() -> None:
     logs = {"p95": list(rng.normal(0.08, 0.3, 100))}  # near the tolerance, noisy: undecided
     plan = sequential.RoundPlan(None, min_rounds=6, max_seconds=200, started=0, clock=clock)
     rounds = _run(plan, logs, clock)
-    # 10 s a round: the 20th would end at 200 s, the 21st after the budget.
-    assert rounds == 20
+    # 10 s a round, taken as 12.5 s (a quarter's margin for slower server starts): the 19th
+    # is expected to end at 192.5 s, the 20th at 202.5 s, after the budget.
+    assert rounds == 19
     assert plan.stopped.startswith("budget: another round would end after max_seconds (200 s)")
 
 

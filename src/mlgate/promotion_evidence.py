@@ -57,7 +57,7 @@ def refusal(cfg: MlgateConfig, verified: Verified, evidence_dir: Path) -> str | 
         found, _ = ev.scan(judged_dir)
         commit = verified.document.get("verdict", {}).get("commit")
         again = policy.evaluate(judging, judged_dir, commit=commit, judge_commit=commit is not None)
-        failing = [rule for rule in again.rules if rule.outcome != "pass"]
+        failing = blocking(again.rules)
         if failing:
             return (
                 f"under {under} the bundle's evidence is {again.outcome}: {_first(failing)}{note}"
@@ -156,3 +156,9 @@ def _first(rules: list[RuleResult]) -> str:
     rule = rules[0]
     more = f" (and {len(rules) - 1} more)" if len(rules) > 1 else ""
     return f"{rule.rule} is {rule.outcome}: {rule.reason}{more}"
+
+
+def blocking(rules: list[RuleResult]) -> list[RuleResult]:
+    """The rules that refuse a promotion: all but passes and warnings (a warning is a rule the
+    promoting policy lets through with `on_inconclusive: warn`, as its verdict does)."""
+    return [rule for rule in rules if rule.outcome not in ("pass", "warn")]

@@ -62,6 +62,14 @@ def confidence_sequence(
     return (mean - half, mean + half)
 
 
+def first_bounded_round(confidence: float = CONFIDENCE) -> int:
+    """The fewest rounds whose confidence sequence is finite (5 at 95%): fewer can never decide."""
+    n = 2
+    while math.log(1 + n * MIXTURE) - 2 * math.log(1 - confidence) >= n * math.log(1 + n * MIXTURE):
+        n += 1
+    return n
+
+
 def relative_interval(log_interval: tuple[float, float]) -> tuple[float, float]:
     """A log-ratio interval as an interval of the relative change (ratio - 1)."""
     return (_expm1(log_interval[0]), _expm1(log_interval[1]))
@@ -122,8 +130,9 @@ class RoundPlan:
                     self.stopped = decided
                     return
                 elapsed = self.clock() - self.started
-                # The next round is taken to last as long as the longest so far.
-                if elapsed + longest > self.max_seconds:
+                # The next round is taken to last as long as the longest so far, and a quarter
+                # more: server starts vary by more than that margin on a busy runner.
+                if elapsed + 1.25 * longest > self.max_seconds:
                     self.stopped = (
                         f"budget: another round would end after max_seconds "
                         f"({self.max_seconds:g} s), {index} rounds in {elapsed:.0f} s"

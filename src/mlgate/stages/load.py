@@ -192,6 +192,11 @@ class LoadConfig(StageConfig):
             )
         if isinstance(self.rounds, int) and not 2 <= self.rounds <= 100:
             raise ValueError(f"rounds must be auto or 2 to 100, got {self.rounds}")
+        if self.rounds == "auto" and self.min_rounds < sequential.first_bounded_round():
+            raise ValueError(
+                f"min_rounds must be at least {sequential.first_bounded_round()} with rounds: "
+                f"auto (got {self.min_rounds}): fewer rounds' confidence sequence is unbounded"
+            )
         open_loop_pair = self.champion is not None and self.rate is not None
         if self.rounds == "auto" and open_loop_pair and not self.fresh_servers_apply:
             raise ValueError(
@@ -459,7 +464,7 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
         warmup_requests = 0
         result = loadgen.Result()
         digest: str | None = None
-        plan = _round_plan(config, context)
+        plan = _round_plan(config, context, attempt.left())
         for index in plan.indices(sequential.so_far(rounds["champion"], rounds["candidate"])):
             order = list(specs) if index % 2 == 0 else list(reversed(list(specs)))
             with contextlib.ExitStack() as stack:
@@ -565,7 +570,7 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
                 if isinstance(warmed, str):
                     return attempt.error(f"{name}: {warmed}")
         span = config.round_seconds
-        plan = _round_plan(config, context)
+        plan = _round_plan(config, context, attempt.left())
         for index in plan.indices(sequential.so_far(rounds["champion"], rounds["candidate"])):
             order = list(sides) if index % 2 == 0 else list(reversed(list(sides)))
             for name in order:
@@ -836,13 +841,14 @@ class _Attempt:
         )
 
 
-def _round_plan(config: LoadConfig, context: RunContext) -> sequential.RoundPlan:
-    """The rounds of a champion comparison; auto judges them by this stage's policy."""
+def _round_plan(config: LoadConfig, context: RunContext, left: float) -> sequential.RoundPlan:
+    """The rounds of a champion comparison; auto judges them by this stage's policy. `left`:
+    seconds to the stage's deadline now, as the rounds begin (warm-ups may have gone before)."""
     if config.rounds != "auto":
         return sequential.RoundPlan(config.rounds)
     policy = context.stage_policy if isinstance(context.stage_policy, LoadPolicy) else LoadPolicy()
     # Within the stage's timeout too, with room to judge and stop.
-    budget = min(config.max_seconds, config.timeout - 2 * _STARTUP_S)
+    budget = min(config.max_seconds, left - 2 * _STARTUP_S)
     return sequential.RoundPlan(None, config.min_rounds, budget, policy.regression_tolerance)
 
 
@@ -976,7 +982,7 @@ def _regression_rules(policy: LoadPolicy, evidence: Evidence) -> list[RuleResult
             outcome=outcome,
             reason=reason,
             # Undecided by the measured rounds: `on_inconclusive: warn` may let it through.
-            statistical=outcome == "inconclusive",
+            statistical=outcome == "inconclusive" and load_report.data_undecided(found),
         )
     ]
 

@@ -38,6 +38,9 @@ class MetricDecision:
     low: float
     high: float
     gate: GateOutcome  # the gate's one-sided question: no slowdown beyond the tolerance
+    # A finite interval, low <= high: only then is an undecided metric the data's indecision
+    # (which `on_inconclusive: warn` may let through) rather than a broken comparison.
+    bounded: bool = True
 
 
 def decisions(comparison: dict[str, Any], tolerance: float) -> list[MetricDecision]:
@@ -47,26 +50,36 @@ def decisions(comparison: dict[str, Any], tolerance: float) -> list[MetricDecisi
     here from the per-round log-ratios the evidence keeps, by the confidence sequence, which
     is valid however the run stopped; the stored interval is the same computation."""
     recomputed = _sequence_intervals(comparison)
+    plan = comparison.get("sequential")
+    sequence = isinstance(plan, dict) and plan.get("rule") == "auto"
     found = []
     for entry in comparison.get("metrics", []):
         metric = str(entry.get("metric", "?"))
-        ci = entry.get("ci") or [None, None]
-        low = ci[0] if isinstance(ci[0], (int, float)) else float("-inf")
-        high = ci[1] if isinstance(ci[1], (int, float)) else float("inf")
-        change = float(entry.get("relative_change", 0))
+        ci = entry.get("ci")
+        valid = isinstance(ci, list) and len(ci) == 2 and all(_is_number(v) for v in ci)
+        low, high = (ci[0], ci[1]) if valid else (-math.inf, math.inf)
+        change_value = entry.get("relative_change", 0)
+        change = float(change_value) if _is_number(change_value) else math.nan
         if metric in recomputed:
             change, (low, high) = recomputed[metric]
+            valid = True
+        elif sequence:  # rounds chosen as they went are judged from their rounds, or not at all
+            valid = False
+        if valid and not low <= high:
+            valid = False
+        gate = non_inferiority((low, high), tolerance) if valid else "fail"
+        bounded = valid and math.isfinite(low) and math.isfinite(high)
         found.append(
-            MetricDecision(
-                decide((low, high), tolerance),
-                metric,
-                change,
-                low,
-                high,
-                non_inferiority((low, high), tolerance),
-            )
+            MetricDecision(decide((low, high), tolerance), metric, change, low, high, gate, bounded)
         )
     return found
+
+
+def data_undecided(found: list[MetricDecision]) -> bool:
+    """Whether what keeps the gate undecided is only the data: every inconclusive metric has a
+    finite interval (a missing, malformed or unbounded one is no measurement of uncertainty)."""
+    undecided = [d for d in found if d.gate == "inconclusive"]
+    return bool(undecided) and all(d.bounded for d in undecided)
 
 
 def _sequence_intervals(

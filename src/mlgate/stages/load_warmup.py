@@ -15,6 +15,7 @@ other warms, and both warm under the same conditions.
 
 from __future__ import annotations
 
+import http.client
 import itertools
 import statistics
 import threading
@@ -87,7 +88,8 @@ def warm_up(url: str, bodies: list[str], limit_s: float, request_timeout: float)
         except urllib.error.HTTPError as exc:
             exc.close()
             errors += 1
-        except (urllib.error.URLError, OSError):  # refused, reset or timed out
+        except (urllib.error.URLError, OSError, http.client.HTTPException):
+            # Refused, reset, timed out, or a reply cut short or garbled.
             errors += 1
         latencies.append((time.perf_counter() - sent) * 1000)
     return Warmup(time.monotonic() - started, len(latencies), settled(latencies), errors)
@@ -100,7 +102,10 @@ def warm_up_together(
     done: dict[str, Warmup] = {}
 
     def one(name: str, url: str) -> None:
-        done[name] = warm_up(url, bodies, limit_s, request_timeout)
+        try:
+            done[name] = warm_up(url, bodies, limit_s, request_timeout)
+        except Exception:  # a warm-up that broke is unsettled, not a crash
+            done[name] = Warmup(0.0, 0, False, 1)
 
     threads = [
         threading.Thread(target=one, args=item, name=f"mlgate-warmup-{item[0]}")

@@ -161,6 +161,10 @@ def judge_drop(
     fraction = _fraction(policy, metric)
     relative = entry.get("one_sided_relative") if fraction is not None else None
     limit, change, shown = tolerance, difference, "{:+.4f}"
+    if fraction is not None and relative is not None and champion == 0:
+        return Judgement(
+            "fail", f"{head}): a drop relative to a champion's value of 0 is undefined"
+        )
     if fraction is not None and relative is not None:
         bounds, level = (float(relative[0]), float(relative[1])), confidence
         limit, change, shown = fraction, difference / abs(champion), "{:+.2%} of its value"
