@@ -19,7 +19,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
     --no-warn-script-location -c "$constraints" \
     --only-binary numpy,scipy,pandas,pyarrow,scikit-learn,PyYAML \
-    -e "${root}[example,stats,load,bench,serve,container,scan,drift,quality]" pytest hypothesis
+    -e "${root}[example,stats,load,bench,serve,container,scan,drift,quality]" pytest hypothesis jsonschema
   echo "$digest" > "$stamp"
 fi
 "$venv/bin/python" -m pip check --disable-pip-version-check >/dev/null \
