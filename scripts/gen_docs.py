@@ -279,7 +279,7 @@ def cli_page() -> str:
         "Every command and option of `mlgate`, from the CLI itself (`mlgate COMMAND --help` says",
         "the same). What each command does and its exit codes: [commands.md](commands.md).\n",
     ]
-    for command, ctx in _commands(group, root):
+    for command, ctx in [(group, root), *_commands(group, root)]:
         out.append(f"## `{ctx.command_path}`\n")
         pieces = " ".join(command.collect_usage_pieces(ctx))
         out += ["```", f"{ctx.command_path} {pieces}".rstrip(), "```\n"]
