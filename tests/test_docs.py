@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import subprocess
 from pathlib import Path
 from types import ModuleType
 
@@ -97,3 +98,33 @@ def test_relative_links_lead_somewhere(page: Path) -> None:
         target = (page.parent / link.split("#")[0]).resolve()
         relative = target.relative_to(ROOT).as_posix()
         assert target.exists() or relative in PLANNED, f"{page.name}: {link} leads nowhere"
+
+
+def test_the_screenshot_script_refuses_a_missing_report(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [str(ROOT / "scripts" / "screenshot-report.sh"), str(tmp_path / "report.html")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"screenshot-report: {tmp_path / 'report.html'}: no report there (run ./scripts/demo.sh first)"
+    ]
+
+
+def test_the_screenshot_script_writes_a_png_of_the_report(tmp_path: Path) -> None:
+    report = tmp_path / "report.html"
+    report.write_text(
+        "<!doctype html><title>r</title><h1 style='color:#cf222e'>mlgate: failed</h1>"
+    )
+    output = tmp_path / "shots" / "report.png"
+    done = subprocess.run(
+        [str(ROOT / "scripts" / "screenshot-report.sh"), str(report), str(output)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert output.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (ROOT / "docs" / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
