@@ -229,10 +229,11 @@ def root_group() -> click.Group:
     entry = cli_module.main
     if isinstance(entry, click.Group):
         return entry
-    group = getattr(cli_module, "cli", None)
-    if not isinstance(group, click.Group):
-        raise SystemExit("gen_docs: mlgate.cli has no click group (main or cli)")
-    return group
+    # main may wrap the group (exit codes, signals): the group is the one holding `gate`.
+    for value in vars(cli_module).values():
+        if isinstance(value, click.Group) and "gate" in value.commands:
+            return value
+    raise SystemExit("gen_docs: mlgate.cli holds no click group with the mlgate commands")
 
 
 def _commands(
