@@ -1,5 +1,5 @@
 """The actions and workflows are attack surface: linters report nothing, inputs go through env,
-third-party actions are pinned, and every input is documented in README."""
+third-party actions are pinned, and every input is documented in docs/actions.md."""
 
 from __future__ import annotations
 
@@ -132,23 +132,23 @@ def test_every_input_and_output_is_described(path: Path) -> None:
             assert spec.get("description"), f"{path}: {kind[:-1]} {name} has no description"
 
 
-def _readme_section(action: Path) -> str:
-    readme = (ROOT / "README.md").read_text()
+def _docs_section(action: Path) -> str:
+    page = (ROOT / "docs" / "actions.md").read_text()
     heading = "`" + ("." if action.parent == ROOT else str(action.parent.relative_to(ROOT))) + "`"
-    match = re.search(rf"^### {re.escape(heading)}.*?$(.*?)(?=^### |^## |\Z)", readme, re.M | re.S)
-    assert match, f"README has no '### {heading}' section"
+    match = re.search(rf"^## {re.escape(heading)}.*?$(.*?)(?=^## |\Z)", page, re.M | re.S)
+    assert match, f"docs/actions.md has no '## {heading}' section"
     return match.group(1)
 
 
 @pytest.mark.parametrize("path", ACTIONS, ids=lambda p: str(p.relative_to(ROOT)))
-def test_every_input_and_output_is_in_readme(path: Path) -> None:
+def test_every_input_and_output_is_in_the_docs(path: Path) -> None:
     document = yaml.safe_load(path.read_text())
-    section = _readme_section(path)
+    section = _docs_section(path)
     documented = set(re.findall(r"^\| `([\w-]+)` \|", section, re.M))
     for kind in ("inputs", "outputs"):
         for name in document.get(kind) or {}:
             assert name in documented, (
-                f"README section of {path.parent.name}: {kind[:-1]} {name} missing"
+                f"docs/actions.md section of {path.parent.name}: {kind[:-1]} {name} missing"
             )
     extra = documented - set(document.get("inputs") or {}) - set(document.get("outputs") or {})
-    assert not extra, f"README documents {sorted(extra)} that {path} does not have"
+    assert not extra, f"docs/actions.md documents {sorted(extra)} that {path} does not have"

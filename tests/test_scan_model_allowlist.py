@@ -276,10 +276,10 @@ def test_joblib_item_size_is_numpys_not_the_state(tmp_path: Path) -> None:
     assert _blocking(findings) == {("critical", "unsafe-pickle-import")}
 
 
-def test_readme_states_the_allow_lists_size() -> None:
+def test_the_docs_state_the_allow_lists_size() -> None:
     from mlgate.scanners.pickle_allowlist import size
 
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    page = (Path(__file__).parents[1] / "docs" / "scanning.md").read_text()
     counts = size()
-    assert f"{counts['exact']} exact names" in readme
-    assert f"and {counts['patterns']} patterns" in readme
+    assert f"{counts['exact']} exact names" in page
+    assert f"and {counts['patterns']} patterns" in page

@@ -1,4 +1,4 @@
-"""Which job holds which credential (README, "Threat model"): the registry credential only in
+"""Which job holds which credential (docs/threat-model.md): the registry credential only in
 jobs that run no code of the repository under test - a checkout read for mlgate.yml, Python,
 and mlgate's own bundle or promote action - scoped to a GitHub environment, never required
 as a repository secret; the job that runs the pull request's code never sees it."""

@@ -1,1 +1,1 @@
-"""Publishing to GitHub through PyGithub: check runs, commit statuses, the sticky comment."""
+"""GitHub through PyGithub: check runs, statuses, the comment, code scanning, deployments."""

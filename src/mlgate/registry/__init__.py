@@ -1,5 +1,7 @@
-"""The MLflow model registry as mlgate uses it: one alias per stage, a promotion lock that holds
-against a plain MLflow server, and an append-only ledger per registered model.
+"""The MLflow model registry: one alias per stage, a promotion lock, a hash-chained ledger.
+
+One alias per stage, a promotion lock that holds against a plain MLflow server, and an
+append-only ledger per registered model.
 
     from mlgate.registry import Ledger, Registry
 

@@ -1,4 +1,7 @@
-"""The registry of scanners. Adding a scanner: write its module, add one line here."""
+"""Scanners for the scan stage: each turns one kind of target into the one `Finding` model.
+
+The registry of scanners. Adding a scanner: write its module, add one line here.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,1 @@
+"""The published JSON Schemas (package data): the evidence document and mlgate.yml."""
