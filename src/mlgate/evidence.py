@@ -14,7 +14,6 @@ import json
 import os
 import platform
 import re
-import tempfile
 import weakref
 from datetime import datetime, timezone
 from functools import cache
@@ -25,7 +24,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 
-from mlgate import __version__, actions_env, redact
+from mlgate import __version__, actions_env, atomic_file, redact
 from mlgate.errors import EvidenceError
 
 SCHEMA_RESOURCE = "evidence.schema.json"
@@ -230,15 +229,7 @@ def write(evidence: Evidence, evidence_dir: Path) -> Path:
     """Write atomically, so a crash mid-write never leaves a half document behind."""
     evidence_dir.mkdir(parents=True, exist_ok=True)
     target = evidence_path(evidence_dir, evidence.stage)
-    payload = evidence.model_dump_json(indent=2)
-    fd, tmp = tempfile.mkstemp(dir=evidence_dir, prefix=f".{evidence.stage}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(payload)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_file.write_bytes(target, evidence.model_dump_json(indent=2).encode("utf-8"))
     return target
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from dataclasses import dataclass
 
 from mlgate.init.detect import Project
 
@@ -52,37 +53,52 @@ def _command(*words: str) -> str:
     return " ".join(shlex.quote(w) for w in words)
 
 
+@dataclass(frozen=True)
+class _PytestStage:
+    """A stage that runs pytest: enabled when init found what it runs, else an example."""
+
+    name: str
+    missing: str  # the comment on the example
+    arguments: str  # pytest's, with {} where the paths go
+    example: str  # the example's paths
+    report: str  # the config key and path of the report pytest writes
+    report_path: str
+
+    def lines(self, paths: list[str] | None) -> list[str]:
+        if paths is None:
+            return [
+                f"  # {self.name + ':':<30}# {self.missing}",
+                f"  #   command: {_PYTEST} {self.arguments.format(self.example)}",
+                f"  #   {self.report}: {self.report_path}",
+            ]
+        command = f"{_PYTEST} {self.arguments.format(_command(*paths))}".rstrip()
+        return [
+            f"  {self.name}:",
+            f"    command: {_q(command)}",
+            f"    {self.report}: {self.report_path}",
+            "    timeout: 1800",
+        ]
+
+
+# Positional, in the order of the fields: a table of the two.
+_TESTS = _PytestStage(
+    "tests", "no pytest tests found",
+    "--junitxml=.mlgate/junit.xml {}", "tests", "junit", ".mlgate/junit.xml",
+)  # fmt: skip
+_BENCH = _PytestStage(
+    "bench", "no pytest-benchmark benchmarks found",
+    "{} --benchmark-json=.mlgate/benchmark.json", "benchmarks", "json", ".mlgate/benchmark.json",
+)  # fmt: skip
+
+
 def _tests(project: Project) -> list[str]:
     if not project.tests:
-        return [
-            "  # tests:                        # no pytest tests found",
-            f"  #   command: {_PYTEST} --junitxml=.mlgate/junit.xml tests",
-            "  #   junit: .mlgate/junit.xml",
-        ]
-    paths = [] if project.tests == ["."] else project.tests
-    command = f"{_PYTEST} --junitxml=.mlgate/junit.xml {_command(*paths)}".rstrip()
-    return [
-        "  tests:",
-        f"    command: {_q(command)}",
-        "    junit: .mlgate/junit.xml",
-        "    timeout: 1800",
-    ]
+        return _TESTS.lines(None)
+    return _TESTS.lines([] if project.tests == ["."] else project.tests)
 
 
 def _bench(project: Project) -> list[str]:
-    if not project.benchmarks:
-        return [
-            "  # bench:                        # no pytest-benchmark benchmarks found",
-            f"  #   command: {_PYTEST} benchmarks --benchmark-json=.mlgate/benchmark.json",
-            "  #   json: .mlgate/benchmark.json",
-        ]
-    command = f"{_PYTEST} {_command(*project.benchmarks)} --benchmark-json=.mlgate/benchmark.json"
-    return [
-        "  bench:",
-        f"    command: {_q(command)}",
-        "    json: .mlgate/benchmark.json",
-        "    timeout: 1800",
-    ]
+    return _BENCH.lines(project.benchmarks or None)
 
 
 def _scan(project: Project) -> list[str]:

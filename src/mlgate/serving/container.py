@@ -10,7 +10,6 @@ The docker SDK is imported only when a container is served: `pip install 'mlgate
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import threading
 import time
@@ -18,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from mlgate import docker_sdk
 from mlgate.serving.command import HOST, local_port
 from mlgate.serving.interface import (
     Resources,
@@ -43,8 +43,8 @@ class ContainerSource(ServingSource):
     extras = ("container",)
 
     def start(self, spec: ServeSpec, deadline: float) -> Server:
-        docker = _docker_sdk()
-        where = os.environ.get("DOCKER_HOST") or "the default socket (DOCKER_HOST is not set)"
+        docker = docker_sdk.imported(ServingError)
+        where = docker_sdk.engine_location()
         try:
             client = docker.from_env(timeout=_API_TIMEOUT_S)
             client.ping()
@@ -173,17 +173,6 @@ class ContainerServer(Server):
                 cpu_seconds=(self._cpu_ns or 0) / 1e9,
                 image_digest=self.image_digest,
             )
-
-
-def _docker_sdk() -> Any:
-    try:
-        import docker  # type: ignore[import-untyped]
-    except ImportError:
-        raise ServingError(
-            "the docker SDK is not installed in this Python environment: "
-            "pip install 'mlgate[container]'"
-        ) from None
-    return docker
 
 
 def _image(client: Any, docker: Any, spec: ServeSpec, deadline: float) -> Any:
