@@ -116,8 +116,9 @@ def run_act(
     *extra: str,
     path: str | None = None,
     inputs: dict[str, str] | None = None,
+    event_payload: dict[str, object] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    payload: dict[str, object] = (
+    payload: dict[str, object] = event_payload or (
         {
             "pull_request": {
                 "number": 7,
@@ -206,6 +207,30 @@ def test_pull_request_run_twice(scratch: Path, gh: FakeGitHub, tmp_path: Path) -
     assert len(gh.comments(REPO, 7)) == 1, "the sticky comment was duplicated"
     assert gh.comments(REPO, 7)[0]["id"] == comments[0]["id"]
     assert len(gh.check_runs(REPO)) == 2, "a re-run of the same attempt duplicated check runs"
+
+
+def test_merge_group_checks_land_on_the_group_head_without_a_comment(
+    scratch: Path, gh: FakeGitHub, tmp_path: Path
+) -> None:
+    """A merge queue's run: act's GITHUB_SHA is the scratch repo's HEAD, the event names the
+    group's commit; the required checks must land on the group's commit, with no comment."""
+    group_head, group_base = "e" * 40, "f" * 40
+    group = {
+        "head_sha": group_head,
+        "head_ref": f"refs/heads/gh-readonly-queue/main/pr-7-{group_base}",
+        "base_sha": group_base,
+        "base_ref": "refs/heads/main",
+    }
+    result = run_act(scratch, gh, "merge_group", tmp_path, event_payload={"merge_group": group})
+    log = result.stdout + result.stderr
+    assert result.returncode != 0, log[-3000:]  # the project's tests fail: so does the gate
+    assert "E2E-OUTPUTS verdict=fail" in log, log[-3000:]
+    runs = {run["name"]: run for run in gh.check_runs(REPO)}
+    assert set(runs) == {"mlgate/tests", "mlgate"}, log[-3000:]
+    assert {run["head_sha"] for run in runs.values()} == {group_head}
+    assert {run["conclusion"] for run in runs.values()} == {"failure"}
+    assert gh.comments(REPO, 7) == []
+    assert not [path for _, path, _ in gh.requests if "/pulls" in path or "/issues" in path]
 
 
 def test_push_passes_with_checks_and_no_comment(
