@@ -374,6 +374,7 @@ class FakeGitHub:
         self._teams: dict[tuple[str, str], Team] = {}  # (org, team slug), lower case
         self._faults: list[Fault] = []
         self._requests: list[LoggedRequest] = []
+        self._api_prefixes: list[str] = []  # per API request: "/api/v3" (GHES) or ""
         self._violations: list[str] = []
         self._unimplemented: list[str] = []
         self._blob_downloads: list[tuple[int, bool]] = []
@@ -715,6 +716,13 @@ class FakeGitHub:
             return list(self._requests)
 
     @property
+    def api_prefixes(self) -> set[str]:
+        """The path prefixes API requests came with: {"/api/v3"} when every one was addressed
+        as to GitHub Enterprise Server, "" for github.com's layout."""
+        with self._lock:
+            return set(self._api_prefixes)
+
+    @property
     def violations(self) -> list[str]:
         """One line per refused request: method, path and why GitHub would refuse it."""
         with self._lock:
@@ -736,6 +744,7 @@ class FakeGitHub:
         with self._lock:
             self._blob_downloads.clear()
             self._requests.clear()
+            self._api_prefixes.clear()
             self._violations.clear()
             self._unimplemented.clear()
 
@@ -818,6 +827,8 @@ class FakeGitHub:
                 )
                 reply = _error(500, "fakegithub internal error")
             self._requests.append(LoggedRequest(method, path, reply.status))
+            if not split.path.startswith(BLOB_PREFIX):
+                self._api_prefixes.append(prefix)
             self._rate_used += 1
             reply.headers.update(self._rate_headers())
             self._changed()

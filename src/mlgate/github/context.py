@@ -20,6 +20,20 @@ class GitHubContext:
     run_key: str  # identifies this run attempt, for idempotent re-publishing
 
 
+GITHUB_COM = "https://github.com"
+
+
+def api_url() -> str:
+    """GITHUB_API_URL; without it, the API of the server GITHUB_SERVER_URL names (GitHub
+    Enterprise Server serves it under /api/v3), so a token for an Enterprise server is never
+    sent to api.github.com; github.com's API when neither is set."""
+    env = os.environ
+    if env.get("GITHUB_API_URL"):
+        return env["GITHUB_API_URL"].rstrip("/")
+    server = (env.get("GITHUB_SERVER_URL") or GITHUB_COM).rstrip("/")
+    return "https://api.github.com" if server == GITHUB_COM else f"{server}/api/v3"
+
+
 def from_env(
     token: str | None = None, pr_number: int | None = None, sha: str | None = None
 ) -> GitHubContext:
@@ -39,7 +53,7 @@ def from_env(
         raise MlgateError("no commit to report on: GITHUB_SHA is not set")
     return GitHubContext(
         token=token,
-        api_url=(env.get("GITHUB_API_URL") or "https://api.github.com").rstrip("/"),
+        api_url=api_url(),
         repository=repository,
         sha=sha,
         pr_number=pr_number or actions_env.pr_number(payload),
