@@ -318,3 +318,26 @@ def test_the_fork_decides_no_waiver(tmp_path: Path) -> None:
     assert scan.data == {"waivers": []}
     tests = ev.read(evidence_dir / "tests.json")
     assert [f.waived_by for f in tests.findings] == [None]
+
+
+def test_the_shipped_workflow_run_job_runs_no_pull_request_code() -> None:
+    """The starter reacts to fork runs only; the reusable job checks out the default branch
+    (no ref: never the run's head), persists no credential and runs only mlgate's action."""
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    starter = yaml.safe_load((root / "workflows" / "mlgate-fork-report.yml").read_text())
+    assert set(starter[True]) == {"workflow_run"}
+    (job,) = starter["jobs"].values()
+    assert "head_repository.full_name != github.repository" in job["if"]
+    assert job["uses"].startswith("mlgate-dev/mlgate/.github/workflows/mlgate-fork-report.yml@")
+    reusable = yaml.safe_load(
+        (root / ".github" / "workflows" / "mlgate-fork-report.yml").read_text()
+    )
+    (job,) = reusable["jobs"].values()
+    checkout, python, report = job["steps"]
+    assert checkout["uses"].startswith("actions/checkout@") and "ref" not in checkout["with"]
+    assert checkout["with"]["persist-credentials"] is False
+    assert python["uses"].startswith("actions/setup-python@")
+    assert report["uses"] == "$/actions/fork-report"
+    assert "secrets" not in yaml.safe_dump(reusable)
