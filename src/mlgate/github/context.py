@@ -68,9 +68,14 @@ def from_env(
         run_url=actions_env.run_url(),
         run_key=f"{env.get('GITHUB_RUN_ID', 'local')}.{env.get('GITHUB_RUN_ATTEMPT', '1')}",
         pr_head_checked=number is None
-        or (number == event_pull.get("number") and sha == actions_env.commit_under_test(payload)),
+        or (number == event_pull.get("number") and sha == _event_head(event_pull)),
         evidence_from=_fork_of(payload, repository),
     )
+
+
+def _event_head(pull: dict[str, Any]) -> object:
+    head = pull.get("head")
+    return head.get("sha") if isinstance(head, dict) else None
 
 
 def _fork_of(payload: dict[str, Any], repository: str) -> str | None:
