@@ -8,12 +8,14 @@ and refused)."""
 from __future__ import annotations
 
 import html
+import io
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -116,8 +118,10 @@ def run_act(
     *extra: str,
     path: str | None = None,
     inputs: dict[str, str] | None = None,
+    event_payload: dict[str, object] | None = None,
+    token: str = TOKEN,
 ) -> subprocess.CompletedProcess[str]:
-    payload: dict[str, object] = (
+    payload: dict[str, object] = event_payload or (
         {
             "pull_request": {
                 "number": 7,
@@ -151,7 +155,7 @@ def run_act(
         "--no-cache-server",
         "--action-offline-mode",
         "-s",
-        f"GITHUB_TOKEN={TOKEN}",
+        f"GITHUB_TOKEN={token}",
         "--env",
         f"GITHUB_API_URL={gh.url}",
         "--env",
@@ -206,6 +210,127 @@ def test_pull_request_run_twice(scratch: Path, gh: FakeGitHub, tmp_path: Path) -
     assert len(gh.comments(REPO, 7)) == 1, "the sticky comment was duplicated"
     assert gh.comments(REPO, 7)[0]["id"] == comments[0]["id"]
     assert len(gh.check_runs(REPO)) == 2, "a re-run of the same attempt duplicated check runs"
+
+
+def test_merge_group_checks_land_on_the_group_head_without_a_comment(
+    scratch: Path, gh: FakeGitHub, tmp_path: Path
+) -> None:
+    """A merge queue's run: act's GITHUB_SHA is the scratch repo's HEAD, the event names the
+    group's commit; the required checks must land on the group's commit, with no comment."""
+    group_head, group_base = "e" * 40, "f" * 40
+    group = {
+        "head_sha": group_head,
+        "head_ref": f"refs/heads/gh-readonly-queue/main/pr-7-{group_base}",
+        "base_sha": group_base,
+        "base_ref": "refs/heads/main",
+    }
+    result = run_act(scratch, gh, "merge_group", tmp_path, event_payload={"merge_group": group})
+    log = result.stdout + result.stderr
+    assert result.returncode != 0, log[-3000:]  # the project's tests fail: so does the gate
+    assert "E2E-OUTPUTS verdict=fail" in log, log[-3000:]
+    runs = {run["name"]: run for run in gh.check_runs(REPO)}
+    assert set(runs) == {"mlgate/tests", "mlgate"}, log[-3000:]
+    assert {run["head_sha"] for run in runs.values()} == {group_head}
+    assert {run["conclusion"] for run in runs.values()} == {"failure"}
+    assert gh.comments(REPO, 7) == []
+    assert not [path for _, path, _ in gh.requests if "/pulls" in path or "/issues" in path]
+
+
+FORK = "forker/model"
+FORK_TOKEN = "ghs_fork_readonly"
+
+
+def fork_run(gh: FakeGitHub, artifact: bytes) -> dict[str, object]:
+    """The fork's pull_request run as GitHub records it, and the workflow_run payload."""
+    run_id = gh.add_workflow_run(
+        REPO,
+        workflow="e2e.yml",
+        branch="feature",
+        event="pull_request",
+        head_sha=HEAD,
+        artifacts={"mlgate-report": artifact},
+    )
+    return {
+        "action": "completed",
+        "workflow_run": {
+            "id": run_id,
+            "event": "pull_request",
+            "head_sha": HEAD,
+            "head_branch": "feature",
+            "head_repository": {"full_name": FORK},
+            "pull_requests": [],
+        },
+    }
+
+
+def zipped(folder: Path) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                archive.write(path, path.relative_to(folder).as_posix())
+    return buffer.getvalue()
+
+
+def test_fork_pull_request_then_workflow_run_reports_on_the_pull_request(
+    scratch: Path, gh: FakeGitHub, tmp_path: Path
+) -> None:
+    """A fork's pull_request run (read-only token: it publishes nothing) uploads its report;
+    the workflow_run job takes that artifact through the API, judges it with the base
+    checkout's config and reports on the pull request, saying the evidence is fork-made."""
+    gh.set_token(FORK_TOKEN, kind="readonly")
+    gh.add_pull(REPO, number=7, head_sha=HEAD, base_sha="c" * 40, head_owner="forker")
+    pull = {
+        "pull_request": {
+            "number": 7,
+            "head": {"sha": HEAD, "ref": "feature", "repo": {"full_name": FORK}},
+            "base": {"ref": "main"},
+        }
+    }
+    untrusted = run_act(
+        scratch, gh, "pull_request", tmp_path / "pr", event_payload=pull, token=FORK_TOKEN
+    )
+    log = untrusted.stdout + untrusted.stderr
+    assert "E2E-OUTPUTS verdict=fail" in log, log[-3000:]
+    assert "cannot create check runs" in log  # the read-only token: nothing published
+    assert gh.check_runs(REPO) == [] and gh.comments(REPO, 7) == []
+    uploaded = tmp_path / "pr" / "artifacts" / "mlgate-report"
+    payload = fork_run(gh, zipped(uploaded))
+
+    trusted = run_act(scratch, gh, "workflow_run", tmp_path / "run", event_payload=payload)
+    log = trusted.stdout + trusted.stderr
+    assert trusted.returncode != 0, log[-3000:]  # the verdict: the project's tests fail
+    assert "E2E-FORK verdict=fail pr=7" in log, log[-4000:]
+    assert "pull request #7 at dddddddddddd: took tests.json made in forker/model" in log
+    runs = {run["name"]: run for run in gh.check_runs(REPO)}
+    assert set(runs) == {"mlgate/tests", "mlgate"}, log[-3000:]
+    assert {run["head_sha"] for run in runs.values()} == {HEAD}
+    assert runs["mlgate"]["conclusion"] == "failure"
+    title = runs["mlgate"]["output"]["title"]
+    assert title.endswith("judged on fork-made evidence (forker/model)"), title
+    assert len(gh.comments(REPO, 7)) == 1
+
+
+def test_workflow_run_refuses_a_hostile_fork_artifact(
+    scratch: Path, gh: FakeGitHub, tmp_path: Path
+) -> None:
+    gh.add_pull(REPO, number=7, head_sha=HEAD, base_sha="c" * 40, head_owner="forker")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("evidence/../../../../tmp/mlgate-e2e-owned.json", "{}")
+    payload = fork_run(gh, buffer.getvalue())
+    result = run_act(scratch, gh, "workflow_run", tmp_path, event_payload=payload)
+    log = result.stdout + result.stderr
+    assert result.returncode != 0, log[-3000:]
+    assert "holds an unsafe name 'evidence/../../../../tmp/mlgate-e2e-owned.json'" in log, log[
+        -3000:
+    ]
+    assert "E2E-FORK verdict= pr=" in log  # nothing judged, nothing reported
+    (check,) = gh.check_runs(REPO)
+    assert (check["name"], check["head_sha"], check["conclusion"]) == ("mlgate", HEAD, "failure")
+    assert check["output"]["title"] == "mlgate: refused fork-made evidence (forker/model)"
+    assert gh.comments(REPO, 7) == []
+    assert not Path("/tmp/mlgate-e2e-owned.json").exists()
 
 
 def test_push_passes_with_checks_and_no_comment(

@@ -10,6 +10,8 @@ from typing import Any
 from mlgate.errors import MlgateError
 
 PULL_REQUEST_EVENTS = ("pull_request", "pull_request_target")
+MERGE_GROUP_EVENT = "merge_group"
+_HEX = frozenset("0123456789abcdef")
 
 
 def in_actions() -> bool:
@@ -37,6 +39,44 @@ def pull_request(payload: dict[str, Any]) -> dict[str, Any]:
     return pull if isinstance(pull, dict) else {}
 
 
+def merge_group(payload: dict[str, Any]) -> dict[str, Any]:
+    """The merge queue's group on a merge_group event, else {}."""
+    if os.environ.get("GITHUB_EVENT_NAME") != MERGE_GROUP_EVENT:
+        return {}
+    group = payload.get("merge_group")
+    return group if isinstance(group, dict) else {}
+
+
+def merge_group_problem(payload: dict[str, Any]) -> str | None:
+    """Why a merge_group event's payload cannot say which commit the queue tests, or None
+    (also None for any other event)."""
+    if os.environ.get("GITHUB_EVENT_NAME") != MERGE_GROUP_EVENT:
+        return None
+    if _commit(merge_group(payload).get("head_sha")) is None:
+        return (
+            "the merge_group event payload has no merge_group.head_sha (a 40-hex commit): "
+            "cannot tell which commit the merge queue tests"
+        )
+    return None
+
+
+def base_branch(payload: dict[str, Any]) -> str | None:
+    """The branch a pull request or merge queue group merges into, if the event names one."""
+    base = pull_request(payload).get("base")
+    ref = (base.get("ref") if isinstance(base, dict) else None) or merge_group(payload).get(
+        "base_ref"
+    )
+    if not isinstance(ref, str) or not ref:
+        return None
+    return ref.removeprefix("refs/heads/")
+
+
+def _commit(value: object) -> str | None:
+    if isinstance(value, str) and len(value) == 40 and set(value.lower()) <= _HEX:
+        return value
+    return None
+
+
 def pr_number(payload: dict[str, Any]) -> int | None:
     """MLGATE_PR when set (see commit_under_test), else the pull request of the event."""
     if os.environ.get("MLGATE_PR", "").isdigit():
@@ -47,10 +87,15 @@ def pr_number(payload: dict[str, Any]) -> int | None:
 
 def commit_under_test(payload: dict[str, Any] | None = None) -> str | None:
     """MLGATE_SHA when set (a workflow_run job publishing another run's results), else the
-    PR's head commit (GITHUB_SHA is the merge commit on pull_request), else GITHUB_SHA."""
+    PR's head commit (GITHUB_SHA is the merge commit on pull_request), else the merge queue
+    group's head commit (None when a merge_group payload lacks it: see merge_group_problem),
+    else GITHUB_SHA."""
     if os.environ.get("MLGATE_SHA"):
         return os.environ["MLGATE_SHA"]
-    head = pull_request(event_payload() if payload is None else payload).get("head")
+    payload = event_payload() if payload is None else payload
+    if os.environ.get("GITHUB_EVENT_NAME") == MERGE_GROUP_EVENT:
+        return _commit(merge_group(payload).get("head_sha"))
+    head = pull_request(payload).get("head")
     sha = head.get("sha") if isinstance(head, dict) else None
     return sha if isinstance(sha, str) and sha else os.environ.get("GITHUB_SHA")
 

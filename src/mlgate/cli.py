@@ -893,6 +893,62 @@ def report(
         sys.exit(EXIT_PUBLISH_FAILED)
 
 
+@cli.command("fork-evidence")
+@_config_option
+@_evidence_option
+@click.option(
+    "--artifact-name",
+    default="mlgate-report",
+    show_default=True,
+    help="The pull request run's report artifact.",
+)
+@click.option(
+    "--member-dir",
+    default="evidence",
+    show_default=True,
+    help="Folder of the evidence inside the artifact.",
+)
+@click.option(
+    "--check-name",
+    default=None,
+    help="Aggregate check that fails when the evidence is refused [default: report.check_name].",
+)
+def fork_evidence(
+    config_path: Path | None,
+    evidence_dir: Path | None,
+    artifact_name: str,
+    member_dir: str,
+    check_name: str | None,
+) -> None:
+    """On workflow_run: take a (fork's) pull request run's evidence to judge with this config.
+
+    Resolves the pull request through the API, requires its head to be the run's commit
+    (else publishes nothing, exit 1), takes only mlgate's evidence from the run's artifact
+    (else fails the aggregate check with the reason, exit 1), and sets the step outputs
+    pr-number and head-sha for `mlgate gate` and `mlgate report` (MLGATE_SHA, MLGATE_PR).
+    """
+    from mlgate.github import fork_publish
+
+    cfg = _load_config(config_path or Path("mlgate.yml"))
+    if check_name:
+        cfg.report = _with_check_name(cfg.report, check_name)
+    taken = fork_publish.take(
+        cfg,
+        evidence_dir or Path(cfg.evidence_dir),
+        artifact_name,
+        member_dir,
+        cfg.report.check_name,
+    )
+    origin = f" made in {taken.evidence_from}" if taken.evidence_from else ""
+    click.echo(
+        f"mlgate: fork-evidence: pull request #{taken.pr_number} at {taken.head_sha[:12]}: "
+        f"took {', '.join(taken.files)}{origin}",
+        err=True,
+    )
+    actions_env.set_output("pr-number", str(taken.pr_number))
+    actions_env.set_output("head-sha", taken.head_sha)
+
+
 def _with_check_name(settings: Any, check_name: str) -> Any:
     """The report settings with another check name, checked as the config's would be."""
     from pydantic import ValidationError

@@ -51,7 +51,7 @@ def refusal(cfg: MlgateConfig, verified: Verified, evidence_dir: Path) -> str | 
         judged_dir = Path(scratch) / "evidence"
         shutil.copytree(evidence_dir, judged_dir)  # the verified bundle itself stays as it is
         try:
-            judging, note = _rewaived(cfg, found, _promoting_waivers(cfg), judged_dir)
+            judging, note = _rewaived(cfg, found, checkout_waivers(cfg), judged_dir)
         except MlgateError as exc:  # a broken waivers file, or MLGATE_TODAY inside Actions
             return f"the promoting checkout's scan waivers: {exc}"
         found, _ = ev.scan(judged_dir)
@@ -75,7 +75,7 @@ def refusal(cfg: MlgateConfig, verified: Verified, evidence_dir: Path) -> str | 
     return None
 
 
-def _promoting_waivers(cfg: MlgateConfig) -> list[waiver_rules.Waiver]:
+def checkout_waivers(cfg: MlgateConfig) -> list[waiver_rules.Waiver]:
     """The waivers of the checkout that promotes, as its scan stage would read them."""
     scan_config = cfg.stage_config(bundle_subject.SCAN_STAGE)
     if not isinstance(scan_config, scan_stage.ScanConfig):

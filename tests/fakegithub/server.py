@@ -94,6 +94,7 @@ class Pull:
     author: User
     id: int
     created_at: str
+    head_owner: str | None = None  # a fork's owner; None: a branch of the repository itself
 
 
 @dataclass
@@ -374,6 +375,7 @@ class FakeGitHub:
         self._teams: dict[tuple[str, str], Team] = {}  # (org, team slug), lower case
         self._faults: list[Fault] = []
         self._requests: list[LoggedRequest] = []
+        self._api_prefixes: list[str] = []  # per API request: "/api/v3" (GHES) or ""
         self._violations: list[str] = []
         self._unimplemented: list[str] = []
         self._blob_downloads: list[tuple[int, bool]] = []
@@ -471,8 +473,10 @@ class FakeGitHub:
         base_ref: str | None = None,
         title: str = "A pull request",
         author: str = "octo-dev",
+        head_owner: str | None = None,
     ) -> None:
-        """Seed an open pull request (``base_ref`` defaults to the default branch)."""
+        """Seed an open pull request (``base_ref`` defaults to the default branch); with
+        ``head_owner``, its head is that owner's fork (same repository name)."""
         with self._lock:
             state = self._repo_named(repo)
             state.pulls[number] = Pull(
@@ -485,6 +489,7 @@ class FakeGitHub:
                 author=User(author, self._next_id(), "User"),
                 id=self._next_id(),
                 created_at=_now(),
+                head_owner=head_owner,
             )
             self._changed()
 
@@ -715,6 +720,13 @@ class FakeGitHub:
             return list(self._requests)
 
     @property
+    def api_prefixes(self) -> set[str]:
+        """The path prefixes API requests came with: {"/api/v3"} when every one was addressed
+        as to GitHub Enterprise Server, "" for github.com's layout."""
+        with self._lock:
+            return set(self._api_prefixes)
+
+    @property
     def violations(self) -> list[str]:
         """One line per refused request: method, path and why GitHub would refuse it."""
         with self._lock:
@@ -736,6 +748,7 @@ class FakeGitHub:
         with self._lock:
             self._blob_downloads.clear()
             self._requests.clear()
+            self._api_prefixes.clear()
             self._violations.clear()
             self._unimplemented.clear()
 
@@ -818,6 +831,8 @@ class FakeGitHub:
                 )
                 reply = _error(500, "fakegithub internal error")
             self._requests.append(LoggedRequest(method, path, reply.status))
+            if not split.path.startswith(BLOB_PREFIX):
+                self._api_prefixes.append(prefix)
             self._rate_used += 1
             reply.headers.update(self._rate_headers())
             self._changed()
@@ -1046,13 +1061,22 @@ class FakeGitHub:
         }
         repo_json = self._repo_json(call, repo)
 
-        def branch(ref: str, sha: str) -> dict[str, Any]:
+        def branch(ref: str, sha: str, owner: str | None = None) -> dict[str, Any]:
+            held = repo_json
+            if owner is not None:  # a fork: the same repository under its owner
+                fork_owner = self._user_json(call, self._user(owner))
+                held = {
+                    **repo_json,
+                    "full_name": f"{owner}/{repo.name}",
+                    "owner": fork_owner,
+                    "fork": True,
+                }
             return {
-                "label": f"{repo.owner.login}:{ref}",
+                "label": f"{held['owner']['login']}:{ref}",
                 "ref": ref,
                 "sha": sha,
-                "repo": repo_json,
-                "user": repo_json["owner"],
+                "repo": held,
+                "user": held["owner"],
             }
 
         return {
@@ -1081,7 +1105,7 @@ class FakeGitHub:
             "closed_at": None,
             "created_at": pull.created_at,
             "updated_at": pull.created_at,
-            "head": branch(pull.head_ref, pull.head_sha),
+            "head": branch(pull.head_ref, pull.head_sha, pull.head_owner),
             "base": branch(pull.base_ref, pull.base_sha),
             "_links": {rel: {"href": href} for rel, href in links.items()},
             "url": links["self"],
@@ -1272,6 +1296,22 @@ class FakeGitHub:
         repo = self._repo(call)
         sha = self._resolve_sha(repo, call.params["ref"])
         return Reply(200, self._commit_json(call, repo, sha))
+
+    @route("GET", "/repos/{owner}/{repo}/pulls")
+    def _list_pulls(self, call: Call) -> Reply:
+        """Open pull requests (seeded ones are all open), filtered by ``head`` as
+        ``owner:branch``, ``base`` and ``state``."""
+        repo = self._repo(call)
+        state, head, base = (call.query_str(k) for k in ("state", "head", "base"))
+        pulls = [
+            pull
+            for pull in sorted(repo.pulls.values(), key=lambda p: p.number, reverse=True)
+            if state in (None, "open", "all")
+            and (head is None or head == f"{pull.head_owner or repo.owner.login}:{pull.head_ref}")
+            and (base is None or base == pull.base_ref)
+        ]
+        page, headers = self._paginate(call, pulls)
+        return Reply(200, [self._pull_json(call, repo, pull) for pull in page], headers)
 
     @route("GET", "/repos/{owner}/{repo}/pulls/{pull_number}")
     def _get_pull(self, call: Call) -> Reply:

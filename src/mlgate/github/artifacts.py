@@ -75,7 +75,7 @@ def fetch_baseline(
         if run is None:
             raise BaselineError(f"no successful run of {where} to take a baseline from")
         artifact = with_retry(
-            lambda: _named_artifact(run, artifact_name), f"listing artifacts of run {run.id}"
+            lambda: named_artifact(run, artifact_name), f"listing artifacts of run {run.id}"
         )
         if artifact is None:
             raise BaselineError(f"run {run.html_url} has no artifact named {artifact_name!r}")
@@ -83,7 +83,7 @@ def fetch_baseline(
             raise BaselineError(f"artifact {artifact_name!r} of run {run.html_url} has expired")
         with tempfile.TemporaryFile() as archive:
             with_retry(
-                lambda: _download(repo, artifact, archive),
+                lambda: download_archive(repo, artifact, archive),
                 f"downloading artifact {artifact_name!r} of run {run.id}",
             )
             what = f"artifact {artifact_name!r} of run {run.html_url}"
@@ -105,13 +105,13 @@ def _latest_successful_run(repo: Repository, workflow: str, branch: str) -> Work
     return None
 
 
-def _named_artifact(run: WorkflowRun, name: str) -> Artifact | None:
+def named_artifact(run: WorkflowRun, name: str) -> Artifact | None:
     # A re-run may upload the name again; the newest (highest id) is the run's final word.
     matching = [artifact for artifact in run.get_artifacts() if artifact.name == name]
     return max(matching, key=lambda artifact: artifact.id, default=None)
 
 
-def _download(repo: Repository, artifact: Artifact, archive: IO[bytes]) -> None:
+def download_archive(repo: Repository, artifact: Artifact, archive: IO[bytes]) -> None:
     """Write the artifact's zip archive into `archive` (rewound first: this may be a retry)."""
     import requests
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from mlgate import artifact_paths
 from mlgate.config import ReportConfig
 from mlgate.github import checks, code_scanning, comments, statuses
-from mlgate.github.client import NotPermitted, Rejected, connect
+from mlgate.github.client import NotPermitted, Rejected, connect, with_retry
 from mlgate.github.context import GitHubContext
 from mlgate.report import escape, markdown, sarif
 from mlgate.report.model import Report, verdict_label
@@ -34,7 +34,9 @@ class Published:
     warnings: list[str] = field(default_factory=list)
 
 
-def outputs(report: Report, check_name: str) -> list[checks.CheckOutput]:
+def outputs(
+    report: Report, check_name: str, evidence_from: str | None = None
+) -> list[checks.CheckOutput]:
     result = []
     for stage in report.stages:
         summary, text = markdown.stage(report, stage)
@@ -54,7 +56,11 @@ def outputs(report: Report, check_name: str) -> list[checks.CheckOutput]:
         checks.CheckOutput(
             name=check_name,
             outcome=report.verdict.outcome,
-            title=f"{check_name}: {verdict_label(report.verdict)}",
+            title=escape.plain(
+                f"{check_name}: {verdict_label(report.verdict)}"
+                + (f", judged on fork-made evidence ({evidence_from})" if evidence_from else ""),
+                limit=200,
+            ),
             summary=summary,
             text=text,
             annotations=[],
@@ -80,7 +86,10 @@ def publish(
     repo = gh.get_repo(context.repository)
     done = Published()
     refused: list[str] = []
-    check_outputs = outputs(report, config.check_name)
+    check_outputs = outputs(report, config.check_name, context.evidence_from)
+    if not context.pr_head_checked and context.pr_number is not None:
+        # A verdict about one commit must not land on a pull request that has moved on.
+        _require_pull_head(repo, context.pr_number, context.sha)
     try:
         for output in check_outputs:
             try:
@@ -106,6 +115,18 @@ def publish(
     if refused:
         raise Rejected("; ".join(refused))
     return done
+
+
+def _require_pull_head(repo: Repository, number: int, sha: str) -> None:
+    try:
+        head = with_retry(lambda: repo.get_pull(number).head.sha, f"reading pull request #{number}")
+    except NotPermitted as exc:
+        raise Rejected(f"{exc}; nothing published") from None
+    if head.lower() != sha.lower():
+        raise Rejected(
+            f"pull request #{number} is at {head[:12]}, the verdict is about {sha[:12]}: "
+            "nothing published"
+        )
 
 
 def _upload_sarif(

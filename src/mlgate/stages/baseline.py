@@ -46,11 +46,13 @@ def baseline_path(
     from mlgate.github.artifacts import fetch_baseline
 
     source = baseline.github
-    branch = source.branch or actions_env.pull_request(actions_env.event_payload()).get(
-        "base", {}
-    ).get("ref")
+    # A merge queue's group compares against the branch the queue merges into.
+    branch = source.branch or actions_env.base_branch(actions_env.event_payload())
     if not branch:
-        raise MlgateError("no branch to take the baseline from: not a pull request; set branch")
+        raise MlgateError(
+            "no branch to take the baseline from: not a pull request or merge queue group "
+            "naming its base branch; set branch"
+        )
     return fetch_baseline(
         github_context.from_env(),
         workflow=source.workflow,

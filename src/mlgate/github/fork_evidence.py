@@ -1,0 +1,289 @@
+"""Fork pull requests: the evidence a pull request's run uploaded, taken into a workflow_run job.
+
+A fork's `pull_request` run gets a read-only token, so a second workflow, on `workflow_run` of
+the first (base repository, the default branch's workflow file, a write token), publishes.
+Everything it reads from the fork's run is untrusted, so this module:
+
+- finds the pull request through the API from the run's head repository, branch and commit
+  (GitHub leaves `workflow_run.pull_requests` empty for forks) and requires its head to be the
+  run's commit, else nothing is published on it (a stale run must not replace a newer verdict);
+- downloads the run's report artifact through the API and takes from it only what mlgate
+  writes: `<member_dir>/<stage>.json` evidence and the files that evidence lists. A name that
+  climbs out or is absolute, a link, a file over the size limit, a duplicate name or an archive
+  with no mlgate evidence refuses the whole artifact (`EvidenceRefused`);
+- replaces what the fork decides that the base branch should: the scan evidence's waivers
+  become the base checkout's, its baseline is dropped (under `new_only` every finding counts),
+  and no other evidence keeps a waiver mark.
+
+The gate then judges the evidence with the base checkout's config and policy; its commit check
+refuses evidence made for another commit than the run's.
+"""
+
+from __future__ import annotations
+
+import shutil
+import stat
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import IO, TYPE_CHECKING, Any
+
+from mlgate import artifact_paths
+from mlgate import evidence as ev
+from mlgate.errors import EvidenceError, MlgateError
+from mlgate.github.artifacts import download_archive, named_artifact
+
+if TYPE_CHECKING:
+    from github.Repository import Repository
+
+    from mlgate.config import MlgateConfig
+
+MAX_MEMBERS = 1_000
+MAX_FILE_BYTES = 32 * 1024 * 1024  # one evidence document or sample file
+MAX_TOTAL_BYTES = 128 * 1024 * 1024
+_CHUNK = 1024 * 1024
+_SCAN = "scan"
+
+
+class NotPublishable(MlgateError):
+    """No pull request this run's verdict may be published on: nothing is published."""
+
+    exit_code = 1
+
+
+class EvidenceRefused(MlgateError):
+    """The run's artifact is not mlgate evidence that may be judged: a failing check says why."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class TriggeringRun:
+    """The pull request run a workflow_run event is about, as GitHub's payload names it."""
+
+    id: int
+    head_sha: str
+    head_branch: str
+    head_repository: str  # owner/name; a fork's differs from the base repository
+
+    @property
+    def head_owner(self) -> str:
+        return self.head_repository.split("/")[0]
+
+
+def triggering_run(payload: dict[str, Any]) -> TriggeringRun:
+    """The run a workflow_run payload names; an MlgateError (bad input: nothing published)
+    naming the first missing or malformed field."""
+    run = payload.get("workflow_run")
+    if not isinstance(run, dict):
+        raise MlgateError("the workflow_run event payload has no workflow_run object")
+    head = run.get("head_repository")
+    fields = {
+        "id": run.get("id"),
+        "head_sha": run.get("head_sha"),
+        "head_branch": run.get("head_branch"),
+        "head_repository.full_name": head.get("full_name") if isinstance(head, dict) else None,
+    }
+    for name, value in fields.items():
+        usable = isinstance(value, int) if name == "id" else isinstance(value, str) and value
+        if not usable or isinstance(value, bool):
+            raise MlgateError(
+                f"the workflow_run event payload has no usable workflow_run.{name}: "
+                "nothing published"
+            )
+    sha = str(fields["head_sha"]).lower()
+    if len(sha) != 40 or not all(c in "0123456789abcdef" for c in sha):
+        raise MlgateError(f"workflow_run.head_sha {sha[:50]!r} is not a commit: nothing published")
+    full_name = str(fields["head_repository.full_name"])
+    if full_name.count("/") != 1:
+        raise MlgateError(f"workflow_run.head_repository.full_name {full_name!r} is malformed")
+    return TriggeringRun(int(str(fields["id"])), sha, str(fields["head_branch"]), full_name)
+
+
+def resolve_pull(repo: Repository, run: TriggeringRun) -> int:
+    """The number of the open pull request whose head is the run's repository, branch and
+    commit. NotPublishable when there is none, more than one, or its head has moved on."""
+    from mlgate.github.client import with_retry
+
+    def open_pulls() -> list[Any]:
+        head = f"{run.head_owner}:{run.head_branch}"
+        found = repo.get_pulls(state="open", head=head)
+        return [
+            pull
+            for pull in found
+            if pull.head.repo is not None
+            and pull.head.repo.full_name.lower() == run.head_repository.lower()
+        ]
+
+    where = f"{run.head_repository}:{run.head_branch}"
+    pulls = with_retry(open_pulls, f"listing pull requests from {where}")
+    if not pulls:
+        raise NotPublishable(f"no open pull request from {where}: nothing published")
+    if len(pulls) > 1:
+        numbers = ", ".join(f"#{p.number}" for p in pulls)
+        raise NotPublishable(
+            f"several open pull requests from {where} ({numbers}): nothing published"
+        )
+    pull = pulls[0]
+    if pull.head.sha.lower() != run.head_sha:
+        raise NotPublishable(
+            f"pull request #{pull.number} is now at {pull.head.sha[:12]}, the run's evidence is "
+            f"about {run.head_sha[:12]}: nothing published on it (the newer run reports)"
+        )
+    return int(pull.number)
+
+
+def fetch(
+    repo: Repository, run: TriggeringRun, artifact_name: str, member_dir: str, destination: Path
+) -> list[str]:
+    """Download the run's artifact and take its evidence into `destination` (its previous
+    contents replaced); the names taken, relative to `destination`."""
+    from mlgate.github.client import NotPermitted, Rejected, Unreachable, with_retry
+
+    what = f"artifact {artifact_name!r} of run {run.id}"
+    try:
+        workflow_run = with_retry(lambda: repo.get_workflow_run(run.id), f"reading run {run.id}")
+        if workflow_run.head_sha.lower() != run.head_sha:
+            raise EvidenceRefused(f"run {run.id} is not about commit {run.head_sha[:12]}")
+        artifact = with_retry(lambda: named_artifact(workflow_run, artifact_name), what)
+        if artifact is None:
+            raise EvidenceRefused(f"run {run.id} has no artifact named {artifact_name!r}")
+        if artifact.expired:
+            raise EvidenceRefused(f"{what} has expired")
+        with tempfile.TemporaryFile() as archive:
+            with_retry(lambda: download_archive(repo, artifact, archive), f"downloading {what}")
+            return take(archive, destination, member_dir, what)
+    except (NotPermitted, Rejected, Unreachable) as exc:
+        raise EvidenceRefused(f"{what}: {exc}") from None
+    except MlgateError as exc:  # artifacts.BaselineError: a download refused or too large
+        if isinstance(exc, EvidenceRefused):
+            raise
+        raise EvidenceRefused(str(exc)) from None
+
+
+def take(archive: IO[bytes], destination: Path, member_dir: str, what: str) -> list[str]:
+    """Extract the evidence documents under `member_dir` and the files they list, refusing the
+    whole archive for anything hostile (see the module docstring)."""
+    prefix = PurePosixPath(member_dir)
+    try:
+        with zipfile.ZipFile(archive) as bundle:
+            members = _checked_members(bundle, what)
+            documents = {
+                name: info
+                for name, info in members.items()
+                if PurePosixPath(name).parent == prefix
+                and PurePosixPath(name).suffix == ".json"
+                and not info.is_dir()
+            }
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=".fork-evidence-", dir=destination.parent))
+            try:
+                taken = _take_documents(bundle, documents, staging, what)
+                taken += _take_listed(bundle, members, prefix, staging, taken)
+                shutil.rmtree(destination, ignore_errors=True)
+                staging.rename(destination)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError) as exc:
+        raise EvidenceRefused(f"{what} is not a readable zip archive: {exc}") from None
+    return taken
+
+
+def _checked_members(bundle: zipfile.ZipFile, what: str) -> dict[str, zipfile.ZipInfo]:
+    infos = bundle.infolist()
+    if len(infos) > MAX_MEMBERS:
+        raise EvidenceRefused(f"{what} holds more than {MAX_MEMBERS} files")
+    members: dict[str, zipfile.ZipInfo] = {}
+    for info in infos:
+        name = info.filename
+        refusal = artifact_paths.lexical_refusal(name)
+        if refusal is not None:
+            raise EvidenceRefused(f"{what} holds an unsafe name {name[:200]!r}: {refusal}")
+        if stat.S_ISLNK(info.external_attr >> 16):
+            raise EvidenceRefused(f"{what} holds a link {name[:200]!r}: links are not taken")
+        if info.file_size > MAX_FILE_BYTES:
+            raise EvidenceRefused(
+                f"{what} holds {name[:200]!r} of {info.file_size} bytes, more than the "
+                f"{MAX_FILE_BYTES} allowed for one file"
+            )
+        key = name.rstrip("/")
+        if key in members:
+            raise EvidenceRefused(f"{what} holds {name[:200]!r} twice")
+        members[key] = info
+    if sum(info.file_size for info in infos) > MAX_TOTAL_BYTES:
+        raise EvidenceRefused(f"{what} expands beyond {MAX_TOTAL_BYTES} bytes")
+    return members
+
+
+def _take_documents(
+    bundle: zipfile.ZipFile, documents: dict[str, zipfile.ZipInfo], staging: Path, what: str
+) -> list[str]:
+    taken = []
+    for name, info in sorted(documents.items()):
+        target = staging / PurePosixPath(name).name
+        _extract(bundle, info, target, what)
+        try:
+            document = ev.read(target)
+        except EvidenceError as exc:
+            raise EvidenceRefused(f"{what}: {name} is not mlgate evidence: {exc}") from None
+        if document.stage != target.stem:
+            raise EvidenceRefused(f"{what}: {name} holds evidence of stage {document.stage!r}")
+        taken.append(target.name)
+    if not taken:
+        raise EvidenceRefused(f"{what} holds no mlgate evidence (<dir>/<stage>.json)")
+    return taken
+
+
+def _take_listed(
+    bundle: zipfile.ZipFile,
+    members: dict[str, zipfile.ZipInfo],
+    prefix: PurePosixPath,
+    staging: Path,
+    documents: list[str],
+) -> list[str]:
+    """The files the evidence lists as written by its stage (samples, SARIF), where present;
+    the reporters still check each one's digest before reading it."""
+    taken = []
+    for document in documents:
+        for listed in ev.read(staging / document).artifacts:
+            if listed.input or artifact_paths.lexical_refusal(listed.path) is not None:
+                continue
+            info = members.get(str(prefix / listed.path))
+            target = staging.joinpath(*PurePosixPath(listed.path).parts)
+            if info is None or info.is_dir() or target.exists():
+                continue
+            _extract(bundle, info, target, "the artifact")
+            taken.append(listed.path)
+    return taken
+
+
+def _extract(bundle: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, what: str) -> None:
+    """Copy one member, counting the bytes really written (zip sizes are claims)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    written = 0
+    with bundle.open(info) as source, target.open("xb") as sink:
+        while chunk := source.read(_CHUNK):
+            written += len(chunk)
+            if written > MAX_FILE_BYTES:
+                raise EvidenceRefused(
+                    f"{what} holds {info.filename[:200]!r} larger than the {MAX_FILE_BYTES} "
+                    "bytes allowed for one file"
+                )
+            sink.write(chunk)
+
+
+def apply_base_trust(cfg: MlgateConfig, evidence_dir: Path) -> None:
+    """What the fork decided that the base branch decides: the scan's waivers become the base
+    checkout's and its baseline is dropped; no other evidence keeps a waiver mark."""
+    from mlgate.promotion_evidence import checkout_waivers
+
+    found, _ = ev.scan(evidence_dir)
+    for stage, (_, document) in found.items():
+        if stage == _SCAN:
+            data = {k: v for k, v in document.data.items() if k != "baseline"}
+            data["waivers"] = [w.model_dump(mode="json") for w in checkout_waivers(cfg)]
+            ev.write(document.model_copy(update={"data": data}), evidence_dir)
+        elif any(finding.waived_by for finding in document.findings):
+            findings = [f.model_copy(update={"waived_by": None}) for f in document.findings]
+            ev.write(document.model_copy(update={"findings": findings}), evidence_dir)

@@ -1,0 +1,343 @@
+"""Fork pull requests through workflow_run, against the fake GitHub serving crafted artifacts:
+the run's evidence is taken (only mlgate's files), judged with the base checkout's config, and
+published on the pull request whose head is the run's commit; a hostile artifact is refused with
+its reason in a failing check; a pull request that moved on gets nothing."""
+
+from __future__ import annotations
+
+import io
+import json
+import stat
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mlgate import evidence as ev
+from mlgate.config import parse
+from mlgate.github import fork_evidence
+from mlgate.stages.interface import RunContext
+from mlgate.stages.tests import TestsConfig, TestsStage
+from tests.fakegithub import FakeGitHub
+from tests.helpers import junit_xml, mlgate_in_process
+
+REPO = "octo/model"
+FORK = "forker/model"
+HEAD = "a" * 40
+BASE = "c" * 40
+TOKEN = "ghs_app_token"
+
+
+@pytest.fixture
+def gh() -> Iterator[FakeGitHub]:
+    with FakeGitHub() as fake:
+        fake.add_repo(REPO)
+        fake.add_pull(REPO, number=7, head_sha=HEAD, base_sha=BASE, head_owner="forker")
+        fake.set_token(TOKEN)
+        yield fake
+        assert fake.violations == [], fake.violations
+        assert fake.unimplemented == [], fake.unimplemented
+
+
+def fork_evidence_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, commit: str) -> Path:
+    """What the fork's run wrote: failing tests evidence about `commit`."""
+    made = tmp_path / "fork" / ".mlgate"
+    junit_xml(made / "junit.xml", passed=3, failed=2, file="tests/test_model.py")
+    with monkeypatch.context() as patched:
+        patched.setenv("MLGATE_SHA", commit)
+        evidence = TestsStage().run(
+            TestsConfig(junit=[str(made / "junit.xml")], working_directory=str(made)),
+            RunContext(made / "evidence", None),
+        )
+    ev.write(evidence, made / "evidence")
+    return made
+
+
+def archive(entries: dict[str, bytes], links: tuple[str, ...] = ()) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as bundle:
+        for name, data in entries.items():
+            bundle.writestr(name, data)
+        for name in links:
+            info = zipfile.ZipInfo(name)
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            bundle.writestr(info, "/etc/passwd")
+    return buffer.getvalue()
+
+
+def report_archive(made: Path, **extra: bytes) -> dict[str, bytes]:
+    """The gate action's upload of .mlgate: evidence plus what the fork's gate wrote."""
+    return {
+        "evidence/tests.json": (made / "evidence" / "tests.json").read_bytes(),
+        "verdict.json": b'{"outcome": "pass"}',  # the fork's own verdict: never taken
+        "waivers.yml": b"waivers: []\n",
+        **extra,
+    }
+
+
+@pytest.fixture
+def base(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gh: FakeGitHub) -> Path:
+    """The base checkout the workflow_run job runs in, and its environment."""
+    checkout = tmp_path / "base"
+    checkout.mkdir()
+    (checkout / "mlgate.yml").write_text("stages:\n  tests: {}\n")
+    monkeypatch.chdir(checkout)
+    for key, value in {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_API_URL": gh.url,
+        "GITHUB_SERVER_URL": "https://github.example",
+        "GITHUB_REPOSITORY": REPO,
+        "GITHUB_SHA": BASE,
+        "GITHUB_EVENT_NAME": "workflow_run",
+        "GITHUB_EVENT_PATH": str(tmp_path / "event.json"),
+        "GITHUB_OUTPUT": str(tmp_path / "output"),
+        "GITHUB_RUN_ID": "99",
+        "GITHUB_TOKEN": TOKEN,
+        "MLGATE_WRITE_DELAY_SECONDS": "0",
+    }.items():
+        monkeypatch.setenv(key, value)
+    for key in ("MLGATE_SHA", "MLGATE_PR"):
+        monkeypatch.delenv(key, raising=False)
+    return checkout
+
+
+def pr_run(gh: FakeGitHub, tmp_path: Path, artifact: bytes, head_sha: str = HEAD) -> int:
+    """The fork's pull_request run, seeded with its artifact, and the workflow_run payload."""
+    run_id = gh.add_workflow_run(
+        REPO,
+        workflow="mlgate.yml",
+        branch="feature",
+        event="pull_request",
+        head_sha=head_sha,
+        artifacts={"mlgate-report": artifact},
+    )
+    payload = {
+        "action": "completed",
+        "workflow_run": {
+            "id": run_id,
+            "head_sha": head_sha,
+            "head_branch": "feature",
+            "head_repository": {"full_name": FORK},
+            "pull_requests": [],  # GitHub leaves it empty for forks
+        },
+    }
+    (tmp_path / "event.json").write_text(json.dumps(payload))
+    return run_id
+
+
+def outputs(tmp_path: Path) -> dict[str, str]:
+    path = tmp_path / "output"
+    lines = path.read_text().splitlines() if path.exists() else []
+    return dict(line.split("=", 1) for line in lines)
+
+
+def errors(result: object) -> list[str]:
+    stderr: str = result.stderr  # type: ignore[attr-defined]
+    assert "Traceback" not in stderr
+    return [line for line in stderr.splitlines() if line.startswith("mlgate: error:")]
+
+
+def test_fork_evidence_is_judged_by_the_base_config_and_published_on_the_pull_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gh: FakeGitHub, base: Path
+) -> None:
+    made = fork_evidence_dir(tmp_path, monkeypatch, HEAD)
+    pr_run(gh, tmp_path, archive(report_archive(made)))
+    taken = mlgate_in_process("fork-evidence")
+    assert taken.exit_code == 0, taken.stderr
+    assert outputs(tmp_path) == {"pr-number": "7", "head-sha": HEAD}
+    # Only mlgate's evidence was taken: not the fork's verdict, nor its waivers.
+    assert sorted(p.name for p in (base / ".mlgate" / "evidence").iterdir()) == ["tests.json"]
+    assert gh.check_runs(REPO) == []  # nothing published before the gate
+
+    monkeypatch.setenv("MLGATE_SHA", HEAD)
+    monkeypatch.setenv("MLGATE_PR", "7")
+    gate = mlgate_in_process("gate")
+    assert gate.exit_code == 1, gate.stderr  # two failing tests, by the base's policy
+    report = mlgate_in_process("report")
+    assert report.exit_code == 0, report.stderr
+    runs = {run["name"]: run for run in gh.check_runs(REPO)}
+    assert {run["head_sha"] for run in runs.values()} == {HEAD}
+    title = runs["mlgate"]["output"]["title"]
+    assert "judged on fork-made evidence (forker/model)" in title, title
+    assert runs["mlgate"]["conclusion"] == "failure"
+    assert len(gh.comments(REPO, 7)) == 1
+
+
+def hostile(made: Path) -> dict[str, tuple[bytes, str]]:
+    evidence = report_archive(made)
+    return {
+        "path-traversal": (
+            archive({**evidence, "evidence/../../../outside.json": b"{}"}),
+            "unsafe name 'evidence/../../../outside.json': climbs out",
+        ),
+        "absolute": (archive({**evidence, "/tmp/owned.json": b"{}"}), "an absolute path"),
+        "link": (
+            archive(evidence, links=("evidence/samples.txt",)),
+            "holds a link 'evidence/samples.txt'",
+        ),
+        "oversized": (
+            archive({**evidence, "report.html": b"x" * 5000}),
+            "'report.html' of 5000 bytes, more than the 4096 allowed",
+        ),
+        "not-mlgate": (archive({"results/output.json": b"{}"}), "holds no mlgate evidence"),
+        "not-evidence": (
+            archive({"evidence/tests.json": b'{"stage": "tests"}'}),
+            "evidence/tests.json is not mlgate evidence",
+        ),
+        "not-a-zip": (b"PK but not really", "is not a readable zip archive"),
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["path-traversal", "absolute", "link", "oversized", "not-mlgate", "not-evidence", "not-a-zip"],
+)
+def test_a_hostile_artifact_is_refused_with_its_reason_in_a_failing_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gh: FakeGitHub, base: Path, case: str
+) -> None:
+    monkeypatch.setattr(fork_evidence, "MAX_FILE_BYTES", 4096)
+    made = fork_evidence_dir(tmp_path, monkeypatch, HEAD)
+    data, reason = hostile(made)[case]
+    pr_run(gh, tmp_path, data)
+    result = mlgate_in_process("fork-evidence")
+    assert result.exit_code == 1, result.stderr
+    (line,) = errors(result)
+    assert reason in line, line
+    (check,) = gh.check_runs(REPO)
+    assert (check["name"], check["head_sha"], check["conclusion"]) == ("mlgate", HEAD, "failure")
+    assert check["output"]["title"] == "mlgate: refused fork-made evidence (forker/model)"
+    assert reason in check["output"]["summary"].replace("\\", "")  # markdown-escaped
+    assert gh.comments(REPO, 7) == []
+    assert outputs(tmp_path) == {}
+    assert not (base / ".mlgate" / "evidence").exists()
+    assert not (tmp_path / "outside.json").exists() and not Path("/tmp/owned.json").exists()
+
+
+def test_evidence_about_another_commit_fails_the_gate_on_the_pull_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gh: FakeGitHub, base: Path
+) -> None:
+    made = fork_evidence_dir(tmp_path, monkeypatch, "9" * 40)  # not the run's commit
+    pr_run(gh, tmp_path, archive(report_archive(made)))
+    assert mlgate_in_process("fork-evidence").exit_code == 0
+    monkeypatch.setenv("MLGATE_SHA", HEAD)
+    monkeypatch.setenv("MLGATE_PR", "7")
+    gate = mlgate_in_process("gate")
+    assert gate.exit_code == 1
+    assert "evidence was made for commit 999999999999, not aaaaaaaaaaaa" in gate.stderr
+    assert mlgate_in_process("report").exit_code == 0
+    runs = {run["name"]: run for run in gh.check_runs(REPO)}
+    assert runs["mlgate"]["conclusion"] == "failure" and runs["mlgate"]["head_sha"] == HEAD
+    shown = json.dumps([run["output"] for run in runs.values()]).replace("\\", "")
+    assert "evidence was made for commit 999999999999, not aaaaaaaaaaaa" in shown
+
+
+def test_a_pull_request_that_moved_on_gets_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gh: FakeGitHub, base: Path
+) -> None:
+    old = "b" * 40  # the run was for an older commit of the pull request
+    made = fork_evidence_dir(tmp_path, monkeypatch, old)
+    pr_run(gh, tmp_path, archive(report_archive(made)), head_sha=old)
+    result = mlgate_in_process("fork-evidence")
+    assert result.exit_code == 1
+    (line,) = errors(result)
+    assert "pull request #7 is now at aaaaaaaaaaaa" in line and "nothing published" in line
+    assert gh.check_runs(REPO) == [] and gh.comments(REPO, 7) == []
+
+
+def test_a_verdict_about_another_commit_is_not_published_on_the_pull_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gh: FakeGitHub, base: Path
+) -> None:
+    """MLGATE_PR names a pull request whose head is not the verdict's commit: `mlgate report`
+    must not put that verdict's comment on it (it would replace the PR's own verdict)."""
+    other = "b" * 40
+    made = fork_evidence_dir(tmp_path, monkeypatch, other)
+    pr_run(gh, tmp_path, b"", head_sha=other)  # only its payload is read
+    monkeypatch.setenv("MLGATE_SHA", other)
+    monkeypatch.setenv("MLGATE_PR", "7")
+    gate = mlgate_in_process("gate", "--evidence-dir", str(made / "evidence"))
+    assert gate.exit_code == 1
+    report = mlgate_in_process("report", "--evidence-dir", str(made / "evidence"))
+    assert report.exit_code == 4, report.stderr
+    (line,) = errors(report)
+    assert "pull request #7 is at aaaaaaaaaaaa, the verdict is about bbbbbbbbbbbb" in line
+    assert gh.comments(REPO, 7) == [] and gh.check_runs(REPO) == []
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {},
+        {"workflow_run": {"id": 5, "head_branch": "feature"}},
+        {"workflow_run": {"id": "5", "head_sha": HEAD, "head_branch": "f"}},
+        {
+            "workflow_run": {
+                "id": 5,
+                "head_sha": "main",
+                "head_branch": "f",
+                "head_repository": {"full_name": FORK},
+            }
+        },
+    ],
+    ids=["no-run", "no-head-sha", "bad-id", "sha-not-a-commit"],
+)
+def test_a_workflow_run_payload_missing_its_fields_is_one_clear_error(
+    tmp_path: Path, gh: FakeGitHub, base: Path, payload: dict[str, object]
+) -> None:
+    (tmp_path / "event.json").write_text(json.dumps(payload))
+    result = mlgate_in_process("fork-evidence")
+    assert result.exit_code == 2, result.stderr
+    (line,) = errors(result)
+    assert "workflow_run" in line
+    assert gh.check_runs(REPO) == [] and gh.requests == []
+
+
+def test_the_fork_decides_no_waiver(tmp_path: Path) -> None:
+    """Waivers the fork's evidence carries are replaced by the base checkout's (none here), its
+    scan baseline is dropped, and no other stage keeps a waiver mark."""
+    evidence_dir = tmp_path / "evidence"
+    waiver = {"id": "B602", "rule": "x", "owner": "@fork", "reason": "trust me", "expires": "2099"}
+    now = ev.now()
+    for stage in ("scan", "tests"):
+        document = ev.Evidence(
+            stage=stage,
+            status="passed",
+            started_at=now,
+            finished_at=now,
+            findings=[
+                ev.Finding(id="B602", rule="B602", severity="high", message="m", waived_by=waiver)
+            ],
+            data={"waivers": [waiver], "baseline": {"fingerprints": ["f"]}}
+            if stage == "scan"
+            else {},
+        )
+        ev.write(document, evidence_dir)
+    (tmp_path / "mlgate.yml").write_text("stages:\n  tests: {}\n")
+    fork_evidence.apply_base_trust(parse({"stages": {"tests": {}}}), evidence_dir)
+    scan = ev.read(evidence_dir / "scan.json")
+    assert scan.data == {"waivers": []}
+    tests = ev.read(evidence_dir / "tests.json")
+    assert [f.waived_by for f in tests.findings] == [None]
+
+
+def test_the_shipped_workflow_run_job_runs_no_pull_request_code() -> None:
+    """The starter reacts to fork runs only; the reusable job checks out the default branch
+    (no ref: never the run's head), persists no credential and runs only mlgate's action."""
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    starter = yaml.safe_load((root / "workflows" / "mlgate-fork-report.yml").read_text())
+    assert set(starter[True]) == {"workflow_run"}
+    (job,) = starter["jobs"].values()
+    assert "head_repository.full_name != github.repository" in job["if"]
+    assert job["uses"].startswith("mlgate-dev/mlgate/.github/workflows/mlgate-fork-report.yml@")
+    reusable = yaml.safe_load(
+        (root / ".github" / "workflows" / "mlgate-fork-report.yml").read_text()
+    )
+    (job,) = reusable["jobs"].values()
+    checkout, python, report = job["steps"]
+    assert checkout["uses"].startswith("actions/checkout@") and "ref" not in checkout["with"]
+    assert checkout["with"]["persist-credentials"] is False
+    assert python["uses"].startswith("actions/setup-python@")
+    assert report["uses"] == "$/actions/fork-report"
+    assert "secrets" not in yaml.safe_dump(reusable)
