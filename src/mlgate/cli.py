@@ -301,7 +301,7 @@ def drift(
     """
 
     from mlgate import evidence
-    from mlgate.stages import drift as drift_stage
+    from mlgate.stages.drift import stage as drift_stage
 
     cfg = _load_config(config_path)
     options = {
@@ -422,7 +422,7 @@ def quality(
     """
 
     from mlgate import evidence
-    from mlgate.stages import quality as quality_stage
+    from mlgate.stages.quality import stage as quality_stage
 
     cfg = _load_config(config_path)
     options = {
