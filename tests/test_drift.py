@@ -233,7 +233,7 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[dict[str, object], str]]:
         "no rows": ({"reference": str(tmp_path / "header.csv"), "current": good}, "has no rows"),
         "not parquet": (
             {"reference": good, "current": str(tmp_path / "broken.parquet")},
-            "cannot be read",
+            "cannot read current",
         ),
         "type changed": ({"reference": good, "current": text}, "is numeric in the reference"),
         "all excluded": (

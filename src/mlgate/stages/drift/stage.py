@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mlgate import evidence as ev
+from mlgate import tabular
 from mlgate.errors import MlgateError
 from mlgate.evidence import Evidence, Finding
 from mlgate.report import escape
@@ -63,7 +64,6 @@ if TYPE_CHECKING:
     from mlgate.github.context import GitHubContext
 
 PSI_EPSILON = 1e-4
-PARQUET_SUFFIXES = (".parquet", ".pq")
 # GitHub's limits: workflow_dispatch takes at most 10 inputs of at most 65,535 characters in all
 # (the current API description allows 25 inputs; 10 is what older servers, GitHub Enterprise
 # Server among them, take); repository_dispatch a client_payload of at most 10 top-level keys,
@@ -201,15 +201,6 @@ class _Invalid(Exception):
 
 
 @dataclass(frozen=True)
-class _Table:
-    role: str
-    path: Path
-    frame: pd.DataFrame
-    sha256: str
-    size: int
-
-
-@dataclass(frozen=True)
 class _Result:
     feature: str
     kind: Literal["numeric", "categorical"]
@@ -235,11 +226,11 @@ class DriftStage(Stage[DriftConfig, DriftPolicy]):
         try:
             if not workdir.is_dir():
                 raise _Invalid(f"working directory {workdir} is not a directory")
-            reference = _read(workdir / config.reference, "reference")
-            current = _read(workdir / config.current, "current")
+            reference = tabular.read(workdir / config.reference, "reference")
+            current = tabular.read(workdir / config.current, "current")
             features = _features(config, reference.frame, current.frame)
             results = [_compare(config, reference.frame, current.frame, f) for f in features]
-        except _Invalid as exc:
+        except (_Invalid, tabular.TableError) as exc:
             return _evidence(context, started, reason=str(exc))
         except ImportError as exc:
             return _evidence(
@@ -347,43 +338,6 @@ def as_json(evidence: Evidence) -> dict[str, Any]:
 
 
 # -- reading -------------------------------------------------------------------------------------
-
-
-def _read(path: Path, role: str) -> _Table:
-    import pandas as pd
-
-    if not path.exists():
-        raise _Invalid(f"{role} file {path} does not exist")
-    if not path.is_file():
-        raise _Invalid(f"{role} file {path} is not a file")
-    try:
-        if path.suffix.lower() in PARQUET_SUFFIXES:
-            frame = pd.read_parquet(path)
-        else:
-            frame = pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        raise _Invalid(f"{role} file {path} is empty") from None
-    except pd.errors.ParserError as exc:
-        raise _Invalid(f"{role} file {path} is not valid CSV: {_first_line(exc)}") from None
-    except UnicodeDecodeError:
-        raise _Invalid(f"{role} file {path} is not UTF-8 text") from None
-    except ImportError:
-        raise _Invalid(f"reading Parquet ({path}) needs pyarrow: pip install pyarrow") from None
-    except (OSError, ValueError) as exc:
-        raise _Invalid(f"{role} file {path} cannot be read: {_first_line(exc)}") from None
-    if len(frame.columns) == 0:
-        raise _Invalid(f"{role} file {path} has no columns")
-    if len(frame) == 0:
-        raise _Invalid(f"{role} file {path} has no rows")
-    if frame.columns.duplicated().any():
-        raise _Invalid(f"{role} file {path} names a column twice")
-    frame.columns = [str(c) for c in frame.columns]
-    return _Table(role, path, frame, ev.sha256_file(path), path.stat().st_size)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
 def _features(config: DriftConfig, reference: pd.DataFrame, current: pd.DataFrame) -> list[str]:
@@ -571,7 +525,7 @@ def _evidence(
     *,
     reason: str | None = None,
     config: DriftConfig | None = None,
-    tables: tuple[_Table, _Table] | None = None,
+    tables: tuple[tabular.Table, tabular.Table] | None = None,
     results: list[_Result] | None = None,
     adjusted: list[float] | None = None,
 ) -> Evidence:
@@ -636,7 +590,7 @@ def _evidence(
         }
         artifacts = [
             ev.Artifact(
-                path=str(t.path), sha256=t.sha256, size=t.size, description=f"{t.role} data"
+                path=str(t.path), sha256=t.sha256, size=t.size, description=f"{t.label} data"
             )
             for t in tables
         ]
@@ -656,11 +610,10 @@ def _evidence(
     )
 
 
-def _file_entry(table: _Table) -> dict[str, object]:
-    path = table.path
+def _file_entry(table: tabular.Table) -> dict[str, object]:
     return {
-        "path": str(path),
-        "format": "parquet" if path.suffix.lower() in PARQUET_SUFFIXES else "csv",
+        "path": str(table.path),
+        "format": table.format,
         "sha256": table.sha256,
         "rows": len(table.frame),
         "columns": len(table.frame.columns),
