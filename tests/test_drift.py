@@ -16,17 +16,15 @@ from pydantic import ValidationError
 
 from mlgate import evidence as ev
 from mlgate.github.context import GitHubContext
-from mlgate.stages.drift import (
+from mlgate.stages.drift.config import (
     MAX_WORKFLOW_INPUTS_CHARS,
-    PSI_EPSILON,
-    DispatchError,
     DispatchTarget,
     DriftConfig,
     DriftPolicy,
-    DriftStage,
-    as_json,
-    dispatch,
 )
+from mlgate.stages.drift.dispatch import DispatchError, dispatch
+from mlgate.stages.drift.stage import DriftStage, as_json
+from mlgate.stages.drift.statistics import PSI_EPSILON
 from mlgate.stages.interface import RunContext
 from tests.fakegithub import FakeGitHub
 from tests.helpers import github_with_pull
@@ -130,6 +128,17 @@ def test_the_policy_fails_naming_the_drifted_features(shifted: ev.Evidence) -> N
     assert "income" not in result.reason
     [result] = STAGE.evaluate(DriftPolicy(max_drifted_features=2), shifted)
     assert result.outcome == "pass"
+
+
+def test_parquet_data_is_read_as_parquet_whatever_its_name(tmp_path: Path) -> None:
+    """Drift and quality read data with one reader: Parquet is known by its magic bytes, as
+    quality always did (drift read a Parquet file without its suffix as CSV, and failed)."""
+    reference = write(tmp_path / "reference.csv", frame(1))
+    frame(3).to_parquet(tmp_path / "current.data")
+    evidence = run(tmp_path, reference, str(tmp_path / "current.data"))
+    assert evidence.status == "passed", evidence.reason
+    assert evidence.data["current"]["format"] == "parquet"
+    assert drifted(evidence) == set()
 
 
 def test_identical_distributions_drift_nowhere(tmp_path: Path) -> None:

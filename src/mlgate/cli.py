@@ -301,6 +301,7 @@ def drift(
     """
 
     from mlgate import evidence
+    from mlgate.stages.drift import dispatch as drift_dispatch
     from mlgate.stages.drift import stage as drift_stage
 
     cfg = _load_config(config_path)
@@ -323,7 +324,7 @@ def drift(
     if target is not None:
         from mlgate.github.context import from_env
 
-        line = drift_stage.dispatch(
+        line = drift_dispatch.dispatch(
             result,
             target,
             from_env(),
