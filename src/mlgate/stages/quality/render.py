@@ -54,11 +54,8 @@ def markdown(evidence: Evidence) -> str:
         "|---|---:|---:|---:|---|---:|",
     ]
     for entry in _entries(data.get("metrics")):
-        lines.append(
-            f"| {_metric_label(entry)} | {_number(entry.get('candidate'))} | "
-            f"{_number(entry.get('champion'))} | {_signed(entry.get('difference'))} | "
-            f"{_interval(entry.get('ci'))} | {_p_value(entry.get('p_value'))} |"
-        )
+        cells = (_metric_label(entry), *_compared(entry), _p_value(entry.get("p_value")))
+        lines.append(f"| {' | '.join(cells)} |")
     slices = _entries(data.get("slices"))
     if slices:
         lines += [
@@ -67,10 +64,8 @@ def markdown(evidence: Evidence) -> str:
             "|---|---:|---|---:|---:|---:|---|",
         ]
         rows = [
-            f"| {escape.inline(_slice_name(item))} | "
-            f"{_count(item.get('rows'))} | {_metric_label(entry)} | "
-            f"{_number(entry.get('candidate'))} | {_number(entry.get('champion'))} | "
-            f"{_signed(entry.get('difference'))} | {_interval(entry.get('ci'))} |"
+            f"| {escape.inline(_slice_name(item))} | {_count(item.get('rows'))} | "
+            f"{_metric_label(entry)} | {' | '.join(_compared(entry))} |"
             for item in slices
             for entry in _entries(item.get("metrics"))
         ]
@@ -95,63 +90,27 @@ def html(evidence: Evidence) -> str:
         return ""
     data = evidence.data
     level = _level(evidence)
-    head = "".join(
-        f"<th>{h}</th>"
-        for h in ("metric", "candidate", "champion", "difference", f"{level} CI", "p")
+    metrics = escape.html_table(
+        ("metric", "candidate", "champion", "difference", f"{level} CI", "p"),
+        (
+            (str(entry.get("metric")), *_compared(entry), _p_value(entry.get("p_value")))
+            for entry in _entries(data.get("metrics"))
+        ),
     )
-    rows = "".join(
-        "<tr>"
-        + "".join(
-            f"<td>{escape.html_text(cell)}</td>"
-            for cell in (
-                str(entry.get("metric")),
-                _number(entry.get("candidate")),
-                _number(entry.get("champion")),
-                _signed(entry.get("difference")),
-                _interval(entry.get("ci")),
-                _p_value(entry.get("p_value")),
-            )
-        )
-        + "</tr>"
-        for entry in _entries(data.get("metrics"))
-    )
-    html = (
-        f"<p>{_heading(data, escape.html_text)}</p>"
-        f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
-    )
-    slice_rows = "".join(
-        "<tr>"
-        + "".join(
-            f"<td>{escape.html_text(cell)}</td>"
-            for cell in (
+    slices = escape.html_table(
+        ("slice", "rows", "metric", "candidate", "champion", "difference", f"{level} CI"),
+        (
+            (
                 _slice_name(item),
                 _count(item.get("rows")),
                 str(entry.get("metric")),
-                _number(entry.get("candidate")),
-                _number(entry.get("champion")),
-                _signed(entry.get("difference")),
-                _interval(entry.get("ci")),
+                *_compared(entry),
             )
-        )
-        + "</tr>"
-        for item in _entries(data.get("slices"))
-        for entry in _entries(item.get("metrics"))
+            for item in _entries(data.get("slices"))
+            for entry in _entries(item.get("metrics"))
+        ),
     )
-    if slice_rows:
-        slice_head = "".join(
-            f"<th>{h}</th>"
-            for h in (
-                "slice",
-                "rows",
-                "metric",
-                "candidate",
-                "champion",
-                "difference",
-                f"{level} CI",
-            )
-        )
-        html += f"<table><thead><tr>{slice_head}</tr></thead><tbody>{slice_rows}</tbody></table>"
-    return html
+    return f"<p>{_heading(data, escape.html_text)}</p>{metrics}{slices}"
 
 
 # -- formatting ------------------------------------------------------------------------------
@@ -160,6 +119,16 @@ def html(evidence: Evidence) -> str:
 def is_number(value: object) -> TypeGuard[int | float]:
     # bool is an int to Python, never a measurement.
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _compared(entry: dict[str, Any]) -> tuple[str, str, str, str]:
+    """A metric entry's candidate, champion, difference and interval, as table cells."""
+    return (
+        _number(entry.get("candidate")),
+        _number(entry.get("champion")),
+        _signed(entry.get("difference")),
+        _interval(entry.get("ci")),
+    )
 
 
 def _number(value: object) -> str:
