@@ -57,12 +57,11 @@ def read(path: Path, label: str, shown: str | None = None) -> Table:
         raise TableError(f"{label} file {shown} is empty")
     parquet = path.suffix.lower() in PARQUET_SUFFIXES or magic == _PARQUET_MAGIC
     kind: Literal["csv", "parquet"] = "parquet" if parquet else "csv"
+    # Every decimal to the nearest double, so CSV and Parquet give the same numbers: pandas
+    # before 2.2 may be one unit off by default, pandas 3 is exact and deprecates the option.
+    exact = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
     try:
-        # round_trip: every pandas parses a decimal to the nearest double (pandas before 2.2
-        # may be one unit off by default), so CSV and Parquet give the same numbers.
-        frame = (
-            pd.read_parquet(path) if parquet else pd.read_csv(path, float_precision="round_trip")
-        )
+        frame = pd.read_parquet(path) if parquet else pd.read_csv(path, **exact)
     except pd.errors.EmptyDataError:
         raise TableError(f"{label} file {shown} holds no columns") from None
     except UnicodeDecodeError:
