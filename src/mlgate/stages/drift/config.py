@@ -78,8 +78,9 @@ class DriftConfig(StageConfig):
 
     reference: str = Field(
         min_length=1,
-        description="Reference data (what the model was trained on): CSV, or Parquet by its "
-        "suffix (.parquet, .pq); relative to working_directory.",
+        description="Reference data (what the model was trained on), relative to "
+        "working_directory: CSV, or Parquet (.parquet, .pq, .parq, or a file starting with the "
+        "Parquet magic bytes).",
     )
     current: str = Field(
         min_length=1, description="Current data (what the model sees now), same formats."

@@ -29,7 +29,7 @@ by PSI alone.
 Columns that are in one file but not the other are an error, unless excluded or left out by an
 explicit `features` list: a changed schema is not a distribution to compare.
 
-`dispatch()` sends the drift summary to GitHub as a `workflow_dispatch` (inputs
+`dispatch.dispatch()` sends the drift summary to GitHub as a `workflow_dispatch` (inputs
 `drifted_features`, comma-separated, and `max_psi`, which the workflow must declare) or a
 `repository_dispatch` (client_payload `drifted_features` as a list, `max_psi`, and `drift` with
 the counts and both files' sha256), to start retraining.

@@ -227,6 +227,3 @@ def _missing(value: object) -> bool:
 def _finite(value: Any) -> float | None:
     number = float(value)
     return number if math.isfinite(number) else None
-
-
-# -- judging ---------------------------------------------------------------------------------

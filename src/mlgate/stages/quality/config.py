@@ -73,7 +73,7 @@ class QualityConfig(StageConfig):
     data: str = Field(
         min_length=1,
         description="Evaluation data, relative to working_directory: CSV, or Parquet "
-        "(.parquet, .pq, or a file starting with the Parquet magic bytes).",
+        "(.parquet, .pq, .parq, or a file starting with the Parquet magic bytes).",
     )
     target: str = Field(min_length=1, description="Column holding the true label or value.")
     task: Task | None = Field(

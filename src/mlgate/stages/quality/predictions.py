@@ -18,7 +18,7 @@ _MAX_INFERRED_CLASSES = 20
 
 
 def infer_task(model: Model, target: Any) -> str:
-    """See the module docstring: the sklearn model's own kind, else the target's type."""
+    """See stage.py's docstring: the sklearn model's own kind, else the target's type."""
     import pandas as pd  # type: ignore[import-untyped]
 
     estimator = model.estimator
