@@ -24,8 +24,8 @@ true drop is known exactly. Candidates are the champion's predictions changed on
 - regression, as good: residuals mixed with a fixed permutation of themselves and rescaled to
   the champion's true RMSE; at the tolerance: the same, scaled to 1.05 times it.
 
-Each trial runs what the quality stage runs on a holdout (``quality._measure``: the paired
-bootstrap, the same resamples for both models) and judges it with ``quality_rules.judge_drop``,
+Each trial runs what the quality stage runs on a holdout (``quality.bootstrap.measure``: the paired
+bootstrap, the same resamples for both models) and judges it with ``quality.rules.judge_drop``,
 the gate's rule; for contrast, the same entry judged on its two-sided interval's ends (the rule
 before one-sided bounds: a test at 2.5%). Rates carry 95% Clopper-Pearson intervals.
 """
@@ -43,8 +43,9 @@ from typing import Any
 import numpy as np
 from scipy import stats as scipy_stats  # type: ignore[import-untyped]
 
-from mlgate.stages import quality, quality_rules
-from mlgate.stages.quality import QualityPolicy
+from mlgate.stages.quality import bootstrap, config, metrics
+from mlgate.stages.quality import rules as quality_rules
+from mlgate.stages.quality.config import QualityPolicy
 
 _SHARE_SWAPPED = 0.04
 _RELATIVE_TOLERANCE = 0.05
@@ -70,8 +71,8 @@ def interval(hits: int, trials: int) -> tuple[float, float]:
 
 def only(metric: str, tolerance: float, relative: bool) -> QualityPolicy:
     """A policy judging one metric: every default tolerance removed but this one."""
-    absolute: dict[str, float | None] = dict.fromkeys(quality.DEFAULT_MAX_DROP, None)
-    fraction: dict[str, float | None] = dict.fromkeys(quality.DEFAULT_MAX_RELATIVE_DROP, None)
+    absolute: dict[str, float | None] = dict.fromkeys(config.DEFAULT_MAX_DROP, None)
+    fraction: dict[str, float | None] = dict.fromkeys(config.DEFAULT_MAX_RELATIVE_DROP, None)
     (fraction if relative else absolute)[metric] = tolerance
     return QualityPolicy.model_validate({"max_drop": absolute, "max_relative_drop": fraction})
 
@@ -168,20 +169,20 @@ def judge(
 ) -> tuple[dict[str, int], dict[str, int], float]:
     """Outcomes of the gate's rule and of the two-sided one over `trials` holdouts."""
     rng = np.random.default_rng([seed, rows])
-    settings = quality._Settings(
-        scenario.task, resamples, 0.95, seed, quality._Deadline(float(3600))
+    settings = bootstrap.Settings(
+        scenario.task, resamples, 0.95, seed, bootstrap.Deadline(float(3600))
     )
-    higher = quality.HIGHER_IS_BETTER[scenario.metric]
+    higher = config.HIGHER_IS_BETTER[scenario.metric]
     one_sided = {"pass": 0, "fail": 0, "inconclusive": 0}
     two_sided = dict(one_sided)
     started = time.perf_counter()
     for trial in range(trials):
         drawn = rng.integers(0, scenario.truth.size, size=rows)
-        entries, _ = quality._measure(
+        entries, _ = bootstrap.measure(
             settings,
             scenario.truth[drawn],
-            quality._Outputs(scenario.candidate[drawn]),
-            quality._Outputs(scenario.champion[drawn]),
+            metrics.Outputs(scenario.candidate[drawn]),
+            metrics.Outputs(scenario.champion[drawn]),
             trial,
             True,
         )

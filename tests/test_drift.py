@@ -16,17 +16,15 @@ from pydantic import ValidationError
 
 from mlgate import evidence as ev
 from mlgate.github.context import GitHubContext
-from mlgate.stages.drift import (
+from mlgate.stages.drift.config import (
     MAX_WORKFLOW_INPUTS_CHARS,
-    PSI_EPSILON,
-    DispatchError,
     DispatchTarget,
     DriftConfig,
     DriftPolicy,
-    DriftStage,
-    as_json,
-    dispatch,
 )
+from mlgate.stages.drift.dispatch import DispatchError, dispatch
+from mlgate.stages.drift.stage import DriftStage, as_json
+from mlgate.stages.drift.statistics import PSI_EPSILON
 from mlgate.stages.interface import RunContext
 from tests.fakegithub import FakeGitHub
 from tests.helpers import github_with_pull
@@ -132,6 +130,17 @@ def test_the_policy_fails_naming_the_drifted_features(shifted: ev.Evidence) -> N
     assert result.outcome == "pass"
 
 
+def test_parquet_data_is_read_as_parquet_whatever_its_name(tmp_path: Path) -> None:
+    """Drift and quality read data with one reader: Parquet is known by its magic bytes, as
+    quality always did (drift read a Parquet file without its suffix as CSV, and failed)."""
+    reference = write(tmp_path / "reference.csv", frame(1))
+    frame(3).to_parquet(tmp_path / "current.data")
+    evidence = run(tmp_path, reference, str(tmp_path / "current.data"))
+    assert evidence.status == "passed", evidence.reason
+    assert evidence.data["current"]["format"] == "parquet"
+    assert drifted(evidence) == set()
+
+
 def test_identical_distributions_drift_nowhere(tmp_path: Path) -> None:
     reference = write(tmp_path / "reference.csv", frame(1))
     evidence = run(tmp_path, reference, write(tmp_path / "current.parquet", frame(3)))
@@ -233,7 +242,7 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[dict[str, object], str]]:
         "no rows": ({"reference": str(tmp_path / "header.csv"), "current": good}, "has no rows"),
         "not parquet": (
             {"reference": good, "current": str(tmp_path / "broken.parquet")},
-            "cannot be read",
+            "cannot read current",
         ),
         "type changed": ({"reference": good, "current": text}, "is numeric in the reference"),
         "all excluded": (

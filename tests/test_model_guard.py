@@ -21,7 +21,8 @@ import pytest
 from mlgate import evidence as ev
 from mlgate.stages.interface import RunContext
 from mlgate.stages.load import LoadConfig, LoadStage
-from mlgate.stages.quality import QualityConfig, QualityStage
+from mlgate.stages.quality.config import QualityConfig
+from mlgate.stages.quality.stage import QualityStage
 from tests.helpers import junit_xml
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -25,7 +25,8 @@ from mlgate.github.context import GitHubContext
 from mlgate.registry.ledger import Ledger
 from mlgate.registry.mlflow_registry import Registry
 from mlgate.stages.interface import RunContext
-from mlgate.stages.quality import QualityConfig, QualityStage
+from mlgate.stages.quality.config import QualityConfig
+from mlgate.stages.quality.stage import QualityStage
 from mlgate.stages.tests import TestsConfig, TestsStage
 from tests.fakegithub import FakeGitHub
 from tests.helpers import ExampleServer, junit_xml

@@ -19,7 +19,8 @@ from mlgate.registry.ledger import Ledger
 from mlgate.registry.mlflow_registry import Registry
 from mlgate.stages.bench import ROUNDS_ARTIFACT, BenchConfig, BenchStage
 from mlgate.stages.interface import RunContext
-from mlgate.stages.quality import QualityConfig, QualityStage
+from mlgate.stages.quality.config import QualityConfig
+from mlgate.stages.quality.stage import QualityStage
 from mlgate.stages.scan import ScanConfig, ScanStage
 from tests.test_promotion import (
     CONFIG,

@@ -18,12 +18,8 @@ from mlgate.evidence import Evidence
 from mlgate.registry import Registry, files_digest
 from mlgate.registry.mlflow_registry import FileDigest
 from mlgate.stages.interface import RunContext
-from mlgate.stages.quality import (
-    QualityConfig,
-    QualityPolicy,
-    QualityStage,
-    as_json,
-)
+from mlgate.stages.quality.config import QualityConfig, QualityPolicy
+from mlgate.stages.quality.stage import QualityStage, as_json
 from mlgate.verdict import RuleResult
 from tests.helpers import log_sklearn_model
 
@@ -215,7 +211,7 @@ def directory_digest(directory: Path) -> str:
 
 def test_importing_the_stage_imports_no_heavy_package() -> None:
     code = (
-        "import sys, mlgate.stages.quality; "
+        "import sys, mlgate.stages.quality.stage; "
         "heavy = [m for m in ('numpy', 'pandas', 'sklearn', 'scipy', 'mlflow') if m in sys.modules]; "
         "assert not heavy, heavy"
     )
@@ -237,7 +233,7 @@ def test_classification_metrics_at_any_weights_equal_scikit_learn(classes: int) 
         roc_auc_score,
     )
 
-    from mlgate.stages import quality
+    from mlgate.stages.quality import bootstrap, metrics
 
     rng = np.random.default_rng(classes)
     rows = 300
@@ -247,10 +243,10 @@ def test_classification_metrics_at_any_weights_equal_scikit_learn(classes: int) 
     probabilities = np.round(probabilities / probabilities.sum(axis=1, keepdims=True), 2)
     probabilities /= probabilities.sum(axis=1, keepdims=True)  # rounded: ties in the scores
     predicted = probabilities.argmax(axis=1)
-    outputs = quality._Outputs(predicted, probabilities, np.arange(classes))
-    statistics, notes = quality._statistics("classification", truth, outputs)
+    outputs = metrics.Outputs(predicted, probabilities, np.arange(classes))
+    statistics, notes = metrics.statistics("classification", truth, outputs)
     assert notes == []
-    weights = np.vstack([np.ones(rows), quality._bootstrap_weights(rows, 5, rng)])
+    weights = np.vstack([np.ones(rows), bootstrap.bootstrap_weights(rows, 5, rng)])
     for row in weights:
         sample = {"sample_weight": row}
         score = probabilities[:, 1] if classes == 2 else probabilities
@@ -269,11 +265,11 @@ def test_macro_f1_counts_only_labels_present_in_the_resample() -> None:
     import numpy as np
     from sklearn.metrics import f1_score
 
-    from mlgate.stages import quality
+    from mlgate.stages.quality import metrics
 
     truth = np.array([0, 0, 1, 1, 2, 2])
     predicted = np.array([0, 1, 1, 1, 2, 0])
-    statistics, _ = quality._statistics("classification", truth, quality._Outputs(predicted))
+    statistics, _ = metrics.statistics("classification", truth, metrics.Outputs(predicted))
     weights = np.array([[2.0, 1, 1, 2, 0, 0]])  # label 2 drawn nowhere
     keep = weights[0] > 0
     expected = f1_score(
@@ -290,13 +286,13 @@ def test_regression_metrics_at_any_weights_equal_scikit_learn() -> None:
         r2_score,
     )
 
-    from mlgate.stages import quality
+    from mlgate.stages.quality import bootstrap, metrics
 
     rng = np.random.default_rng(7)
     truth = 1000 + rng.normal(size=200)  # a large mean: the variance must not lose digits
     predicted = truth + rng.normal(scale=0.5, size=200)
-    statistics, _ = quality._statistics("regression", truth, quality._Outputs(predicted))
-    for row in np.vstack([np.ones(200), quality._bootstrap_weights(200, 5, rng)]):
+    statistics, _ = metrics.statistics("regression", truth, metrics.Outputs(predicted))
+    for row in np.vstack([np.ones(200), bootstrap.bootstrap_weights(200, 5, rng)]):
         expected = {
             "rmse": mean_squared_error(truth, predicted, sample_weight=row) ** 0.5,
             "mae": mean_absolute_error(truth, predicted, sample_weight=row),
@@ -309,9 +305,9 @@ def test_regression_metrics_at_any_weights_equal_scikit_learn() -> None:
 def test_bootstrap_weights_are_resamples_of_every_row() -> None:
     import numpy as np
 
-    from mlgate.stages import quality
+    from mlgate.stages.quality import bootstrap
 
-    weights = quality._bootstrap_weights(50, 400, np.random.default_rng(0))
+    weights = bootstrap.bootstrap_weights(50, 400, np.random.default_rng(0))
     assert weights.shape == (400, 50)
     assert np.all(weights.sum(axis=1) == 50)
     # Each row is drawn once per resample on average.

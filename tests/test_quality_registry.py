@@ -11,7 +11,8 @@ import pytest
 
 from mlgate.evidence import Evidence
 from mlgate.stages.interface import RunContext
-from mlgate.stages.quality import QualityConfig, QualityStage
+from mlgate.stages.quality.config import QualityConfig
+from mlgate.stages.quality.stage import QualityStage
 from tests.helpers import mlgate_in_process as mlgate
 
 STAGE = QualityStage()

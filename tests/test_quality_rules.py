@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from mlgate import evidence as ev
-from mlgate.stages import quality_rules
-from mlgate.stages.quality import QualityPolicy, QualityStage
+from mlgate.stages.quality import rules as quality_rules
+from mlgate.stages.quality.config import QualityPolicy
+from mlgate.stages.quality.stage import QualityStage
 from mlgate.verdict import RuleResult
 
 SEED: dict[str, Any] = json.loads(

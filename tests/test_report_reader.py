@@ -24,7 +24,8 @@ from mlgate import config, policy
 from mlgate import evidence as ev
 from mlgate.report import files, html, markdown, model, terminal
 from mlgate.stages.load import LoadPolicy, LoadStage
-from mlgate.stages.quality import QualityPolicy, QualityStage
+from mlgate.stages.quality.config import QualityPolicy
+from mlgate.stages.quality.stage import QualityStage
 
 SEEDS = Path(__file__).parent / "data" / "evidence"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"

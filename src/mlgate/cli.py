@@ -301,7 +301,8 @@ def drift(
     """
 
     from mlgate import evidence
-    from mlgate.stages import drift as drift_stage
+    from mlgate.stages.drift import dispatch as drift_dispatch
+    from mlgate.stages.drift import stage as drift_stage
 
     cfg = _load_config(config_path)
     options = {
@@ -323,7 +324,7 @@ def drift(
     if target is not None:
         from mlgate.github.context import from_env
 
-        line = drift_stage.dispatch(
+        line = drift_dispatch.dispatch(
             result,
             target,
             from_env(),
@@ -422,7 +423,7 @@ def quality(
     """
 
     from mlgate import evidence
-    from mlgate.stages import quality as quality_stage
+    from mlgate.stages.quality import stage as quality_stage
 
     cfg = _load_config(config_path)
     options = {

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from mlgate.stages.bench import BenchStage
-from mlgate.stages.drift import DriftStage
+from mlgate.stages.drift.stage import DriftStage
 from mlgate.stages.interface import Stage
 from mlgate.stages.load import LoadStage
 from mlgate.stages.probe import ProbeStage
-from mlgate.stages.quality import QualityStage
+from mlgate.stages.quality.stage import QualityStage
 from mlgate.stages.scan import ScanStage
 from mlgate.stages.tests import TestsStage
 

@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING, Any
 from mlgate.evidence import Evidence
 from mlgate.report import charts
 from mlgate.report.comparison import Comparison
+from mlgate.stages.quality import rules
+from mlgate.stages.quality.config import HIGHER_IS_BETTER
 
 if TYPE_CHECKING:
-    from mlgate.stages.quality import QualityPolicy
+    from mlgate.stages.quality.config import QualityPolicy
 
 _WORDS = {
     "pass": "within the tolerance",
@@ -25,8 +27,6 @@ _WORDS = {
 
 
 def comparisons(evidence: Evidence, policy: QualityPolicy) -> list[Comparison]:
-    from mlgate.stages import quality, quality_rules
-
     data = evidence.data
     if evidence.status != "passed" or not isinstance(data.get("champion"), dict):
         return []
@@ -38,12 +38,12 @@ def comparisons(evidence: Evidence, policy: QualityPolicy) -> list[Comparison]:
     undecided: list[str] = []
     for entry in _entries(data.get("metrics")):
         metric = entry.get("metric")
-        if metric not in quality.HIGHER_IS_BETTER or not _numbers(entry):
+        if metric not in HIGHER_IS_BETTER or not _numbers(entry):
             continue
-        higher = quality.HIGHER_IS_BETTER[metric]
+        higher = HIGHER_IS_BETTER[metric]
         setting = policy.tolerance(metric, float(entry["champion"]))
         result = (
-            quality_rules.judge_drop(policy, entry, metric, higher, rows, _confidence(data))
+            rules.judge_drop(policy, entry, metric, higher, rows, _confidence(data))
             if setting
             else None
         )

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-    from mlgate.stages.quality import QualityPolicy
+    from mlgate.stages.quality.config import QualityPolicy
 
 
 _WORDS: dict[Outcome, str] = {
