@@ -254,30 +254,33 @@ def _case(
         outcome = junit_dialects.attribute_outcome(attrs) or "passed"
     flaky = outcome == "passed" and flaky_attempt is not None
     shown = result if result is not None else flaky_attempt if flaky else None
-    body = _clean(shown.body()) if shown is not None else ""
-    message = ""
-    if shown is not None and not flaky:
-        message = _clean(shown.attrs.get("message", "")) or _first_line(body)
-
-    classname = _clean(attrs.get("classname", ""))
-    name = _clean(attrs.get("name", ""))
-    file = _clean(attrs.get("file", "")) or suite.file
+    get = attrs.get
+    classname, name, file = get("classname", ""), get("name", ""), get("file", "")
+    # Most test cases pass and name themselves in plain text: one search clears all three.
+    if _HAS_CONTROL.search(classname + name + file):
+        classname, name, file = _clean(classname), _clean(name), _clean(file)
+    file = file or suite.file
     # pytest writes the 0-based line of the test's def.
-    line = _line(attrs.get("line"), 1 if suite.pytest else 0)
-    found = _locate(body, classname, name, file) if body else None
-    if found is not None:
-        file, line = found
+    line = _line(get("line"), 1 if suite.pytest else 0)
+    body = message = ""
+    if shown is not None:
+        body = _clean(shown.body())
+        if not flaky:
+            message = _clean(shown.attrs.get("message", "")) or _first_line(body)
+        found = _locate(body, classname, name, file) if body else None
+        if found is not None:
+            file, line = found
     return TestCase(
-        suite=suite.name,
-        classname=classname,
-        name=name,
-        file=file,
-        line=line,
-        outcome=outcome,
-        duration_s=_seconds(attrs.get("time")),
-        message=_cap(message),
-        detail=_cap(body),
-        flaky=flaky,
+        suite.name,
+        classname,
+        name,
+        file,
+        line,
+        outcome,
+        _seconds(get("time")),
+        _cap(message) if message else message,
+        _cap(body) if body else body,
+        flaky,
     )
 
 
@@ -317,7 +320,9 @@ def _cap(text: str) -> str:
 
 
 def _seconds(raw: str | None) -> float:
-    text = (raw or "").strip()
+    if not raw:
+        return 0.0
+    text = raw.strip()
     if "," in text:
         # "1,234.5" groups thousands; a lone comma ("0,5") is a decimal comma.
         grouped = "." in text or _THOUSANDS.fullmatch(text)
@@ -334,8 +339,10 @@ _MAX_SECONDS = 365 * 24 * 3600.0
 
 
 def _line(raw: str | None, offset: int) -> int | None:
+    if not raw:
+        return None
     try:
-        value = int(raw or "") + offset
+        value = int(raw) + offset
     except ValueError:
         return None
     return value if value >= 1 else None

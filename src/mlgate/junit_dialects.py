@@ -33,6 +33,8 @@ MAX_UNLISTED = 100_000
 
 def attribute_outcome(attrs: dict[str, str]) -> Outcome | None:
     """The outcome a test case's own attributes state, when no child element states one."""
+    if "status" not in attrs and "result" not in attrs:  # most producers write neither
+        return None
     for key in _OUTCOME_ATTRIBUTES:
         value = attrs.get(key)
         if value is not None:
