@@ -259,7 +259,7 @@ def _case(
     # Most test cases pass and name themselves in plain text: one search clears all three.
     if _HAS_CONTROL.search(classname + name + file):
         classname, name, file = _clean(classname), _clean(name), _clean(file)
-    file = file or suite.file
+    path = file or suite.file
     # pytest writes the 0-based line of the test's def.
     line = _line(get("line"), 1 if suite.pytest else 0)
     body = message = ""
@@ -267,14 +267,14 @@ def _case(
         body = _clean(shown.body())
         if not flaky:
             message = _clean(shown.attrs.get("message", "")) or _first_line(body)
-        found = _locate(body, classname, name, file) if body else None
+        found = _locate(body, classname, name, path) if body else None
         if found is not None:
-            file, line = found
+            path, line = found
     return TestCase(
         suite.name,
         classname,
         name,
-        file,
+        path,
         line,
         outcome,
         _seconds(get("time")),
