@@ -120,7 +120,14 @@ def test_a_header_beyond_belief_is_refused(tmp_path: Path) -> None:
     path = _report(
         tmp_path, '<testsuite name="ml" tests="999999999"><testcase name="a"/></testsuite>'
     )
-    with pytest.raises(JUnitError, match="declares 999999998 tests in its header beyond its"):
+    with pytest.raises(JUnitError, match=r"declare 999999998 tests beyond their test cases"):
+        parse_junit(path)
+
+
+def test_many_suites_beyond_belief_are_refused_too(tmp_path: Path) -> None:
+    suite = '<testsuite name="s" tests="60000"/>'
+    path = _report(tmp_path, f"<testsuites>{suite * 2}</testsuites>")
+    with pytest.raises(JUnitError, match="declare 120000 tests beyond their test cases"):
         parse_junit(path)
 
 
