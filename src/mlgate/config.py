@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
 from mlgate import safe_yaml
+from mlgate import stages as registry
 from mlgate.errors import ConfigError
 from mlgate.fields import HttpUrl, UrlPath
-from mlgate.stages import STAGES
-from mlgate.stages.interface import StageConfig, StagePolicy
+
+if TYPE_CHECKING:
+    from mlgate.stages.interface import StageConfig, StagePolicy
 
 DEFAULT_PATH = Path("mlgate.yml")
 
@@ -199,20 +202,30 @@ class PromotionConfig(BaseModel):
 
 
 # The `stages` and `policy` sections are built from the stage registry, so a new stage
-# brings its own config and policy keys without edits here.
-StagesConfig: type[BaseModel] = create_model(  # type: ignore[call-overload]
-    "StagesConfig",
-    __config__=ConfigDict(extra="forbid"),
-    **{name: (stage.config_model | None, None) for name, stage in STAGES.items()},
-)
-PolicyConfig: type[BaseModel] = create_model(  # type: ignore[call-overload]
-    "PolicyConfig",
-    __config__=ConfigDict(extra="forbid"),
-    **{
-        name: (stage.policy_model, Field(default_factory=stage.policy_model))
-        for name, stage in STAGES.items()
-    },
-)
+# brings its own config and policy keys without edits here. A config is validated with the
+# sections of the stages it names only: a command imports no stage it does not use.
+@functools.cache
+def _sections(names: frozenset[str]) -> tuple[type[BaseModel], type[BaseModel]]:
+    """The `stages` and `policy` section models holding these stages, in registry order."""
+    listed = [name for name in registry.REGISTRY if name in names]
+    stages_config = create_model(  # type: ignore[call-overload]
+        "StagesConfig",
+        __config__=ConfigDict(extra="forbid"),
+        **{name: (registry.config_model(name) | None, None) for name in listed},
+    )
+    policy_config = create_model(  # type: ignore[call-overload]
+        "PolicyConfig",
+        __config__=ConfigDict(extra="forbid"),
+        **{
+            name: (model, Field(default_factory=model))
+            for name in listed
+            for model in [registry.policy_model(name)]
+        },
+    )
+    return stages_config, policy_config
+
+
+_NO_STAGES, _NO_POLICY = _sections(frozenset())
 
 
 class MlgateConfig(BaseModel):
@@ -224,12 +237,12 @@ class MlgateConfig(BaseModel):
         min_length=1,
         description="Where stages write evidence, relative to the project directory.",
     )
-    stages: StagesConfig = Field(  # type: ignore[valid-type]
-        default_factory=StagesConfig,
+    stages: BaseModel = Field(
+        default_factory=_NO_STAGES,
         description="Stages to run; a stage listed here is required by the gate.",
     )
-    policy: PolicyConfig = Field(  # type: ignore[valid-type]
-        default_factory=PolicyConfig, description="Rules the gate applies per stage."
+    policy: BaseModel = Field(
+        default_factory=_NO_POLICY, description="Rules the gate applies per stage."
     )
     report: ReportConfig = Field(default_factory=ReportConfig)
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
@@ -246,24 +259,38 @@ class MlgateConfig(BaseModel):
         return value
 
     def stage_config(self, name: str) -> StageConfig | None:
-        section = getattr(self.stages, name)
-        return section if isinstance(section, StageConfig) and section.enabled else None
+        section: StageConfig | None = getattr(self.stages, name, None)
+        return section if section is not None and section.enabled else None
 
     def stage_policy(self, name: str) -> StagePolicy:
-        policy: StagePolicy = getattr(self.policy, name)
-        return policy
+        """The stage's policy section; a stage the config does not name has the defaults."""
+        policy: StagePolicy | None = getattr(self.policy, name, None)
+        return policy if policy is not None else registry.policy_model(name)()
 
     @property
     def enabled_stages(self) -> list[str]:
-        return [name for name in STAGES if self.stage_config(name) is not None]
+        return [name for name in registry.REGISTRY if self.stage_config(name) is not None]
 
     @property
     def digest(self) -> str:
-        return _digest(self.model_dump(mode="json"))
+        """The whole config as validated (see `_judged_document`)."""
+        return _digest(self._judged_document())
 
     @property
     def policy_digest(self) -> str:
-        return _digest(self.policy.model_dump(mode="json"))  # type: ignore[attr-defined]
+        """The `policy` part of the same: what a verdict or bundle was judged under."""
+        return _digest(self._judged_document()["policy"])
+
+    def _judged_document(self) -> dict[str, Any]:
+        # Covers every section, and the resolved stages/policy sections (defaults filled in)
+        # of each stage the config names: the gate judges only the configured stages, so
+        # those sections pin what was judged. Stages the config never names are left out,
+        # so their defaults are neither built nor hashed. The one exception is the scan
+        # policy that promotion.require_model_scan applies to a bundle: it is hashed too.
+        document = self.model_dump(mode="json")
+        if self.promotion.require_model_scan and "scan" not in document["policy"]:
+            document["policy"]["scan"] = self.stage_policy("scan").model_dump(mode="json")
+        return document
 
 
 def _digest(document: Any) -> str:
@@ -295,7 +322,7 @@ def load(path: Path | None = None, *, required: bool = True) -> MlgateConfig:
 
 def parse(document: dict[str, Any], source: str = "config") -> MlgateConfig:
     try:
-        return MlgateConfig.model_validate(document)
+        return _model_for(_named_stages(document)).model_validate(document)
     except ValidationError as exc:
         raise ConfigError(describe(exc, source)) from None
 
@@ -322,7 +349,39 @@ def _short(value: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _named_stages(document: dict[str, Any]) -> frozenset[str]:
+    """The registered stages the document's `stages` and `policy` sections name (any other
+    key is left for validation to refuse as unknown)."""
+    named = [
+        key
+        for section in (document.get("stages"), document.get("policy"))
+        if isinstance(section, dict)
+        for key in section
+    ]
+    return frozenset(name for name in named if name in registry.REGISTRY)
+
+
+@functools.cache
+def _model_for(names: frozenset[str]) -> type[MlgateConfig]:
+    """MlgateConfig with the `stages` and `policy` sections of these stages."""
+    stages_config, policy_config = _sections(names)
+    fields = MlgateConfig.model_fields
+    model: type[MlgateConfig] = create_model(
+        "MlgateConfig",
+        __base__=MlgateConfig,
+        stages=(
+            stages_config,
+            Field(default_factory=stages_config, description=fields["stages"].description),
+        ),
+        policy=(
+            policy_config,
+            Field(default_factory=policy_config, description=fields["policy"].description),
+        ),
+    )
+    return model
+
+
 def json_schema() -> dict[str, Any]:
-    schema = MlgateConfig.model_json_schema()
+    schema = _model_for(frozenset(registry.REGISTRY)).model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return schema

@@ -1,9 +1,10 @@
 """Read JUnit XML test reports (pytest, Maven Surefire, jest-junit and kin) into test cases.
 
-Reports are untrusted input. They are parsed with defusedxml with DTDs refused outright, so
-XXE and entity-expansion bombs fail at once, and every bad input surfaces as one JUnitError
-line naming the file. Parsing streams: finished test cases are dropped from the tree as it
-is read, so memory stays flat on large reports.
+Reports are untrusted input. They are streamed through expat with DTDs refused outright
+(mlgate.junit_stream), so XXE and entity-expansion bombs fail at once, memory stays flat on
+large reports, and every bad input surfaces as one JUnitError line naming the file. What a
+producer states beyond result elements (outcome attributes, suite header counts) counts
+too (mlgate.junit_dialects).
 """
 
 from __future__ import annotations
@@ -14,14 +15,15 @@ import re
 import stat
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
-from typing import IO, Literal
-from xml.etree.ElementTree import Element, ParseError
+from dataclasses import dataclass
+from typing import IO, NamedTuple
+from xml.parsers.expat import ExpatError
 
 from defusedxml import DTDForbidden
-from defusedxml.ElementTree import iterparse
 
+from mlgate import junit_dialects
 from mlgate.errors import MlgateError
+from mlgate.junit_stream import Outcome, Reader, Result, RootError, Suite
 
 __all__ = [
     "MAX_TEXT_BYTES",
@@ -32,8 +34,6 @@ __all__ = [
     "parse_junit",
     "parse_junit_files",
 ]
-
-Outcome = Literal["passed", "failed", "error", "skipped"]
 
 # Bound on each message and detail, so one runaway traceback cannot bloat the evidence.
 MAX_TEXT_BYTES = 64 * 1024
@@ -65,13 +65,9 @@ class JUnitError(MlgateError):
     """A report that cannot be read; the message is one line naming the file and the problem."""
 
 
-@dataclass(frozen=True, slots=True)
-class TestCase:
-    """One test's final result, after reruns and duplicate reports are folded together."""
-
-    # pytest would otherwise try to collect this class in test modules that import it.
-    __test__ = False
-
+class _Fields(NamedTuple):
+    # A named tuple, not a frozen dataclass: reports hold tens of thousands of test cases,
+    # and a frozen dataclass costs five times as much to make.
     suite: str
     classname: str
     name: str
@@ -82,6 +78,14 @@ class TestCase:
     message: str
     detail: str
     flaky: bool
+
+
+class TestCase(_Fields):
+    """One test's final result, after reruns and duplicate reports are folded together."""
+
+    __slots__ = ()
+    # pytest would otherwise try to collect this class in test modules that import it.
+    __test__ = False
 
     @property
     def id(self) -> str:
@@ -153,9 +157,9 @@ def _unique(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
 def _flaky_pass(passed: TestCase, attempt: TestCase) -> TestCase:
     """`passed`, marked flaky; a failed attempt's traceback and location say where it broke."""
     if passed.detail or not attempt.detail:
-        return replace(passed, flaky=True)
+        return passed._replace(flaky=True)
     located = attempt if attempt.line is not None else passed
-    return replace(passed, flaky=True, detail=attempt.detail, file=located.file, line=located.line)
+    return passed._replace(flaky=True, detail=attempt.detail, file=located.file, line=located.line)
 
 
 def _fold_file(cases: Iterable[TestCase], from_pytest: bool) -> Iterable[TestCase]:
@@ -196,12 +200,11 @@ def _read_file(source: str) -> Iterable[TestCase]:
             f"refused: DOCTYPE <{str(exc.name)[:100]}> is not allowed, "
             "as XML entities and external entities are not allowed",
         ) from None
-    except ParseError as exc:
-        line, column = exc.position
+    except ExpatError as exc:
         # expat's reasons read "not well-formed (invalid token)", "mismatched tag", ...
         reason = str(exc).split(":", 1)[0].removeprefix("not well-formed ").strip("()")
         raise _error(
-            source, f"not well-formed XML at line {line}, column {column} ({reason})"
+            source, f"not well-formed XML at line {exc.lineno}, column {exc.offset} ({reason})"
         ) from None
     except (LookupError, ValueError) as exc:
         # An XML declaration naming an unknown or unsupported encoding, or a NUL in the path.
@@ -214,95 +217,90 @@ def _error(source: str, problem: str) -> JUnitError:
     return JUnitError(text.replace("\n", " ").replace("\t", " "))
 
 
-@dataclass(frozen=True, slots=True)
-class _Suite:
-    name: str
-    file: str | None
-    pytest: bool
-
-
 def _parse(stream: IO[bytes], source: str) -> tuple[list[TestCase], bool]:
-    cases: list[TestCase] = []
-    open_elements: list[Element] = []
-    suites: list[_Suite] = []
-    from_pytest = False
-    for event, elem in iterparse(stream, events=("start", "end"), forbid_dtd=True):
-        tag = elem.tag
-        if event == "start":
-            if not open_elements and tag not in ("testsuites", "testsuite"):
-                raise _error(source, f"root element <{tag}> is not <testsuites> or <testsuite>")
-            open_elements.append(elem)
-            if tag in ("testsuites", "testsuite"):
-                name = _clean(elem.get("name", ""))
-                parent = suites[-1] if suites else None
-                # pytest names its root "pytest tests" and its suite "pytest" by default.
-                pytest = (parent is not None and parent.pytest) or name in (
-                    "pytest tests",
-                    "pytest",
-                )
-                from_pytest = from_pytest or pytest
-                file = _clean(elem.get("file", "")) or (parent.file if parent else None)
-                suites.append(_Suite(name, file, pytest))
-            continue
-        open_elements.pop()
-        if tag == "testcase":
-            cases.append(_case(elem, suites[-1]))
-            # Drop finished siblings: the tree would otherwise hold the whole report.
-            if open_elements:
-                del open_elements[-1][:]
-        elif tag in ("testsuites", "testsuite"):
-            suites.pop()
-    return cases, from_pytest
+    made = [0]  # tests counted from headers so far, over all suites of the file
+
+    def close_suite(suite: Suite, outermost: bool) -> list[TestCase]:
+        beyond = junit_dialects.beyond_cases(suite.name, suite.header, suite.listed, suite.unknown)
+        suite.unknown = beyond.unknown
+        suite.unknown_reason = beyond.unknown_reason or suite.unknown_reason
+        unlisted = list(beyond.declared)
+        if outermost and suite.unknown:
+            unlisted.append(junit_dialects.Unlisted("error", suite.unknown, suite.unknown_reason))
+            suite.unknown = 0
+        count = sum(u.count for u in unlisted)
+        made[0] += count
+        if made[0] > junit_dialects.MAX_UNLISTED:
+            raise _error(
+                source,
+                f"suite headers declare {made[0]} tests beyond their test cases: too many "
+                "to believe",
+            )
+        return [_unlisted_case(suite, u, i) for u in unlisted for i in range(1, u.count + 1)]
+
+    reader = Reader(_case, close_suite, _clean)
+    try:
+        reader.read(stream)
+    except RootError as exc:
+        raise _error(source, f"root element <{exc}> is not <testsuites> or <testsuite>") from None
+    return reader.results, reader.from_pytest
 
 
-def _case(elem: Element, suite: _Suite) -> TestCase:
-    outcome: Outcome = "passed"
-    result: Element | None = None
-    flaky_attempt: Element | None = None
-    for child in elem:
-        tag = child.tag
-        if tag in ("failure", "error"):
-            if outcome not in _FAILING:
-                outcome, result = ("failed" if tag == "failure" else "error"), child
-        elif tag == "skipped":
-            if outcome == "passed":
-                outcome, result = "skipped", child
-        # Surefire's (and newer pytest-rerunfailures') record of a failed attempt that was
-        # retried; <rerunFailure>/<rerunError> sit beside a final <failure>, so need no care.
-        elif tag in ("flakyFailure", "flakyError") and flaky_attempt is None:
-            flaky_attempt = child
+def _case(
+    suite: Suite,
+    attrs: dict[str, str],
+    outcome: Outcome | None,
+    result: Result | None,
+    flaky_attempt: Result | None,
+) -> TestCase:
+    if outcome is None:
+        outcome = junit_dialects.attribute_outcome(attrs) or "passed"
     flaky = outcome == "passed" and flaky_attempt is not None
     shown = result if result is not None else flaky_attempt if flaky else None
-    body = _clean(_body(shown)) if shown is not None else ""
-    message = ""
-    if shown is not None and not flaky:
-        message = _clean(shown.get("message", "")) or _first_line(body)
-
-    classname = _clean(elem.get("classname", ""))
-    name = _clean(elem.get("name", ""))
-    file = _clean(elem.get("file", "")) or suite.file
+    get = attrs.get
+    classname, name, file = get("classname", ""), get("name", ""), get("file", "")
+    # Most test cases pass and name themselves in plain text: one search clears all three.
+    if _HAS_CONTROL.search(classname + name + file):
+        classname, name, file = _clean(classname), _clean(name), _clean(file)
+    path = file or suite.file
     # pytest writes the 0-based line of the test's def.
-    line = _line(elem.get("line"), 1 if suite.pytest else 0)
-    found = _locate(body, classname, name, file) if body else None
-    if found is not None:
-        file, line = found
+    line = _line(get("line"), 1 if suite.pytest else 0)
+    body = message = ""
+    if shown is not None:
+        body = _clean(shown.body())
+        if not flaky:
+            message = _clean(shown.attrs.get("message", "")) or _first_line(body)
+        found = _locate(body, classname, name, path) if body else None
+        if found is not None:
+            path, line = found
     return TestCase(
-        suite=suite.name,
-        classname=classname,
-        name=name,
-        file=file,
-        line=line,
-        outcome=outcome,
-        duration_s=_seconds(elem.get("time")),
-        message=_cap(message),
-        detail=_cap(body),
-        flaky=flaky,
+        suite.name,
+        classname,
+        name,
+        path,
+        line,
+        outcome,
+        _seconds(get("time")),
+        _cap(message) if message else message,
+        _cap(body) if body else body,
+        flaky,
     )
 
 
-def _body(elem: Element) -> str:
-    # Surefire's flaky/rerun elements keep the trace in a <stackTrace> child.
-    return elem.text if elem.text and elem.text.strip() else elem.findtext("stackTrace", "")
+def _unlisted_case(suite: Suite, unlisted: junit_dialects.Unlisted, index: int) -> TestCase:
+    """One test a suite's header declares and its cases do not show, without detail."""
+    return TestCase(
+        suite=suite.name,
+        classname="",
+        name=f"(unlisted {unlisted.outcome} {index} of {unlisted.count})",
+        file=suite.file,
+        line=None,
+        outcome=unlisted.outcome,
+        duration_s=0.0,
+        message=unlisted.reason,
+        detail="",
+        flaky=False,
+    )
 
 
 def _clean(text: str) -> str:
@@ -325,7 +323,9 @@ def _cap(text: str) -> str:
 
 
 def _seconds(raw: str | None) -> float:
-    text = (raw or "").strip()
+    if not raw:
+        return 0.0
+    text = raw.strip()
     if "," in text:
         # "1,234.5" groups thousands; a lone comma ("0,5") is a decimal comma.
         grouped = "." in text or _THOUSANDS.fullmatch(text)
@@ -342,8 +342,10 @@ _MAX_SECONDS = 365 * 24 * 3600.0
 
 
 def _line(raw: str | None, offset: int) -> int | None:
+    if not raw:
+        return None
     try:
-        value = int(raw or "") + offset
+        value = int(raw) + offset
     except ValueError:
         return None
     return value if value >= 1 else None

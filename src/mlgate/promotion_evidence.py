@@ -104,9 +104,7 @@ def _rewaived(
     judging = cfg
     if isinstance(scan_policy, scan_stage.ScanPolicy) and scan_policy.new_only:
         unscoped = scan_policy.model_copy(update={"new_only": False})
-        judging = cfg.model_copy(
-            update={"policy": cfg.policy.model_copy(update={stage: unscoped})}  # type: ignore[attr-defined]
-        )
+        judging = cfg.model_copy(update={"policy": cfg.policy.model_copy(update={stage: unscoped})})
     rewaived = waiver_rules.apply(waivers, scan.findings, waiver_rules.today()).findings
     lost = [
         old.id

@@ -1,27 +1,107 @@
-"""The registry of stages. Adding a stage: write its module, add one line here."""
+"""The registry of stages, by name. Adding a stage: write its modules, add one entry here.
+
+Entries name classes by dotted path and nothing is imported until a stage is asked for, so
+a command pays only for the stages its config uses (a stage module may import numpy & co.).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from mlgate.stages.bench import BenchStage
-from mlgate.stages.drift.stage import DriftStage
-from mlgate.stages.interface import Stage
-from mlgate.stages.load import LoadStage
-from mlgate.stages.probe import ProbeStage
-from mlgate.stages.quality.stage import QualityStage
-from mlgate.stages.scan import ScanStage
-from mlgate.stages.tests import TestsStage
+if TYPE_CHECKING:
+    from mlgate.stages.interface import Stage, StageConfig, StagePolicy
 
-STAGES: dict[str, Stage[Any, Any]] = {
-    stage.name: stage
-    for stage in (
-        TestsStage(),
-        BenchStage(),
-        LoadStage(),
-        ScanStage(),
-        DriftStage(),
-        ProbeStage(),
-        QualityStage(),
-    )
+
+@dataclass(frozen=True, slots=True)
+class StageEntry:
+    """Where one stage's classes live, as "module:attribute"."""
+
+    config: str
+    policy: str
+    stage: str
+
+
+# The order is the order of the config's sections and of reports.
+REGISTRY: dict[str, StageEntry] = {
+    "tests": StageEntry(
+        "mlgate.stages.tests:TestsConfig",
+        "mlgate.stages.tests:TestsPolicy",
+        "mlgate.stages.tests:TestsStage",
+    ),
+    "bench": StageEntry(
+        "mlgate.stages.bench:BenchConfig",
+        "mlgate.stages.bench:BenchPolicy",
+        "mlgate.stages.bench:BenchStage",
+    ),
+    "load": StageEntry(
+        "mlgate.stages.load:LoadConfig",
+        "mlgate.stages.load:LoadPolicy",
+        "mlgate.stages.load:LoadStage",
+    ),
+    "scan": StageEntry(
+        "mlgate.stages.scan:ScanConfig",
+        "mlgate.stages.scan:ScanPolicy",
+        "mlgate.stages.scan:ScanStage",
+    ),
+    "drift": StageEntry(
+        "mlgate.stages.drift.config:DriftConfig",
+        "mlgate.stages.drift.config:DriftPolicy",
+        "mlgate.stages.drift.stage:DriftStage",
+    ),
+    "probe": StageEntry(
+        "mlgate.stages.probe:ProbeConfig",
+        "mlgate.stages.probe:ProbePolicy",
+        "mlgate.stages.probe:ProbeStage",
+    ),
+    "quality": StageEntry(
+        "mlgate.stages.quality.config:QualityConfig",
+        "mlgate.stages.quality.config:QualityPolicy",
+        "mlgate.stages.quality.stage:QualityStage",
+    ),
 }
+
+
+def resolve(dotted: str) -> Any:
+    """The object a "module:attribute" path names, importing its module."""
+    module, _, attribute = dotted.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+def config_model(name: str) -> type[StageConfig]:
+    """The `stages.<name>` section's model (imports only the module that defines it)."""
+    model: type[StageConfig] = resolve(REGISTRY[name].config)
+    return model
+
+
+def policy_model(name: str) -> type[StagePolicy]:
+    """The `policy.<name>` section's model."""
+    model: type[StagePolicy] = resolve(REGISTRY[name].policy)
+    return model
+
+
+class _Stages(Mapping[str, "Stage[Any, Any]"]):
+    """Stage name -> the stage, imported and made on first use, then kept."""
+
+    def __init__(self) -> None:
+        self._made: dict[str, Stage[Any, Any]] = {}
+
+    def __getitem__(self, name: str) -> Stage[Any, Any]:
+        made = self._made.get(name)
+        if made is None:
+            made = self._made[name] = resolve(REGISTRY[name].stage)()
+        return made
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(REGISTRY)
+
+    def __len__(self) -> int:
+        return len(REGISTRY)
+
+    def __contains__(self, name: object) -> bool:
+        return name in REGISTRY
+
+
+STAGES: Mapping[str, Stage[Any, Any]] = _Stages()

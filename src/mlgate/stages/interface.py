@@ -1,6 +1,6 @@
 """What a stage is: its config and policy sections, how it runs, and how its evidence is judged.
 
-A new stage is one module implementing `Stage` plus one line in `mlgate.stages.STAGES`;
+A new stage is one module implementing `Stage` plus one entry in `mlgate.stages.REGISTRY`;
 config, policy, the gate and the reports pick it up from there.
 """
 
