@@ -7,8 +7,8 @@ from typing import Any
 from mlgate.stages.bench import BenchStage
 from mlgate.stages.drift import DriftStage
 from mlgate.stages.interface import Stage
-from mlgate.stages.load import LoadStage
-from mlgate.stages.probe import ProbeStage
+from mlgate.stages.load.stage import LoadStage
+from mlgate.stages.probe.stage import ProbeStage
 from mlgate.stages.quality import QualityStage
 from mlgate.stages.scan import ScanStage
 from mlgate.stages.tests import TestsStage

@@ -38,10 +38,12 @@ from mlgate.serving import ServeSpec
 from mlgate.serving import output as server_output
 from mlgate.serving.mlflow_direct import prepared_sources
 from mlgate.serving.together import ServerStartError, serve_together
-from mlgate.stages import load_report, load_rounds, model_guard
+from mlgate.stages import model_guard
+from mlgate.stages.load import report as load_report
+from mlgate.stages.load import rounds as load_rounds
 from mlgate.stages.baseline import Baseline, baseline_path
 from mlgate.stages.interface import RunContext, Stage, StageConfig, StagePolicy
-from mlgate.stages.load_warmup import warm_up_together
+from mlgate.stages.load.warmup import warm_up_together
 from mlgate.verdict import RuleResult
 
 # Written next to the evidence: one successful measured latency in ms per line, in the order

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 from mlgate import loadgen
 from mlgate.serving import Server
-from mlgate.stages.load_warmup import Warmup
+from mlgate.stages.load.warmup import Warmup
 
 # A round's generator is a fresh process: its first second is its own warm-up, left out. In
 # closed loop locust spawns the users over that second (spawn_rate = users), so it runs fewer
