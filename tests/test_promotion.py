@@ -26,7 +26,8 @@ from mlgate.registry.ledger import Ledger
 from mlgate.registry.mlflow_registry import Registry
 from mlgate.stages.interface import RunContext
 from mlgate.stages.quality import QualityConfig, QualityStage
-from mlgate.stages.tests import TestsConfig, TestsStage
+from mlgate.stages.tests import TestsStage
+from mlgate.stages.tests_config import TestsConfig
 from tests.fakegithub import FakeGitHub
 from tests.helpers import ExampleServer, junit_xml
 
