@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from mlgate import process
 from mlgate.serving.command import HOST, local_port
 from mlgate.serving.interface import (
     Resources,
@@ -147,7 +146,8 @@ class ContainerServer(Server):
         if self._stopping.is_set():
             return
         self._stopping.set()
-        with _uninterrupted():
+        # A second Ctrl-C or SIGTERM during the teardown must not leave the container running.
+        with process.uninterrupted():
             self._sampler.join()
             self._sample()  # the last numbers, before the container (and its stats) are gone
             # A failed graceful stop is no problem: remove(force=True) kills it anyway.
@@ -234,19 +234,3 @@ def _build_lines(log: Any) -> list[str]:
 def _short(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if len(text) <= _LINE_MAX_CHARS else text[: _LINE_MAX_CHARS - 1] + "…"
-
-
-@contextlib.contextmanager
-def _uninterrupted() -> Iterator[None]:
-    """A second Ctrl-C or SIGTERM during the teardown must not leave the container running.
-    Only the main thread may set handlers."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    signals = (signal.SIGINT, signal.SIGTERM)
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in signals}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

@@ -26,9 +26,7 @@ from mlgate.stages.load.comparison import baseline_file, compare_baseline
 from mlgate.stages.load.config import (
     NAME,
     SAMPLES_FILE,
-    STARTUP_S,
     LoadConfig,
-    LoadPolicy,
 )
 
 _PERCENTILES = (("p50_ms", 50), ("p90_ms", 90), ("p95_ms", 95), ("p99_ms", 99))
@@ -80,17 +78,6 @@ class Attempt:
         return _judge_run(
             self.config, self.context, self.started, records, result, self.samples, rounds
         )
-
-
-def _round_plan(config: LoadConfig, context: RunContext, left: float) -> sequential.RoundPlan:
-    """The rounds of a champion comparison; auto judges them by this stage's policy. `left`:
-    seconds to the stage's deadline now, as the rounds begin (warm-ups may have gone before)."""
-    if config.rounds != "auto":
-        return sequential.RoundPlan(config.rounds)
-    policy = context.stage_policy if isinstance(context.stage_policy, LoadPolicy) else LoadPolicy()
-    # Within the stage's timeout too, with room to judge and stop.
-    budget = min(config.max_seconds, left - 2 * STARTUP_S)
-    return sequential.RoundPlan(None, config.min_rounds, budget, policy.regression_tolerance)
 
 
 def server_log(context: RunContext, role: str) -> Path:

@@ -23,22 +23,14 @@ from mlgate.serving import ServeSpec
 from mlgate.serving import output as server_output
 from mlgate.stages import model_guard
 from mlgate.stages.interface import RunContext, Stage
+from mlgate.stages.load import measure, rules
 from mlgate.stages.load import report as load_report
-from mlgate.stages.load import rules
 from mlgate.stages.load.champion import interleaved, prepared_fresh_rounds
 from mlgate.stages.load.config import (
     NAME,
     STARTUP_S,
     LoadConfig,
     LoadPolicy,
-)
-from mlgate.stages.load.measure import (
-    Attempt,
-    checked_inputs,
-    generate,
-    load_evidence,
-    server_log,
-    within,
 )
 from mlgate.verdict import RuleResult
 
@@ -65,17 +57,17 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
         try:
             found, note = _registry_champion(config)
         except MlgateError as exc:
-            return load_evidence(context, started, config, reason=f"champion: {exc}")
+            return measure.load_evidence(context, started, config, reason=f"champion: {exc}")
         if found is not None:
             config = config.model_copy(update={"champion": found})
         try:
             serve, candidate = model_identity.pin_served(config.serve)
         except MlgateError as exc:
-            return load_evidence(context, started, config, reason=f"candidate: {exc}")
+            return measure.load_evidence(context, started, config, reason=f"candidate: {exc}")
         # Pinned before the scan, so the version scanned is the version served.
         config = config.model_copy(update={"serve": serve})
         if refused := model_guard.served_refusal(context, self.name, config.serve, config.champion):
-            return load_evidence(context, started, config, reason=refused)
+            return measure.load_evidence(context, started, config, reason=refused)
         evidence = server_output.with_logs(
             self._run(config, context), context.evidence_dir, self.name
         )
@@ -96,27 +88,18 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
         deadline = time.monotonic() + config.timeout
 
         with contextlib.ExitStack() as stack:
+
+            def start(spec: ServeSpec | None, role: str) -> serving.Server | None:
+                if spec is None:
+                    return None
+                log = measure.server_log(context, role)
+                return stack.enter_context(serving.serve(measure.within(spec, deadline), log))
+
             try:
-                server = (
-                    stack.enter_context(
-                        serving.serve(
-                            within(config.serve, deadline), server_log(context, "candidate")
-                        )
-                    )
-                    if config.serve
-                    else None
-                )
-                champion = (
-                    stack.enter_context(
-                        serving.serve(
-                            within(config.champion, deadline), server_log(context, "champion")
-                        )
-                    )
-                    if config.champion
-                    else None
-                )
+                server = start(config.serve, "candidate")
+                champion = start(config.champion, "champion")
             except serving.ServingError as exc:
-                return load_evidence(context, started, config, reason=f"serving: {exc}")
+                return measure.load_evidence(context, started, config, reason=f"serving: {exc}")
             before = server.resources() if server else None
             running = config.model_copy(
                 update={
@@ -149,8 +132,8 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
     def _load(self, config: LoadConfig, context: RunContext) -> Evidence:
         """Load the running server at config.url."""
         assert config.url is not None  # LoadConfig requires url or serve; serve was resolved
-        attempt = Attempt.begin(config, context)
-        inputs = checked_inputs(config)
+        attempt = measure.Attempt.begin(config, context)
+        inputs = measure.checked_inputs(config)
         if isinstance(inputs, str):
             return attempt.error(inputs)
         payload, locustfile = inputs
@@ -168,7 +151,9 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
                 f"the stage timeout of {config.timeout:g} s leaves {budget:.1f} s after the "
                 f"health check, too little for warmup + duration ({load_s:g} s)"
             )
-        generated = generate(config, config.url, attempt.workdir, payload, locustfile, budget)
+        generated = measure.generate(
+            config, config.url, attempt.workdir, payload, locustfile, budget
+        )
         if isinstance(generated, str):
             return attempt.error(generated)
         records, result = generated

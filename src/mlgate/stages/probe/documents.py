@@ -91,14 +91,25 @@ def special(document: Any, value: float) -> Any:
     return in_rows(document, first)
 
 
-def drop_column(document: Any) -> Any:
+def _with_rows(document: Any) -> tuple[Any, list[Any], list[Any] | None] | None:
+    """A copy of the document, its rows and its dataframe_split columns (both in place, the
+    columns None when it has none); None for a document without rows."""
     copied = copy.deepcopy(document)
     rows = _rows(copied)
     if not rows:
         return None
     split = copied.get("dataframe_split") if isinstance(copied, dict) else None
-    if isinstance(split, dict) and isinstance(split.get("columns"), list) and split["columns"]:
-        split["columns"] = split["columns"][:-1]
+    columns = split.get("columns") if isinstance(split, dict) else None
+    return copied, rows, columns if isinstance(columns, list) else None
+
+
+def drop_column(document: Any) -> Any:
+    found = _with_rows(document)
+    if found is None:
+        return None
+    copied, rows, columns = found
+    if columns:
+        del columns[-1]
     for index, row in enumerate(rows):
         if isinstance(row, list) and row:
             rows[index] = row[:-1]
@@ -110,13 +121,12 @@ def drop_column(document: Any) -> Any:
 
 
 def add_column(document: Any) -> Any:
-    copied = copy.deepcopy(document)
-    rows = _rows(copied)
-    if not rows:
+    found = _with_rows(document)
+    if found is None:
         return None
-    split = copied.get("dataframe_split") if isinstance(copied, dict) else None
-    if isinstance(split, dict) and isinstance(split.get("columns"), list):
-        split["columns"] = [*split["columns"], _EXTRA_COLUMN]
+    copied, rows, columns = found
+    if columns is not None:
+        columns.append(_EXTRA_COLUMN)
     for index, row in enumerate(rows):
         if isinstance(row, list):
             rows[index] = [*row, 0.5]
