@@ -60,7 +60,7 @@ def _fresh_rounds(
     sources: dict[str, serving.ServingSource],
 ) -> Evidence:
     """Every round on a fresh pair of servers: start both together (in alternating order),
-    warm both up at once until their latency settles (load_warmup), load one round as the
+    warm both up at once until their latency settles (warmup.py), load one round as the
     side-by-side modes do (open loop: requests in turn; closed loop: A then B, B then A),
     stop both. The rounds are put on one timeline, each measured window after the last,
     and judged as one run."""

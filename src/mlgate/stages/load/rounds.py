@@ -1,4 +1,4 @@
-"""Round mechanics of a champion comparison on fresh servers (the load stage's `_fresh_rounds`):
+"""Round mechanics of a champion comparison on fresh servers (champion.py's `_fresh_rounds`):
 each round's records put on the stage's one timeline, and what each round's server starts did.
 """
 
@@ -20,7 +20,7 @@ GENERATOR_WARMUP_S = 1.0
 
 def generator_warmup(warmup: float) -> float:
     """The warm-up of a fresh round's generator, out of the round's `warmup`; the servers get
-    the rest (load_warmup), before the generator starts."""
+    the rest (warmup.py), before the generator starts."""
     return min(warmup, GENERATOR_WARMUP_S)
 
 

@@ -1,7 +1,7 @@
 """The load stage: load a running model endpoint with locust and record its latency under load.
 
 The load itself runs in a child process (`mlgate.loadgen`), because locust patches the
-standard library with gevent when it is imported; this module only checks the input, waits
+standard library with gevent when it is imported; this package only checks the input, waits
 for the server to be healthy, starts the child with a deadline and turns its raw records into
 evidence. Requests of the warm-up period load the server but are left out of the statistics.
 """
