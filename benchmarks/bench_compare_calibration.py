@@ -64,7 +64,8 @@ import numpy.typing as npt
 from scipy import stats as scipy_stats  # type: ignore[import-untyped]
 
 from mlgate import loadgen, stats
-from mlgate.stages.load import LoadConfig, _generate
+from mlgate.stages.load.config import LoadConfig
+from mlgate.stages.load.measure import generate
 from mlgate.stats import DEFAULT_TOLERANCE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -161,7 +162,7 @@ def load(
         rate=args.rate,
         timeout=args.warmup + round_seconds(args) + 120,
     )
-    generated = _generate(
+    generated = generate(
         config, candidate, scratch, PAYLOAD, None, config.timeout, other_urls=[champion]
     )
     if isinstance(generated, str):

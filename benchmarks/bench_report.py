@@ -240,7 +240,8 @@ def phases(work: Path, junit: Path, failures: int) -> None:
     from mlgate import evidence as ev
     from mlgate.report import files, markdown, model
     from mlgate.stages.interface import RunContext
-    from mlgate.stages.tests import TestsConfig, TestsStage
+    from mlgate.stages.tests import TestsStage
+    from mlgate.stages.tests_config import TestsConfig
 
     cfg = config.parse({"stages": {"tests": {}}})
     evidence_dir = work / "evidence"

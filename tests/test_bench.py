@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from mlgate import evidence as ev
-from mlgate.stages.bench import ROUNDS_ARTIFACT, BenchConfig, BenchPolicy, BenchStage
+from mlgate.stages.bench import ROUNDS_ARTIFACT, BenchStage
+from mlgate.stages.bench_config import BenchConfig, BenchPolicy
 from mlgate.stages.interface import RunContext
 
 STAGE = BenchStage()

@@ -7,7 +7,7 @@ import pytest
 
 from mlgate import config
 from mlgate.errors import ConfigError
-from mlgate.stages.tests import TestsConfig, TestsPolicy
+from mlgate.stages.tests_config import TestsConfig, TestsPolicy
 
 SCHEMA_FILE = Path(config.__file__).parent / "schemas" / "mlgate-config.schema.json"
 

@@ -150,7 +150,8 @@ def test_other_sources_do_not_take_an_image() -> None:
 
 def test_locust_loads_the_model_in_a_container(engine: Any, ours: set[str], tmp_path: Path) -> None:
     from mlgate.stages.interface import RunContext
-    from mlgate.stages.load import LoadConfig, LoadStage
+    from mlgate.stages.load.config import LoadConfig
+    from mlgate.stages.load.stage import LoadStage
 
     config = LoadConfig(
         serve=built(),

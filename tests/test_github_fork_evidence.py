@@ -18,7 +18,8 @@ from mlgate import evidence as ev
 from mlgate.config import parse
 from mlgate.github import fork_evidence
 from mlgate.stages.interface import RunContext
-from mlgate.stages.tests import TestsConfig, TestsStage
+from mlgate.stages.tests import TestsStage
+from mlgate.stages.tests_config import TestsConfig
 from tests.fakegithub import FakeGitHub
 from tests.helpers import junit_xml, mlgate_in_process
 

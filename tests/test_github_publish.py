@@ -18,7 +18,8 @@ from mlgate.github import context, publish
 from mlgate.github.client import Unreachable
 from mlgate.report import model
 from mlgate.stages.interface import RunContext
-from mlgate.stages.tests import TestsConfig, TestsStage
+from mlgate.stages.tests import TestsStage
+from mlgate.stages.tests_config import TestsConfig
 from tests.fakegithub import FakeGitHub
 from tests.helpers import github_with_pull, junit_xml
 

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from mlgate.junit import JUnitError, parse_junit
 from mlgate.stages.interface import RunContext
-from mlgate.stages.tests import TestsConfig, TestsPolicy, TestsStage
+from mlgate.stages.tests import TestsStage
+from mlgate.stages.tests_config import TestsConfig, TestsPolicy
 
 DIALECTS = Path(__file__).parent / "data" / "junit" / "dialects"
 

@@ -28,7 +28,8 @@ from mlgate import evidence as ev
 from mlgate import stats
 from mlgate.samples import read_samples
 from mlgate.stages.interface import RunContext
-from mlgate.stages.load import SAMPLES_FILE, LoadConfig, LoadPolicy, LoadStage
+from mlgate.stages.load.config import SAMPLES_FILE, LoadConfig, LoadPolicy
+from mlgate.stages.load.stage import LoadStage
 from tests.helpers import ExampleServer as Server
 
 STAGE = LoadStage()

@@ -11,8 +11,9 @@ import pytest
 
 from mlgate import evidence as ev
 from mlgate.stages.interface import RunContext
-from mlgate.stages.load import LoadConfig, LoadStage
-from mlgate.stages.load_warmup import settled
+from mlgate.stages.load.config import LoadConfig
+from mlgate.stages.load.stage import LoadStage
+from mlgate.stages.load.warmup import settled
 from tests.test_serving import alive
 
 STAGE = LoadStage()
@@ -238,7 +239,7 @@ def test_a_garbled_reply_during_warm_up_counts_as_an_error_not_a_crash() -> None
     import socket
     import threading
 
-    from mlgate.stages.load_warmup import warm_up_together
+    from mlgate.stages.load.warmup import warm_up_together
 
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))

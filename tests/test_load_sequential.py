@@ -14,7 +14,8 @@ from pydantic import ValidationError
 from mlgate import evidence as ev
 from mlgate import sequential
 from mlgate.stages.interface import RunContext
-from mlgate.stages.load import LoadConfig, LoadPolicy, LoadStage
+from mlgate.stages.load.config import LoadConfig, LoadPolicy
+from mlgate.stages.load.stage import LoadStage
 from mlgate.verdict import let_through
 from tests.helpers import mlgate_in_process
 from tests.test_load import _evidence as load_evidence

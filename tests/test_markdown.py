@@ -10,7 +10,8 @@ from mlgate import config, policy
 from mlgate import evidence as ev
 from mlgate.report import files, markdown, model
 from mlgate.stages.interface import RunContext
-from mlgate.stages.tests import TestsConfig, TestsStage
+from mlgate.stages.tests import TestsStage
+from mlgate.stages.tests_config import TestsConfig
 from tests.helpers import junit_xml
 
 

@@ -20,7 +20,8 @@ import pytest
 
 from mlgate import evidence as ev
 from mlgate.stages.interface import RunContext
-from mlgate.stages.load import LoadConfig, LoadStage
+from mlgate.stages.load.config import LoadConfig
+from mlgate.stages.load.stage import LoadStage
 from mlgate.stages.quality.config import QualityConfig
 from mlgate.stages.quality.stage import QualityStage
 from tests.helpers import junit_xml

@@ -18,7 +18,8 @@ from pydantic import ValidationError
 
 from mlgate import evidence as ev
 from mlgate.stages.interface import RunContext
-from mlgate.stages.probe import ProbeConfig, ProbePolicy, ProbeStage
+from mlgate.stages.probe.config import ProbeConfig, ProbePolicy
+from mlgate.stages.probe.stage import ProbeStage
 from tests.helpers import ExampleServer as IrisServer
 
 STAGE = ProbeStage()
@@ -313,7 +314,7 @@ def test_evaluate_refuses_inconsistent_evidence(tmp_path: Path, bad_server: BadS
 def test_malformed_requests_follow_the_payload_format(
     document: dict[str, Any], missing: object, extra: object
 ) -> None:
-    from mlgate.stages import probe
+    from mlgate.stages.probe import cases as probe
 
     config = ProbeConfig(url="http://127.0.0.1:1", payload="p.jsonl", max_body_bytes=4096)
     valid = json.dumps(document).encode()

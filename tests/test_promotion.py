@@ -27,7 +27,8 @@ from mlgate.registry.mlflow_registry import Registry
 from mlgate.stages.interface import RunContext
 from mlgate.stages.quality.config import QualityConfig
 from mlgate.stages.quality.stage import QualityStage
-from mlgate.stages.tests import TestsConfig, TestsStage
+from mlgate.stages.tests import TestsStage
+from mlgate.stages.tests_config import TestsConfig
 from tests.fakegithub import FakeGitHub
 from tests.helpers import ExampleServer, junit_xml
 

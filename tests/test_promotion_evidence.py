@@ -17,7 +17,8 @@ from mlgate import bundle, config, policy, promotion
 from mlgate import evidence as ev
 from mlgate.registry.ledger import Ledger
 from mlgate.registry.mlflow_registry import Registry
-from mlgate.stages.bench import ROUNDS_ARTIFACT, BenchConfig, BenchStage
+from mlgate.stages.bench import ROUNDS_ARTIFACT, BenchStage
+from mlgate.stages.bench_config import BenchConfig
 from mlgate.stages.interface import RunContext
 from mlgate.stages.quality.config import QualityConfig
 from mlgate.stages.quality.stage import QualityStage

@@ -23,7 +23,8 @@ from typing import Any
 from mlgate import config, policy
 from mlgate import evidence as ev
 from mlgate.report import files, html, markdown, model, terminal
-from mlgate.stages.load import LoadPolicy, LoadStage
+from mlgate.stages.load.config import LoadPolicy
+from mlgate.stages.load.stage import LoadStage
 from mlgate.stages.quality.config import QualityPolicy
 from mlgate.stages.quality.stage import QualityStage
 

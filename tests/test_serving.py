@@ -352,7 +352,8 @@ def test_a_model_that_is_not_there_is_one_line_naming_its_side(
     registry's reason, before any server starts: the alias is pinned (and the version scanned)
     before fresh rounds download anything."""
     from mlgate.stages.interface import RunContext
-    from mlgate.stages.load import LoadConfig, LoadStage
+    from mlgate.stages.load.config import LoadConfig
+    from mlgate.stages.load.stage import LoadStage
 
     def model(uri: str) -> ServeSpec:
         env = MLFLOW_ENV | {"MLFLOW_TRACKING_URI": mlflow_store}
@@ -391,7 +392,8 @@ def test_an_unknown_mlflow_model_fails_fast(marker: str, mlflow_store: str) -> N
 def test_locust_loads_the_model_mlflow_serves(tmp_path: Path, mlflow_store: str) -> None:
     """The load stage end to end on a real MLflow server: started, loaded, measured, stopped."""
     from mlgate.stages.interface import RunContext
-    from mlgate.stages.load import LoadConfig, LoadStage
+    from mlgate.stages.load.config import LoadConfig
+    from mlgate.stages.load.stage import LoadStage
 
     config = LoadConfig(
         serve=ServeSpec(
@@ -439,7 +441,8 @@ def test_the_registered_champion_is_loaded_beside_the_candidate(
     from mlflow import MlflowClient
 
     from mlgate.stages.interface import RunContext
-    from mlgate.stages.load import LoadConfig, LoadStage
+    from mlgate.stages.load.config import LoadConfig
+    from mlgate.stages.load.stage import LoadStage
 
     # A second version of the model, logged as the first was.
     done = subprocess.run(
@@ -588,7 +591,8 @@ def test_the_load_stage_keeps_the_output_of_an_mlflow_server_that_failed(tmp_pat
 
     from mlgate import artifact_paths
     from mlgate.stages.interface import RunContext
-    from mlgate.stages.load import LoadConfig, LoadStage
+    from mlgate.stages.load.config import LoadConfig
+    from mlgate.stages.load.stage import LoadStage
 
     model = tmp_path / "unloadable-model"
     model.mkdir()

@@ -8,7 +8,8 @@ import pytest
 from mlgate import evidence as ev
 from mlgate import process
 from mlgate.stages.interface import RunContext
-from mlgate.stages.tests import TestsConfig, TestsPolicy, TestsStage
+from mlgate.stages.tests import TestsStage
+from mlgate.stages.tests_config import TestsConfig, TestsPolicy
 from tests.helpers import junit_xml, stage_evidence
 
 STAGE = TestsStage()

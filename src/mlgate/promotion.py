@@ -545,7 +545,8 @@ def _check_runnable(check: PromotionCheck) -> None:
 def _post_check(check: PromotionCheck, stage: str) -> str | None:
     """Health, then a short open-loop load of the deployed model; why it failed, or None."""
     from mlgate.stages.interface import RunContext
-    from mlgate.stages.load import LoadConfig, LoadStage
+    from mlgate.stages.load.config import LoadConfig
+    from mlgate.stages.load.stage import LoadStage
 
     url = check.url.replace("{stage}", stage)
     problem = _wait_healthy(url, check.health_timeout)

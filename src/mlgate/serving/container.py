@@ -10,14 +10,12 @@ The docker SDK is imported only when a container is served: `pip install 'mlgate
 from __future__ import annotations
 
 import contextlib
-import signal
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from mlgate import docker_sdk
+from mlgate import docker_sdk, process
 from mlgate.serving.command import HOST, local_port
 from mlgate.serving.interface import (
     Resources,
@@ -147,7 +145,8 @@ class ContainerServer(Server):
         if self._stopping.is_set():
             return
         self._stopping.set()
-        with _uninterrupted():
+        # A second Ctrl-C or SIGTERM during the teardown must not leave the container running.
+        with process.uninterrupted():
             self._sampler.join()
             self._sample()  # the last numbers, before the container (and its stats) are gone
             # A failed graceful stop is no problem: remove(force=True) kills it anyway.
@@ -223,19 +222,3 @@ def _build_lines(log: Any) -> list[str]:
 def _short(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if len(text) <= _LINE_MAX_CHARS else text[: _LINE_MAX_CHARS - 1] + "…"
-
-
-@contextlib.contextmanager
-def _uninterrupted() -> Iterator[None]:
-    """A second Ctrl-C or SIGTERM during the teardown must not leave the container running.
-    Only the main thread may set handlers."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    signals = (signal.SIGINT, signal.SIGTERM)
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in signals}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

@@ -27,19 +27,19 @@ class StageEntry:
 # The order is the order of the config's sections and of reports.
 REGISTRY: dict[str, StageEntry] = {
     "tests": StageEntry(
-        "mlgate.stages.tests:TestsConfig",
-        "mlgate.stages.tests:TestsPolicy",
+        "mlgate.stages.tests_config:TestsConfig",
+        "mlgate.stages.tests_config:TestsPolicy",
         "mlgate.stages.tests:TestsStage",
     ),
     "bench": StageEntry(
-        "mlgate.stages.bench:BenchConfig",
-        "mlgate.stages.bench:BenchPolicy",
+        "mlgate.stages.bench_config:BenchConfig",
+        "mlgate.stages.bench_config:BenchPolicy",
         "mlgate.stages.bench:BenchStage",
     ),
     "load": StageEntry(
-        "mlgate.stages.load:LoadConfig",
-        "mlgate.stages.load:LoadPolicy",
-        "mlgate.stages.load:LoadStage",
+        "mlgate.stages.load.config:LoadConfig",
+        "mlgate.stages.load.config:LoadPolicy",
+        "mlgate.stages.load.stage:LoadStage",
     ),
     "scan": StageEntry(
         "mlgate.stages.scan:ScanConfig",
@@ -52,9 +52,9 @@ REGISTRY: dict[str, StageEntry] = {
         "mlgate.stages.drift.stage:DriftStage",
     ),
     "probe": StageEntry(
-        "mlgate.stages.probe:ProbeConfig",
-        "mlgate.stages.probe:ProbePolicy",
-        "mlgate.stages.probe:ProbeStage",
+        "mlgate.stages.probe.config:ProbeConfig",
+        "mlgate.stages.probe.config:ProbePolicy",
+        "mlgate.stages.probe.stage:ProbeStage",
     ),
     "quality": StageEntry(
         "mlgate.stages.quality.config:QualityConfig",

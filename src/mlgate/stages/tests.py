@@ -7,52 +7,18 @@ import os
 from datetime import datetime
 from pathlib import Path
 
-from pydantic import Field
-
 from mlgate import evidence as ev
-from mlgate import junit, process
+from mlgate import junit
 from mlgate.evidence import Evidence, Finding
-from mlgate.fields import Command, Paths
-from mlgate.stages import reports
-from mlgate.stages.interface import RunContext, Stage, StageConfig, StagePolicy
+from mlgate.stages.command import StageCommand
+from mlgate.stages.interface import RunContext, Stage
+from mlgate.stages.tests_config import TestsConfig, TestsPolicy
 from mlgate.verdict import RuleResult
 
 # How many of the slowest tests the evidence keeps by name.
 _SLOWEST_KEPT = 10
 # The command as reasons name it.
 _LABEL = "test command"
-
-
-class TestsConfig(StageConfig):
-    __test__ = False  # not a pytest test class, despite the name
-    command: Command | None = Field(
-        default=None,
-        min_length=1,
-        description="Test command run before the reports are read (argv list or one string, "
-        "split like a shell would, without a shell).",
-    )
-    junit: Paths = Field(
-        default_factory=lambda: [".mlgate/junit.xml"],
-        min_length=1,
-        description="JUnit XML files or glob patterns, relative to working_directory.",
-    )
-
-    reruns: Paths = Field(
-        default_factory=list,
-        description="JUnit XML files or globs of a re-run (e.g. pytest --last-failed): a test "
-        "that failed in the reports and passed here counts as passed and flaky.",
-    )
-
-
-class TestsPolicy(StagePolicy):
-    __test__ = False
-    max_failures: int = Field(default=0, ge=0, description="Failed tests allowed.")
-    max_errors: int = Field(default=0, ge=0, description="Errored tests allowed.")
-    min_tests: int = Field(default=1, ge=0, description="Fewer tests than this fails the gate.")
-    max_flaky: int | None = Field(
-        default=None, ge=0, description="Flaky tests allowed (failed, then passed on rerun)."
-    )
-    max_skipped: int | None = Field(default=None, ge=0, description="Skipped tests allowed.")
 
 
 class TestsStage(Stage[TestsConfig, TestsPolicy]):
@@ -64,48 +30,35 @@ class TestsStage(Stage[TestsConfig, TestsPolicy]):
 
     def run(self, config: TestsConfig, context: RunContext) -> Evidence:
         started = ev.now()
-        workdir = Path(config.working_directory)
-        ran: process.Completed | None = None
+        command = StageCommand(config.command or [], Path(config.working_directory), _LABEL)
 
         def error(reason: str) -> Evidence:
-            return _evidence(context, started, "error", reason=reason, ran=ran, command=command)
+            return _evidence(context, started, "error", reason=reason, command=command)
 
-        def after_command(then: str) -> str:
-            return ran.explain(_LABEL, then) if ran else then
-
-        command = config.command or []
-        if command:
-            ran = process.run(command, workdir, config.timeout)
-            if ran.problem:
-                return error(ran.explain(_LABEL))
-        exit_code = ran.exit_code if ran else None
-        paths, missing = reports.expand(workdir, config.junit)
-        if missing:
-            return error(after_command(f"no JUnit report found at {', '.join(missing)}"))
-        reruns, _ = reports.expand(workdir, config.reruns)  # no rerun report: nothing was re-run
-        if config.command:
-            stale = reports.older_than(paths + reruns, started)
-            if stale:
-                # Reports left over from an earlier run would describe other code.
-                return error(f"JUnit report {stale[0]} was not written by the test command")
+        problem = command.run(config.timeout)
+        if problem:
+            return error(problem)
+        # No rerun report: nothing was re-run.
+        found = command.reports(config.junit, "JUnit report", started, optional=config.reruns)
+        if isinstance(found, str):
+            return error(found)
+        paths, reruns = found
         try:
             report = junit.parse_junit_files(paths, reruns=reruns)
         except junit.JUnitError as exc:
             return error(str(exc))
         totals = report.totals
-        if exit_code and not (totals["failed"] or totals["errors"]):
+        if command.exit_code and not (totals["failed"] or totals["errors"]):
             # A runner that crashed (collection error, internal error) may leave a stale or
             # empty report behind; trusting it would turn a crash into a pass.
-            return error(after_command("its reports show no failing test"))
+            return error(command.after("its reports show no failing test"))
         status: ev.Status = "failed" if totals["failed"] or totals["errors"] else "passed"
         return _evidence(
             context,
             started,
             status,
-            ran=ran,
             command=command,
             report=report,
-            workdir=workdir,
             artifacts=[ev.artifact(p, "JUnit XML report", read=True) for p in paths]
             + [ev.artifact(p, "JUnit XML report of a re-run", read=True) for p in reruns],
         )
@@ -268,20 +221,16 @@ def _evidence(
     status: ev.Status,
     *,
     reason: str | None = None,
-    ran: process.Completed | None = None,
-    command: list[str] | None = None,
+    command: StageCommand,
     report: junit.JUnitReport | None = None,
-    workdir: Path = Path("."),
     artifacts: list[ev.Artifact] | None = None,
 ) -> Evidence:
-    metrics: dict[str, ev.MetricValue] = {"command_exit_code": ran.exit_code if ran else None}
-    # What the command printed last says why it failed when its reports cannot.
-    data: dict[str, object] = {"command": ran.record(command or [])} if ran else {}
+    metrics, data = command.evidence_parts()
     findings: list[Finding] = []
     if report is not None:
         metrics |= report.totals
         metrics["duration_s"] = round(report.duration_s, 6)
-        findings = _findings(report, workdir)
+        findings = _findings(report, command.workdir)
         slowest = sorted(report.cases, key=lambda c: c.duration_s, reverse=True)[:_SLOWEST_KEPT]
         data |= {
             "sources": list(report.sources),

@@ -20,7 +20,7 @@ from mlgate.report.comparison import Comparison
 from mlgate.verdict import Outcome
 
 if TYPE_CHECKING:
-    from mlgate.stages.load import LoadPolicy
+    from mlgate.stages.load.config import LoadPolicy
 
 CHARTED = ("p50", "p90", "p95", "p99")
 _OUTCOMES: dict[GateOutcome, Outcome] = {

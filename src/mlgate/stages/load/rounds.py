@@ -1,4 +1,4 @@
-"""Round mechanics of a champion comparison on fresh servers (the load stage's `_fresh_rounds`):
+"""Round mechanics of a champion comparison on fresh servers (champion.py's `_fresh_rounds`):
 each round's records put on the stage's one timeline, and what each round's server starts did.
 """
 
@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 from mlgate import loadgen
 from mlgate.serving import Server
-from mlgate.stages.load_warmup import Warmup
+from mlgate.stages.load.warmup import Warmup
 
 # A round's generator is a fresh process: its first second is its own warm-up, left out. In
 # closed loop locust spawns the users over that second (spawn_rate = users), so it runs fewer
@@ -20,7 +20,7 @@ GENERATOR_WARMUP_S = 1.0
 
 def generator_warmup(warmup: float) -> float:
     """The warm-up of a fresh round's generator, out of the round's `warmup`; the servers get
-    the rest (load_warmup), before the generator starts."""
+    the rest (warmup.py), before the generator starts."""
     return min(warmup, GENERATOR_WARMUP_S)
 
 

@@ -1,0 +1,1 @@
+"""The probe stage: malformed and perturbed requests sent to a running model server."""
