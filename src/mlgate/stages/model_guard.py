@@ -167,7 +167,8 @@ def _scan_files(model: Path, config: ScanConfig | None, context: RunContext) -> 
     """The model's files scanned by every registered model scanner, as scan evidence (without
     waivers: those belong to a configured scan stage)."""
     from mlgate.scanners import SCANNERS
-    from mlgate.scanners.interface import ScanError, ScanTargets, fingerprint
+    from mlgate.scanners.errors import ScanError
+    from mlgate.scanners.interface import ScanTargets, fingerprint
 
     started = ev.now()
     scanners = {n: s for n, s in SCANNERS.items() if "model" in s.sources}

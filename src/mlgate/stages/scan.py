@@ -150,7 +150,8 @@ class ScanStage(Stage[ScanConfig, ScanPolicy]):
 
     def run(self, config: ScanConfig, context: RunContext) -> Evidence:
         from mlgate.scanners import SCANNERS
-        from mlgate.scanners.interface import ScanError, ScanTargets, fingerprint
+        from mlgate.scanners.errors import ScanError
+        from mlgate.scanners.interface import ScanTargets, fingerprint
         from mlgate.stages import model_guard
 
         started = ev.now()
