@@ -20,7 +20,8 @@ from mlgate.registry.mlflow_registry import Registry
 from mlgate.stages.bench import ROUNDS_ARTIFACT, BenchConfig, BenchStage
 from mlgate.stages.interface import RunContext
 from mlgate.stages.quality import QualityConfig, QualityStage
-from mlgate.stages.scan import ScanConfig, ScanStage
+from mlgate.stages.scan.config import ScanConfig
+from mlgate.stages.scan.stage import ScanStage
 from tests.test_promotion import (
     CONFIG,
     MODEL,

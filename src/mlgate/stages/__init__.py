@@ -10,7 +10,7 @@ from mlgate.stages.interface import Stage
 from mlgate.stages.load import LoadStage
 from mlgate.stages.probe import ProbeStage
 from mlgate.stages.quality import QualityStage
-from mlgate.stages.scan import ScanStage
+from mlgate.stages.scan.stage import ScanStage
 from mlgate.stages.tests import TestsStage
 
 STAGES: dict[str, Stage[Any, Any]] = {

@@ -37,7 +37,8 @@ from mlgate.evidence import Evidence, Finding
 from mlgate.serving.interface import ServeSpec
 from mlgate.stages import mlmodel_paths
 from mlgate.stages.interface import RunContext
-from mlgate.stages.scan import ScanConfig, ScanPolicy, ScanStage
+from mlgate.stages.scan.config import ScanConfig, ScanPolicy
+from mlgate.stages.scan.stage import ScanStage
 
 _REGISTERED = re.compile(r"models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))/?")
 # A URI scheme of two letters or more ("C:\models" is a path).
