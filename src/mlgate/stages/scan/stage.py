@@ -28,6 +28,7 @@ from mlgate.stages.scan.inputs import (
     load_osv_db,
     load_waivers,
 )
+from mlgate.stages.scan.model_digests import model_digests
 from mlgate.stages.scan.report import findings_html, findings_markdown
 from mlgate.stages.scan.rules import SEVERITIES, findings_rule, waivers_rule
 from mlgate.verdict import RuleResult
@@ -49,7 +50,6 @@ class ScanStage(Stage[ScanConfig, ScanPolicy]):
         from mlgate.scanners import SCANNERS
         from mlgate.scanners.errors import ScanError
         from mlgate.scanners.interface import ScanTargets, fingerprint
-        from mlgate.stages import model_guard
 
         started = ev.now()
         workdir = Path(config.working_directory).resolve()
@@ -103,7 +103,7 @@ class ScanStage(Stage[ScanConfig, ScanPolicy]):
         if registered:
             data[registry_models.DATA_KEY] = [target.identity() for target in registered]
         # What a passing scan vouches for, so stages loading these files need not scan again.
-        data["model_digests"] = model_guard.model_digests(targets.models)
+        data["model_digests"] = model_digests(targets.models)
 
         unknown = [name for name in config.scanners or [] if name not in SCANNERS]
         if unknown:
