@@ -18,27 +18,30 @@ def findings_markdown(evidence: Evidence) -> str:
         (f.source or "other", f.severity) for f in evidence.findings
     )
     sources = sorted({s for s, _ in grid})
-    lines = [
-        "| source | " + " | ".join(SEVERITIES) + " | waived |",
-        "|---|" + "---|" * (len(SEVERITIES) + 1),
-    ]
+    counts = []
     for source in sources:
         waived = sum(
             1 for f in evidence.findings if (f.source or "other") == source and f.waived_by
         )
-        cells = " | ".join(str(grid[(source, s)] or "") for s in SEVERITIES)
-        lines.append(f"| {escape.inline(source)} | {cells} | {waived or ''} |")
+        cells = [str(grid[(source, s)] or "") for s in SEVERITIES]
+        counts.append([escape.inline(source), *cells, str(waived or "")])
+    lines = escape.markdown_table(["source", *SEVERITIES, "waived"], counts)
     worst = sorted(evidence.findings, key=lambda f: SEVERITIES.index(f.severity))[:20]
-    lines += ["", "| severity | id | where | what |", "|---|---|---|---|"]
+    listed = []
     for f in worst:
         where = (f.package and f"{f.package} {f.version or ''}".strip()) or f.path or ""
         if f.image:
             where = f"{where} in {f.image}" if where else f.image
         mark = " (waived)" if f.waived_by else ""
-        lines.append(
-            f"| {f.severity}{mark} | {escape.inline(f.id, 100)} | {escape.inline(where, 200)} "
-            f"| {escape.inline(f.title or f.message, 200)} |"
+        listed.append(
+            [
+                f"{f.severity}{mark}",
+                escape.inline(f.id, 100),
+                escape.inline(where, 200),
+                escape.inline(f.title or f.message, 200),
+            ]
         )
+    lines += ["", *escape.markdown_table(["severity", "id", "where", "what"], listed)]
     if len(evidence.findings) > len(worst):
         lines.append(f"\n{len(evidence.findings) - len(worst)} more in the SARIF files.")
     return "\n".join(lines)
