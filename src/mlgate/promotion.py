@@ -312,12 +312,10 @@ def _move(
         sequence=sequence,
         record=record,
     )
-    if who.repo is not None:
-        warning = promotion_deploy.deployment_warning(
-            who.repo, outcome.record, outcome.stage, outcome.kind, outcome.line()
-        )
-        if warning:
-            outcome.warnings.append(warning)
+    warning = promotion_deploy.deployment_warning(
+        who.repo, outcome.record, outcome.stage, outcome.kind, outcome.line()
+    )
+    outcome.warnings += [warning] if warning else []
     return outcome
 
 

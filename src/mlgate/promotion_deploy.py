@@ -149,10 +149,12 @@ def wait_healthy(url: str, timeout: float) -> str | None:
 
 
 def deployment_warning(
-    repo: Repository, record: dict[str, Any], stage: str, kind: str, description: str
+    repo: Repository | None, record: dict[str, Any], stage: str, kind: str, description: str
 ) -> str | None:
-    """A GitHub Deployment for the stage's environment, linking the run. The promotion has
-    happened by now: a refusal here is a warning (returned), not an undo."""
+    """A GitHub Deployment for the stage's environment, linking the run (when GitHub is there).
+    The promotion has happened by now: a refusal here is a warning (returned), not an undo."""
+    if repo is None:
+        return None
     from mlgate.github import deployments
     from mlgate.github.client import NotPermitted, Rejected, Unreachable
 
