@@ -59,7 +59,8 @@ def main() -> int:
     from mlgate.scanners.interface import ScanTargets
     from mlgate.scanners.osv import OsvDatabase
     from mlgate.stages.interface import RunContext
-    from mlgate.stages.scan import ScanConfig, ScanStage
+    from mlgate.stages.scan.config import ScanConfig
+    from mlgate.stages.scan.stage import ScanStage
 
     with tempfile.TemporaryDirectory(prefix="mlgate-bench-scan-") as name:
         scratch = Path(name)

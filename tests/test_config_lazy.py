@@ -12,7 +12,7 @@ import pytest
 
 from mlgate import config
 from mlgate.errors import ConfigError
-from mlgate.stages.scan import ScanPolicy
+from mlgate.stages.scan.config import ScanPolicy
 
 SRC = Path(config.__file__).parents[1]
 

@@ -392,7 +392,8 @@ def test_workflow_run_job_publishes_another_runs_results(tmp_path: Path, gh: Fak
 
 def scan_report(tmp_path: Path) -> model.Report:
     """Scan evidence of a real bandit run over an insecure module, gated."""
-    from mlgate.stages.scan import ScanConfig, ScanStage
+    from mlgate.stages.scan.config import ScanConfig
+    from mlgate.stages.scan.stage import ScanStage
 
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "app.py").write_text(

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mlgate.report import markdown, sarif
-from mlgate.scanners.image import _secret_findings
+from mlgate.scanners.image_trivy import secret_findings
 
 TOKEN = "ghp_" + "R3alLookingT0ken" * 2 + "abcd"
 DIFF_ID = "sha256:" + "4e" * 32
@@ -70,7 +70,7 @@ def report(archive: Path) -> dict[str, Any]:
 
 def test_secret_findings_name_the_layer_not_its_command(tmp_path: Path) -> None:
     archive = tmp_path / "image.tar"
-    findings = _secret_findings(report(archive), archive, "model:1")
+    findings = secret_findings(report(archive), archive, "model:1")
     in_file, in_config = findings
     assert (in_file.path, in_file.line, in_file.severity) == ("/app/settings.env", 1, "critical")
     assert in_config.path is None and "image configuration" in in_config.message
@@ -94,6 +94,6 @@ def test_a_layer_without_a_digest_is_not_named(tmp_path: Path) -> None:
     for result in document["Results"]:
         for entry in result["Secrets"]:
             entry["Layer"] = {"DiffID": f"RUN echo {TOKEN}", "CreatedBy": f"RUN echo {TOKEN}"}
-    findings = _secret_findings(document, archive, "model:1")
+    findings = secret_findings(document, archive, "model:1")
     assert [f.detail for f in findings] == [None, None]
     assert all(TOKEN not in f.model_dump_json() for f in findings)

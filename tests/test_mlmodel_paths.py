@@ -15,6 +15,7 @@ import pytest
 
 from mlgate.stages import mlmodel_paths, model_guard
 from mlgate.stages.interface import RunContext
+from mlgate.stages.scan.model_digests import model_digests
 from tests.test_model_guard import MLMODEL, load, malicious_model, quality
 
 
@@ -105,7 +106,7 @@ def test_unreadable_model_files_are_a_refusal_not_a_crash(tmp_path: Path) -> Non
     assert refused is not None
     assert refused.startswith("model scan failed: cannot read the model's files: ")
     assert refused.endswith("quality did not load the model")
-    assert model_guard.model_digests((unreadable,)) == []  # not vouched for, not a crash
+    assert model_digests((unreadable,)) == []  # not vouched for, not a crash
 
 
 def write_model(directory: Path, flavors: str) -> Path:

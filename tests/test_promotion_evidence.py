@@ -22,7 +22,8 @@ from mlgate.stages.bench_config import BenchConfig
 from mlgate.stages.interface import RunContext
 from mlgate.stages.quality.config import QualityConfig
 from mlgate.stages.quality.stage import QualityStage
-from mlgate.stages.scan import ScanConfig, ScanStage
+from mlgate.stages.scan.config import ScanConfig
+from mlgate.stages.scan.stage import ScanStage
 from tests.test_promotion import (
     CONFIG,
     MODEL,

@@ -443,7 +443,7 @@ def test_the_evidence_records_one_sided_bounds_inside_the_interval(
 def test_a_model_without_probabilities_is_judged_without_auc_and_log_loss(
     world: World, tmp_path: Path
 ) -> None:
-    from mlgate.stages.scan import FailOn, ScanPolicy
+    from mlgate.stages.scan.config import FailOn, ScanPolicy
 
     # A pyfunc of custom code (from code, or cloudpickled where MLflow cannot save models from
     # code) is code, not model data: the model scan rightly refuses it. This test is about the

@@ -16,7 +16,7 @@ import pytest
 import mlgate as mlgate_package
 from mlgate import config, waivers
 from mlgate.errors import ConfigError
-from mlgate.scanners.interface import ScanError
+from mlgate.scanners.errors import ScanError
 from mlgate.scanners.osv import OsvDatabase
 
 

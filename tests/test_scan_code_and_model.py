@@ -19,7 +19,8 @@ import pytest
 
 from mlgate.evidence import Finding
 from mlgate.scanners.bandit import BanditScanner
-from mlgate.scanners.interface import ScanError, ScanTargets
+from mlgate.scanners.errors import ScanError
+from mlgate.scanners.interface import ScanTargets
 from mlgate.scanners.model_files import ModelFileScanner
 
 # --- bandit ----------------------------------------------------------------------------------

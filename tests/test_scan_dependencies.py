@@ -16,15 +16,12 @@ from typing import Any
 import pytest
 import yaml
 
-from mlgate.scanners.interface import ScanError, ScanTargets
-from mlgate.scanners.osv import (
-    Advisory,
-    OsvDatabase,
-    advisory_finding,
-    cvss3_base_score,
-    record_severity,
-    serve,
-)
+from mlgate.scanners.errors import ScanError
+from mlgate.scanners.interface import ScanTargets
+from mlgate.scanners.osv import Advisory, OsvDatabase
+from mlgate.scanners.osv_findings import advisory_finding
+from mlgate.scanners.osv_server import serve
+from mlgate.scanners.osv_severity import cvss3_base_score, record_severity
 from mlgate.scanners.pip_audit import PipAuditScanner
 
 DATA = Path(__file__).parent / "data"

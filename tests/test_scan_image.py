@@ -18,9 +18,11 @@ from typing import Any
 import pytest
 
 from mlgate.evidence import Finding
-from mlgate.scanners import osv
-from mlgate.scanners.image import ImageScanner, python_distributions
-from mlgate.scanners.interface import ScanError, ScanResult, ScanTargets
+from mlgate.scanners import osv, osv_server
+from mlgate.scanners.errors import ScanError
+from mlgate.scanners.image import ImageScanner
+from mlgate.scanners.image_layers import python_distributions
+from mlgate.scanners.interface import ScanResult, ScanTargets
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTEXT = ROOT / "tests" / "data" / "scan" / "image"
@@ -211,7 +213,7 @@ def test_without_an_offline_database_pip_audit_is_asked(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # pip-audit's OSV service, pointed at a local endpoint through its environment.
-    with osv.serve(advisories) as url:
+    with osv_server.serve(advisories) as url:
         monkeypatch.setenv("PIP_AUDIT_VULNERABILITY_SERVICE", "osv")
         monkeypatch.setenv("PIP_AUDIT_OSV_URL", f"{url}/v1/query")
         monkeypatch.setenv("NO_PROXY", "127.0.0.1")
@@ -412,7 +414,7 @@ def test_an_archive_that_is_not_an_image_is_a_scan_error(tmp_path: Path) -> None
 
 
 def test_os_package_vulnerabilities_from_trivys_report() -> None:
-    from mlgate.scanners.image import _os_vulnerability_findings
+    from mlgate.scanners.image_trivy import os_vulnerability_findings
 
     report = {
         "Results": [
@@ -442,7 +444,7 @@ def test_os_package_vulnerabilities_from_trivys_report() -> None:
             },
         ]
     }
-    glibc, apt = _os_vulnerability_findings(report, "app:1")
+    glibc, apt = os_vulnerability_findings(report, "app:1")
     assert (glibc.id, glibc.source, glibc.severity) == ("CVE-2023-4911", "image-os", "high")
     assert (glibc.package, glibc.version) == ("libc6", "2.36-9+deb12u1")
     assert glibc.fixed_versions == ["2.36-9+deb12u3"] and glibc.aliases == ["DSA-5514-1"]

@@ -25,7 +25,8 @@ from mlgate.evidence import Evidence
 from mlgate.scanners import SCANNERS
 from mlgate.scanners.interface import ScanTargets
 from mlgate.stages.interface import RunContext
-from mlgate.stages.scan import ScanConfig, ScanPolicy, ScanStage
+from mlgate.stages.scan.config import ScanConfig, ScanPolicy
+from mlgate.stages.scan.stage import ScanStage
 
 STAGE = ScanStage()
 SYSTEM = f"{os.system.__module__}.system"  # posix.system here

@@ -17,7 +17,8 @@ from mlgate import waivers
 from mlgate.errors import ConfigError
 from mlgate.evidence import Finding
 from mlgate.report import sarif
-from mlgate.stages.scan import ScanPolicy, ScanStage
+from mlgate.stages.scan.config import ScanPolicy
+from mlgate.stages.scan.stage import ScanStage
 
 STAGE = ScanStage()
 

@@ -15,7 +15,8 @@ from pydantic import ValidationError
 from mlgate.evidence import Evidence
 from mlgate.registry import Registry
 from mlgate.stages.interface import RunContext
-from mlgate.stages.scan import ScanConfig, ScanPolicy, ScanStage
+from mlgate.stages.scan.config import ScanConfig, ScanPolicy
+from mlgate.stages.scan.stage import ScanStage
 from tests.test_registry import new_version, unique
 
 STAGE = ScanStage()

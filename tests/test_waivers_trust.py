@@ -13,7 +13,7 @@ import pytest
 import mlgate as mlgate_package
 from mlgate import waivers
 from mlgate.errors import ConfigError
-from mlgate.stages.scan import ScanPolicy
+from mlgate.stages.scan.config import ScanPolicy
 from tests.test_cli import ROOT, mlgate, one_line_error
 from tests.test_scan_policy import evidence_of, rules, vuln, waiver
 

@@ -13,21 +13,15 @@ deployed model) run; if either fails, the alias is moved back and that is record
 from __future__ import annotations
 
 import getpass
-import importlib.util
 import os
-import subprocess
-import tempfile
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
-from mlgate import actions_env, bundle, promotion_evidence
-from mlgate.config import MlgateConfig, PromotionCheck, StageAccess
+from mlgate import actions_env, bundle, promotion_deploy, promotion_preconditions, promotion_race
+from mlgate.config import MlgateConfig, StageAccess
 from mlgate.errors import MlgateError
+from mlgate.promotion_preconditions import BLOCKED_TAG
 
 if TYPE_CHECKING:
     from github.Repository import Repository
@@ -36,12 +30,6 @@ if TYPE_CHECKING:
     from mlgate.promotion_race import Decided
     from mlgate.registry.ledger_chain import ChainReport
     from mlgate.registry.mlflow_registry import Registry
-
-BLOCKED_TAG = "mlgate.blocked"  # on a version rolled away from: the bundle digest it had
-DEPLOY_TIMEOUT_S = 1800
-_CHECK_MARGIN_S = 60  # the check's load may take this long beyond warmup + duration
-_HEALTH_PATHS = ("/ping", "/health")
-_HEALTH_POLL_S = 0.25
 
 
 class PromotionRefused(MlgateError):
@@ -123,49 +111,19 @@ def promote(
         expected = None
     if current == version:
         raise PromotionRefused(f"{name}@{stage} already points at version {version}")
-    with tempfile.TemporaryDirectory(prefix="mlgate-bundle-") as scratch:
-        try:
-            directory, digest = bundle.fetch(registry, name, version, Path(scratch) / "bundle")
-        except bundle.BundleError as exc:
-            raise PromotionRefused(str(exc)) from None
-        try:
-            verified = bundle.verify(directory, registry, expected_digest=digest)
-        except bundle.BundleError as exc:
-            raise PromotionRefused(
-                f"the bundle of {name}/{version} does not verify: {exc}"
-            ) from None
-        # Judged by this repository's config too, not only by the one inside the bundle (a
-        # bundle whose own verdict is not pass is refused below, saying so).
-        evidence_dir = directory / bundle.EVIDENCE_DIR
-        problem = verified.outcome == "pass" and promotion_evidence.refusal(
-            cfg, verified, evidence_dir
+    try:
+        verified, digest = promotion_preconditions.promotable_bundle(
+            cfg, registry, name, version, now
         )
-        if problem:
-            raise PromotionRefused(f"the bundle of {name}/{version}: {problem}")
-    model = verified.model
-    if (model.get("name"), str(model.get("version"))) != (name, version):
-        raise PromotionRefused(
-            f"the bundle registered with {name}/{version} is about "
-            f"{model.get('name')}/{model.get('version')}"
-        )
-    if verified.outcome != "pass":
-        raise PromotionRefused(f"the bundle's verdict for {name}/{version} is {verified.outcome}")
-    age = (now or datetime.now(timezone.utc)) - verified.created_at
-    if age > timedelta(hours=promotion.max_bundle_age_hours):
-        raise PromotionRefused(
-            f"the bundle of {name}/{version} is {age.total_seconds() / 3600:.0f} h old; at most "
-            f"{promotion.max_bundle_age_hours:g} h is allowed: gate the version again"
-        )
-    blocked = registry.model_version(name, version).tags.get(BLOCKED_TAG)
-    if blocked and blocked == digest:
-        raise PromotionRefused(
-            f"{name}/{version} was rolled back; promoting it again needs a new bundle"
-        )
-    _check_order(cfg, registry, name, version, stage)
+        promotion_preconditions.check_order(cfg, registry, name, version, stage)
+    except promotion_preconditions.NotPromotable as exc:
+        raise PromotionRefused(str(exc)) from None
     run = _proven_run(who, stage)
     approvals = _check_access(who, promotion.access_for(stage), stage)
     if promotion.check is not None:
-        _check_runnable(promotion.check)
+        unrunnable = promotion_deploy.check_unrunnable(promotion.check)
+        if unrunnable:
+            raise PromotionRefused(unrunnable)
     if promotion.deploy_dispatch and who.repo is None:
         raise PromotionRefused(
             "promotion.deploy_dispatch needs GitHub: promote from GitHub Actions with a token"
@@ -183,17 +141,17 @@ def promote(
         "approvals": approvals,
         "reason": reason,
     }
-    race_from = None if expect_current is not None else _decision_time(decided_at, run)
+    race_from = None if expect_current is not None else promotion_race.decided(decided_at, run)
     outcome = _move(registry, who, name, stage, expected, version, record, race_from)
     failed: str | None = None
     if promotion.deploy_dispatch and who.repo is not None:
-        problem = _dispatch(who.repo, promotion.deploy_dispatch, record)
+        problem = promotion_deploy.dispatch(who.repo, promotion.deploy_dispatch, record)
         failed = f"the deploy dispatch failed: {problem}" if problem else None
     if failed is None and promotion.deploy_command:
-        problem = _deploy(promotion.deploy_command, name, version, stage)
+        problem = promotion_deploy.deploy(promotion.deploy_command, name, version, stage)
         failed = f"the deploy command failed: {problem}" if problem else None
     if failed is None and promotion.check is not None:
-        problem = _post_check(promotion.check, stage)
+        problem = promotion_deploy.post_check(promotion.check, stage)
         failed = f"the post-promotion check failed: {problem}" if problem else None
     if failed is None:
         return outcome
@@ -289,7 +247,7 @@ def rollback(
         "approvals": approvals,
         "reason": reason,
     } | ({"override": override} if override else {})
-    race_from = _decision_time(decided_at, run)
+    race_from = promotion_race.decided(decided_at, run)
     outcome = _move(registry, who, name, stage, current, to, record, race_from)
     _block(registry, name, current, digest or "rolled-back")
     return outcome
@@ -354,34 +312,11 @@ def _move(
         sequence=sequence,
         record=record,
     )
-    _deployment(who, outcome)
+    warning = promotion_deploy.deployment_warning(
+        who.repo, outcome.record, outcome.stage, outcome.kind, outcome.line()
+    )
+    outcome.warnings += [warning] if warning else []
     return outcome
-
-
-def _deployment(who: Who, outcome: Outcome) -> None:
-    """A GitHub Deployment for the stage's environment, linking the run (when GitHub is there).
-    The promotion has happened by now: a refusal here is a warning, not an undo."""
-    if who.repo is None:
-        return
-    from mlgate.github import deployments
-    from mlgate.github.client import NotPermitted, Rejected, Unreachable
-
-    ref = outcome.record.get("git_sha") or os.environ.get("GITHUB_SHA")
-    if not ref:
-        outcome.warnings.append("no commit to attach a GitHub deployment to")
-        return
-    try:
-        deployments.record(
-            who.repo,
-            ref=ref,
-            environment=outcome.stage,
-            description=outcome.line()[:140],
-            payload={k: v for k, v in outcome.record.items() if k != "approvals"},
-            state="success" if outcome.kind == "promotion" else "inactive",
-            log_url=outcome.record.get("run_url"),
-        )
-    except (NotPermitted, Rejected, Unreachable) as exc:
-        outcome.warnings.append(f"GitHub deployment not recorded: {exc}")
 
 
 def _ledger_records(ledger: Any) -> list[dict[str, Any]]:
@@ -402,16 +337,6 @@ def _append(ledger: Any, record: dict[str, Any]) -> int:
         return int(ledger.append(record))
     except LedgerBroken as exc:
         raise PromotionRefused(str(exc)) from None
-
-
-def _decision_time(decided_at: datetime, run: VerifiedRun | None) -> Decided:
-    """A promotion in a proven workflow run was decided when the run (attempt) started."""
-    from mlgate.promotion_race import Decided
-
-    if run is None:
-        return Decided(decided_at)
-    started = min(decided_at, run.started_at) if run.started_at is not None else decided_at
-    return Decided(started, actions_env.run_url())
 
 
 def _proven_run(who: Who, stage: str) -> VerifiedRun | None:
@@ -463,22 +388,6 @@ def _check_access(
     return [{"login": a.login, "state": a.state} for a in decision.approvals]
 
 
-def _check_order(
-    cfg: MlgateConfig, registry: Registry, name: str, version: str, stage: str
-) -> None:
-    stages = cfg.promotion.stages
-    index = stages.index(stage)
-    if cfg.promotion.order == "any" or index == 0:
-        return
-    before = stages[index - 1]
-    holder = registry.alias(name, before)
-    if holder != version:
-        raise PromotionRefused(
-            f"{stage} takes only the version that holds {before} ({name}@{before} is "
-            f"{holder or 'unset'}, not {version})"
-        )
-
-
 def _known_stage(cfg: MlgateConfig, stage: str) -> None:
     if stage not in cfg.promotion.stages:
         raise PromotionRefused(
@@ -488,126 +397,3 @@ def _known_stage(cfg: MlgateConfig, stage: str) -> None:
 
 def _block(registry: Registry, name: str, version: str, digest: str) -> None:
     registry.set_version_tag(name, version, BLOCKED_TAG, digest)
-
-
-def _dispatch(repo: Repository, event_type: str, record: dict[str, Any]) -> str | None:
-    """Send the deploy event; why GitHub refused it, or None. Not retried: a dispatch that
-    failed with a 5xx may still have started the deploying workflow."""
-    from github.GithubException import GithubException
-
-    payload = {
-        "model": record["model"],
-        "version": record["to_version"],
-        "stage": record["stage"],
-        "bundle_digest": record["bundle_digest"],
-        "run_url": record.get("run_url"),
-    }
-    try:
-        repo.requester.requestJsonAndCheck(
-            "POST",
-            f"{repo.url}/dispatches",
-            input={"event_type": event_type, "client_payload": payload},
-        )
-    except GithubException as exc:
-        message = exc.data.get("message") if isinstance(exc.data, dict) else None
-        return f"GitHub answered {exc.status}: {message or exc}"
-    except OSError as exc:  # connection refused, reset, DNS
-        return f"GitHub is not reachable: {exc}"
-    return None
-
-
-def _deploy(command: list[str], name: str, version: str, stage: str) -> str | None:
-    """Run the deploy hook; why it failed, or None."""
-    env = os.environ | {"MLGATE_MODEL": name, "MLGATE_VERSION": version, "MLGATE_STAGE": stage}
-    try:
-        done = subprocess.run(
-            command, env=env, timeout=DEPLOY_TIMEOUT_S, capture_output=True, text=True
-        )
-    except FileNotFoundError:
-        return f"command not found: {command[0]}"
-    except subprocess.TimeoutExpired:
-        return f"timed out after {DEPLOY_TIMEOUT_S} s"
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
-        return f"exit code {done.returncode}: {last[:300]}"
-    return None
-
-
-def _check_runnable(check: PromotionCheck) -> None:
-    """Refuse before anything moves when the post-promotion check could not even run: a missing
-    tool must not roll back a good promotion."""
-    if importlib.util.find_spec("locust") is None:
-        raise PromotionRefused("promotion.check needs locust: pip install 'mlgate[load]'")
-    if not Path(check.payload).is_file():
-        raise PromotionRefused(f"promotion.check.payload {check.payload} is not a file")
-
-
-def _post_check(check: PromotionCheck, stage: str) -> str | None:
-    """Health, then a short open-loop load of the deployed model; why it failed, or None."""
-    from mlgate.stages.interface import RunContext
-    from mlgate.stages.load.config import LoadConfig
-    from mlgate.stages.load.stage import LoadStage
-
-    url = check.url.replace("{stage}", stage)
-    problem = _wait_healthy(url, check.health_timeout)
-    if problem:
-        return problem
-    load_config = LoadConfig.model_validate(
-        {
-            "url": url,
-            "path": check.path,
-            "payload": str(Path(check.payload).resolve()),
-            "rate": check.rate,
-            "duration": check.duration,
-            "warmup": check.warmup,
-            "health_path": None,  # checked above, on /ping or /health
-            "timeout": check.warmup + check.duration + _CHECK_MARGIN_S,
-        }
-    )
-    with tempfile.TemporaryDirectory(prefix="mlgate-check-") as scratch:
-        evidence = LoadStage().run(load_config, RunContext(Path(scratch), None))
-    if evidence.status == "error":
-        return f"load of {url}{check.path}: {evidence.reason}"
-    metrics = evidence.metrics
-    requests, errors = int(metrics.get("requests") or 0), int(metrics.get("errors") or 0)
-    if requests == 0:
-        return f"no request to {url}{check.path} was measured"
-    error_rate = float(metrics.get("error_rate") or 0)
-    if error_rate > check.error_rate_max:
-        return (
-            f"error rate {error_rate:.2%} ({errors} of {requests} requests) is above "
-            f"{check.error_rate_max:.2%}"
-        )
-    p95 = metrics.get("p95_ms")
-    if check.p95_ms_max is not None:
-        if not isinstance(p95, (int, float)):
-            return "no p95 latency was measured"
-        if p95 > check.p95_ms_max:
-            return f"p95 latency {p95:g} ms is above {check.p95_ms_max:g} ms ({requests} requests)"
-    return None
-
-
-def _wait_healthy(url: str, timeout: float) -> str | None:
-    """None once GET url/ping or url/health answers 200; otherwise the last answer."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # 127.0.0.1 as well
-    end = time.monotonic() + timeout
-    last = "no attempt"
-    while True:
-        for path in _HEALTH_PATHS:
-            try:
-                wait = max(0.1, min(2.0, end - time.monotonic()))
-                with opener.open(url + path, timeout=wait) as reply:
-                    if reply.status == 200:
-                        return None
-                    last = f"GET {url}{path} answered {reply.status}"
-            except urllib.error.HTTPError as exc:
-                last = f"GET {url}{path} answered {exc.code}"
-            except urllib.error.URLError as exc:
-                reason = exc.reason
-                why = (reason.strerror or str(reason)) if isinstance(reason, OSError) else reason
-                last = f"GET {url}{path} failed: {why}"
-            except OSError as exc:  # a timeout or reset while reading the answer
-                last = f"GET {url}{path} failed: {exc.strerror or type(exc).__name__}"
-        if time.monotonic() + _HEALTH_POLL_S >= end:
-            return f"not healthy within {timeout:g} s: {last}"
-        time.sleep(_HEALTH_POLL_S)

@@ -26,7 +26,8 @@ from mlgate.bundle import Verified
 from mlgate.config import MlgateConfig
 from mlgate.errors import MlgateError
 from mlgate.stages import STAGES
-from mlgate.stages import scan as scan_stage
+from mlgate.stages.scan.config import ScanConfig, ScanPolicy
+from mlgate.stages.scan.inputs import load_waivers
 from mlgate.verdict import RuleResult
 
 
@@ -78,10 +79,10 @@ def refusal(cfg: MlgateConfig, verified: Verified, evidence_dir: Path) -> str | 
 def checkout_waivers(cfg: MlgateConfig) -> list[waiver_rules.Waiver]:
     """The waivers of the checkout that promotes, as its scan stage would read them."""
     scan_config = cfg.stage_config(bundle_subject.SCAN_STAGE)
-    if not isinstance(scan_config, scan_stage.ScanConfig):
+    if not isinstance(scan_config, ScanConfig):
         return []
     workdir = Path(scan_config.working_directory).resolve()
-    return scan_stage._waivers(workdir, scan_config.waivers)
+    return load_waivers(workdir, scan_config.waivers)
 
 
 def _rewaived(
@@ -102,7 +103,7 @@ def _rewaived(
     ev.write(scan.model_copy(update={"data": data}), judged_dir)
     scan_policy = cfg.stage_policy(stage)
     judging = cfg
-    if isinstance(scan_policy, scan_stage.ScanPolicy) and scan_policy.new_only:
+    if isinstance(scan_policy, ScanPolicy) and scan_policy.new_only:
         unscoped = scan_policy.model_copy(update={"new_only": False})
         judging = cfg.model_copy(update={"policy": cfg.policy.model_copy(update={stage: unscoped})})
     rewaived = waiver_rules.apply(waivers, scan.findings, waiver_rules.today()).findings

@@ -22,7 +22,12 @@ import os
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from mlgate import actions_env
+
+if TYPE_CHECKING:
+    from mlgate.github.run_identity import VerifiedRun
 
 _IMPORTED_AT = time.time()  # a fallback where the process start time cannot be read
 
@@ -87,3 +92,11 @@ def _recorded_at(value: Any) -> datetime | None:
     if "." not in value:  # written with whole seconds: it may be up to a second later
         at += timedelta(seconds=1)
     return at
+
+
+def decided(decided_at: datetime, run: VerifiedRun | None) -> Decided:
+    """A promotion in a proven workflow run was decided when the run (attempt) started."""
+    if run is None:
+        return Decided(decided_at)
+    started = min(decided_at, run.started_at) if run.started_at is not None else decided_at
+    return Decided(started, actions_env.run_url())

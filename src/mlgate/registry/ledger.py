@@ -31,7 +31,9 @@ from mlgate.registry.ledger_chain import (
     link,
     verify,
 )
-from mlgate.registry.mlflow_registry import LOCK_PREFIX, Registry, RegistryError, _line
+from mlgate.registry.mlflow_lock import LOCK_PREFIX
+from mlgate.registry.mlflow_registry import Registry, RegistryError
+from mlgate.registry.one_line import one_line
 
 PREFIX = "mlgate.ledger."
 LAST_TAG = "mlgate.ledger.last"
@@ -139,7 +141,7 @@ class Ledger:
             client.set_terminated(run.info.run_id)  # a record holder, not something running
             return str(run.info.run_id)
         except MlflowException as exc:
-            raise RegistryError(f"the ledger run of {self.name}: {_line(exc)}") from None
+            raise RegistryError(f"the ledger run of {self.name}: {one_line(exc)}") from None
 
     def _experiment_id(self) -> str:
         from mlflow.exceptions import MlflowException

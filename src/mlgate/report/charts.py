@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from mlgate.report import escape
+
 _COLOURS = ("#8c959f", "#0969da", "#bf3989", "#1a7f37")
 
 
@@ -29,11 +31,9 @@ def markdown_bars(
     lines.append("```")
     if len(names) > 1:
         lines.append("Bars, left to right: " + ", ".join(names) + ".")
-    table = [
-        f"| {unit} | " + " | ".join(labels) + " |",
-        "|---|" + "---|" * len(labels),
-        *(f"| {name} | " + " | ".join(f"{v:.4g}" for v in series[name]) + " |" for name in names),
-    ]
+    table = escape.markdown_table(
+        [unit, *labels], ([name, *(f"{v:.4g}" for v in series[name])] for name in names)
+    )
     return "\n".join(lines) + "\n\n" + "\n".join(table)
 
 

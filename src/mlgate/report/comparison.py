@@ -30,13 +30,13 @@ class Comparison:
 
 
 def markdown(comparison: Comparison) -> str:
-    cells = ["| " + " | ".join(escape.inline(c) for c in row) + " |" for row in comparison.rows]
     lines = [
         f"**{escape.inline(comparison.title)}**: {escape.inline(comparison.caption)}",
         "",
-        "| " + " | ".join(escape.inline(h) for h in comparison.headers) + " |",
-        "|" + "---|" * len(comparison.headers),
-        *cells,
+        *escape.markdown_table(
+            [escape.inline(h) for h in comparison.headers],
+            ([escape.inline(c) for c in row] for row in comparison.rows),
+        ),
     ]
     if comparison.intervals:
         chart = charts.text_intervals(comparison.intervals)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 import re
 import string
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 # Every ASCII punctuation character may be backslash-escaped in CommonMark; escaping all of
 # them is simpler to trust than reasoning about which are special in which position.
@@ -74,6 +74,16 @@ def plain(text: str, limit: int = 2000) -> str:
 def html_text(text: str) -> str:
     """Untrusted text for the self-contained HTML report."""
     return html.escape(_CONTROL.sub("", text), quote=True)
+
+
+def markdown_table(headers: Sequence[str], rows: Iterable[Iterable[str]]) -> list[str]:
+    """The lines of a Markdown table: a header row, its rule, a row each. Cells go in as they
+    are: the caller makes untrusted ones inert (inline, code) with the limit each column wants."""
+    return [
+        "| " + " | ".join(headers) + " |",
+        "|" + "---|" * len(headers),
+        *("| " + " | ".join(row) + " |" for row in rows),
+    ]
 
 
 def html_table(headers: Iterable[str], rows: Iterable[Iterable[str]]) -> str:

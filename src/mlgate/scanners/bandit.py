@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
 from mlgate.evidence import Finding, Severity
-from mlgate.process import CannotStart, start_group, stop_group
-from mlgate.scanners.interface import ScanError, Scanner, ScanResult, ScanTargets, Source
+from mlgate.scanners.errors import ScanError
+from mlgate.scanners.interface import Scanner, ScanResult, ScanTargets, Source
 from mlgate.scanners.interface import fingerprint as make_fingerprint
+from mlgate.scanners.tool_output import absolute
+from mlgate.scanners.tool_run import run_tool
 
 TOOL = "bandit"
 SOURCE: Source = "code"
@@ -41,7 +42,7 @@ class BanditScanner(Scanner):
         return bool(targets.sources)
 
     def scan(self, targets: ScanTargets) -> ScanResult:
-        paths = [_absolute(path, targets.workdir) for path in targets.sources]
+        paths = [absolute(path, targets.workdir) for path in targets.sources]
         missing = [path for path in paths if not path.exists()]
         if missing:
             raise ScanError(f"{TOOL}: source path does not exist: {missing[0]}")
@@ -59,7 +60,7 @@ class BanditScanner(Scanner):
 
 def _tool_version(command: list[str], targets: ScanTargets) -> str:
     """Also the check that bandit runs at all, so a missing bandit is named as such."""
-    exit_code, stdout, stderr = _run([*command, "--version"], targets)
+    exit_code, stdout, stderr = run_tool([*command, "--version"], targets, TOOL)
     # "__main__.py 1.9.4\n  python version = 3.11.7 ..."
     match = re.match(r"\S+ (\d[^\s]*)", stdout.decode(errors="replace"))
     if exit_code != 0 or match is None:
@@ -70,7 +71,7 @@ def _tool_version(command: list[str], targets: ScanTargets) -> str:
 
 def _run_scan(command: list[str], paths: list[Path], targets: ScanTargets) -> dict[str, Any]:
     arguments = ["-r", *(str(path) for path in paths), "-f", "json", "-q"]
-    exit_code, stdout, stderr = _run([*command, *arguments], targets)
+    exit_code, stdout, stderr = run_tool([*command, *arguments], targets, TOOL)
     # bandit exits 1 when it found issues and also when it failed: the JSON report tells.
     if exit_code not in (0, 1):
         reason = _last_line(stderr) or "no error output"
@@ -83,22 +84,6 @@ def _run_scan(command: list[str], paths: list[Path], targets: ScanTargets) -> di
         reason = _last_line(stderr) or f"exit code {exit_code}"
         raise ScanError(f"{TOOL}: no JSON report on stdout: {reason}")
     return report
-
-
-def _run(command: Sequence[str], targets: ScanTargets) -> tuple[int | None, bytes, bytes]:
-    try:
-        child = start_group(
-            command, targets.workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
-    except CannotStart as exc:
-        raise ScanError(f"{TOOL}: {exc}") from None
-    try:
-        stdout, stderr = child.communicate(timeout=targets.timeout)
-    except subprocess.TimeoutExpired:
-        stop_group(child)
-        child.communicate()
-        raise ScanError(f"{TOOL}: timed out after {targets.timeout:g} s") from None
-    return child.returncode, stdout, stderr
 
 
 def _issue_findings(report: dict[str, Any], workdir: Path) -> Iterator[Finding]:
@@ -172,7 +157,7 @@ def _flagged_code(issue: dict[str, Any], workdir: Path) -> str:
         return "\n".join(lines)
     # No snippet (bandit run with -n 0, or an unreadable file): the file's own lines.
     try:
-        source = _absolute(Path(str(issue.get("filename", ""))), workdir).read_text("utf-8")
+        source = absolute(Path(str(issue.get("filename", ""))), workdir).read_text("utf-8")
     except (OSError, UnicodeDecodeError):
         return ""
     numbered = source.splitlines()
@@ -186,13 +171,9 @@ def _last_line(stderr: bytes) -> str:
     return next((line for line in reversed(lines) if line), "")
 
 
-def _absolute(path: Path, workdir: Path) -> Path:
-    return path if path.is_absolute() else workdir / path
-
-
 def _shown(filename: str, workdir: Path) -> str:
     """Relative to the working directory when inside it (posix), else as bandit named it."""
-    path = _absolute(Path(filename), workdir)
+    path = absolute(Path(filename), workdir)
     try:
         return path.resolve().relative_to(workdir.resolve()).as_posix()
     except ValueError:

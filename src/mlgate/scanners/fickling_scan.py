@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from mlgate.evidence import Finding, Severity
-from mlgate.scanners import pickle_payloads
-from mlgate.scanners.interface import ScanError, Scanner, ScanResult, ScanTargets, Source
+from mlgate.scanners import pickle_payloads, tool_output
+from mlgate.scanners.errors import ScanError
+from mlgate.scanners.interface import Scanner, ScanResult, ScanTargets, Source
 from mlgate.scanners.interface import fingerprint as make_fingerprint
 from mlgate.scanners.model_data_files import is_data_file
 from mlgate.scanners.pickle_streams import (
@@ -69,7 +70,7 @@ class FicklingScanner(Scanner):
             for file in files_under(path):
                 if time.monotonic() > deadline:
                     raise ScanError(f"{TOOL}: timed out after {targets.timeout:g} s")
-                shown = _shown(file, targets.workdir)
+                shown = tool_output.shown(file, targets.workdir)
                 findings, streams = _scan_file(Pickled, file, shown, deadline)
                 result.findings.extend(findings)
                 if streams:
@@ -215,13 +216,6 @@ def _finding(
         source=SOURCE,
         fingerprint=make_fingerprint(TOOL, rule, shown, key),
     )
-
-
-def _shown(path: Path, workdir: Path) -> str:
-    try:
-        return path.resolve().relative_to(workdir.resolve()).as_posix()
-    except ValueError:
-        return path.as_posix()
 
 
 def _line(exc: BaseException) -> str:

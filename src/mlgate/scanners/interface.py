@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal
 
-from mlgate.errors import MlgateError
 from mlgate.evidence import Finding, Severity
 
 if TYPE_CHECKING:
@@ -33,11 +32,6 @@ SOURCES: tuple[Source, ...] = (
     "model",
 )
 SEVERITY_ORDER: tuple[Severity, ...] = ("critical", "high", "medium", "low", "info", "unknown")
-
-
-class ScanError(MlgateError):
-    """A scanner could not do its job (tool missing, crashed, input unusable): the stage is
-    `error`, never a pass. The message is one line naming the tool and the problem."""
 
 
 @dataclass(frozen=True)

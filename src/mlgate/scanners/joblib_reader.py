@@ -16,7 +16,7 @@ import pickletools
 import time
 from dataclasses import dataclass, field
 
-from mlgate.scanners.interface import ScanError
+from mlgate.scanners.errors import ScanError
 from mlgate.scanners.numpy_dtypes import pickled_layout
 from mlgate.scanners.pickle_machine import (
     Built,

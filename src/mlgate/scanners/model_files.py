@@ -34,7 +34,8 @@ from typing import Any, ClassVar
 
 from mlgate.evidence import Finding
 from mlgate.scanners import pickle_allowlist
-from mlgate.scanners.interface import ScanError, Scanner, ScanResult, ScanTargets, Source
+from mlgate.scanners.errors import ScanError
+from mlgate.scanners.interface import Scanner, ScanResult, ScanTargets, Source
 from mlgate.scanners.joblib_reader import Split, Tape, split_pickles
 from mlgate.scanners.model_archives import read_npy_file, read_zip
 from mlgate.scanners.model_findings import SOURCE, TOOL, Outcome, findings_of, no_model_file

@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlgate.scanners.interface import ScanError
+from mlgate.scanners.errors import ScanError
 from mlgate.scanners.model_data_files import SAFE_SUFFIXES as _SAFE_SUFFIXES
 from mlgate.scanners.model_data_files import is_data_file
 from mlgate.scanners.model_sniff import Sniffed, sniff

@@ -2,42 +2,30 @@
 
 `OsvDatabase.load` reads a directory of OSV records (the PyPA advisory database is YAML, one file
 per record) or a zip of them (OSV's per-ecosystem `all.zip` is JSON, one member per record), and
-answers "which advisories affect this PyPI package at this version". `serve` puts the same data
-behind an OSV-compatible HTTP endpoint on 127.0.0.1, so tools that only speak the OSV API
-(pip-audit) can audit without the network.
+answers "which advisories affect this PyPI package at this version". `osv_server.serve` puts the
+same data behind an OSV-compatible HTTP endpoint on 127.0.0.1.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import math
-import re
-import threading
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from mlgate import safe_yaml
-from mlgate.evidence import Finding, Severity
-from mlgate.scanners.interface import ScanError, Source, fingerprint
+from mlgate.evidence import Severity
+from mlgate.scanners.errors import ScanError
+from mlgate.scanners.osv_severity import record_severity
 
 RECORD_SUFFIXES = (".json", ".yaml", ".yml")
 PYPI = "PyPI"
-_SEVERITY_NAMES: dict[str, Severity] = {
-    "CRITICAL": "critical",
-    "HIGH": "high",
-    "MODERATE": "medium",  # GitHub's word for medium
-    "MEDIUM": "medium",
-    "LOW": "low",
-}
 
 
 @dataclass(frozen=True)
@@ -98,167 +86,20 @@ class OsvDatabase:
                 found.append(advisory)
         return found
 
-    def _matching_ids(self, package: str, version: str | None) -> list[str]:
+    def matching_ids(self, package: str, version: str | None) -> list[str]:
         """Record ids for an OSV query; without a version, every record naming the package."""
         if version is None:
             return list(self._by_package.get(canonicalize_name(package), ()))
         return [advisory.id for advisory in self.vulnerabilities(package, version)]
 
-    def _record_json(self, record_id: str) -> str:
+    def record_json(self, record_id: str) -> str:
         return self._canonical[record_id]
 
-    def _modified(self, record_id: str) -> str:
+    def modified(self, record_id: str) -> str:
         return str(self._records[record_id].get("modified", ""))
 
-    def _has(self, record_id: str) -> bool:
+    def has(self, record_id: str) -> bool:
         return record_id in self._records
-
-
-def advisory_from_pip_audit(vuln: dict[str, Any]) -> Advisory:
-    """An advisory as pip-audit's JSON reports it (one entry of a dependency's `vulns`); that
-    JSON carries no severity."""
-    description = " ".join(str(vuln.get("description") or "").split())
-    return Advisory(
-        id=str(vuln.get("id")),
-        aliases=tuple(str(alias) for alias in vuln.get("aliases") or ()),
-        summary="",
-        details="" if description == "N/A" else description,
-        fixed_versions=tuple(str(fix) for fix in vuln.get("fix_versions") or ()),
-        severity="unknown",
-    )
-
-
-def advisory_finding(
-    advisory: Advisory,
-    package: str,
-    version: str,
-    *,
-    tool: str,
-    source: Source,
-    image: str | None = None,
-    path: str | None = None,
-    line: int | None = None,
-) -> Finding:
-    """A Finding for `package` `version` being affected by `advisory`."""
-    headline = _headline(advisory)
-    alias = _preferred_alias(advisory)
-    named = f"{advisory.id} ({alias})" if alias else advisory.id
-    fix = (
-        f"fixed in {', '.join(advisory.fixed_versions)}"
-        if advisory.fixed_versions
-        else "no fixed version"
-    )
-    message = f"{package} {version} has {named}" + (f": {headline}" if headline else "")
-    return Finding(
-        id=advisory.id,
-        severity=advisory.severity,
-        message=f"{message}; {fix}",
-        rule="vulnerable-dependency",
-        path=path,
-        line=line,
-        title=advisory.summary or f"{named} in {package}",
-        detail=advisory.details or None,
-        tool=tool,
-        source=source,
-        aliases=list(advisory.aliases),
-        package=package,
-        version=version,
-        fixed_versions=list(advisory.fixed_versions),
-        image=image,
-        # Not the tool, and the CVE rather than the database's own id where there is one: the
-        # same vulnerability reported by two scanners (PYSEC from one, GHSA from another) is
-        # then one finding.
-        fingerprint=fingerprint(
-            "vulnerable-dependency",
-            vulnerability_key(advisory.id, advisory.aliases),
-            canonicalize_name(package),
-            version,
-            image,
-        ),
-    )
-
-
-def vulnerability_key(advisory_id: str, aliases: Iterable[str]) -> str:
-    """The id the same vulnerability has in every database: its first CVE, else its own id."""
-    cves = sorted(a for a in (advisory_id, *aliases) if a.startswith("CVE-"))
-    return cves[0] if cves else advisory_id
-
-
-# --- CVSS -----------------------------------------------------------------------------------
-
-_CVSS3_WEIGHTS: dict[str, dict[str, float]] = {
-    "AV": {"N": 0.85, "A": 0.62, "L": 0.55, "P": 0.2},
-    "AC": {"L": 0.77, "H": 0.44},
-    "UI": {"N": 0.85, "R": 0.62},
-    "C": {"H": 0.56, "L": 0.22, "N": 0.0},
-    "I": {"H": 0.56, "L": 0.22, "N": 0.0},
-    "A": {"H": 0.56, "L": 0.22, "N": 0.0},
-}
-# Privileges required weigh more when the scope changes.
-_CVSS3_PRIVILEGES = {"U": {"N": 0.85, "L": 0.62, "H": 0.27}, "C": {"N": 0.85, "L": 0.68, "H": 0.5}}
-
-
-def cvss3_base_score(vector: str) -> float | None:
-    """The CVSS v3.0/v3.1 base score of `vector` (e.g. "CVSS:3.1/AV:N/AC:L/..."), or None when it
-    is not a complete v3 vector. Formula from the CVSS v3.1 specification, section 7.1."""
-    parts = vector.strip().split("/")
-    if not parts or parts[0] not in ("CVSS:3.0", "CVSS:3.1"):
-        return None
-    metrics = dict(part.split(":", 1) for part in parts[1:] if ":" in part)
-    try:
-        scope = metrics["S"]
-        privileges = _CVSS3_PRIVILEGES[scope][metrics["PR"]]
-        weight = {key: table[metrics[key]] for key, table in _CVSS3_WEIGHTS.items()}
-    except KeyError:
-        return None
-    impact_subscore = 1 - (1 - weight["C"]) * (1 - weight["I"]) * (1 - weight["A"])
-    if scope == "U":
-        impact = 6.42 * impact_subscore
-    else:
-        impact = 7.52 * (impact_subscore - 0.029) - 3.25 * (impact_subscore - 0.02) ** 15
-    exploitability = 8.22 * weight["AV"] * weight["AC"] * privileges * weight["UI"]
-    if impact <= 0:
-        return 0.0
-    total = impact + exploitability if scope == "U" else 1.08 * (impact + exploitability)
-    return _roundup(min(total, 10.0))
-
-
-def _roundup(value: float) -> float:
-    """CVSS v3.1 Roundup: the smallest one-decimal number >= value, immune to float noise."""
-    scaled = round(value * 100_000)
-    if scaled % 10_000 == 0:
-        return scaled / 100_000.0
-    return (math.floor(scaled / 10_000) + 1) / 10.0
-
-
-def severity_from_score(score: float) -> Severity:
-    """CVSS qualitative rating; a 0.0 ("none") still is a published advisory, so it counts low."""
-    if score >= 9.0:
-        return "critical"
-    if score >= 7.0:
-        return "high"
-    if score >= 4.0:
-        return "medium"
-    return "low"
-
-
-def record_severity(record: dict[str, Any]) -> Severity:
-    """From the worst CVSS v3 vector in `severity[]`, else a `database_specific.severity` name,
-    else unknown (most PyPA records carry no score; the stage policy decides what that counts)."""
-    scores = []
-    for entry in _dicts(record.get("severity")):
-        # CVSS v4 scoring needs the specification's macro-vector tables; a v4-only record falls
-        # through to database_specific (GitHub sets it) or unknown.
-        if entry.get("type") == "CVSS_V3" and isinstance(entry.get("score"), str):
-            score = cvss3_base_score(entry["score"])
-            if score is not None:
-                scores.append(score)
-    if scores:
-        return severity_from_score(max(scores))
-    specific = record.get("database_specific")
-    if isinstance(specific, dict) and isinstance(specific.get("severity"), str):
-        return _SEVERITY_NAMES.get(specific["severity"].upper(), "unknown")
-    return "unknown"
 
 
 # --- matching -------------------------------------------------------------------------------
@@ -358,23 +199,6 @@ def _list(value: object) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _headline(advisory: Advisory) -> str:
-    """One short line: the summary, else the first sentence of the details."""
-    text = advisory.summary or " ".join(advisory.details.split())
-    if not advisory.summary:
-        text = re.split(r"(?<=[.!?])\s", text, maxsplit=1)[0]
-    text = text if len(text) <= 200 else text[:199].rstrip() + "…"
-    return text.rstrip(".")  # the message goes on after it
-
-
-def _preferred_alias(advisory: Advisory) -> str | None:
-    cves = [a for a in advisory.aliases if a.startswith("CVE-")]
-    return cves[0] if cves else (advisory.aliases[0] if advisory.aliases else None)
-
-
-# --- loading --------------------------------------------------------------------------------
-
-
 def _record_texts(path: Path) -> Iterator[tuple[str, str]]:
     """(where, text) of every record file in a directory, zip or single file."""
     if path.is_dir():
@@ -462,128 +286,3 @@ def _newer(candidate: dict[str, Any], known: dict[str, Any]) -> bool:
 
 
 # --- the local OSV endpoint -----------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def serve(db: OsvDatabase) -> Iterator[str]:
-    """Serve `db` as an OSV API on 127.0.0.1 (a free port, a background thread) and yield its
-    base URL, e.g. "http://127.0.0.1:41234"; the query endpoint is that + "/v1/query".
-
-    Answers POST /v1/query and POST /v1/querybatch as api.osv.dev does (PyPI only; queries by
-    package name and version or by pkg:pypi purl), and GET /v1/vulns/<id>."""
-
-    class Handler(_OsvHandler):
-        database = db
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    # A short poll interval: shutdown() waits for the next poll.
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="osv-endpoint"
-    )
-    thread.daemon = True
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-
-
-class _QueryError(Exception):
-    pass
-
-
-class _OsvHandler(BaseHTTPRequestHandler):
-    database: ClassVar[OsvDatabase]
-    protocol_version = "HTTP/1.1"  # keep-alive: pip-audit sends one request per package
-    # Headers and body go out in two writes: with Nagle's algorithm the body waits for the
-    # client's delayed ACK, ~40 ms per package.
-    disable_nagle_algorithm = True
-    _MAX_BODY = 16 << 20
-
-    def do_POST(self) -> None:
-        try:
-            query = self._json_body()
-            if self.path == "/v1/query":
-                self._send(200, self._query_response(query))
-            elif self.path == "/v1/querybatch":
-                self._send(200, self._batch_response(query))
-            else:
-                self._send_error(404, f"no such endpoint: {self.path}")
-        except _QueryError as exc:
-            self._send_error(400, str(exc))
-
-    def do_GET(self) -> None:
-        prefix = "/v1/vulns/"
-        record_id = self.path[len(prefix) :] if self.path.startswith(prefix) else ""
-        if record_id and self.database._has(record_id):
-            self._send(200, self.database._record_json(record_id))
-        else:
-            self._send_error(404, "Bug not found.")
-
-    def _query_response(self, query: object) -> str:
-        ids = self._query_ids(query)
-        # osv.dev answers {} when nothing matches; pip-audit relies on that too.
-        if not ids:
-            return "{}"
-        return '{"vulns":[' + ",".join(self.database._record_json(i) for i in ids) + "]}"
-
-    def _batch_response(self, body: object) -> str:
-        queries = body.get("queries") if isinstance(body, dict) else None
-        if not isinstance(queries, list):
-            raise _QueryError("expected {'queries': [...]}")
-        results = []
-        for query in queries:
-            # The batch API returns ids and modification times only; clients fetch the rest.
-            vulns = [
-                {"id": i, "modified": self.database._modified(i)} for i in self._query_ids(query)
-            ]
-            results.append({"vulns": vulns} if vulns else {})
-        return json.dumps({"results": results})
-
-    def _query_ids(self, query: object) -> list[str]:
-        if not isinstance(query, dict):
-            raise _QueryError("a query must be a JSON object")
-        package = query.get("package")
-        if not isinstance(package, dict):
-            raise _QueryError("a query needs a package")
-        version = query.get("version")
-        name = package.get("name")
-        ecosystem = package.get("ecosystem")
-        purl = package.get("purl")
-        if isinstance(purl, str) and purl:
-            match = re.fullmatch(r"pkg:pypi/([^@?#]+)(?:@([^?#]+))?(?:[?#].*)?", purl)
-            if match is None:
-                return []  # another ecosystem: not in this database
-            name, version = match.group(1), match.group(2) or version
-            ecosystem = PYPI
-        if ecosystem != PYPI or not isinstance(name, str):
-            return []
-        if version is not None and not isinstance(version, str):
-            raise _QueryError("version must be a string")
-        return self.database._matching_ids(name, version)
-
-    def _json_body(self) -> object:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > self._MAX_BODY:
-            raise _QueryError("request body too large")
-        try:
-            return json.loads(self.rfile.read(length) or b"null")
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise _QueryError(f"invalid JSON: {exc}") from None
-
-    def _send(self, status: int, payload: str) -> None:
-        body = payload.encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _send_error(self, status: int, message: str) -> None:
-        self._send(status, json.dumps({"code": status, "message": message}))
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: a scan's output is its findings, not an access log."""

@@ -36,15 +36,14 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, Any, Protocol, cast
+from typing import IO, Any, cast
 
+from mlgate.scanners.pickle_byte_sources import Capped, Reader, Recorder, ZlibReader
 from mlgate.scanners.pickle_stack import Call, Stack
 
 _PROTO = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
 _NUMPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGIC = b"PK\x03\x04"
-# Decompressed data is read this far at most: a compression bomb is unreadable, not a hang.
-_MAX_DECOMPRESSED = 16 << 30
 _WRAPPERS = {("joblib.numpy_pickle", "NumpyArrayWrapper")}
 # Whether bytes after a joblib array wrapper are skipped as array data (joblib.load) or read as
 # opcodes (pickle.load).
@@ -56,15 +55,6 @@ _DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 # What a protocol 0/1 pickle starts with: MARK, GLOBAL, an empty container, a constant.
 _OLD_FIRST_OPCODES = b"(c]})NIFLSVUTJKMGX"
-
-
-class _Reader(Protocol):
-    """A buffered byte stream: io.BufferedReader over a file, a zip member or a decompressor."""
-
-    def read(self, size: int = -1, /) -> bytes: ...
-    def readline(self, size: int = -1, /) -> bytes: ...
-    def peek(self, size: int = 0, /) -> bytes: ...
-    def seekable(self) -> bool: ...
 
 
 class Unreadable(Exception):
@@ -120,12 +110,12 @@ def pickle_streams(path: Path, deadline: float = math.inf) -> list[PickleStream]
     ]
 
 
-def _streams(reader: _Reader, where: str, depth: int) -> Iterator[PickleStream]:
+def _streams(reader: Reader, where: str, depth: int) -> Iterator[PickleStream]:
     head = reader.peek(_SNIFF)[:_SNIFF]
     opened = _decompressed(reader, head) if depth < 2 else None
     if opened is not None:
         with opened:
-            inner = io.BufferedReader(_Capped(opened))
+            inner = io.BufferedReader(Capped(opened))
             try:
                 inner_head = inner.peek(_SNIFF)[:_SNIFF]
             except (OSError, EOFError, zlib.error, lzma.LZMAError):
@@ -155,7 +145,7 @@ def classified(path: Path) -> bool:
     )
 
 
-def _unmarked_pickle(reader: _Reader, depth: int) -> bool:
+def _unmarked_pickle(reader: Reader, depth: int) -> bool:
     """A file whose first byte is no known header (BINBYTES, protocol 1's \\x80\\x01...)."""
     return depth == 0 and reader.seekable() and _parses_as_pickle(cast("IO[bytes]", reader))
 
@@ -193,7 +183,7 @@ def _decompressed(handle: Any, head: bytes) -> io.BufferedIOBase | None:
     if head.startswith((b"\xfd7zXZ", b"\x5d\x00\x00")):
         return lzma.LZMAFile(handle)
     if head[:1] == b"\x78" and int.from_bytes(head[:2], "big") % 31 == 0:  # zlib's header check
-        return io.BufferedReader(_ZlibReader(handle))
+        return io.BufferedReader(ZlibReader(handle))
     return None
 
 
@@ -210,7 +200,7 @@ def _zip_members(handle: Any, where: str) -> Iterator[PickleStream]:
         inside = f"{where}/{member.filename}" if where else member.filename
         try:
             with archive.open(member) as opened:
-                reader = io.BufferedReader(_Capped(opened))
+                reader = io.BufferedReader(Capped(opened))
                 head = reader.peek(_SNIFF)[:_SNIFF]
                 if member.filename.endswith((".pkl", ".pickle")):
                     yield from _stacked(reader, inside)
@@ -222,7 +212,7 @@ def _zip_members(handle: Any, where: str) -> Iterator[PickleStream]:
             raise Unreadable(f"zip member {inside}: {exc}") from None
 
 
-def _if_pickle(reader: _Reader, where: str) -> Iterator[PickleStream]:
+def _if_pickle(reader: Reader, where: str) -> Iterator[PickleStream]:
     try:
         streams = list(_stacked(reader, where))
     except Unreadable:
@@ -230,7 +220,7 @@ def _if_pickle(reader: _Reader, where: str) -> Iterator[PickleStream]:
     yield from streams
 
 
-def _numpy_objects(reader: _Reader, where: str) -> Iterator[PickleStream]:
+def _numpy_objects(reader: Reader, where: str) -> Iterator[PickleStream]:
     from numpy.lib import format as npy
 
     try:
@@ -258,11 +248,11 @@ def _protocol_0_or_1(head: bytes) -> bool:
     return False
 
 
-def _stacked(reader: _Reader, where: str) -> Iterator[PickleStream]:
+def _stacked(reader: Reader, where: str) -> Iterator[PickleStream]:
     """Every pickle in the stream, one after the other, to its last byte."""
     index = 0
     while reader.peek(1)[:1] or index == 0:
-        recorder = _Recorder(reader)
+        recorder = Recorder(reader)
         nested = _read_one(recorder)
         index += 1
         named = where if index == 1 else f"{where}#{index}"
@@ -271,7 +261,7 @@ def _stacked(reader: _Reader, where: str) -> Iterator[PickleStream]:
             yield PickleStream(f"{where}#{index} (object array)", inner)
 
 
-def _read_one(recorder: _Recorder) -> list[bytes]:
+def _read_one(recorder: Recorder) -> list[bytes]:
     """Read one pickle, leaving joblib's array bytes out; the nested object-array pickles."""
     machine = Stack()
     nested: list[bytes] = []
@@ -310,7 +300,7 @@ def _rewritten(name: str, argument: Any, raw: bytearray) -> bytes:
     return b""  # READONLY_BUFFER changes no value
 
 
-def _skip_array(recorder: _Recorder, wrapper: Call) -> list[bytes]:
+def _skip_array(recorder: Recorder, wrapper: Call) -> list[bytes]:
     recorder.skipped = True
     if not _SKIP_ARRAYS.get():
         return []
@@ -320,7 +310,7 @@ def _skip_array(recorder: _Recorder, wrapper: Call) -> list[bytes]:
         raise Unreadable(f"a joblib array with an unreadable shape {shape!r}")
     itemsize, has_object = _dtype_size(dtype)
     if has_object:
-        inner = _Recorder(recorder.source)
+        inner = Recorder(recorder.source)
         found = _read_one(inner)
         return [bytes(inner.kept), *found]
     recorder.recording = False
@@ -358,84 +348,6 @@ def _dtype_size(dtype: object) -> tuple[int, bool]:
         _dtype_size(entry[0])[1] for entry in fields.values() if isinstance(entry, tuple) and entry
     )
     return itemsize, has_object
-
-
-# --- byte sources --------------------------------------------------------------------------
-
-
-class _Recorder:
-    """A reader for pickletools that keeps the bytes it read, except while skipping arrays."""
-
-    def __init__(self, source: _Reader) -> None:
-        self.source = source
-        self.kept = bytearray()
-        self.recording = True
-        self.skipped = False
-
-    def read(self, size: int = -1) -> bytes:
-        data = self.source.read(size)
-        if self.recording:
-            self.kept += data
-        return data
-
-    def readline(self) -> bytes:
-        data = self.source.readline()
-        if self.recording:
-            self.kept += data
-        return data
-
-    def replace_from(self, start: int, replacement: bytes) -> None:
-        del self.kept[start:]
-        self.kept += replacement
-
-    def skip(self, size: int) -> None:
-        while size > 0:
-            chunk = self.source.read(min(size, 1 << 20))
-            if not chunk:
-                raise EOFError(f"array data ends {size} bytes early")
-            size -= len(chunk)
-
-
-class _Capped(io.RawIOBase):
-    """A stream that refuses to go on past _MAX_DECOMPRESSED bytes (a compression bomb)."""
-
-    def __init__(self, source: Any) -> None:
-        self._source = source
-        self._total = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        data = self._source.read(len(buffer))
-        self._total += len(data)
-        if self._total > _MAX_DECOMPRESSED:
-            raise OSError(f"more than {_MAX_DECOMPRESSED >> 30} GiB once decompressed")
-        buffer[: len(data)] = data
-        return len(data)
-
-
-class _ZlibReader(io.RawIOBase):
-    def __init__(self, raw: IO[bytes]) -> None:
-        self._raw = raw
-        self._inflate = zlib.decompressobj()
-        self._done = False
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while not self._done:
-            chunk = self._inflate.unconsumed_tail or self._raw.read(1 << 16)
-            data = self._inflate.decompress(chunk, len(buffer))
-            if not chunk and not data:
-                self._done = True
-            if data:
-                buffer[: len(data)] = data
-                return len(data)
-            if self._inflate.eof:
-                self._done = True
-        return 0
 
 
 def _line(exc: BaseException) -> str:

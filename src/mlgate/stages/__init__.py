@@ -42,9 +42,9 @@ REGISTRY: dict[str, StageEntry] = {
         "mlgate.stages.load.stage:LoadStage",
     ),
     "scan": StageEntry(
-        "mlgate.stages.scan:ScanConfig",
-        "mlgate.stages.scan:ScanPolicy",
-        "mlgate.stages.scan:ScanStage",
+        "mlgate.stages.scan.config:ScanConfig",
+        "mlgate.stages.scan.config:ScanPolicy",
+        "mlgate.stages.scan.stage:ScanStage",
     ),
     "drift": StageEntry(
         "mlgate.stages.drift.config:DriftConfig",

@@ -37,7 +37,9 @@ from mlgate.evidence import Evidence, Finding
 from mlgate.serving.interface import ServeSpec
 from mlgate.stages import mlmodel_paths
 from mlgate.stages.interface import RunContext
-from mlgate.stages.scan import ScanConfig, ScanPolicy, ScanStage
+from mlgate.stages.scan.config import ScanConfig, ScanPolicy
+from mlgate.stages.scan.model_digests import files_digest
+from mlgate.stages.scan.stage import ScanStage
 
 _REGISTERED = re.compile(r"models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))/?")
 # A URI scheme of two letters or more ("C:\models" is a path).
@@ -78,38 +80,6 @@ def served_refusal(context: RunContext, stage: str, *specs: ServeSpec | None) ->
         return None  # a server someone else started: mlgate loads no model
     return _check(
         context, stage, lambda scratch: [m for s in starting for m in _served_files(s, scratch)]
-    )
-
-
-def model_digests(models: tuple[Path, ...]) -> list[str]:
-    """Digests of the scan's model targets and of every MLflow model directory inside them:
-    what a passing scan vouches for."""
-    found: list[str] = []
-    for target in models:
-        try:
-            if not target.exists():
-                continue
-            found.append(files_digest(target))
-            if target.is_dir():
-                found += [files_digest(m.parent) for m in sorted(target.rglob("MLmodel"))]
-        except OSError:  # unreadable files are not vouched for: the guard scans them again
-            continue
-    return sorted(set(found))
-
-
-def files_digest(path: Path) -> str:
-    """The registry's digest of a model's files (promotion bundles use the same one)."""
-    from mlgate.registry.mlflow_registry import FileDigest
-    from mlgate.registry.mlflow_registry import files_digest as digest_of
-
-    if path.is_file():
-        return digest_of([FileDigest(path.name, ev.sha256_file(path), path.stat().st_size)])
-    return digest_of(
-        [
-            FileDigest(p.relative_to(path).as_posix(), ev.sha256_file(p), p.stat().st_size)
-            for p in sorted(path.rglob("*"))
-            if p.is_file()
-        ]
     )
 
 
@@ -167,7 +137,8 @@ def _scan_files(model: Path, config: ScanConfig | None, context: RunContext) -> 
     """The model's files scanned by every registered model scanner, as scan evidence (without
     waivers: those belong to a configured scan stage)."""
     from mlgate.scanners import SCANNERS
-    from mlgate.scanners.interface import ScanError, ScanTargets, fingerprint
+    from mlgate.scanners.errors import ScanError
+    from mlgate.scanners.interface import ScanTargets, fingerprint
 
     started = ev.now()
     scanners = {n: s for n, s in SCANNERS.items() if "model" in s.sources}

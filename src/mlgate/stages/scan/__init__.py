@@ -1,0 +1,1 @@
+"""The scan stage: scanners over code, dependencies, the image and model files; one policy."""
