@@ -66,12 +66,13 @@ def test_a_bare_project_gets_a_tests_gate_that_passes_the_checks(tmp_path: Path)
     assert "found pytest tests: tests" in result.output
     assert "add .mlgate/ to .gitignore" in result.output
     assert sorted(p.relative_to(project).as_posix() for p in project.rglob("*.yml")) == [
+        ".github/workflows/mlgate-fork-report.yml",
         ".github/workflows/mlgate.yml",
         "mlgate.yml",
     ]
     assert assert_config_checks(project) == ["tests"]
     workflow_path = project / ".github" / "workflows" / "mlgate.yml"
-    assert_linters_pass([workflow_path])
+    assert_linters_pass(sorted((project / ".github" / "workflows").glob("*.yml")))
     workflow = yaml.safe_load(workflow_path.read_text())
     # on: is YAML 1.1's True.
     assert set(workflow[True]) == {"pull_request", "merge_group", "push"}
@@ -110,15 +111,89 @@ def test_the_example_gets_every_stage_it_has_and_the_promotion_workflows(
     assert cfg.promotion.model == "iris"
     assert cfg.stage_policy("bench").min_benchmarks == 2  # type: ignore[attr-defined]
     workflows = sorted((project / ".github" / "workflows").glob("*.yml"))
-    assert [p.name for p in workflows] == ["mlgate-promote.yml", "mlgate.yml"]
+    assert [p.name for p in workflows] == [
+        "mlgate-fork-report.yml",
+        "mlgate-promote.yml",
+        "mlgate.yml",
+    ]
     assert_linters_pass(workflows)
-    gate = yaml.safe_load(workflows[1].read_text())
+    assert_fork_report_follows_the_gate(project)
+    gate = yaml.safe_load(workflows[2].read_text())
     assert set(gate["jobs"]) == {"gate", "bundle"}
     assert gate["jobs"]["bundle"]["environment"] == "mlgate-registry"
     # The gate job runs the pull request's code: no registry secret reaches it.
     assert "secrets." not in yaml.safe_dump(gate["jobs"]["gate"])
-    promote = yaml.safe_load(workflows[0].read_text())
+    promote = yaml.safe_load(workflows[1].read_text())
     assert promote["jobs"]["promote"]["environment"] == "${{ inputs.stage }}"
+
+
+def assert_fork_report_follows_the_gate(project: Path) -> None:
+    """The fork report runs on workflow_run of the gate workflow init wrote - named by its
+    `name:`, exactly, or it never runs - only for a fork's pull_request run, from the default
+    branch, with the shipped reusable workflow's permissions and the gate's pin."""
+    workflows = project / ".github" / "workflows"
+    gate = yaml.safe_load((workflows / "mlgate.yml").read_text())
+    fork = yaml.safe_load((workflows / "mlgate-fork-report.yml").read_text())
+    trigger = fork[True]["workflow_run"]
+    assert trigger["workflows"] == [gate["name"]]
+    assert trigger["types"] == ["completed"]
+    assert set(fork[True]) == {"workflow_run"}
+    assert fork["permissions"] == {}
+    (job,) = fork["jobs"].values()
+    assert "github.event.workflow_run.event == 'pull_request'" in job["if"]
+    assert "head_repository.full_name != github.repository" in job["if"]
+    shipped = yaml.safe_load((ROOT / ".github/workflows/mlgate-fork-report.yml").read_text())
+    assert job["permissions"] == shipped["jobs"]["report"]["permissions"]
+    checkout, python, report = job["steps"]
+    # The default branch's checkout: no ref (never the pull request's head), no token kept.
+    assert checkout["uses"].startswith("actions/checkout@") and checkout["with"] == {
+        "persist-credentials": False
+    }
+    assert python["uses"].startswith("actions/setup-python@")
+    steps = [s.get("uses", "") for s in gate["jobs"]["gate"]["steps"]]
+    (gate_action,) = [uses for uses in steps if "mlgate@" in uses]
+    repository, pin = gate_action.split("@")
+    assert report["uses"] == f"{repository}/actions/fork-report@{pin}"
+    action = yaml.safe_load((ROOT / "actions" / "fork-report" / "action.yml").read_text())
+    assert set(report["with"]) <= set(action["inputs"])
+    # It reads the gate's config and the artifact the gate's action uploads.
+    assert report["with"]["config"] == "mlgate.yml"
+    root_action = yaml.safe_load((ROOT / "action.yml").read_text())
+    assert (
+        action["inputs"]["artifact-name"]["default"]
+        == root_action["inputs"]["artifact-name"]["default"]
+    )
+
+
+def test_the_fork_report_names_the_gate_workflow_it_follows(tmp_path: Path) -> None:
+    project = bare_project(tmp_path / "p")
+    result = mlgate("init", str(project))
+    assert result.exit_code == 0, result.output
+    assert "wrote .github/workflows/mlgate-fork-report.yml" in result.output
+    assert_fork_report_follows_the_gate(project)
+
+
+def test_no_fork_report_leaves_the_fork_workflow_out(tmp_path: Path) -> None:
+    project = bare_project(tmp_path / "p")
+    result = mlgate("init", str(project), "--no-fork-report")
+    assert result.exit_code == 0, result.output
+    assert "fork-report" not in result.output
+    assert [p.name for p in (project / ".github" / "workflows").iterdir()] == ["mlgate.yml"]
+
+
+def test_an_existing_fork_workflow_is_kept_and_nothing_is_written(tmp_path: Path) -> None:
+    project = bare_project(tmp_path / "p")
+    mine = project / ".github" / "workflows" / "mlgate-fork-report.yml"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("name: my own\n")
+    before = _written(project)
+    assert_bad_input(
+        mlgate("init", str(project)), ".github/workflows/mlgate-fork-report.yml already exists"
+    )
+    assert _written(project) == before and mine.read_text() == "name: my own\n"
+    # Left out, it is no obstacle.
+    assert mlgate("init", str(project), "--no-fork-report").exit_code == 0
+    assert mine.read_text() == "name: my own\n"
 
 
 def test_a_model_directory_in_the_project_is_found_and_scanned(tmp_path: Path) -> None:
@@ -266,6 +341,9 @@ def test_without_a_known_commit_the_workflow_carries_a_marked_placeholder(
     text = (project / ".github" / "workflows" / "mlgate.yml").read_text()
     assert "mlgate@<mlgate-commit-sha> # replace with the mlgate commit SHA" in text
     assert "# <mlgate-commit-sha>: replace it with the full commit SHA" in text
+    fork = (project / ".github" / "workflows" / "mlgate-fork-report.yml").read_text()
+    assert "/actions/fork-report@<mlgate-commit-sha> # replace with the mlgate commit SHA" in fork
+    assert "# <mlgate-commit-sha>: replace it with the full commit SHA" in fork
 
 
 def test_a_pyproject_project_is_installed_with_its_test_extra(tmp_path: Path) -> None:
@@ -336,7 +414,9 @@ def test_pips_record_of_a_git_install_pins_the_workflows(tmp_path: Path) -> None
     text = workflow_path.read_text()
     assert f"uses: acme/mlgate-fork@{sha} # mlgate" in text
     assert "pip's record of the mlgate install" in text
-    assert_linters_pass([workflow_path])
+    fork_path = project / ".github" / "workflows" / "mlgate-fork-report.yml"
+    assert f"uses: acme/mlgate-fork/actions/fork-report@{sha} # mlgate" in fork_path.read_text()
+    assert_linters_pass([workflow_path, fork_path])
 
 
 def test_the_config_it_writes_gates_the_project_as_it_is(

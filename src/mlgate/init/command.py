@@ -27,9 +27,26 @@ import click
     help="Also write bundle registration and the workflow_dispatch promotion workflow "
     "(needs a registered model).",
 )
+@click.option(
+    "--fork-report/--no-fork-report",
+    default=True,
+    help="Write .github/workflows/mlgate-fork-report.yml, the verdict on pull requests from "
+    "forks (on by default: init cannot tell whether forks will open pull requests, and the "
+    "workflow's job is skipped for every other run).",
+)
 @click.option("--force", is_flag=True, help="Overwrite files that already exist.")
-def init_command(directory: Path, model: str | None, promotion: bool, force: bool) -> None:
-    """Write mlgate.yml and .github/workflows/mlgate.yml for the project in DIRECTORY.
+def init_command(
+    directory: Path, model: str | None, promotion: bool, fork_report: bool, force: bool
+) -> None:
+    """Write mlgate.yml and the GitHub workflows for the project in DIRECTORY.
+
+    \b
+    mlgate.yml                               the stages and the policy
+    .github/workflows/mlgate.yml             the gate on pull requests, merge queues and
+                                             pushes to the default branch
+    .github/workflows/mlgate-fork-report.yml the verdict on pull requests from forks
+                                             (on workflow_run of the gate)
+    .github/workflows/mlgate-promote.yml     with --promotion
 
     \b
     It looks for (and enables the stages for):
@@ -50,7 +67,7 @@ def init_command(directory: Path, model: str | None, promotion: bool, force: boo
 
     project = detect.inspect(directory, model)
     found = pin.find()
-    rendered = files.render(project, found, promotion)
+    rendered = files.render(project, found, promotion, fork_report)
     files.write(directory, rendered, force)
     for line in project.found() or ["no tests, benchmarks, requirements, Dockerfile or model"]:
         click.echo(f"found {line}")

@@ -17,6 +17,7 @@ from mlgate.init.pin import Pin
 CONFIG = "mlgate.yml"
 GATE_WORKFLOW = ".github/workflows/mlgate.yml"
 PROMOTE_WORKFLOW = ".github/workflows/mlgate-promote.yml"
+FORK_WORKFLOW = ".github/workflows/mlgate-fork-report.yml"
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class Rendered:
     text: str
 
 
-def render(project: Project, pin: Pin, promotion: bool) -> list[Rendered]:
+def render(project: Project, pin: Pin, promotion: bool, fork_report: bool) -> list[Rendered]:
     if promotion and (project.model is None or project.model.name is None):
         raise MlgateError(
             "--promotion needs a registered model: give --model NAME (or models:/NAME@ALIAS)"
@@ -35,6 +36,8 @@ def render(project: Project, pin: Pin, promotion: bool) -> list[Rendered]:
         Rendered(CONFIG, config_template.render(project)),
         Rendered(GATE_WORKFLOW, workflow_template.gate(project, pin, branch, promotion)),
     ]
+    if fork_report:
+        files.append(Rendered(FORK_WORKFLOW, workflow_template.fork_report(pin)))
     if promotion:
         files.append(Rendered(PROMOTE_WORKFLOW, workflow_template.promote(pin)))
     return files

@@ -1,6 +1,7 @@
 """The GitHub workflows `mlgate init` writes: the gate on pull requests, merge queues and pushes
-to the default branch (and, with --promotion, bundle registration and the promotion workflow),
-in the shape of the starters in mlgate's workflows/ directory."""
+to the default branch, the report on pull requests from forks (and, with --promotion, bundle
+registration and the promotion workflow), in the shape of the starters in mlgate's workflows/
+directory."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from mlgate.init.pin import PLACEHOLDER, Pin
 # Third-party actions mlgate's own workflows pin (kept in step with them).
 _CHECKOUT = "actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2"
 _SETUP_PYTHON = "actions/setup-python@a26af69be951a213d495a4c3e4e4022e16d87065 # v5.6.0"
-# mlgate's own jobs (bundle, promote) run mlgate only: any Python it supports will do.
+# mlgate's own jobs (bundle, promote, fork report) run mlgate only: any Python it supports will do.
 _MLGATE_PYTHON = "3.11"
+# The gate workflow's `name:`, which the fork report's workflow_run trigger must name exactly.
+GATE_NAME = "mlgate"
 
 
 def _setup_steps(python: str) -> str:
@@ -138,7 +141,7 @@ def gate(project: Project, pin: Pin, branch: str, promotion: bool) -> str:
     )
     text = (
         _header(pin, promotion)
-        + _lines("name: mlgate", "")
+        + _lines(f"name: {GATE_NAME}", "")
         + _triggers(branch, promotion)
         + _lines(
             "",
@@ -202,6 +205,68 @@ def _bundle_job(pin: Pin) -> str:
         + "        with:\n"
         "          model-version: ${{ inputs.model-version }}\n"
         "          config: mlgate.yml\n"
+    )
+
+
+def fork_report(pin: Pin) -> str:
+    """On workflow_run of the gate: judge a fork's run with the default branch's config, policy
+    and waivers, and report on its pull request. Steps rather than the reusable workflow, as in
+    the gate: no `$/` and no `cache-mode:`, which GitHub Enterprise Server does not know."""
+    return (
+        _lines(
+            "# mlgate fork report: checks and the sticky comment on pull requests from forks.",
+            "# Written by `mlgate init` (`--no-fork-report` leaves it out).",
+        )
+        + _pin_comment(pin)
+        + _lines(
+            "#",
+            f'# A fork\'s pull_request run of the workflow "{GATE_NAME}" (mlgate.yml in this',
+            "# directory) gets a read-only token: it runs the stages and uploads the artifact",
+            "# mlgate-report but cannot publish. When it completes, this workflow runs in this",
+            "# repository - the default branch's copy of this file, with a write token - and runs",
+            "# none of the pull request's code: it judges that run's evidence with the default",
+            "# branch's mlgate.yml, policy and waivers, and reports on the pull request whose head",
+            "# is the run's commit. It takes effect once it is on the default branch. Pull",
+            "# requests from this repository's branches, and merge queues, are reported by the",
+            "# gate workflow itself: for them this job is skipped.",
+            f"name: {GATE_NAME} fork report",
+            "",
+            "on:",
+            "  # zizmor's dangerous-triggers flags every workflow_run: the trigger that gives a",
+            "  # fork's result a write token. Mitigated here: the job checks out the default",
+            "  # branch only, runs none of the pull request's code, reads the run's artifact as",
+            "  # data through the API (only mlgate's evidence, size-capped, no links or paths out)",
+            "  # and takes the pull request from the API, not from the artifact.",
+            "  workflow_run: # zizmor: ignore[dangerous-triggers]",
+            f"    workflows: [{GATE_NAME}] # the gate workflow's name:, exactly",
+            "    types: [completed]",
+            "",
+            "permissions: {}",
+            "",
+            "jobs:",
+            "  report:",
+            "    name: report",
+            "    if: >-",
+            "      github.event.workflow_run.event == 'pull_request'",
+            "      && github.event.workflow_run.head_repository.full_name != github.repository",
+            "    runs-on: ubuntu-latest",
+            "    # A newer run of the same fork branch supersedes this one.",
+            "    concurrency:",
+            "      group: ${{ github.workflow }}-${{ github.event.workflow_run.head_repository"
+            ".full_name }}-${{ github.event.workflow_run.head_branch }}",
+            "      cancel-in-progress: true",
+            "    permissions:",
+            "      actions: read # the pull request run's artifact",
+            "      contents: read # the default branch's mlgate.yml and waivers",
+            "      checks: write # check runs per stage and the aggregate 'mlgate' check",
+            "      statuses: write # fallback when check runs are not allowed",
+            "      pull-requests: write # the sticky PR comment (and finding the pull request)",
+            "    steps:",
+            "      # The default branch (workflow_run's commit), never the pull request's code.",
+        )
+        + _setup_steps(_MLGATE_PYTHON)
+        + f"      - uses: {_uses(pin, 'fork-report')}\n"
+        + _lines("        with:", "          config: mlgate.yml")
     )
 
 

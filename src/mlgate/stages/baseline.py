@@ -17,7 +17,9 @@ class GitHubArtifact(BaseModel):
 
     workflow: str = Field(description="Workflow file name (e.g. mlgate.yml) or id.")
     branch: str | None = Field(
-        default=None, description="Branch whose runs count [default: the PR's base branch]."
+        default=None,
+        description="Branch whose runs count [default: the PR's base branch, or the merge "
+        "queue's base branch on a merge_group run].",
     )
     artifact: str = Field(default="mlgate-report", description="Artifact name.")
     member: str | None = Field(
