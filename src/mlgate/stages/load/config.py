@@ -130,7 +130,8 @@ class LoadConfig(StageConfig):
         description="Baseline to compare against: load evidence (its samples artifact) or a raw "
         "sample file (one latency in ms per line), relative to working_directory; or "
         "{github: {workflow: mlgate.yml}}, the report artifact of the latest successful run on "
-        "the PR's base branch, fetched through the GitHub API.",
+        "the PR's base branch (the merge queue's base on a merge_group run), fetched through the "
+        "GitHub API.",
     )
     max_in_flight: int = Field(
         default=1000,
