@@ -54,9 +54,11 @@ def fork_evidence_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, commit: s
     return made
 
 
-def archive(entries: dict[str, bytes], links: tuple[str, ...] = ()) -> bytes:
+def archive(
+    entries: dict[str, bytes], links: tuple[str, ...] = (), compression: int = zipfile.ZIP_STORED
+) -> bytes:
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as bundle:
+    with zipfile.ZipFile(buffer, "w", compression) as bundle:
         for name, data in entries.items():
             bundle.writestr(name, data)
         for name in links:
@@ -186,12 +188,85 @@ def hostile(made: Path) -> dict[str, tuple[bytes, str]]:
             "evidence/tests.json is not mlgate evidence",
         ),
         "not-a-zip": (b"PK but not really", "is not a readable zip archive"),
+        # Archives zipfile itself chokes on: each must be a refusal, never an internal error.
+        "encrypted": (
+            _flagged(archive(evidence), 0x1),
+            "holds 'evidence/tests.json' encrypted: encrypted members are not taken",
+        ),
+        "corrupt-deflate": (_corrupted(evidence), "is not a readable zip archive"),
+        "corrupt-bzip2": (
+            _corrupted(evidence, zipfile.ZIP_BZIP2),
+            "compressed with method 12: only stored or deflated",
+        ),
+        "name-not-utf8": (_name_not_utf8(archive(evidence)), "is not a readable zip archive"),
+        "same-name-twice": (
+            archive({**evidence, "evidence//tests.json": evidence["evidence/tests.json"]}),
+            "holds 'evidence//tests.json' twice",
+        ),
+        "file-below-evidence": (
+            archive({**_listing(evidence, "tests.json/x"), "evidence/tests.json/x": b"x"}),
+            "holds 'evidence/tests.json/x': it cannot be placed where another file",
+        ),
     }
+
+
+def _flagged(data: bytes, flag: int) -> bytes:
+    """The archive with `flag` set in every header's general purpose bits (bit 0: encrypted)."""
+    flagged = bytearray(data)
+    for signature, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        at = flagged.find(signature)
+        while at != -1:
+            flagged[at + offset] |= flag
+            at = flagged.find(signature, at + 1)
+    return bytes(flagged)
+
+
+def _corrupted(entries: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+    """A compressed archive whose first member's compressed bytes are garbage."""
+    data = bytearray(archive(entries, compression=compression))
+    at = data.find(b"PK\x03\x04")
+    start = at + 30 + int.from_bytes(data[at + 26 : at + 28], "little")
+    start += int.from_bytes(data[at + 28 : at + 30], "little")
+    for index in range(start, start + 8):
+        data[index] ^= 0xFF
+    return bytes(data)
+
+
+def _name_not_utf8(data: bytes) -> bytes:
+    """The first member's name in the central directory made invalid UTF-8, flagged UTF-8."""
+    broken = bytearray(data)
+    at = broken.find(b"PK\x01\x02")
+    broken[at + 9] |= 0x08  # bit 11 of the flags: the name is UTF-8
+    broken[at + 46] = 0xFF
+    return bytes(broken)
+
+
+def _listing(entries: dict[str, bytes], path: str) -> dict[str, bytes]:
+    """The entries with tests.json listing `path` among the files its stage wrote."""
+    document = json.loads(entries["evidence/tests.json"])
+    document["artifacts"].append(
+        {"path": path, "sha256": "0" * 64, "size": 1, "description": "planted"}
+    )
+    return {**entries, "evidence/tests.json": json.dumps(document).encode()}
 
 
 @pytest.mark.parametrize(
     "case",
-    ["path-traversal", "absolute", "link", "oversized", "not-mlgate", "not-evidence", "not-a-zip"],
+    [
+        "path-traversal",
+        "absolute",
+        "link",
+        "oversized",
+        "not-mlgate",
+        "not-evidence",
+        "not-a-zip",
+        "encrypted",
+        "corrupt-deflate",
+        "corrupt-bzip2",
+        "name-not-utf8",
+        "same-name-twice",
+        "file-below-evidence",
+    ],
 )
 def test_a_hostile_artifact_is_refused_with_its_reason_in_a_failing_check(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gh: FakeGitHub, base: Path, case: str

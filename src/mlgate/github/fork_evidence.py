@@ -9,8 +9,10 @@ Everything it reads from the fork's run is untrusted, so this module:
   run's commit, else nothing is published on it (a stale run must not replace a newer verdict);
 - downloads the run's report artifact through the API and takes from it only what mlgate
   writes: `<member_dir>/<stage>.json` evidence and the files that evidence lists. A name that
-  climbs out or is absolute, a link, a file over the size limit, a duplicate name or an archive
-  with no mlgate evidence refuses the whole artifact (`EvidenceRefused`);
+  climbs out or is absolute, a link, a file over the size limit, a name twice (spelled apart
+  or in another case), an encrypted member, a compression other than upload-artifact's
+  (stored, deflated), an archive zipfile cannot read or one with no mlgate evidence refuses
+  the whole artifact (`EvidenceRefused`);
 - replaces what the fork decides that the base branch should: the scan evidence's waivers
   become the base checkout's, its baseline is dropped (under `new_only` every finding counts),
   and no other evidence keeps a waiver mark.
@@ -24,7 +26,9 @@ from __future__ import annotations
 import shutil
 import stat
 import tempfile
+import unicodedata
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Any
@@ -44,6 +48,9 @@ MAX_FILE_BYTES = 32 * 1024 * 1024  # one evidence document or sample file
 MAX_TOTAL_BYTES = 128 * 1024 * 1024
 _CHUNK = 1024 * 1024
 _SCAN = "scan"
+# What actions/upload-artifact writes; other methods are more decompressors to trust.
+_COMPRESSIONS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflated"}
+_ENCRYPTED = 0x1
 
 
 class NotPublishable(MlgateError):
@@ -180,12 +187,19 @@ def take(archive: IO[bytes], destination: Path, member_dir: str, what: str) -> l
             staging = Path(tempfile.mkdtemp(prefix=".fork-evidence-", dir=destination.parent))
             try:
                 taken = _take_documents(bundle, documents, staging, what)
-                taken += _take_listed(bundle, members, prefix, staging, taken)
+                taken += _take_listed(bundle, members, prefix, staging, taken, what)
                 shutil.rmtree(destination, ignore_errors=True)
                 staging.rename(destination)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError) as exc:
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        EOFError,
+        NotImplementedError,
+        zlib.error,  # a deflated member's bytes are not deflate
+        UnicodeDecodeError,  # a member name flagged UTF-8 is not
+    ) as exc:
         raise EvidenceRefused(f"{what} is not a readable zip archive: {exc}") from None
     return taken
 
@@ -195,6 +209,7 @@ def _checked_members(bundle: zipfile.ZipFile, what: str) -> dict[str, zipfile.Zi
     if len(infos) > MAX_MEMBERS:
         raise EvidenceRefused(f"{what} holds more than {MAX_MEMBERS} files")
     members: dict[str, zipfile.ZipInfo] = {}
+    seen: set[str] = set()
     for info in infos:
         name = info.filename
         refusal = artifact_paths.lexical_refusal(name)
@@ -202,14 +217,27 @@ def _checked_members(bundle: zipfile.ZipFile, what: str) -> dict[str, zipfile.Zi
             raise EvidenceRefused(f"{what} holds an unsafe name {name[:200]!r}: {refusal}")
         if stat.S_ISLNK(info.external_attr >> 16):
             raise EvidenceRefused(f"{what} holds a link {name[:200]!r}: links are not taken")
+        if info.flag_bits & _ENCRYPTED:
+            raise EvidenceRefused(
+                f"{what} holds {name[:200]!r} encrypted: encrypted members are not taken"
+            )
+        if info.compress_type not in _COMPRESSIONS:
+            raise EvidenceRefused(
+                f"{what} holds {name[:200]!r} compressed with method {info.compress_type}: "
+                f"only {' or '.join(_COMPRESSIONS.values())} members are taken"
+            )
         if info.file_size > MAX_FILE_BYTES:
             raise EvidenceRefused(
                 f"{what} holds {name[:200]!r} of {info.file_size} bytes, more than the "
                 f"{MAX_FILE_BYTES} allowed for one file"
             )
-        key = name.rstrip("/")
-        if key in members:
+        # One file however spelled ('a//b', 'a/./b', 'a/') and in any case or Unicode form
+        # (a case-insensitive or normalising file system would make them one).
+        key = str(PurePosixPath(name))
+        folded = unicodedata.normalize("NFC", key).casefold()
+        if folded in seen:
             raise EvidenceRefused(f"{what} holds {name[:200]!r} twice")
+        seen.add(folded)
         members[key] = info
     if sum(info.file_size for info in infos) > MAX_TOTAL_BYTES:
         raise EvidenceRefused(f"{what} expands beyond {MAX_TOTAL_BYTES} bytes")
@@ -241,6 +269,7 @@ def _take_listed(
     prefix: PurePosixPath,
     staging: Path,
     documents: list[str],
+    what: str,
 ) -> list[str]:
     """The files the evidence lists as written by its stage (samples, SARIF), where present;
     the reporters still check each one's digest before reading it."""
@@ -253,16 +282,23 @@ def _take_listed(
             target = staging.joinpath(*PurePosixPath(listed.path).parts)
             if info is None or info.is_dir() or target.exists():
                 continue
-            _extract(bundle, info, target, "the artifact")
+            _extract(bundle, info, target, what)
             taken.append(listed.path)
     return taken
 
 
 def _extract(bundle: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, what: str) -> None:
     """Copy one member, counting the bytes really written (zip sizes are claims)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        sink = target.open("xb")
+    except (FileExistsError, NotADirectoryError):  # 'a' taken as a file, now 'a/b'
+        raise EvidenceRefused(
+            f"{what} holds {info.filename[:200]!r}: it cannot be placed where another file "
+            "it holds already is"
+        ) from None
     written = 0
-    with bundle.open(info) as source, target.open("xb") as sink:
+    with bundle.open(info) as source, sink:
         while chunk := source.read(_CHUNK):
             written += len(chunk)
             if written > MAX_FILE_BYTES:
