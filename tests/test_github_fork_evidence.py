@@ -320,6 +320,24 @@ def test_a_pull_request_that_moved_on_gets_nothing(
     assert gh.check_runs(REPO) == [] and gh.comments(REPO, 7) == []
 
 
+def test_fork_evidence_is_not_published_on_a_commit_another_pull_request_reports_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gh: FakeGitHub, base: Path
+) -> None:
+    """Checks belong to the commit: a fork that pushes the head commit of the repository's own
+    pull request #8 must not replace #8's verdict with one judged on evidence it made."""
+    gh.add_pull(REPO, number=8, head_sha=HEAD, base_sha=BASE, head_ref="trusted")
+    made = fork_evidence_dir(tmp_path, monkeypatch, HEAD)
+    pr_run(gh, tmp_path, archive(report_archive(made)))
+    result = mlgate_in_process("fork-evidence")
+    assert result.exit_code == 1, result.stderr
+    (line,) = errors(result)
+    assert "commit aaaaaaaaaaaa is also the head of pull request #8" in line, line
+    assert "nothing published" in line
+    assert outputs(tmp_path) == {}
+    assert gh.check_runs(REPO) == [] and gh.comments(REPO, 7) == []
+    assert gh.comments(REPO, 8) == []
+
+
 def test_a_verdict_about_another_commit_is_not_published_on_the_pull_request(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gh: FakeGitHub, base: Path
 ) -> None:

@@ -138,7 +138,31 @@ def resolve_pull(repo: Repository, run: TriggeringRun) -> int:
             f"pull request #{pull.number} is now at {pull.head.sha[:12]}, the run's evidence is "
             f"about {run.head_sha[:12]}: nothing published on it (the newer run reports)"
         )
+    sharing = with_retry(lambda: _others_at(repo, run), f"listing pull requests at {where}")
+    if sharing:
+        # Checks belong to the commit, not the pull request: the newest 'mlgate' check on it
+        # is what every pull request at that commit requires. Any commit can be pushed to a
+        # fork, so fork-made evidence would replace another pull request's own verdict.
+        numbers = ", ".join(f"#{p.number}" for p in sharing)
+        raise NotPublishable(
+            f"commit {run.head_sha[:12]} is also the head of pull request {numbers} from "
+            f"another repository: a verdict on {run.head_repository}'s evidence would replace "
+            "its checks; nothing published"
+        )
     return int(pull.number)
+
+
+def _others_at(repo: Repository, run: TriggeringRun) -> list[Any]:
+    """Open pull requests from another head repository than the run's, at the run's commit."""
+    return [
+        pull
+        for pull in repo.get_pulls(state="open")
+        if pull.head.sha.lower() == run.head_sha
+        and (
+            pull.head.repo is None
+            or pull.head.repo.full_name.lower() != run.head_repository.lower()
+        )
+    ]
 
 
 def fetch(
