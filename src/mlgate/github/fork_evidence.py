@@ -6,7 +6,9 @@ Everything it reads from the fork's run is untrusted, so this module:
 
 - finds the pull request through the API from the run's head repository, branch and commit
   (GitHub leaves `workflow_run.pull_requests` empty for forks) and requires its head to be the
-  run's commit, else nothing is published on it (a stale run must not replace a newer verdict);
+  run's commit, else nothing is published on it (a stale run must not replace a newer verdict),
+  nor when another repository's open pull request has that commit at its head (checks belong
+  to the commit: they would replace that pull request's own);
 - downloads the run's report artifact through the API and takes from it only what mlgate
   writes: `<member_dir>/<stage>.json` evidence and the files that evidence lists. A name that
   climbs out or is absolute, a link, a file over the size limit, a name twice (spelled apart
@@ -14,8 +16,8 @@ Everything it reads from the fork's run is untrusted, so this module:
   (stored, deflated), an archive zipfile cannot read or one with no mlgate evidence refuses
   the whole artifact (`EvidenceRefused`);
 - replaces what the fork decides that the base branch should: the scan evidence's waivers
-  become the base checkout's, its baseline is dropped (under `new_only` every finding counts),
-  and no other evidence keeps a waiver mark.
+  become the base checkout's, its baseline is dropped (under `new_only` the scan rule then
+  fails for want of a trusted baseline), and no other evidence keeps a waiver mark.
 
 The gate then judges the evidence with the base checkout's config and policy; its commit check
 refuses evidence made for another commit than the run's.
