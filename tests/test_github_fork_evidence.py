@@ -203,6 +203,12 @@ def hostile(made: Path) -> dict[str, tuple[bytes, str]]:
             archive({**evidence, "evidence//tests.json": evidence["evidence/tests.json"]}),
             "holds 'evidence//tests.json' twice",
         ),
+        "control-character": (
+            archive(
+                {**_listing(evidence, "x\n::error::owned"), "evidence/x\n::error::owned": b"x"}
+            ),
+            "::owned': a control character or line break",
+        ),
         "file-below-evidence": (
             archive({**_listing(evidence, "tests.json/x"), "evidence/tests.json/x": b"x"}),
             "holds 'evidence/tests.json/x': it cannot be placed where another file",
@@ -265,6 +271,7 @@ def _listing(entries: dict[str, bytes], path: str) -> dict[str, bytes]:
         "corrupt-bzip2",
         "name-not-utf8",
         "same-name-twice",
+        "control-character",
         "file-below-evidence",
     ],
 )

@@ -11,7 +11,7 @@ Everything it reads from the fork's run is untrusted, so this module:
   to the commit: they would replace that pull request's own);
 - downloads the run's report artifact through the API and takes from it only what mlgate
   writes: `<member_dir>/<stage>.json` evidence and the files that evidence lists. A name that
-  climbs out or is absolute, a link, a file over the size limit, a name twice (spelled apart
+  climbs out, is absolute or holds a control character, a link, a file over the size limit, a name twice (spelled apart
   or in another case), an encrypted member, a compression other than upload-artifact's
   (stored, deflated), an archive zipfile cannot read or one with no mlgate evidence refuses
   the whole artifact (`EvidenceRefused`);
@@ -238,7 +238,7 @@ def _checked_members(bundle: zipfile.ZipFile, what: str) -> dict[str, zipfile.Zi
     seen: set[str] = set()
     for info in infos:
         name = info.filename
-        refusal = artifact_paths.lexical_refusal(name)
+        refusal = artifact_paths.lexical_refusal(name) or _control_refusal(name)
         if refusal is not None:
             raise EvidenceRefused(f"{what} holds an unsafe name {name[:200]!r}: {refusal}")
         if stat.S_ISLNK(info.external_attr >> 16):
@@ -268,6 +268,15 @@ def _checked_members(bundle: zipfile.ZipFile, what: str) -> dict[str, zipfile.Zi
     if sum(info.file_size for info in infos) > MAX_TOTAL_BYTES:
         raise EvidenceRefused(f"{what} expands beyond {MAX_TOTAL_BYTES} bytes")
     return members
+
+
+def _control_refusal(name: str) -> str | None:
+    """Why a name holding a line break or other control character is refused: the names taken
+    are logged by this trusted job, and a line of them starting '::' would be a workflow
+    command."""
+    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in name):
+        return "a control character or line break"
+    return None
 
 
 def _take_documents(
