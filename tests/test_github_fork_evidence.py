@@ -345,6 +345,22 @@ def test_fork_evidence_is_not_published_on_a_commit_another_pull_request_reports
     assert gh.comments(REPO, 8) == []
 
 
+def test_a_run_of_the_repository_itself_still_reports_beside_a_fork_at_its_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gh: FakeGitHub, base: Path
+) -> None:
+    """The shared-commit refusal is for fork-made evidence only: a fork that opens a pull
+    request at a commit of the repository's own pull request #8 cannot silence #8's run."""
+    gh.add_pull(REPO, number=8, head_sha=HEAD, base_sha=BASE, head_ref="trusted")
+    made = fork_evidence_dir(tmp_path, monkeypatch, HEAD)
+    pr_run(gh, tmp_path, archive(report_archive(made)))
+    event = json.loads((tmp_path / "event.json").read_text())
+    event["workflow_run"].update(head_branch="trusted", head_repository={"full_name": REPO})
+    (tmp_path / "event.json").write_text(json.dumps(event))
+    result = mlgate_in_process("fork-evidence")
+    assert result.exit_code == 0, result.stderr
+    assert outputs(tmp_path) == {"pr-number": "8", "head-sha": HEAD}
+
+
 def test_a_verdict_about_another_commit_is_not_published_on_the_pull_request(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gh: FakeGitHub, base: Path
 ) -> None:

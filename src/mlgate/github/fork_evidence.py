@@ -11,10 +11,10 @@ Everything it reads from the fork's run is untrusted, so this module:
   to the commit: they would replace that pull request's own);
 - downloads the run's report artifact through the API and takes from it only what mlgate
   writes: `<member_dir>/<stage>.json` evidence and the files that evidence lists. A name that
-  climbs out, is absolute or holds a control character, a link, a file over the size limit, a name twice (spelled apart
-  or in another case), an encrypted member, a compression other than upload-artifact's
-  (stored, deflated), an archive zipfile cannot read or one with no mlgate evidence refuses
-  the whole artifact (`EvidenceRefused`);
+  climbs out, is absolute or holds a control character, a link, a file over the size limit,
+  a name twice (spelled apart or in another case), an encrypted member, a compression other
+  than upload-artifact's (stored, deflated), an archive zipfile cannot read or one with no
+  mlgate evidence refuses the whole artifact (`EvidenceRefused`);
 - replaces what the fork decides that the base branch should: the scan evidence's waivers
   become the base checkout's, its baseline is dropped (under `new_only` the scan rule then
   fails for want of a trusted baseline), and no other evidence keeps a waiver mark.
@@ -110,9 +110,10 @@ def triggering_run(payload: dict[str, Any]) -> TriggeringRun:
     return TriggeringRun(int(str(fields["id"])), sha, str(fields["head_branch"]), full_name)
 
 
-def resolve_pull(repo: Repository, run: TriggeringRun) -> int:
+def resolve_pull(repo: Repository, run: TriggeringRun, base_repository: str) -> int:
     """The number of the open pull request whose head is the run's repository, branch and
-    commit. NotPublishable when there is none, more than one, or its head has moved on."""
+    commit. NotPublishable when there is none, more than one, or its head has moved on, and
+    for a fork's run when another repository's open pull request is at that commit too."""
     from mlgate.github.client import with_retry
 
     def open_pulls() -> list[Any]:
@@ -140,7 +141,10 @@ def resolve_pull(repo: Repository, run: TriggeringRun) -> int:
             f"pull request #{pull.number} is now at {pull.head.sha[:12]}, the run's evidence is "
             f"about {run.head_sha[:12]}: nothing published on it (the newer run reports)"
         )
-    sharing = with_retry(lambda: _others_at(repo, run), f"listing pull requests at {where}")
+    from_fork = run.head_repository.lower() != base_repository.lower()
+    sharing = from_fork and with_retry(
+        lambda: _others_at(repo, run), f"listing pull requests at {where}"
+    )
     if sharing:
         # Checks belong to the commit, not the pull request: the newest 'mlgate' check on it
         # is what every pull request at that commit requires. Any commit can be pushed to a
