@@ -202,6 +202,42 @@ def test_zip_bomb_lying_about_its_size_is_stopped(
     assert not (tmp_path / "baseline").exists()
 
 
+def _garbled(data: bytes) -> bytes:
+    """The archive with its first member's compressed bytes overwritten."""
+    garbled = bytearray(data)
+    at = garbled.index(b"PK\x03\x04")
+    start = at + 30 + int.from_bytes(garbled[at + 26 : at + 28], "little")
+    start += int.from_bytes(garbled[at + 28 : at + 30], "little")
+    garbled[start : start + 8] = bytes(b ^ 0xFF for b in garbled[start : start + 8])
+    return bytes(garbled)
+
+
+def _encrypted(data: bytes) -> bytes:
+    flagged = bytearray(data)
+    for header, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        flagged[flagged.index(header) + offset] |= 0x1
+    return bytes(flagged)
+
+
+@pytest.mark.parametrize(
+    "damaged",
+    [
+        _garbled(archive({MEMBER: SAMPLES})),
+        _encrypted(archive({MEMBER: SAMPLES})),
+        archive({"evidence": "a file", MEMBER: SAMPLES}),  # then a folder of the same name
+    ],
+    ids=["garbled-deflate", "encrypted", "file-then-folder"],
+)
+def test_an_archive_zipfile_cannot_extract_is_one_clear_error(
+    gh: FakeGitHub, tmp_path: Path, damaged: bytes
+) -> None:
+    gh.add_workflow_run(REPO, artifacts={"mlgate-report": damaged})
+    with pytest.raises(BaselineError, match=r"cannot be extracted|not a readable zip") as failed:
+        fetch(gh, tmp_path)
+    assert "\n" not in str(failed.value)
+    assert not (tmp_path / "baseline").exists()
+
+
 def test_retries_502_during_listing_and_download(
     gh: FakeGitHub, tmp_path: Path, sleeps: list[float]
 ) -> None:

@@ -55,9 +55,11 @@ def fork_evidence_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, commit: s
     return made
 
 
-def archive(entries: dict[str, bytes], links: tuple[str, ...] = ()) -> bytes:
+def archive(
+    entries: dict[str, bytes], links: tuple[str, ...] = (), compression: int = zipfile.ZIP_STORED
+) -> bytes:
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as bundle:
+    with zipfile.ZipFile(buffer, "w", compression) as bundle:
         for name, data in entries.items():
             bundle.writestr(name, data)
         for name in links:
@@ -187,12 +189,92 @@ def hostile(made: Path) -> dict[str, tuple[bytes, str]]:
             "evidence/tests.json is not mlgate evidence",
         ),
         "not-a-zip": (b"PK but not really", "is not a readable zip archive"),
+        # Archives zipfile itself chokes on: each must be a refusal, never an internal error.
+        "encrypted": (
+            _flagged(archive(evidence), 0x1),
+            "holds 'evidence/tests.json' encrypted: encrypted members are not taken",
+        ),
+        "corrupt-deflate": (_corrupted(evidence), "is not a readable zip archive"),
+        "corrupt-bzip2": (
+            _corrupted(evidence, zipfile.ZIP_BZIP2),
+            "compressed with method 12: only stored or deflated",
+        ),
+        "name-not-utf8": (_name_not_utf8(archive(evidence)), "is not a readable zip archive"),
+        "same-name-twice": (
+            archive({**evidence, "evidence//tests.json": evidence["evidence/tests.json"]}),
+            "holds 'evidence//tests.json' twice",
+        ),
+        "control-character": (
+            archive(
+                {**_listing(evidence, "x\n::error::owned"), "evidence/x\n::error::owned": b"x"}
+            ),
+            "::owned': a control character or line break",
+        ),
+        "file-below-evidence": (
+            archive({**_listing(evidence, "tests.json/x"), "evidence/tests.json/x": b"x"}),
+            "holds 'evidence/tests.json/x': it cannot be placed where another file",
+        ),
     }
+
+
+def _flagged(data: bytes, flag: int) -> bytes:
+    """The archive with `flag` set in every header's general purpose bits (bit 0: encrypted)."""
+    flagged = bytearray(data)
+    for signature, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        at = flagged.find(signature)
+        while at != -1:
+            flagged[at + offset] |= flag
+            at = flagged.find(signature, at + 1)
+    return bytes(flagged)
+
+
+def _corrupted(entries: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+    """A compressed archive whose first member's compressed bytes are garbage."""
+    data = bytearray(archive(entries, compression=compression))
+    at = data.find(b"PK\x03\x04")
+    start = at + 30 + int.from_bytes(data[at + 26 : at + 28], "little")
+    start += int.from_bytes(data[at + 28 : at + 30], "little")
+    for index in range(start, start + 8):
+        data[index] ^= 0xFF
+    return bytes(data)
+
+
+def _name_not_utf8(data: bytes) -> bytes:
+    """The first member's name in the central directory made invalid UTF-8, flagged UTF-8."""
+    broken = bytearray(data)
+    at = broken.find(b"PK\x01\x02")
+    broken[at + 9] |= 0x08  # bit 11 of the flags: the name is UTF-8
+    broken[at + 46] = 0xFF
+    return bytes(broken)
+
+
+def _listing(entries: dict[str, bytes], path: str) -> dict[str, bytes]:
+    """The entries with tests.json listing `path` among the files its stage wrote."""
+    document = json.loads(entries["evidence/tests.json"])
+    document["artifacts"].append(
+        {"path": path, "sha256": "0" * 64, "size": 1, "description": "planted"}
+    )
+    return {**entries, "evidence/tests.json": json.dumps(document).encode()}
 
 
 @pytest.mark.parametrize(
     "case",
-    ["path-traversal", "absolute", "link", "oversized", "not-mlgate", "not-evidence", "not-a-zip"],
+    [
+        "path-traversal",
+        "absolute",
+        "link",
+        "oversized",
+        "not-mlgate",
+        "not-evidence",
+        "not-a-zip",
+        "encrypted",
+        "corrupt-deflate",
+        "corrupt-bzip2",
+        "name-not-utf8",
+        "same-name-twice",
+        "control-character",
+        "file-below-evidence",
+    ],
 )
 def test_a_hostile_artifact_is_refused_with_its_reason_in_a_failing_check(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gh: FakeGitHub, base: Path, case: str
@@ -244,6 +326,40 @@ def test_a_pull_request_that_moved_on_gets_nothing(
     (line,) = errors(result)
     assert "pull request #7 is now at aaaaaaaaaaaa" in line and "nothing published" in line
     assert gh.check_runs(REPO) == [] and gh.comments(REPO, 7) == []
+
+
+def test_fork_evidence_is_not_published_on_a_commit_another_pull_request_reports_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gh: FakeGitHub, base: Path
+) -> None:
+    """Checks belong to the commit: a fork that pushes the head commit of the repository's own
+    pull request #8 must not replace #8's verdict with one judged on evidence it made."""
+    gh.add_pull(REPO, number=8, head_sha=HEAD, base_sha=BASE, head_ref="trusted")
+    made = fork_evidence_dir(tmp_path, monkeypatch, HEAD)
+    pr_run(gh, tmp_path, archive(report_archive(made)))
+    result = mlgate_in_process("fork-evidence")
+    assert result.exit_code == 1, result.stderr
+    (line,) = errors(result)
+    assert "commit aaaaaaaaaaaa is also the head of pull request #8" in line, line
+    assert "nothing published" in line
+    assert outputs(tmp_path) == {}
+    assert gh.check_runs(REPO) == [] and gh.comments(REPO, 7) == []
+    assert gh.comments(REPO, 8) == []
+
+
+def test_a_run_of_the_repository_itself_still_reports_beside_a_fork_at_its_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gh: FakeGitHub, base: Path
+) -> None:
+    """The shared-commit refusal is for fork-made evidence only: a fork that opens a pull
+    request at a commit of the repository's own pull request #8 cannot silence #8's run."""
+    gh.add_pull(REPO, number=8, head_sha=HEAD, base_sha=BASE, head_ref="trusted")
+    made = fork_evidence_dir(tmp_path, monkeypatch, HEAD)
+    pr_run(gh, tmp_path, archive(report_archive(made)))
+    event = json.loads((tmp_path / "event.json").read_text())
+    event["workflow_run"].update(head_branch="trusted", head_repository={"full_name": REPO})
+    (tmp_path / "event.json").write_text(json.dumps(event))
+    result = mlgate_in_process("fork-evidence")
+    assert result.exit_code == 0, result.stderr
+    assert outputs(tmp_path) == {"pr-number": "8", "head-sha": HEAD}
 
 
 def test_a_verdict_about_another_commit_is_not_published_on_the_pull_request(

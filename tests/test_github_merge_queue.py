@@ -100,8 +100,9 @@ def test_a_group_without_its_head_commit_is_one_clear_error(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gh: FakeGitHub, group: dict[str, object]
 ) -> None:
     merge_group_env(monkeypatch, tmp_path, gh, group)
-    report = make_report(tmp_path)  # the evidence records no commit rather than GITHUB_SHA
-    assert report.verdict.commit is None
+    with monkeypatch.context() as judged_elsewhere:  # a verdict `mlgate gate` now refuses
+        judged_elsewhere.delenv("GITHUB_ACTIONS")
+        make_report(tmp_path)
     with pytest.raises(MlgateError, match=r"no merge_group\.head_sha"):
         context.from_env(TOKEN)
     (tmp_path / "mlgate.yml").write_text("stages:\n  tests: {}\n")
@@ -117,6 +118,33 @@ def test_a_group_without_its_head_commit_is_one_clear_error(
     assert len(errors) == 1 and "no merge_group.head_sha" in errors[0], result.stderr
     assert "Traceback" not in result.stderr
     assert gh.check_runs(REPO) == [] and gh.comments(REPO, 7) == []
+
+
+@pytest.mark.parametrize(
+    "group",
+    [{}, {"merge_group": {"base_sha": GROUP_BASE}}, {"merge_group": {"head_sha": "main"}}],
+    ids=["no-group", "no-head-sha", "not-a-commit"],
+)
+def test_a_group_without_its_head_commit_is_not_judged(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gh: FakeGitHub, group: dict[str, object]
+) -> None:
+    """Without the group's commit the gate cannot tell the evidence is about it: evidence left
+    from another commit must not pass (the commit check was skipped: verdict pass, exit 0)."""
+    with monkeypatch.context() as other_run:
+        other_run.setenv("MLGATE_SHA", "9" * 40)  # evidence about another commit
+        make_report(tmp_path, failed=0)
+    merge_group_env(monkeypatch, tmp_path, gh, group)
+    (tmp_path / "mlgate.yml").write_text("stages:\n  tests: {}\n")
+    result = mlgate_in_process(
+        "gate",
+        *("--config", str(tmp_path / "mlgate.yml"), "--evidence-dir", str(tmp_path / "ev")),
+        *("--output", str(tmp_path / "judged.json")),
+    )
+    assert result.exit_code == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("mlgate: error:")]
+    assert len(errors) == 1 and "no merge_group.head_sha" in errors[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "judged.json").exists()
 
 
 def test_every_workflow_gating_pull_requests_also_runs_in_the_merge_queue() -> None:

@@ -109,8 +109,15 @@ def _fail(stage: str, rule: str, reason: str) -> RuleResult:
 
 
 def _expected_sha() -> str | None:
-    """The commit under test, when running in GitHub Actions; evidence must be about it."""
-    return actions_env.commit_under_test() if actions_env.in_actions() else None
+    """The commit under test, when running in GitHub Actions; evidence must be about it. A
+    merge_group payload without its commit is bad input: judging without it would let evidence
+    about any commit pass."""
+    if not actions_env.in_actions():
+        return None
+    problem = actions_env.merge_group_problem(actions_env.event_payload())
+    if problem:
+        raise MlgateError(f"{problem}; nothing judged")
+    return actions_env.commit_under_test()
 
 
 def write(verdict: Verdict, path: Path) -> None:

@@ -10,9 +10,11 @@ the credential, and the token must not reach a foreign host.
 
 from __future__ import annotations
 
+import lzma
 import shutil
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING
 
@@ -188,5 +190,16 @@ def _extract(archive: IO[bytes], destination: Path, member: PurePosixPath, what:
                 staging.rename(destination)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError) as exc:
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        EOFError,
+        NotImplementedError,
+        RuntimeError,  # an encrypted member
+        zlib.error,
+        lzma.LZMAError,
+        UnicodeDecodeError,  # a member name flagged UTF-8 that is not
+    ) as exc:
         raise BaselineError(f"{what} is not a readable zip archive: {exc}") from None
+    except OSError as exc:  # a corrupt bzip2 member; a name that is a file and a folder
+        raise BaselineError(f"{what} cannot be extracted: {exc.strerror or exc}") from None

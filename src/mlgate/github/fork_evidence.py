@@ -6,14 +6,18 @@ Everything it reads from the fork's run is untrusted, so this module:
 
 - finds the pull request through the API from the run's head repository, branch and commit
   (GitHub leaves `workflow_run.pull_requests` empty for forks) and requires its head to be the
-  run's commit, else nothing is published on it (a stale run must not replace a newer verdict);
+  run's commit, else nothing is published on it (a stale run must not replace a newer verdict),
+  nor when another repository's open pull request has that commit at its head (checks belong
+  to the commit: they would replace that pull request's own);
 - downloads the run's report artifact through the API and takes from it only what mlgate
   writes: `<member_dir>/<stage>.json` evidence and the files that evidence lists. A name that
-  climbs out or is absolute, a link, a file over the size limit, a duplicate name or an archive
-  with no mlgate evidence refuses the whole artifact (`EvidenceRefused`);
+  climbs out, is absolute or holds a control character, a link, a file over the size limit,
+  a name twice (spelled apart or in another case), an encrypted member, a compression other
+  than upload-artifact's (stored, deflated), an archive zipfile cannot read or one with no
+  mlgate evidence refuses the whole artifact (`EvidenceRefused`);
 - replaces what the fork decides that the base branch should: the scan evidence's waivers
-  become the base checkout's, its baseline is dropped (under `new_only` every finding counts),
-  and no other evidence keeps a waiver mark.
+  become the base checkout's, its baseline is dropped (under `new_only` the scan rule then
+  fails for want of a trusted baseline), and no other evidence keeps a waiver mark.
 
 The gate then judges the evidence with the base checkout's config and policy; its commit check
 refuses evidence made for another commit than the run's.
@@ -24,7 +28,9 @@ from __future__ import annotations
 import shutil
 import stat
 import tempfile
+import unicodedata
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Any
@@ -44,6 +50,9 @@ MAX_FILE_BYTES = 32 * 1024 * 1024  # one evidence document or sample file
 MAX_TOTAL_BYTES = 128 * 1024 * 1024
 _CHUNK = 1024 * 1024
 _SCAN = "scan"
+# What actions/upload-artifact writes; other methods are more decompressors to trust.
+_COMPRESSIONS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflated"}
+_ENCRYPTED = 0x1
 
 
 class NotPublishable(MlgateError):
@@ -101,9 +110,10 @@ def triggering_run(payload: dict[str, Any]) -> TriggeringRun:
     return TriggeringRun(int(str(fields["id"])), sha, str(fields["head_branch"]), full_name)
 
 
-def resolve_pull(repo: Repository, run: TriggeringRun) -> int:
+def resolve_pull(repo: Repository, run: TriggeringRun, base_repository: str) -> int:
     """The number of the open pull request whose head is the run's repository, branch and
-    commit. NotPublishable when there is none, more than one, or its head has moved on."""
+    commit. NotPublishable when there is none, more than one, or its head has moved on, and
+    for a fork's run when another repository's open pull request is at that commit too."""
     from mlgate.github.client import with_retry
 
     def open_pulls() -> list[Any]:
@@ -131,7 +141,34 @@ def resolve_pull(repo: Repository, run: TriggeringRun) -> int:
             f"pull request #{pull.number} is now at {pull.head.sha[:12]}, the run's evidence is "
             f"about {run.head_sha[:12]}: nothing published on it (the newer run reports)"
         )
+    from_fork = run.head_repository.lower() != base_repository.lower()
+    sharing = from_fork and with_retry(
+        lambda: _others_at(repo, run), f"listing pull requests at {where}"
+    )
+    if sharing:
+        # Checks belong to the commit, not the pull request: the newest 'mlgate' check on it
+        # is what every pull request at that commit requires. Any commit can be pushed to a
+        # fork, so fork-made evidence would replace another pull request's own verdict.
+        numbers = ", ".join(f"#{p.number}" for p in sharing)
+        raise NotPublishable(
+            f"commit {run.head_sha[:12]} is also the head of pull request {numbers} from "
+            f"another repository: a verdict on {run.head_repository}'s evidence would replace "
+            "its checks; nothing published"
+        )
     return int(pull.number)
+
+
+def _others_at(repo: Repository, run: TriggeringRun) -> list[Any]:
+    """Open pull requests from another head repository than the run's, at the run's commit."""
+    return [
+        pull
+        for pull in repo.get_pulls(state="open")
+        if pull.head.sha.lower() == run.head_sha
+        and (
+            pull.head.repo is None
+            or pull.head.repo.full_name.lower() != run.head_repository.lower()
+        )
+    ]
 
 
 def fetch(
@@ -180,12 +217,19 @@ def take(archive: IO[bytes], destination: Path, member_dir: str, what: str) -> l
             staging = Path(tempfile.mkdtemp(prefix=".fork-evidence-", dir=destination.parent))
             try:
                 taken = _take_documents(bundle, documents, staging, what)
-                taken += _take_listed(bundle, members, prefix, staging, taken)
+                taken += _take_listed(bundle, members, prefix, staging, taken, what)
                 shutil.rmtree(destination, ignore_errors=True)
                 staging.rename(destination)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError) as exc:
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        EOFError,
+        NotImplementedError,
+        zlib.error,  # a deflated member's bytes are not deflate
+        UnicodeDecodeError,  # a member name flagged UTF-8 is not
+    ) as exc:
         raise EvidenceRefused(f"{what} is not a readable zip archive: {exc}") from None
     return taken
 
@@ -195,25 +239,48 @@ def _checked_members(bundle: zipfile.ZipFile, what: str) -> dict[str, zipfile.Zi
     if len(infos) > MAX_MEMBERS:
         raise EvidenceRefused(f"{what} holds more than {MAX_MEMBERS} files")
     members: dict[str, zipfile.ZipInfo] = {}
+    seen: set[str] = set()
     for info in infos:
         name = info.filename
-        refusal = artifact_paths.lexical_refusal(name)
+        refusal = artifact_paths.lexical_refusal(name) or _control_refusal(name)
         if refusal is not None:
             raise EvidenceRefused(f"{what} holds an unsafe name {name[:200]!r}: {refusal}")
         if stat.S_ISLNK(info.external_attr >> 16):
             raise EvidenceRefused(f"{what} holds a link {name[:200]!r}: links are not taken")
+        if info.flag_bits & _ENCRYPTED:
+            raise EvidenceRefused(
+                f"{what} holds {name[:200]!r} encrypted: encrypted members are not taken"
+            )
+        if info.compress_type not in _COMPRESSIONS:
+            raise EvidenceRefused(
+                f"{what} holds {name[:200]!r} compressed with method {info.compress_type}: "
+                f"only {' or '.join(_COMPRESSIONS.values())} members are taken"
+            )
         if info.file_size > MAX_FILE_BYTES:
             raise EvidenceRefused(
                 f"{what} holds {name[:200]!r} of {info.file_size} bytes, more than the "
                 f"{MAX_FILE_BYTES} allowed for one file"
             )
-        key = name.rstrip("/")
-        if key in members:
+        # One file however spelled ('a//b', 'a/./b', 'a/') and in any case or Unicode form
+        # (a case-insensitive or normalising file system would make them one).
+        key = str(PurePosixPath(name))
+        folded = unicodedata.normalize("NFC", key).casefold()
+        if folded in seen:
             raise EvidenceRefused(f"{what} holds {name[:200]!r} twice")
+        seen.add(folded)
         members[key] = info
     if sum(info.file_size for info in infos) > MAX_TOTAL_BYTES:
         raise EvidenceRefused(f"{what} expands beyond {MAX_TOTAL_BYTES} bytes")
     return members
+
+
+def _control_refusal(name: str) -> str | None:
+    """Why a name holding a line break or other control character is refused: the names taken
+    are logged by this trusted job, and a line of them starting '::' would be a workflow
+    command."""
+    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in name):
+        return "a control character or line break"
+    return None
 
 
 def _take_documents(
@@ -241,6 +308,7 @@ def _take_listed(
     prefix: PurePosixPath,
     staging: Path,
     documents: list[str],
+    what: str,
 ) -> list[str]:
     """The files the evidence lists as written by its stage (samples, SARIF), where present;
     the reporters still check each one's digest before reading it."""
@@ -253,16 +321,23 @@ def _take_listed(
             target = staging.joinpath(*PurePosixPath(listed.path).parts)
             if info is None or info.is_dir() or target.exists():
                 continue
-            _extract(bundle, info, target, "the artifact")
+            _extract(bundle, info, target, what)
             taken.append(listed.path)
     return taken
 
 
 def _extract(bundle: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, what: str) -> None:
     """Copy one member, counting the bytes really written (zip sizes are claims)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        sink = target.open("xb")
+    except (FileExistsError, NotADirectoryError):  # 'a' taken as a file, now 'a/b'
+        raise EvidenceRefused(
+            f"{what} holds {info.filename[:200]!r}: it cannot be placed where another file "
+            "it holds already is"
+        ) from None
     written = 0
-    with bundle.open(info) as source, target.open("xb") as sink:
+    with bundle.open(info) as source, sink:
         while chunk := source.read(_CHUNK):
             written += len(chunk)
             if written > MAX_FILE_BYTES:

@@ -40,7 +40,7 @@ def take(
     ctx = context.from_env(sha=run.head_sha)
     try:
         repo = connect(ctx, write_delay=0).get_repo(ctx.repository)
-        number = fork_evidence.resolve_pull(repo, run)
+        number = fork_evidence.resolve_pull(repo, run, ctx.repository)
     except (NotPermitted, Rejected, Unreachable) as exc:
         raise fork_evidence.NotPublishable(f"{exc}; nothing published") from None
     fork = run.head_repository if run.head_repository.lower() != ctx.repository.lower() else None
