@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 from mlgate.errors import MlgateError
 from mlgate.init import config_template, workflow_template
 from mlgate.init.detect import Project
-from mlgate.init.pin import Pin
+from mlgate.init.pin import Pin, git_output
 
 CONFIG = "mlgate.yml"
 GATE_WORKFLOW = ".github/workflows/mlgate.yml"
@@ -45,17 +44,8 @@ def render(project: Project, pin: Pin, promotion: bool, fork_report: bool) -> li
 
 def default_branch(root: Path) -> str:
     """origin's HEAD when the project is a clone, else main."""
-    try:
-        result = subprocess.run(
-            ["git", "-C", str(root), "symbolic-ref", "--short", "refs/remotes/origin/HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "main"
-    name = result.stdout.strip()
-    if result.returncode != 0 or not name.startswith("origin/"):
+    name = git_output(root, "symbolic-ref", "--short", "refs/remotes/origin/HEAD")
+    if name is None or not name.startswith("origin/"):
         return "main"
     return name.removeprefix("origin/")
 

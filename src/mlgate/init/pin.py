@@ -39,10 +39,10 @@ def _from_checkout() -> Pin | None:
     tree = Path(mlgate.__file__).resolve().parents[2]
     if not (tree / "action.yml").is_file() or not (tree / "src" / "mlgate").is_dir():
         return None
-    sha = _git(tree, "rev-parse", "HEAD")
+    sha = git_output(tree, "rev-parse", "HEAD")
     if sha is None or not _SHA.fullmatch(sha):
         return None
-    remote = _git(tree, "config", "--get", "remote.origin.url") or ""
+    remote = git_output(tree, "config", "--get", "remote.origin.url") or ""
     return Pin(_slug(remote), sha, "the mlgate checkout init ran from")
 
 
@@ -69,7 +69,8 @@ def _slug(url: str) -> str:
     return match.group("slug") if match else DEFAULT_REPOSITORY
 
 
-def _git(tree: Path, *args: str) -> str | None:
+def git_output(tree: Path, *args: str) -> str | None:
+    """What `git -C tree ARGS` prints, stripped; None when git fails, is missing or hangs."""
     try:
         result = subprocess.run(
             ["git", "-C", str(tree), *args], capture_output=True, text=True, timeout=30

@@ -88,12 +88,11 @@ def markdown(content: dict[str, Any]) -> str:
         else:
             lines.append(escape.inline(str(value)))
         lines.append("")
-    lines += ["## Evidence", "", "| stage | status | summary |", "|---|---|---|"]
-    for stage in content["stages"]:
-        lines.append(
-            f"| {escape.inline(stage['title'])} | {escape.inline(stage['status'])} "
-            f"| {escape.inline(stage['summary'])} |"
-        )
+    evidence = (
+        [escape.inline(stage[key]) for key in ("title", "status", "summary")]
+        for stage in content["stages"]
+    )
+    lines += ["## Evidence", "", *escape.markdown_table(["stage", "status", "summary"], evidence)]
     for stage in content["stages"]:
         if stage["markdown"]:  # already escaped by the stage
             lines += ["", f"### {escape.inline(stage['title'])}", "", stage["markdown"]]

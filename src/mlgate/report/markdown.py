@@ -42,27 +42,34 @@ def outcome_cell(outcome: Outcome) -> str:
 
 
 def rules_table(report: Report, stages: Sequence[str], limit: int = CHECK_LIMIT) -> str:
-    rows = [
-        f"| {outcome_cell(rule.outcome)} | {escape.inline(rule.stage)} | "
-        f"{escape.code(rule.rule)} | {escape.inline(rule.reason)} |"
-        for rule in report.rules_in_order()
-        if rule.stage in stages
-    ]
+    header, rule_line, *rows = escape.markdown_table(
+        ["Result", "Stage", "Rule", "Reason"],
+        (
+            [
+                outcome_cell(rule.outcome),
+                escape.inline(rule.stage),
+                escape.code(rule.rule),
+                escape.inline(rule.reason),
+            ]
+            for rule in report.rules_in_order()
+            if rule.stage in stages
+        ),
+    )
     # The blank line ends the table before the notice.
     notice = "\n" + truncation_notice(report)
-    head = "| Result | Stage | Rule | Reason |\n|---|---|---|---|"
-    return fit(head, rows, limit, notice, "\n")
+    return fit(f"{header}\n{rule_line}", rows, limit, notice, "\n")
 
 
 def stages_table(report: Report) -> str:
-    rows = ["| Result | Stage | Summary |", "|---|---|---|"]
-    for stage in report.stages:
-        outcome = report.verdict.stage_outcome(stage)
-        rows.append(
-            f"| {outcome_cell(outcome)} | {escape.inline(report.stage_title(stage))} | "
-            f"{escape.inline(report.stage_summary(stage))} |"
-        )
-    return "\n".join(rows)
+    rows = (
+        [
+            outcome_cell(report.verdict.stage_outcome(stage)),
+            escape.inline(report.stage_title(stage)),
+            escape.inline(report.stage_summary(stage)),
+        ]
+        for stage in report.stages
+    )
+    return "\n".join(escape.markdown_table(["Result", "Stage", "Summary"], rows))
 
 
 def finding_entry(finding: Finding) -> str:
