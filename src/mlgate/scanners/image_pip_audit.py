@@ -17,7 +17,6 @@ from mlgate.scanners.errors import ScanError
 from mlgate.scanners.image_layers import Distribution
 from mlgate.scanners.interface import (
     ScanTargets,
-    fingerprint,
 )
 from mlgate.scanners.tool_output import (
     clip,
@@ -124,21 +123,16 @@ def _unpinnable(distribution: Distribution) -> str | None:
 
 
 def _unaudited(distribution: Distribution, reason: str, ref: str) -> Finding:
-    # A package that could not be audited is a gap in the evidence, never a pass.
-    return Finding(
-        id=f"unaudited:{distribution.name}",
-        severity="unknown",
-        message=f"{distribution.name} {distribution.version} was not audited: {reason}",
-        rule="unaudited-dependency",
-        path=distribution.path or None,
+    from mlgate.scanners.osv_findings import unaudited_finding
+
+    return unaudited_finding(
+        distribution.name,
+        reason,
         tool=TOOL,
         source="image-python",
-        package=distribution.name,
         version=distribution.version,
         image=ref,
-        fingerprint=fingerprint(
-            "unaudited-dependency", canonicalize_name(distribution.name), distribution.version, ref
-        ),
+        path=distribution.path or None,
     )
 
 
