@@ -34,6 +34,7 @@ from mlgate.scanners.pickle_streams import (
     Unreadable,
     classified,
     files_under,
+    message_line,
     pickle_streams,
 )
 
@@ -78,7 +79,7 @@ def _scan_file(
     except (Unreadable, OSError) as exc:
         return [_unscannable(shown, str(exc))], ["(unreadable)"]
     except Exception as exc:  # the reader broke on this file: unread, so not clean
-        return [_unscannable(shown, f"the reader failed: {_line(exc)}")], ["(unreadable)"]
+        return [_unscannable(shown, f"the reader failed: {message_line(exc)}")], ["(unreadable)"]
     if not streams and not classified(path) and not is_data_file(path):
         # A loader may be pointed at any file (MLmodel's pickled_model): not skipped.
         problem = "an unrecognised file, neither a model format nor data-only or text"
@@ -107,7 +108,7 @@ def _scan_stream(pickled_type: Any, stream: PickleStream, shown: str) -> list[Fi
             exhausted = bool(pickled.has_resource_exhaustion)
             broken = bool(pickled.has_interpretation_error or pickled.has_invalid_opcode)
     except Exception as exc:
-        return [_unscannable(shown, f"{where}: fickling cannot interpret it: {_line(exc)}")]
+        return [_unscannable(shown, f"{where}: fickling cannot interpret it: {message_line(exc)}")]
     found = [_judged(module, name, shown, where) for module, name in sorted(set(imports))]
     if "STACK_GLOBAL called with invalid types" in warnings.getvalue():
         found.append(
@@ -190,8 +191,3 @@ def _unscannable(shown: str, problem: str) -> Finding:
         title="Model file not fully scanned",
         key=problem,
     )
-
-
-def _line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[:200]
