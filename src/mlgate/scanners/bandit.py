@@ -19,7 +19,7 @@ from mlgate.evidence import Finding, Severity
 from mlgate.scanners.errors import ScanError
 from mlgate.scanners.interface import Scanner, ScanResult, ScanTargets, Source
 from mlgate.scanners.interface import fingerprint as make_fingerprint
-from mlgate.scanners.tool_output import absolute
+from mlgate.scanners.tool_output import absolute, shown
 from mlgate.scanners.tool_run import run_tool
 
 TOOL = "bandit"
@@ -173,8 +173,4 @@ def _last_line(stderr: bytes) -> str:
 
 def _shown(filename: str, workdir: Path) -> str:
     """Relative to the working directory when inside it (posix), else as bandit named it."""
-    path = absolute(Path(filename), workdir)
-    try:
-        return path.resolve().relative_to(workdir.resolve()).as_posix()
-    except ValueError:
-        return path.as_posix()
+    return shown(absolute(Path(filename), workdir), workdir)

@@ -23,22 +23,22 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, ClassVar
 
-from mlgate.evidence import Finding, Severity
+from mlgate.evidence import Finding
 from mlgate.scanners import pickle_payloads, tool_output
 from mlgate.scanners.errors import ScanError
-from mlgate.scanners.interface import Scanner, ScanResult, ScanTargets, Source
-from mlgate.scanners.interface import fingerprint as make_fingerprint
+from mlgate.scanners.interface import ScanResult, ScanTargets
 from mlgate.scanners.model_data_files import is_data_file
+from mlgate.scanners.model_engine import ModelEngine, check_deadline, import_engine, model_finding
 from mlgate.scanners.pickle_streams import (
     PickleStream,
     Unreadable,
     classified,
     files_under,
+    message_line,
     pickle_streams,
 )
 
 TOOL = "fickling"
-SOURCE: Source = "model"
 NOT_ALLOWED = "pickle-global-not-allowed"
 DANGEROUS = "dangerous-pickle-global"
 UNRESOLVED = "unresolvable-pickle-global"
@@ -48,18 +48,11 @@ EXHAUSTION = "pickle-resource-exhaustion"
 _PLACEHOLDER = re.compile(r"_var\d+|_malformed_(module|attr)\w*")
 
 
-class FicklingScanner(Scanner):
+class FicklingScanner(ModelEngine):
     name: ClassVar[str] = TOOL
-    sources: ClassVar[tuple[Source, ...]] = (SOURCE,)
-
-    def applies(self, targets: ScanTargets) -> bool:
-        return bool(targets.models)
 
     def scan(self, targets: ScanTargets) -> ScanResult:
-        try:
-            from fickling.fickle import Pickled
-        except ImportError:
-            raise ScanError(f"{TOOL}: not installed (pip install 'mlgate[scan]')") from None
+        fickle = import_engine(TOOL, "fickling.fickle", "pip install 'mlgate[scan]'")
         deadline = time.monotonic() + targets.timeout
         result = ScanResult(tool_versions={TOOL: metadata.version("fickling")})
         scanned: dict[str, list[str]] = {}
@@ -68,10 +61,9 @@ class FicklingScanner(Scanner):
             if not path.exists():
                 raise ScanError(f"{TOOL}: model path does not exist: {path}")
             for file in files_under(path):
-                if time.monotonic() > deadline:
-                    raise ScanError(f"{TOOL}: timed out after {targets.timeout:g} s")
+                check_deadline(TOOL, deadline, targets.timeout)
                 shown = tool_output.shown(file, targets.workdir)
-                findings, streams = _scan_file(Pickled, file, shown, deadline)
+                findings, streams = _scan_file(fickle.Pickled, file, shown, deadline)
                 result.findings.extend(findings)
                 if streams:
                     scanned[shown] = streams
@@ -87,7 +79,7 @@ def _scan_file(
     except (Unreadable, OSError) as exc:
         return [_unscannable(shown, str(exc))], ["(unreadable)"]
     except Exception as exc:  # the reader broke on this file: unread, so not clean
-        return [_unscannable(shown, f"the reader failed: {_line(exc)}")], ["(unreadable)"]
+        return [_unscannable(shown, f"the reader failed: {message_line(exc)}")], ["(unreadable)"]
     if not streams and not classified(path) and not is_data_file(path):
         # A loader may be pointed at any file (MLmodel's pickled_model): not skipped.
         problem = "an unrecognised file, neither a model format nor data-only or text"
@@ -116,11 +108,12 @@ def _scan_stream(pickled_type: Any, stream: PickleStream, shown: str) -> list[Fi
             exhausted = bool(pickled.has_resource_exhaustion)
             broken = bool(pickled.has_interpretation_error or pickled.has_invalid_opcode)
     except Exception as exc:
-        return [_unscannable(shown, f"{where}: fickling cannot interpret it: {_line(exc)}")]
+        return [_unscannable(shown, f"{where}: fickling cannot interpret it: {message_line(exc)}")]
     found = [_judged(module, name, shown, where) for module, name in sorted(set(imports))]
     if "STACK_GLOBAL called with invalid types" in warnings.getvalue():
         found.append(
-            _finding(
+            model_finding(
+                TOOL,
                 UNRESOLVED,
                 "critical",
                 shown,
@@ -132,7 +125,8 @@ def _scan_stream(pickled_type: Any, stream: PickleStream, shown: str) -> list[Fi
         )
     if exhausted:
         found.append(
-            _finding(
+            model_finding(
+                TOOL,
                 EXHAUSTION,
                 "high",
                 shown,
@@ -150,7 +144,8 @@ def _scan_stream(pickled_type: Any, stream: PickleStream, shown: str) -> list[Fi
 def _judged(module: str, name: str, shown: str, where: str) -> Finding | None:
     dotted = f"{module}.{name}" if module else name
     if _PLACEHOLDER.fullmatch(module) or _PLACEHOLDER.fullmatch(name):
-        return _finding(
+        return model_finding(
+            TOOL,
             UNRESOLVED,
             "critical",
             shown,
@@ -163,7 +158,8 @@ def _judged(module: str, name: str, shown: str, where: str) -> Finding | None:
     if verdict == "allowed":
         return None
     if verdict == "dangerous":
-        return _finding(
+        return model_finding(
+            TOOL,
             DANGEROUS,
             "critical",
             shown,
@@ -172,7 +168,8 @@ def _judged(module: str, name: str, shown: str, where: str) -> Finding | None:
             key=dotted,
             finding_id=f"fickling:{dotted}",
         )
-    return _finding(
+    return model_finding(
+        TOOL,
         NOT_ALLOWED,
         "high",
         shown,
@@ -185,7 +182,8 @@ def _judged(module: str, name: str, shown: str, where: str) -> Finding | None:
 
 
 def _unscannable(shown: str, problem: str) -> Finding:
-    return _finding(
+    return model_finding(
+        TOOL,
         UNSCANNABLE,
         "high",
         shown,
@@ -193,31 +191,3 @@ def _unscannable(shown: str, problem: str) -> Finding:
         title="Model file not fully scanned",
         key=problem,
     )
-
-
-def _finding(
-    rule: str,
-    severity: Severity,
-    shown: str,
-    message: str,
-    *,
-    title: str,
-    key: str,
-    finding_id: str | None = None,
-) -> Finding:
-    return Finding(
-        id=finding_id or f"fickling:{rule}",
-        severity=severity,
-        message=message,
-        rule=rule,
-        path=shown,
-        title=title,
-        tool=TOOL,
-        source=SOURCE,
-        fingerprint=make_fingerprint(TOOL, rule, shown, key),
-    )
-
-
-def _line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[:200]

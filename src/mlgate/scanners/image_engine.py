@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlgate import docker_sdk
 from mlgate.scanners.errors import ScanError
 from mlgate.scanners.interface import (
     ScanTargets,
@@ -33,7 +34,7 @@ class SavedImage:
 
 
 def save_image(targets: ScanTargets, dockerfile: Path | None, archive: Path) -> SavedImage:
-    docker = _docker_sdk()
+    docker = docker_sdk.imported(ScanError)
     where = os.environ.get("DOCKER_HOST") or "the default socket (DOCKER_HOST is not set)"
     try:
         client = docker.from_env(timeout=max(60, int(targets.timeout)))
@@ -109,14 +110,3 @@ def _failed_step(exc: Any) -> str:
 def _engine_problem(exc: BaseException) -> str:
     """The engine's own words (an APIError's explanation), not the request URL around them."""
     return clip(str(getattr(exc, "explanation", None) or exc))
-
-
-def _docker_sdk() -> Any:
-    try:
-        import docker  # type: ignore[import-untyped]
-    except ImportError:
-        raise ScanError(
-            "the docker SDK is not installed in this Python environment: "
-            "pip install 'mlgate[container]'"
-        ) from None
-    return docker

@@ -17,8 +17,8 @@ from mlgate.scanners.errors import ScanError
 from mlgate.scanners.image_layers import Distribution
 from mlgate.scanners.interface import (
     ScanTargets,
-    fingerprint,
 )
+from mlgate.scanners.python_environment import normalized_version
 from mlgate.scanners.tool_output import (
     clip,
     json_dicts,
@@ -62,12 +62,12 @@ class ImagePipAudit:
                 auditable.append(distribution)
             else:
                 findings.append(_unaudited(distribution, problem, ref))
-        by_key = {(canonicalize_name(d.name), _normal_version(d.version)): d for d in auditable}
+        by_key = {(canonicalize_name(d.name), normalized_version(d.version)): d for d in auditable}
         for group, pins in enumerate(_without_duplicate_names(auditable)):
             for dependency in self._audit(pins, work / f"pins-{group}.txt"):
                 name, version = str(dependency.get("name")), str(dependency.get("version"))
                 distribution = by_key.get(
-                    (canonicalize_name(name), _normal_version(version))
+                    (canonicalize_name(name), normalized_version(version))
                 ) or Distribution(name, version, "")
                 if "skip_reason" in dependency:
                     reason = str(dependency.get("skip_reason") or "no reason given")
@@ -124,21 +124,16 @@ def _unpinnable(distribution: Distribution) -> str | None:
 
 
 def _unaudited(distribution: Distribution, reason: str, ref: str) -> Finding:
-    # A package that could not be audited is a gap in the evidence, never a pass.
-    return Finding(
-        id=f"unaudited:{distribution.name}",
-        severity="unknown",
-        message=f"{distribution.name} {distribution.version} was not audited: {reason}",
-        rule="unaudited-dependency",
-        path=distribution.path or None,
+    from mlgate.scanners.osv_findings import unaudited_finding
+
+    return unaudited_finding(
+        distribution.name,
+        reason,
         tool=TOOL,
         source="image-python",
-        package=distribution.name,
         version=distribution.version,
         image=ref,
-        fingerprint=fingerprint(
-            "unaudited-dependency", canonicalize_name(distribution.name), distribution.version, ref
-        ),
+        path=distribution.path or None,
     )
 
 
@@ -156,10 +151,3 @@ def _without_duplicate_names(distributions: Iterable[Distribution]) -> list[list
         groups[index].append(distribution)
         names[index].add(name)
     return groups
-
-
-def _normal_version(version: str) -> str:
-    try:
-        return str(Version(version))
-    except InvalidVersion:
-        return version

@@ -35,27 +35,21 @@ from typing import Any, ClassVar
 from mlgate.evidence import Finding
 from mlgate.scanners import pickle_allowlist
 from mlgate.scanners.errors import ScanError
-from mlgate.scanners.interface import Scanner, ScanResult, ScanTargets, Source
+from mlgate.scanners.interface import ScanResult, ScanTargets
 from mlgate.scanners.joblib_reader import Split, Tape, split_pickles
 from mlgate.scanners.model_archives import read_npy_file, read_zip
-from mlgate.scanners.model_findings import SOURCE, TOOL, Outcome, findings_of, no_model_file
+from mlgate.scanners.model_engine import ModelEngine, check_deadline, import_engine
+from mlgate.scanners.model_findings import TOOL, Outcome, findings_of, no_model_file
 from mlgate.scanners.model_sniff import open_stream
 from mlgate.scanners.model_targets import ModelFile, target_files
 from mlgate.scanners.pickle_machine import Import, describe
 
 
-class ModelFileScanner(Scanner):
+class ModelFileScanner(ModelEngine):
     name: ClassVar[str] = TOOL
-    sources: ClassVar[tuple[Source, ...]] = (SOURCE,)
-
-    def applies(self, targets: ScanTargets) -> bool:
-        return bool(targets.models)
 
     def scan(self, targets: ScanTargets) -> ScanResult:
-        try:
-            from picklescan import scanner  # type: ignore[import-untyped]
-        except ImportError:
-            raise ScanError(f"{TOOL}: not installed (pip install picklescan)") from None
+        scanner = import_engine(TOOL, "picklescan.scanner", "pip install picklescan")
         deadline = time.monotonic() + targets.timeout
         chosen = target_files(targets.models, targets.workdir, TOOL, deadline)
         result = ScanResult(tool_versions={TOOL: metadata.version("picklescan")})
@@ -66,8 +60,7 @@ class ModelFileScanner(Scanner):
             if not target.files and not target.safe:
                 result.findings.append(no_model_file(_shown(target.target, targets.workdir)))
             for model in target.files:
-                if time.monotonic() > deadline:
-                    raise ScanError(f"{TOOL}: timed out after {targets.timeout:g} s")
+                check_deadline(TOOL, deadline, targets.timeout)
                 shown = _shown(model.path, targets.workdir)
                 scanned[shown] = model.kind
                 result.findings.extend(_scan_file(scanner, model, shown, deadline))

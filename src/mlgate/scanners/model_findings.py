@@ -6,15 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlgate.evidence import Finding, Severity
+from mlgate.evidence import Finding
 from mlgate.scanners import pickle_allowlist
-from mlgate.scanners.interface import Source
-from mlgate.scanners.interface import fingerprint as make_fingerprint
 from mlgate.scanners.model_archives import Reading
+from mlgate.scanners.model_engine import model_finding
 from mlgate.scanners.pickle_machine import Import
 
 TOOL = "picklescan"
-SOURCE: Source = "model"
 UNSAFE_IMPORT = "unsafe-pickle-import"
 NOT_ALLOWED = "model-import-not-allowed"
 UNRESOLVED = "unresolved-pickle-import"
@@ -67,13 +65,14 @@ class Outcome:
 def findings_of(outcome: Outcome, shown: str, kind: str) -> list[Finding]:
     prefix = "skops" if kind == "skops" else "pickle"
     findings = [
-        _finding(
-            f"{prefix}:{dotted}",
-            "critical",
+        model_finding(
+            TOOL,
             UNSAFE_IMPORT,
+            "critical",
             shown,
             f"{shown} imports {dotted} when unpickled: loading it can run arbitrary code",
             title="Dangerous import in a pickle",
+            finding_id=f"{prefix}:{dotted}",
             key=dotted,
         )
         for dotted in sorted(outcome.dangerous)
@@ -81,13 +80,14 @@ def findings_of(outcome: Outcome, shown: str, kind: str) -> list[Finding]:
     findings.extend(_import_findings(outcome, shown, kind))
     if outcome.lies:
         findings.append(
-            _finding(
+            model_finding(
+                TOOL,
                 MALFORMED,
                 "critical",
-                MALFORMED,
                 shown,
                 f"{shown} is malformed: " + "; ".join(dict.fromkeys(outcome.lies)),
                 title="Model file crafted to read differently",
+                finding_id=MALFORMED,
                 detail="NumPy never writes such a state: joblib.load and a scanner would read "
                 "different bytes. Rebuild the file from the model.",
             )
@@ -95,25 +95,27 @@ def findings_of(outcome: Outcome, shown: str, kind: str) -> list[Finding]:
     if outcome.problems:
         problem = "; ".join(dict.fromkeys(outcome.problems))  # in order, without repeats
         findings.append(
-            _finding(
+            model_finding(
+                TOOL,
                 UNSCANNABLE,
                 "high",
-                UNSCANNABLE,
                 shown,
                 f"{shown} could not be fully scanned: {problem}",
                 title="Model file not fully scanned",
+                finding_id=UNSCANNABLE,
                 detail="What a scanner cannot read may hide anything: fix, replace or waive it.",
             )
         )
     findings.extend(
-        _finding(
-            "keras:Lambda",
-            "high",
+        model_finding(
+            TOOL,
             KERAS_LAMBDA,
+            "high",
             shown,
             f"{shown} has a Keras Lambda layer {layer!r}: its Python code runs when the model "
             "is loaded with safe_mode=False or by an older Keras",
             title="Keras Lambda layer",
+            finding_id="keras:Lambda",
             detail="Replace it with a registered custom layer, or waive it after review.",
             key=layer,
         )
@@ -126,13 +128,14 @@ def findings_of(outcome: Outcome, shown: str, kind: str) -> list[Finding]:
             f" and {len(listed) - 20} more" if len(listed) > 20 else ""
         )
         findings.append(
-            _finding(
-                f"{UNSAFE_FORMAT}:{kind}",
-                "low",
+            model_finding(
+                TOOL,
                 UNSAFE_FORMAT,
+                "low",
                 shown,
                 f"{shown} is {label}, which can run code when loaded: {advice}",
                 title="Pickle format where a safe format exists",
+                finding_id=f"{UNSAFE_FORMAT}:{kind}",
                 detail=f"imports: {imports}" if listed else None,
                 key=kind,
             )
@@ -154,14 +157,15 @@ def _import_findings(outcome: Outcome, shown: str, kind: str) -> list[Finding]:
         }
     )
     findings = [
-        _finding(
-            f"{prefix}:{dotted}",
-            "high",
+        model_finding(
+            TOOL,
             NOT_ALLOWED,
+            "high",
             shown,
             f"{shown} imports {dotted} when loaded, which is not on the allow list of what "
             "model libraries pickle: loading it may run code",
             title="Import outside the model allow list",
+            finding_id=f"{prefix}:{dotted}",
             detail="Review what it does when called with data from the file; waive it if it "
             "is harmless, or save the model without it.",
             key=dotted,
@@ -172,52 +176,29 @@ def _import_findings(outcome: Outcome, shown: str, kind: str) -> list[Finding]:
     if unresolved:
         where = ", ".join(f"{i.opcode} at byte {i.position}" for i in unresolved[:5])
         findings.append(
-            _finding(
-                "pickle:unresolved-import",
-                "critical",
+            model_finding(
+                TOOL,
                 UNRESOLVED,
+                "critical",
                 shown,
                 f"{shown} imports a global whose name is computed when it is loaded ({where}): "
                 "nothing can say what it runs",
                 title="Import that cannot be resolved",
+                finding_id="pickle:unresolved-import",
             )
         )
     return findings
 
 
 def no_model_file(shown: str) -> Finding:
-    return _finding(
+    return model_finding(
+        TOOL,
         NO_MODEL_FILE,
         "high",
-        NO_MODEL_FILE,
         shown,
         f"{shown} holds no model file mlgate can recognise: nothing was scanned",
         title="No model file to scan",
+        finding_id=NO_MODEL_FILE,
         detail="Point `models:` at the model files (pickle, joblib, PyTorch, skops, Keras, "
         "NumPy, safetensors, ONNX...) or the directory that holds them.",
-    )
-
-
-def _finding(
-    finding_id: str,
-    severity: Severity,
-    rule: str,
-    shown: str,
-    message: str,
-    *,
-    title: str,
-    detail: str | None = None,
-    key: str = "",
-) -> Finding:
-    return Finding(
-        id=finding_id,
-        severity=severity,
-        message=message,
-        rule=rule,
-        path=shown,
-        title=title,
-        detail=detail,
-        tool=TOOL,
-        source=SOURCE,
-        fingerprint=make_fingerprint(TOOL, rule, shown, key),
     )

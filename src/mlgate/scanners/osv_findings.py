@@ -1,4 +1,5 @@
-"""Findings from OSV advisories: one per package version affected, the same for every scanner."""
+"""Findings about dependencies, the same for every scanner: one per OSV advisory affecting a
+package version, and one per package that could not be audited."""
 
 from __future__ import annotations
 
@@ -74,6 +75,41 @@ def advisory_finding(
             version,
             image,
         ),
+    )
+
+
+def unaudited_finding(
+    package: str,
+    reason: str,
+    *,
+    tool: str,
+    source: Source,
+    version: str | None = None,
+    image: str | None = None,
+    path: str | None = None,
+    line: int | None = None,
+    detail: str | None = None,
+) -> Finding:
+    """A Finding for `package` (in `image`, at `version`) that could not be audited: a gap in
+    the evidence, never a pass."""
+    named = f"{package} {version}" if version else package
+    # In an image the gap is that version in that image; in a project it is the package,
+    # whatever its pin.
+    where = () if image is None else (version, image)
+    return Finding(
+        id=f"unaudited:{package}",
+        severity="unknown",
+        message=f"{named} was not audited for vulnerabilities: {reason}",
+        rule="unaudited-dependency",
+        path=path,
+        line=line,
+        detail=detail,
+        tool=tool,
+        source=source,
+        package=package,
+        version=version,
+        image=image,
+        fingerprint=fingerprint("unaudited-dependency", canonicalize_name(package), *where),
     )
 
 

@@ -279,7 +279,9 @@ def _read_one(recorder: Recorder) -> list[bytes]:
     except Unreadable:
         raise
     except Exception as exc:  # a malformed stream breaks the reader in any way: all unreadable
-        raise Unreadable(f"pickle data that cannot be read to its end: {_line(exc)}") from None
+        raise Unreadable(
+            f"pickle data that cannot be read to its end: {message_line(exc)}"
+        ) from None
     raise Unreadable("pickle data without a STOP opcode")
 
 
@@ -350,6 +352,7 @@ def _dtype_size(dtype: object) -> tuple[int, bool]:
     return itemsize, has_object
 
 
-def _line(exc: BaseException) -> str:
+def message_line(exc: BaseException) -> str:
+    """An exception's message on one line, cut to 200 characters (for a finding's message)."""
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text[:200]

@@ -29,9 +29,12 @@ from packaging.utils import canonicalize_name
 from mlgate.evidence import Finding
 from mlgate.scanners.errors import ScanError
 from mlgate.scanners.interface import Scanner, ScanResult, ScanTargets, Source
-from mlgate.scanners.interface import fingerprint as make_fingerprint
 from mlgate.scanners.osv import OsvDatabase
-from mlgate.scanners.osv_findings import advisory_finding, advisory_from_pip_audit
+from mlgate.scanners.osv_findings import (
+    advisory_finding,
+    advisory_from_pip_audit,
+    unaudited_finding,
+)
 from mlgate.scanners.osv_server import serve
 from mlgate.scanners.pip_requirements import Requirements, read_requirements
 from mlgate.scanners.python_environment import Environment, read_environment
@@ -280,18 +283,14 @@ def _findings(
 
 
 def _unaudited(name: str, reason: str, at: _Where) -> Finding:
-    return Finding(
-        id=f"unaudited:{name}",
-        severity="unknown",
-        message=f"{name} was not audited for vulnerabilities: {reason}",
-        rule="unaudited-dependency",
+    return unaudited_finding(
+        name,
+        reason,
+        tool=TOOL,
+        source=SOURCE,
         path=at.path,
         line=at.line,
         detail=f"Installed: {at.installed}" if at.installed else None,
-        tool=TOOL,
-        source=SOURCE,
-        package=name,
-        fingerprint=make_fingerprint("unaudited-dependency", canonicalize_name(name)),
     )
 
 
