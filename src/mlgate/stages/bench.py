@@ -21,17 +21,17 @@ import glob
 import gzip
 import json
 import math
-import os
-import tempfile
 from datetime import datetime
 from fnmatch import fnmatchcase
 from pathlib import Path
 
+from mlgate import atomic_file
 from mlgate import evidence as ev
 from mlgate.evidence import Evidence
 from mlgate.stages.bench_config import BenchConfig, BenchPolicy
 from mlgate.stages.bench_results import Benchmark, Invalid, Source, is_number, merge, read_json
 from mlgate.stages.command import StageCommand
+from mlgate.stages.finish import finished_evidence
 from mlgate.stages.interface import RunContext, Stage
 from mlgate.verdict import RuleResult
 
@@ -43,8 +43,6 @@ _LABEL = "benchmark command"
 class BenchStage(Stage[BenchConfig, BenchPolicy]):
     name = "bench"
     title = "Benchmarks"
-    config_model = BenchConfig
-    policy_model = BenchPolicy
 
     def run(self, config: BenchConfig, context: RunContext) -> Evidence:
         started = ev.now()
@@ -52,7 +50,7 @@ class BenchStage(Stage[BenchConfig, BenchPolicy]):
         command = StageCommand(config.command or [], workdir, _LABEL)
 
         def error(reason: str) -> Evidence:
-            return _evidence(context, started, "error", reason=reason, command=command)
+            return _evidence(context, started, command, reason=reason)
 
         try:
             # An earlier run's rounds must not sit beside this run's evidence, errored or not.
@@ -95,8 +93,7 @@ class BenchStage(Stage[BenchConfig, BenchPolicy]):
         return _evidence(
             context,
             started,
-            "passed",
-            command=command,
+            command,
             sources=sources,
             artifacts=[ev.artifact(p, "pytest-benchmark JSON", read=True) for p in paths]
             # Named as written into the evidence directory, like every stage's outputs: a
@@ -179,14 +176,7 @@ def _write_rounds(evidence_dir: Path, benchmarks: list[Benchmark]) -> Path:
     rounds = {b.fullname: b.rounds_ms for b in benchmarks if b.rounds_ms is not None}
     # mtime=0: the same rounds give the same bytes, hence the same sha256.
     packed = gzip.compress(json.dumps(rounds).encode(), mtime=0)
-    fd, tmp = tempfile.mkstemp(dir=evidence_dir, prefix=".bench-rounds.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(packed)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_file.write_bytes(target, packed)
     return target
 
 
@@ -225,13 +215,13 @@ def _ms(value: float) -> str:
 def _evidence(
     context: RunContext,
     started: datetime,
-    status: ev.Status,
+    command: StageCommand,
     *,
     reason: str | None = None,
-    command: StageCommand,
     sources: list[Source] | None = None,
     artifacts: list[ev.Artifact] | None = None,
 ) -> Evidence:
+    """An error with a reason, else passed: no benchmark fails the stage, the policy judges."""
     metrics, data = command.evidence_parts()
     tool_versions: dict[str, str] = {}
     if sources is not None:
@@ -251,16 +241,15 @@ def _evidence(
         versions = sorted({s.version for s in sources if s.version})
         if versions:
             tool_versions["pytest-benchmark"] = ", ".join(versions)
-    return Evidence(
-        stage=BenchStage.name,
-        status=status,
+    return finished_evidence(
+        BenchStage.name,
+        context,
+        started,
         reason=reason,
-        started_at=started,
-        finished_at=ev.now(),
         metrics=metrics,
-        artifacts=artifacts or [],
+        artifacts=artifacts,
         data=data,
-        provenance=ev.collect_provenance(context.config_digest, tool_versions),
+        tool_versions=tool_versions,
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, ClassVar, Generic, Literal, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -65,10 +65,17 @@ PolicyT = TypeVar("PolicyT", bound=StagePolicy)
 class Stage(ABC, Generic[ConfigT, PolicyT]):
     name: ClassVar[str]
     title: ClassVar[str]
+    # The models a stage is generic in (`class X(Stage[XConfig, XPolicy])`), set from there.
     config_model: ClassVar[type[StageConfig]]
     policy_model: ClassVar[type[StagePolicy]]
     # Package extras (pyproject) the stage needs in mlgate's own environment.
     extras: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        for base in cls.__dict__.get("__orig_bases__", ()):
+            if get_origin(base) is Stage:
+                cls.config_model, cls.policy_model = get_args(base)
 
     def extras_for(self, config: ConfigT) -> tuple[str, ...]:
         """The extras this configuration of the stage needs (more than `extras` where what it

@@ -36,6 +36,7 @@ from mlgate.errors import MlgateError
 from mlgate.evidence import Evidence, Finding
 from mlgate.serving.interface import ServeSpec
 from mlgate.stages import mlmodel_paths
+from mlgate.stages.finish import finished_evidence
 from mlgate.stages.interface import RunContext
 from mlgate.stages.scan.config import ScanConfig, ScanPolicy
 from mlgate.stages.scan.model_digests import files_digest
@@ -163,14 +164,12 @@ def _scan_files(model: Path, config: ScanConfig | None, context: RunContext) -> 
                 # The policy's rule keys findings by fingerprint (waivers, baselines).
                 key = found.fingerprint or fingerprint(name, found.id, found.path)
                 findings.append(found.model_copy(update={"fingerprint": key}))
-    return Evidence(
-        stage=ScanStage.name,
-        status="passed",
-        started_at=started,
-        finished_at=ev.now(),
+    return finished_evidence(
+        ScanStage.name,
+        context,
+        started,
         findings=findings,
         data={"waivers": [], "scanners": list(scanners)},
-        provenance=ev.collect_provenance(context.config_digest, {}),
     )
 
 

@@ -11,6 +11,7 @@ from mlgate import evidence as ev
 from mlgate import junit
 from mlgate.evidence import Evidence, Finding
 from mlgate.stages.command import StageCommand
+from mlgate.stages.finish import finished_evidence
 from mlgate.stages.interface import RunContext, Stage
 from mlgate.stages.tests_config import TestsConfig, TestsPolicy
 from mlgate.verdict import RuleResult
@@ -25,8 +26,6 @@ class TestsStage(Stage[TestsConfig, TestsPolicy]):
     __test__ = False
     name = "tests"
     title = "Tests"
-    config_model = TestsConfig
-    policy_model = TestsPolicy
 
     def run(self, config: TestsConfig, context: RunContext) -> Evidence:
         started = ev.now()
@@ -236,15 +235,14 @@ def _evidence(
             "sources": list(report.sources),
             "slowest": [{"id": c.id, "duration_s": c.duration_s} for c in slowest],
         }
-    return Evidence(
-        stage=TestsStage.name,
-        status=status,
-        reason=reason,
-        started_at=started,
-        finished_at=ev.now(),
+    return finished_evidence(
+        TestsStage.name,
+        context,
+        started,
+        status,
+        reason,
         metrics=metrics,
         findings=findings,
-        artifacts=artifacts or [],
+        artifacts=artifacts,
         data=data,
-        provenance=ev.collect_provenance(context.config_digest, {}),
     )

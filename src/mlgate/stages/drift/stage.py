@@ -51,6 +51,7 @@ from mlgate.stages.drift.config import DriftConfig, DriftPolicy
 from mlgate.stages.drift.entries import checked_entries, safe_entries, table_rows
 from mlgate.stages.drift.errors import Invalid
 from mlgate.stages.drift.statistics import PSI_EPSILON, Result, bh, chosen_features, compare
+from mlgate.stages.finish import finished_evidence
 from mlgate.stages.interface import RunContext, Stage
 from mlgate.verdict import RuleResult
 
@@ -60,8 +61,6 @@ _NAMES_IN_REASON = 10
 class DriftStage(Stage[DriftConfig, DriftPolicy]):
     name = "drift"
     title = "Data drift"
-    config_model = DriftConfig
-    policy_model = DriftPolicy
     extras = ("drift",)
 
     def run(self, config: DriftConfig, context: RunContext) -> Evidence:
@@ -259,19 +258,16 @@ def _evidence(
             )
             for t in tables
         ]
-    return Evidence(
-        stage=DriftStage.name,
-        status="error" if reason is not None else "passed",
+    return finished_evidence(
+        DriftStage.name,
+        context,
+        started,
         reason=reason,
-        started_at=started,
-        finished_at=ev.now(),
         metrics=metrics,
         findings=findings,
         artifacts=artifacts,
         data=data,
-        provenance=ev.collect_provenance(
-            context.config_digest, _tool_versions() if reason is None else {}
-        ),
+        tool_versions=_tool_versions() if reason is None else {},
     )
 
 

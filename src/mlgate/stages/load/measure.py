@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
+import io
 import math
-import os
 import sys
 import tempfile
 import time
@@ -15,12 +15,13 @@ from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from mlgate import atomic_file, loadgen, process, sequential
 from mlgate import evidence as ev
-from mlgate import loadgen, process, sequential
 from mlgate.errors import MlgateError
 from mlgate.evidence import Evidence, Finding
 from mlgate.serving import ServeSpec
 from mlgate.serving import output as server_output
+from mlgate.stages.finish import finished_evidence
 from mlgate.stages.interface import RunContext
 from mlgate.stages.load.comparison import baseline_file, compare_baseline
 from mlgate.stages.load.config import (
@@ -111,14 +112,12 @@ def write_samples(path: Path, samples: list[float] | list[list[float]]) -> None:
         )
     else:
         text = "".join(f"{x!r}\n" for x in samples)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
-            gz.write(text.encode("ascii"))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # GzipFile, not gzip.compress: the header's OS byte differs between them, and the bytes
+    # (so the digest) stay what they were.
+    buffer = io.BytesIO()
+    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as gz:
+        gz.write(text.encode("ascii"))
+    atomic_file.write_bytes(path, buffer.getvalue())
 
 
 def checked_inputs(config: LoadConfig) -> tuple[Path | None, Path | None] | str:
@@ -293,12 +292,12 @@ def load_evidence(
     artifacts: list[ev.Artifact] | None = None,
 ) -> Evidence:
     mode = "open" if config.rate is not None else "closed"
-    return Evidence(
-        stage=NAME,
-        status=status,
-        reason=reason,
-        started_at=started,
-        finished_at=ev.now(),
+    return finished_evidence(
+        NAME,
+        context,
+        started,
+        status,
+        reason,
         metrics=(metrics or {})
         | {
             "duration_s": config.duration,
@@ -307,8 +306,8 @@ def load_evidence(
             "users": config.closed_loop_users,
             "rate": config.rate,
         },
-        findings=findings or [],
-        artifacts=artifacts or [],
+        findings=findings,
+        artifacts=artifacts,
         data={
             "url": config.url,
             "path": config.path,
@@ -318,7 +317,7 @@ def load_evidence(
         }
         | ({"max_in_flight": config.max_in_flight} if mode == "open" else {})
         | (data or {}),
-        provenance=ev.collect_provenance(context.config_digest, _tool_versions()),
+        tool_versions=_tool_versions(),
     )
 
 

@@ -41,8 +41,6 @@ _HEALTH_REQUEST_TIMEOUT_S = 2.0
 class LoadStage(Stage[LoadConfig, LoadPolicy]):
     name = NAME
     title = "Load"
-    config_model = LoadConfig
-    policy_model = LoadPolicy
     extras = ("load",)
 
     def extras_for(self, config: LoadConfig) -> tuple[str, ...]:

@@ -7,6 +7,7 @@ from typing import Any
 
 from mlgate import evidence as ev
 from mlgate.evidence import Evidence, Finding
+from mlgate.stages.finish import finished_evidence
 from mlgate.stages.interface import RunContext
 from mlgate.stages.probe.cases import BROKE
 from mlgate.stages.probe.client import (
@@ -83,16 +84,8 @@ def probe_evidence(
                     f"slightly perturbed valid requests failed ({failures})",
                 )
             )
-    return Evidence(
-        stage=NAME,
-        status="error" if reason is not None else "passed",
-        reason=reason,
-        started_at=started,
-        finished_at=ev.now(),
-        metrics=metrics,
-        findings=findings,
-        data=data,
-        provenance=ev.collect_provenance(context.config_digest, {}),
+    return finished_evidence(
+        NAME, context, started, reason=reason, metrics=metrics, findings=findings, data=data
     )
 
 

@@ -69,8 +69,6 @@ from mlgate.verdict import Outcome, RuleResult
 class ProbeStage(Stage[ProbeConfig, ProbePolicy]):
     name = NAME
     title = "Robustness probe"
-    config_model = ProbeConfig
-    policy_model = ProbePolicy
 
     def run(self, config: ProbeConfig, context: RunContext) -> Evidence:
         started = ev.now()

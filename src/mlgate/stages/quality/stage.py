@@ -62,6 +62,7 @@ from typing import Any, cast
 from mlgate import evidence as ev
 from mlgate.evidence import Evidence
 from mlgate.report.comparison import Comparison
+from mlgate.stages.finish import finished_evidence
 from mlgate.stages.interface import RunContext, Stage
 from mlgate.stages.quality import bootstrap, judge, render, report
 from mlgate.stages.quality.config import NAME, QualityConfig, QualityPolicy
@@ -75,8 +76,6 @@ from mlgate.verdict import RuleResult
 class QualityStage(Stage[QualityConfig, QualityPolicy]):
     name = NAME
     title = "Model quality"
-    config_model = QualityConfig
-    policy_model = QualityPolicy
     extras = ("quality",)
 
     def run(self, config: QualityConfig, context: RunContext) -> Evidence:
@@ -84,12 +83,13 @@ class QualityStage(Stage[QualityConfig, QualityPolicy]):
         try:
             return _run(config, context, started)
         except Invalid as exc:
-            return _evidence(
+            return finished_evidence(
+                NAME,
                 context,
                 started,
-                "error",
                 reason=str(exc),
                 data={"candidate": {"uri": config.candidate}, "dataset": {"path": config.data}},
+                tool_versions=_tool_versions(),
             )
 
     def evaluate(self, policy: QualityPolicy, evidence: Evidence) -> list[RuleResult]:
@@ -199,27 +199,8 @@ def _run(config: QualityConfig, context: RunContext, started: datetime) -> Evide
         "slices": slices,
         "notes": notes,
     }
-    return _evidence(context, started, "passed", metrics=metrics, data=data)
-
-
-def _evidence(
-    context: RunContext,
-    started: datetime,
-    status: ev.Status,
-    *,
-    reason: str | None = None,
-    metrics: dict[str, ev.MetricValue] | None = None,
-    data: dict[str, object] | None = None,
-) -> Evidence:
-    return Evidence(
-        stage=NAME,
-        status=status,
-        reason=reason,
-        started_at=started,
-        finished_at=ev.now(),
-        metrics=metrics or {},
-        data=data or {},
-        provenance=ev.collect_provenance(context.config_digest, _tool_versions()),
+    return finished_evidence(
+        NAME, context, started, metrics=metrics, data=data, tool_versions=_tool_versions()
     )
 
 

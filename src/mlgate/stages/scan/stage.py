@@ -9,7 +9,6 @@ that expires between the two stops waiving.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +18,7 @@ from mlgate import evidence as ev
 from mlgate import waivers as waiver_rules
 from mlgate.errors import MlgateError
 from mlgate.evidence import Evidence, Finding
+from mlgate.stages.finish import finished_evidence
 from mlgate.stages.interface import RunContext, Stage
 from mlgate.stages.scan import registry_models
 from mlgate.stages.scan.config import ScanConfig, ScanPolicy
@@ -42,8 +42,6 @@ _SCRATCH = "scan"  # under the evidence directory: SARIF files, SBOM, image arch
 class ScanStage(Stage[ScanConfig, ScanPolicy]):
     name = "scan"
     title = "Security scan"
-    config_model = ScanConfig
-    policy_model = ScanPolicy
     extras = ("scan",)
 
     def run(self, config: ScanConfig, context: RunContext) -> Evidence:
@@ -61,8 +59,17 @@ class ScanStage(Stage[ScanConfig, ScanPolicy]):
         artifacts: list[ev.Artifact] = []
 
         def done(status: ev.Status, reason: str | None = None) -> Evidence:
-            return _evidence(
-                context, started, status, reason, findings, data, artifacts, tool_versions
+            return finished_evidence(
+                ScanStage.name,
+                context,
+                started,
+                status,
+                reason,
+                metrics=_metrics(findings),
+                findings=findings,
+                artifacts=artifacts,
+                data=data,
+                tool_versions=tool_versions,
             )
 
         local_models = [m for m in config.models if not registry_models.is_registry_uri(m)]
@@ -240,31 +247,11 @@ def _artifact(path: Path, evidence_dir: Path, description: str) -> ev.Artifact:
     return made.model_copy(update={"path": relative.as_posix()})
 
 
-def _evidence(
-    context: RunContext,
-    started: datetime,
-    status: ev.Status,
-    reason: str | None,
-    findings: list[Finding],
-    data: dict[str, object],
-    artifacts: list[ev.Artifact],
-    tool_versions: dict[str, str],
-) -> Evidence:
+def _metrics(findings: list[Finding]) -> dict[str, ev.MetricValue]:
     counts = Counter(f.severity for f in findings)
     metrics: dict[str, ev.MetricValue] = {
         "findings": len(findings),
         "waived": sum(1 for f in findings if f.waived_by),
     }
     metrics.update({s: counts[s] for s in SEVERITIES})
-    return Evidence(
-        stage=ScanStage.name,
-        status=status,
-        reason=reason,
-        started_at=started,
-        finished_at=ev.now(),
-        metrics=metrics,
-        findings=findings,
-        artifacts=artifacts,
-        data=data,
-        provenance=ev.collect_provenance(context.config_digest, tool_versions),
-    )
+    return metrics
