@@ -458,3 +458,19 @@ def test_the_shipped_workflow_run_job_runs_no_pull_request_code() -> None:
     assert python["uses"].startswith("actions/setup-python@")
     assert report["uses"] == "$/actions/fork-report"
     assert "secrets" not in yaml.safe_dump(reusable)
+
+
+def test_an_archive_declaring_too_many_entries_is_refused_before_its_directory_is_read(
+    tmp_path: Path,
+) -> None:
+    """Millions of empty entries fit in the download cap; zipfile would parse them all (seconds,
+    gigabytes) before the member limit applied, so the declared count decides first. Here the
+    end record declares 60,000 entries over a directory that holds one: refused by the count."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as bundle:
+        bundle.writestr("evidence/tests.json", b"{}")
+    data = bytearray(buffer.getvalue())
+    end = data.rfind(b"PK\x05\x06")
+    data[end + 8 : end + 12] = (60_000).to_bytes(2, "little") * 2  # this disk's and the total
+    with pytest.raises(fork_evidence.EvidenceRefused, match="holds more than 1000 files"):
+        fork_evidence.take(io.BytesIO(bytes(data)), tmp_path / "evidence", "evidence", "artifact")
