@@ -1,12 +1,21 @@
-"""Options and helpers the mlgate commands share: --config, --evidence-dir, a stage's command."""
+"""Options the mlgate commands share, and stage commands whose options come from the stage's
+config model: --config, --evidence-dir, a stage's command, an option per config field."""
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
+import types
+import typing
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+    from pydantic.fields import FieldInfo
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -38,7 +47,7 @@ def load_config(config_path: Path | None) -> Any:
 
 
 def command_options(function: F) -> F:
-    """Options every stage that runs a command shares."""
+    """The command a stage runs: --command or COMMAND after --."""
     for decorator in reversed(
         [
             click.option(
@@ -48,14 +57,118 @@ def command_options(function: F) -> F:
                 help="Command as one string, split like a shell would (no shell is used); "
                 "an alternative to COMMAND after --.",
             ),
-            click.option(
-                "--working-directory", default=None, help="Where the command runs and paths start."
-            ),
-            click.option(
-                "--timeout", type=float, default=None, help="Seconds before the stage is stopped."
-            ),
             click.argument("command", nargs=-1, type=click.UNPROCESSED),
         ]
     ):
         function = decorator(function)
     return function
+
+
+# Where each stage's config model is defined: the one place the command line imports them from.
+CONFIG_MODELS = {
+    "tests": "mlgate.stages.tests:TestsConfig",
+    "bench": "mlgate.stages.bench:BenchConfig",
+    "load": "mlgate.stages.load:LoadConfig",
+    "drift": "mlgate.stages.drift:DriftConfig",
+    "probe": "mlgate.stages.probe:ProbeConfig",
+    "quality": "mlgate.stages.quality:QualityConfig",
+    "scan": "mlgate.stages.scan:ScanConfig",
+}
+
+# The config fields every stage command takes an option for, after its own.
+COMMON_FIELDS = ("working_directory", "timeout")
+
+
+def config_model(stage: str) -> type[BaseModel]:
+    module, name = CONFIG_MODELS[stage].split(":")
+    model: type[BaseModel] = getattr(importlib.import_module(module), name)
+    return model
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldOption:
+    """An option that sets one field of a stage's config, under a name of its own."""
+
+    key: str  # as mlgate.yml spells it (the field's alias where it has one)
+    flag: str  # e.g. --rerun-junit
+
+
+class StageCommand(click.Command):
+    """A stage's command: --config, --evidence-dir and an option for each config field it names
+    (its type, and its help from the field's description), then the command's own options.
+    The field options are built when first needed (a parse, the command's help), so that
+    listing the commands imports no stage."""
+
+    def __init__(self, *args: Any, stage: str, fields: tuple[str | FieldOption, ...], **kw: Any):
+        super().__init__(*args, **kw)
+        self.stage = stage
+        self.fields = (*fields, *COMMON_FIELDS)
+        self._field_params: list[click.Parameter] | None = None
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        if self._field_params is None:
+            model = config_model(self.stage)
+            self._field_params = [_field_option(self.stage, model, f) for f in self.fields]
+        params = super().get_params(ctx)
+        # --config and --evidence-dir come first: stage_command declares them outermost.
+        return [*params[:2], *self._field_params, *params[2:]]
+
+
+def stage_command(
+    stage: str, *fields: str | FieldOption, **settings: Any
+) -> Callable[[Callable[..., Any]], StageCommand]:
+    """A command for `stage` with an option for each of its config `fields` (and the common
+    ones), passed to the function as keyword arguments named by their keys (None: not given)."""
+
+    def decorate(function: Callable[..., Any]) -> StageCommand:
+        make = click.command(cls=StageCommand, stage=stage, fields=fields, **settings)
+        return make(config_option(evidence_option(function)))
+
+    return decorate
+
+
+def _field_option(stage: str, model: type[BaseModel], spec: str | FieldOption) -> click.Option:
+    key = spec.key if isinstance(spec, FieldOption) else spec
+    flag = spec.flag if isinstance(spec, FieldOption) else "--" + key.replace("_", "-")
+    info = next(f for name, f in model.model_fields.items() if (f.alias or name) == key)
+    kind, repeated = _click_type(info.annotation)
+    return click.Option(
+        [flag, key],
+        type=kind,
+        multiple=repeated,
+        default=None,
+        help=_field_help(stage, key, info, repeated),
+    )
+
+
+def _click_type(annotation: Any) -> tuple[type, bool]:
+    """The option's type for a field's (int, float, else str), and whether it repeats (a list)."""
+    kinds = [annotation]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        kinds = [kind for kind in typing.get_args(annotation) if kind is not type(None)]
+    if len(kinds) != 1:
+        return str, False  # e.g. a path or a mapping: the config's validation decides
+    kind = kinds[0]
+    if typing.get_origin(kind) is typing.Annotated:
+        kind = typing.get_args(kind)[0]
+    if typing.get_origin(kind) is list:
+        return str, True
+    return (kind, False) if kind in (int, float) else (str, False)
+
+
+def _field_help(stage: str, key: str, info: FieldInfo, repeated: bool) -> str:
+    """The field's description, and where the value comes from when the option is not given."""
+    text = (info.description or "").strip()
+    if repeated:
+        text += " Repeatable."
+    where = f"config: stages.{stage}.{key}"
+    default = None if info.is_required() else info.get_default(call_default_factory=True)
+    if default not in (None, []) and "default" not in text.lower():
+        where += f"; default: {_shown(default)}"
+    return f"{text} [{where}]"
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    return f"{value:g}" if isinstance(value, float) else str(value)  # 30.0 as 30

@@ -9,46 +9,39 @@ from typing import Any
 import click
 
 from mlgate import actions_env
+from mlgate.cli.options import config_model
 from mlgate.errors import ConfigError, MlgateError
 
 EXIT_STAGE_ERROR = 4
 
 
-def command_stage_config(
-    name: str,
-    cfg: Any,
-    reports: dict[str, list[str]],
+def given(fields: dict[str, Any]) -> dict[str, Any]:
+    """The field options given on the command line (a repeated one as a list)."""
+    return {
+        key: list(value) if isinstance(value, tuple) else value
+        for key, value in fields.items()
+        if value is not None and value != ()
+    }
+
+
+def command_overrides(
+    options: dict[str, Any],
+    reports: tuple[str, ...],
     command_line: str | None,
     command: tuple[str, ...],
-    working_directory: str | None,
-    timeout: float | None,
-) -> Any:
-    """The stage's config section from mlgate.yml, overridden by the command line."""
-    from pydantic import ValidationError
-
-    from mlgate import config
-    from mlgate.stages import STAGES
-
-    model = STAGES[name].config_model
-    base = cfg.stage_config(name) or model()
-    overrides: dict[str, Any] = {}
-    if any(reports.values()):
+) -> dict[str, Any]:
+    """The given options of a stage that runs a command and reads its `reports`, with the
+    command to run: after --, with --command, none, or the config's."""
+    overrides = dict(options)
+    if any(key in options for key in reports):
         # Reports named on the command line are ingested as they are: the config's command
         # would write other reports (the contract: --junit/--json ingest, -- CMD runs first).
-        overrides |= {key: paths for key, paths in reports.items() if paths}
         overrides["command"] = None
     if command and command_line:
         raise MlgateError("give the command either after -- or with --command, not both")
     if command or command_line:
         overrides["command"] = list(command) if command else command_line
-    if working_directory is not None:
-        overrides["working_directory"] = working_directory
-    if timeout is not None:
-        overrides["timeout"] = timeout
-    try:
-        return model.model_validate(base.model_dump(by_alias=True) | overrides)
-    except ValidationError as exc:
-        raise ConfigError(config.describe(exc, f"mlgate {name} options")) from None
+    return overrides
 
 
 def overridden(name: str, cfg: Any, overrides: dict[str, Any]) -> Any:
@@ -56,12 +49,11 @@ def overridden(name: str, cfg: Any, overrides: dict[str, Any]) -> Any:
     from pydantic import ValidationError
 
     from mlgate import config
-    from mlgate.stages import STAGES
 
     base = cfg.stage_config(name)
     document = (base.model_dump(by_alias=True) if base else {}) | overrides
     try:
-        return STAGES[name].config_model.model_validate(document)
+        return config_model(name).model_validate(document)
     except ValidationError as exc:
         raise ConfigError(config.describe(exc, f"mlgate {name} options")) from None
 
