@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from mlgate import actions_env
-from mlgate.cli.options import config_option, evidence_option, load_config
+from mlgate.cli.options import config_option, evidence_option, load_config, path_option
 from mlgate.errors import ConfigError, MlgateError
 
 EXIT_PUBLISH_FAILED = 4
@@ -19,12 +19,8 @@ EXIT_PUBLISH_FAILED = 4
 @click.command()
 @config_option
 @evidence_option
-@click.option(
-    "--output",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=Path(".mlgate/verdict.json"),
-    show_default=True,
-    help="Where the verdict is written.",
+@path_option(
+    "--output", default=".mlgate/verdict.json", help="Where the verdict is written.", file=True
 )
 def gate(config_path: Path | None, evidence_dir: Path | None, output: Path) -> None:
     """Judge all evidence by the config's policy and write the verdict.
@@ -53,20 +49,18 @@ def gate(config_path: Path | None, evidence_dir: Path | None, output: Path) -> N
 @click.command()
 @config_option
 @evidence_option
-@click.option(
+@path_option(
     "--verdict",
     "verdict_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=Path(".mlgate/verdict.json"),
-    show_default=True,
+    default=".mlgate/verdict.json",
     help="Verdict written by 'mlgate gate'.",
+    file=True,
 )
-@click.option(
+@path_option(
     "--output-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=Path(".mlgate"),
-    show_default=True,
+    default=".mlgate",
     help="Where report.md and report.html are written.",
+    directory=True,
 )
 @click.option(
     "--github-token",
@@ -179,19 +173,11 @@ def _with_check_name(settings: Any, check_name: str) -> Any:
 @click.command()
 @config_option
 @evidence_option
-@click.option(
-    "--output-dir",
-    type=click.Path(path_type=Path),
-    default=Path(".mlgate"),
-    show_default=True,
-    help="Where model-card.md and model-card.html go.",
-)
-@click.option(
+@path_option("--output-dir", default=".mlgate", help="Where model-card.md and model-card.html go.")
+@path_option(
     "--bundle",
     "bundle_file",
-    type=click.Path(path_type=Path),
-    default=Path(".mlgate/bundle/bundle.json"),
-    show_default=True,
+    default=".mlgate/bundle/bundle.json",
     help="The evidence bundle, for the lineage (skipped when absent).",
 )
 def card(

@@ -39,6 +39,15 @@ def evidence_option(function: F) -> F:
     )(function)
 
 
+def path_option(
+    *decls: str, default: str, help: str, file: bool = False, directory: bool = False
+) -> Callable[[F], F]:
+    """An option naming a file (file=True), a directory (directory=True) or either, with its
+    default shown."""
+    kind = click.Path(path_type=Path, dir_okay=not file, file_okay=not directory)
+    return click.option(*decls, type=kind, default=Path(default), show_default=True, help=help)
+
+
 def load_config(config_path: Path | None) -> Any:
     from mlgate import config
 

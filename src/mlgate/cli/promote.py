@@ -13,8 +13,12 @@ from typing import Any
 import click
 
 from mlgate import actions_env
-from mlgate.cli.options import config_option, evidence_option, load_config
+from mlgate.cli.options import config_option, evidence_option, load_config, path_option
 from mlgate.errors import ConfigError, MlgateError
+
+model_option = click.option(
+    "--model", "name", default=None, help="Registered model [default: promotion.model]."
+)
 
 
 @click.group(name="bundle")
@@ -25,22 +29,13 @@ def bundle_group() -> None:
 @bundle_group.command("create")
 @config_option
 @evidence_option
-@click.option("--model", "name", default=None, help="Registered model [default: promotion.model].")
+@model_option
 @click.option("--version", "model_version", required=True, help="Model version the gate judged.")
-@click.option(
-    "--verdict",
-    "verdict_path",
-    type=click.Path(path_type=Path),
-    default=Path(".mlgate/verdict.json"),
-    show_default=True,
-    help="The gate's verdict.",
+@path_option(
+    "--verdict", "verdict_path", default=".mlgate/verdict.json", help="The gate's verdict."
 )
-@click.option(
-    "--output",
-    type=click.Path(path_type=Path),
-    default=Path(".mlgate/bundle"),
-    show_default=True,
-    help="Directory to write bundle.json and its evidence to.",
+@path_option(
+    "--output", default=".mlgate/bundle", help="Directory to write bundle.json and its evidence to."
 )
 @click.option(
     "--register/--no-register",
@@ -123,7 +118,7 @@ def bundle_verify(bundle_path: Path, offline: bool) -> None:
 
 @click.command()
 @config_option
-@click.option("--model", "name", default=None, help="Registered model [default: promotion.model].")
+@model_option
 @click.option("--version", "model_version", required=True, help="Version to promote.")
 @click.option("--to", "stage", required=True, help="Stage (an MLflow alias) to promote to.")
 @click.option(
@@ -168,7 +163,7 @@ def promote(
 
 @click.command()
 @config_option
-@click.option("--model", "name", default=None, help="Registered model [default: promotion.model].")
+@model_option
 @click.option("--stage", required=True, help="Stage (alias) to roll back.")
 @click.option("--to", "target", default=None, help="Version [default: the previous one].")
 @click.option("--actor", default=None, help="Who rolls back (outside GitHub Actions only).")
@@ -207,7 +202,7 @@ def rollback(
 
 @click.command()
 @config_option
-@click.option("--model", "name", default=None, help="Registered model [default: promotion.model].")
+@model_option
 @click.option("--json", "as_json", is_flag=True, help="The ledger records as JSON.")
 def history(config_path: Path | None, name: str | None, as_json: bool) -> None:
     """Print the promotion ledger of a model: what held each stage, from when, by whom."""

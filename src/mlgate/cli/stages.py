@@ -12,6 +12,7 @@ import click
 
 from mlgate.cli.options import (
     FieldOption,
+    StageCommand,
     command_options,
     config_option,
     evidence_option,
@@ -32,45 +33,48 @@ SCAN_TARGETS: dict[str, Any] = {
 }
 
 
-@stage_command(
+def _command_stage(stage: str, name: str, doc: str, *reports: str | FieldOption) -> StageCommand:
+    """The command of a stage that runs COMMAND (after --) and/or reads the `reports` named."""
+    keys = tuple(report.key if isinstance(report, FieldOption) else report for report in reports)
+
+    def run(
+        config_path: Path | None,
+        evidence_dir: Path | None,
+        command_line: str | None,
+        command: tuple[str, ...],
+        **fields: Any,
+    ) -> None:
+        cfg = load_config(config_path)
+        overrides = command_overrides(given(fields), keys, command_line, command)
+        run_stage(stage, overridden(stage, cfg, overrides), cfg, evidence_dir)
+
+    run.__doc__ = doc
+    settings = {"ignore_unknown_options": True}  # the command's own options, after --
+    return stage_command(stage, *reports, name=name, context_settings=settings)(
+        command_options(run)
+    )
+
+
+test = _command_stage(
     "tests",
-    "junit",
-    FieldOption("reruns", "--rerun-junit"),
-    context_settings={"ignore_unknown_options": True},
-)
-@command_options
-def test(
-    config_path: Path | None,
-    evidence_dir: Path | None,
-    command_line: str | None,
-    command: tuple[str, ...],
-    **fields: Any,
-) -> None:
+    "test",
     """Run the test COMMAND (after --) and/or ingest JUnit XML into tests evidence.
 
     Exits 0 once evidence is written, whatever the tests found: the gate decides.
-    """
-    cfg = load_config(config_path)
-    overrides = command_overrides(given(fields), ("junit", "reruns"), command_line, command)
-    run_stage("tests", overridden("tests", cfg, overrides), cfg, evidence_dir)
+    """,
+    "junit",
+    FieldOption("reruns", "--rerun-junit"),
+)
 
-
-@stage_command("bench", "json", context_settings={"ignore_unknown_options": True})
-@command_options
-def bench(
-    config_path: Path | None,
-    evidence_dir: Path | None,
-    command_line: str | None,
-    command: tuple[str, ...],
-    **fields: Any,
-) -> None:
+bench = _command_stage(
+    "bench",
+    "bench",
     """Run the benchmark COMMAND (after --) and/or ingest pytest-benchmark JSON into evidence.
 
     Exits 0 once evidence is written, whatever the benchmarks measured: the gate decides.
-    """
-    cfg = load_config(config_path)
-    overrides = command_overrides(given(fields), ("json",), command_line, command)
-    run_stage("bench", overridden("bench", cfg, overrides), cfg, evidence_dir)
+    """,
+    "json",
+)
 
 
 @stage_command(
