@@ -141,13 +141,10 @@ def _field_option(stage: str, model: type[BaseModel], spec: str | FieldOption) -
     flag = spec.flag if isinstance(spec, FieldOption) else "--" + key.replace("_", "-")
     info = next(f for name, f in model.model_fields.items() if (f.alias or name) == key)
     kind, repeated = _click_type(info.annotation)
-    return click.Option(
-        [flag, key],
-        type=kind,
-        multiple=repeated,
-        default=None,
-        help=_field_help(stage, key, info, repeated),
-    )
+    help_text = _field_help(stage, key, info, repeated)
+    if repeated:  # given none: an empty tuple
+        return click.Option([flag, key], type=kind, multiple=True, help=help_text)
+    return click.Option([flag, key], type=kind, default=None, help=help_text)
 
 
 def _click_type(annotation: Any) -> tuple[type, bool]:
