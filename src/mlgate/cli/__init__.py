@@ -7,6 +7,7 @@ import importlib
 import os
 import signal
 import sys
+from collections.abc import Iterator, MutableMapping
 
 import click
 
@@ -38,23 +39,38 @@ COMMANDS = {
 }
 
 
-class _LazyGroup(click.Group):
-    """A group whose commands are imported by name from COMMANDS when asked for."""
+class _Commands(MutableMapping[str, click.Command]):
+    """The group's commands by name, each imported from COMMANDS when first looked up (listing
+    their names imports none)."""
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
+    def __init__(self, where: dict[str, str]) -> None:
+        self._where = where
+        self._loaded: dict[str, click.Command] = {}
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        where = COMMANDS.get(cmd_name)
-        if where is None:
-            return None
-        module, name = where.split(":")
-        command: click.Command = getattr(importlib.import_module(module), name)
-        return command
+    def __getitem__(self, name: str) -> click.Command:
+        if name not in self._loaded:
+            module, attribute = self._where[name].split(":")  # KeyError: no such command
+            self._loaded[name] = getattr(importlib.import_module(module), attribute)
+        return self._loaded[name]
+
+    def __setitem__(self, name: str, command: click.Command) -> None:
+        self._loaded[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        raise TypeError("mlgate's commands are not removed")
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._where or name in self._loaded
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.fromkeys([*self._where, *self._loaded]))
+
+    def __len__(self) -> int:
+        return len(dict.fromkeys([*self._where, *self._loaded]))
 
 
 @click.group(
-    cls=_LazyGroup,
+    commands=_Commands(COMMANDS),
     context_settings={"help_option_names": ["-h", "--help"]},
     epilog="Exit codes: 0 pass/ok, 1 gate failed, 2 usage or config error, 3 gate "
     "inconclusive, 4 stage error or publishing failed.",
