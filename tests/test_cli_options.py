@@ -115,3 +115,11 @@ def test_a_report_command_imports_no_other_command(name: str) -> None:
     modules = _modules_after(name, "--help")
     assert "mlgate.cli.gate" in modules
     assert not _imported(modules, HEAVY + OTHER_COMMANDS)
+
+
+def test_a_mistyped_command_is_answered_with_the_one_meant() -> None:
+    from tests.helpers import mlgate_in_process
+
+    result = mlgate_in_process("gat")
+    assert result.exit_code == 2
+    assert result.stderr == "mlgate: error: No such command 'gat'. Did you mean 'gate'?\n"
