@@ -105,22 +105,27 @@ class FieldOption:
 class StageCommand(click.Command):
     """A stage's command: --config, --evidence-dir and an option for each config field it names
     (its type, and its help from the field's description), then the command's own options.
-    The field options are built when first needed (a parse, the command's help), so that
-    listing the commands imports no stage."""
+    The field options are added when the parameters are first read (a parse, the command's
+    help), so that listing the commands imports no stage."""
 
     def __init__(self, *args: Any, stage: str, fields: tuple[str | FieldOption, ...], **kw: Any):
+        self._with_fields = False
         super().__init__(*args, **kw)
         self.stage = stage
         self.fields = (*fields, *COMMON_FIELDS)
-        self._field_params: list[click.Parameter] | None = None
 
-    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
-        if self._field_params is None:
+    @property
+    def params(self) -> list[click.Parameter]:
+        if not self._with_fields:
             model = config_model(self.stage)
-            self._field_params = [_field_option(self.stage, model, f) for f in self.fields]
-        params = super().get_params(ctx)
-        # --config and --evidence-dir come first: stage_command declares them outermost.
-        return [*params[:2], *self._field_params, *params[2:]]
+            # After --config and --evidence-dir: stage_command declares them outermost.
+            self._params[2:2] = [_field_option(self.stage, model, f) for f in self.fields]
+            self._with_fields = True
+        return self._params
+
+    @params.setter
+    def params(self, params: list[click.Parameter]) -> None:
+        self._params, self._with_fields = params, False
 
 
 def stage_command(
