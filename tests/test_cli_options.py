@@ -41,6 +41,8 @@ def test_a_stage_command_keeps_every_option_it_had(name: str) -> None:
     assert isinstance(command, StageCommand)
     expected = {*STAGE_FLAGS[name].split(), *EVERY_STAGE.split(), "--help"}
     assert _flags(command) == expected
+    # Also where tools that walk the group (a reference generator) read them.
+    assert {o for param in command.params for o in param.opts} >= expected - {"--help"}
 
 
 @pytest.mark.parametrize("name", sorted(STAGE_FLAGS))
