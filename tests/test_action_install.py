@@ -105,7 +105,7 @@ def test_a_cached_virtualenv_is_reused_only_when_built_from_the_same_sources(
 
     # Other sources under the same version string (another commit of the action): the cached
     # virtualenv holds the old code, so it is discarded and built from these sources.
-    cli = checkout / "src" / "mlgate" / "cli.py"
+    cli = checkout / "src" / "mlgate" / "cli" / "__init__.py"
     cli.write_text(cli.read_text() + "\n# another commit\n")
     stale, _ = run_install(checkout, temp)
     assert stale.returncode == 0, stale.stdout + stale.stderr

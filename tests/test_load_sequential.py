@@ -281,15 +281,16 @@ def test_auto_rounds_stop_as_soon_as_a_clear_regression_is_decided(tmp_path: Pat
 
 def test_a_stage_run_gets_its_own_policy_section(tmp_path: Path) -> None:
     # rounds: auto stops on the tolerance of policy.load, so the CLI hands it to the stage.
-    from mlgate import cli, config
+    from mlgate import config
+    from mlgate.cli.stage_run import run_context
 
     path = tmp_path / "mlgate.yml"
     path.write_text("policy:\n  load:\n    regression_tolerance: 0.2\n")
     cfg = config.load(path)
-    context = cli._run_context(cfg, tmp_path, "load")
+    context = run_context(cfg, tmp_path, "load")
     assert isinstance(context.stage_policy, LoadPolicy)
     assert context.stage_policy.regression_tolerance == 0.2
-    assert cli._run_context(cfg, tmp_path).stage_policy is None
+    assert run_context(cfg, tmp_path).stage_policy is None
 
 
 @pytest.mark.parametrize(
