@@ -360,13 +360,21 @@ def main() -> None:
     )
     parser.add_argument("--no-phases", action="store_true", help="skip the in-process phases")
     parser.add_argument("--markdown", type=Path, help="also write the summary tables here")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="work in this (new) directory and keep it: each tool's evidence, reports, job "
+        "summary and outputs per repeat, to compare two versions' outputs",
+    )
     args = parser.parse_args()
     mlgate_python, peer_python = _python(args.python), _python(args.peer_python)
     if args.peer and not (args.peer / "publish_test_results.py").is_file():
         args.peer = args.peer / "python"
 
+    if args.keep:
+        args.keep.mkdir(parents=True)
     with tempfile.TemporaryDirectory() as scratch:
-        work = Path(scratch)
+        work = args.keep.resolve() if args.keep else Path(scratch)
         junit = work / "junit.xml"
         write_junit(junit, args.cases, args.failures)
         print(

@@ -6,15 +6,18 @@ import functools
 import os
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlgate import evidence as ev
-from mlgate import junit
 from mlgate.evidence import Evidence, Finding
-from mlgate.stages.command import StageCommand
 from mlgate.stages.finish import finished_evidence
 from mlgate.stages.interface import RunContext, Stage
 from mlgate.stages.tests_config import TestsConfig, TestsPolicy
 from mlgate.verdict import RuleResult
+
+if TYPE_CHECKING:
+    from mlgate import junit
+    from mlgate.stages.command import StageCommand
 
 # How many of the slowest tests the evidence keeps by name.
 _SLOWEST_KEPT = 10
@@ -28,6 +31,10 @@ class TestsStage(Stage[TestsConfig, TestsPolicy]):
     title = "Tests"
 
     def run(self, config: TestsConfig, context: RunContext) -> Evidence:
+        # Imported here: `gate` and `report` load this module for its policy and summary only.
+        from mlgate import junit
+        from mlgate.stages.command import StageCommand
+
         started = ev.now()
         command = StageCommand(config.command or [], Path(config.working_directory), _LABEL)
 
