@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import json
 import math
 import os
 import signal
@@ -299,6 +300,15 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--interval-resamples", type=int, default=INTERVAL_RESAMPLES)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--save", type=Path, default=None, help="write the trials' rounds here after each trial"
+    )
+    parser.add_argument(
+        "--summarize",
+        type=Path,
+        default=None,
+        help="print the summary of trials saved by --save (needs --max-seconds), run nothing",
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="1 pair of 1-s rounds, a 60 s budget: a smoke run"
     )
     args = parser.parse_args(argv)
@@ -317,6 +327,14 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
+    if args.summarize is not None:
+        if args.max_seconds is None:
+            print("--summarize needs the run's --max-seconds", file=sys.stderr)
+            return 2
+        trials = [Trial(**t) for t in json.loads(args.summarize.read_text())]
+        print_modes(trials)
+        print_drawn(trials, args)
+        return 0
     signal.signal(signal.SIGTERM, _terminate)
     atexit.register(stop_servers)
     started = time.monotonic()
@@ -346,6 +364,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     args.max_seconds = 3 * sum(trial.round_seconds[:FIXED_ROUNDS])
                     print(f"budget: {args.max_seconds:.0f} s per trial", flush=True)
                 trials.append(trial)
+                if args.save is not None:
+                    args.save.write_text(json.dumps([t.__dict__ for t in trials]))
                 print(
                     f"  trial {len(trials):>3} {kind} (B's work {added:.3f} ms): "
                     f"{len(trial.logs)} rounds in "
