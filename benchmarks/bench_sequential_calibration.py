@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import json
 import math
 import os
 import signal
@@ -105,11 +106,29 @@ def fixed_mode(logs: FloatArray, seconds: float) -> Judged:
     )
 
 
-def auto_mode(logs: FloatArray, seconds: float) -> Judged:
+def two_sided_sequence(values: Sequence[float]) -> tuple[float, float]:
+    """Auto rounds' interval before 5b2bc82, for comparison: the symmetric normal mixture's
+    two-sided 95% sequence, the mean +- s sqrt((n-1)/n (K-1) A / (A-K)), A = 1 + n r,
+    K = (A / alpha^2)^(1/n); unbounded while K >= A."""
+    n = len(values)
+    spread = 1 + n * sequential.MIXTURE
+    k = (spread / (1 - sequential.CONFIDENCE) ** 2) ** (1 / n)
+    if k >= spread:
+        return (-math.inf, math.inf)
+    mean = math.fsum(values) / n
+    squares = math.fsum((v - mean) ** 2 for v in values)
+    half = math.sqrt(squares / n * (k - 1) * spread / (spread - k))
+    return (mean - half, mean + half)
+
+
+Sequence_ = Callable[[Sequence[float]], tuple[float, float]]
+
+
+def auto_mode(
+    logs: FloatArray, seconds: float, sequence: Sequence_ = sequential.confidence_sequence
+) -> Judged:
     intervals = {
-        metric: sequential.relative_interval(
-            sequential.confidence_sequence([float(v) for v in logs[:, j]])
-        )
+        metric: sequential.relative_interval(sequence([float(v) for v in logs[:, j]]))
         for j, metric in enumerate(METRICS)
     }
     gate = sequential.gate_outcome([non_inferiority(ci, TOLERANCE) for ci in intervals.values()])
@@ -168,12 +187,19 @@ class Rates:
 
 def print_modes(trials: list[Trial]) -> None:
     by_mode: dict[str, dict[str, Rates]] = {
-        mode: {AA: Rates(), AB: Rates()} for mode in ("old", "new")
+        mode: {AA: Rates(), AB: Rates()} for mode in ("old", "before", "new")
     }
     for t in trials:
         logs = np.asarray(t.logs)
         by_mode["old"][t.kind].judged.append(fixed_mode(logs, sum(t.round_seconds[:6])))
         by_mode["new"][t.kind].judged.append(auto_mode(logs, sum(t.round_seconds)))
+        # Replayed on the same rounds: stopped at its own first decision, or at the rounds
+        # the trial ran (which the one-sided rule chose; a later decision is not seen).
+        for count in range(FIXED_ROUNDS, len(logs) + 1):
+            before = auto_mode(logs[:count], sum(t.round_seconds[:count]), two_sided_sequence)
+            if before.gate != "inconclusive":
+                break
+        by_mode["before"][t.kind].judged.append(before)
     print()
     print(
         "mode (tolerance 10%; p50, p95, mean)        | A/A gate pass (>=95%)    | "
@@ -182,7 +208,8 @@ def print_modes(trials: list[Trial]) -> None:
     )
     for mode, label in (
         ("old", "fixed 6 rounds, t interval, two-sided"),
-        ("new", "auto, confidence sequence, one-sided"),
+        ("before", "auto, two-sided sequence (replayed)"),
+        ("new", "auto, one-sided sequence bounds"),
     ):
         aa, ab = by_mode[mode][AA], by_mode[mode][AB]
         every = aa.judged + ab.judged
@@ -220,21 +247,33 @@ def print_modes(trials: list[Trial]) -> None:
 
 def drawn(
     pool: FloatArray, draws: int, budget_rounds: int, rng: np.random.Generator
-) -> tuple[list[Judged], list[Judged]]:
-    """Trials of rounds drawn at random from `pool`: the old mode on 6 of them; the new mode
-    adding drawn rounds while its gate is undecided, up to `budget_rounds`."""
-    old, new = [], []
+) -> tuple[list[Judged], list[Judged], list[Judged]]:
+    """Trials of rounds drawn at random from `pool` (with replacement when the budget asks
+    for more rounds than the pool has): the old mode on 6 of them; the auto modes (two-sided
+    sequence, before; one-sided bounds, new) adding drawn rounds while their gate is
+    undecided, up to `budget_rounds`."""
+    old: list[Judged] = []
+    before: list[Judged] = []
+    new: list[Judged] = []
     for _ in range(draws):
-        order = rng.permutation(len(pool))[: max(budget_rounds, FIXED_ROUNDS)]
+        size = max(budget_rounds, FIXED_ROUNDS)
+        if size <= len(pool):
+            order = rng.permutation(len(pool))[:size]
+        else:
+            order = rng.integers(0, len(pool), size)
         old.append(fixed_mode(pool[order], 0.0))
-        rounds = FIXED_ROUNDS
-        while True:
-            judged = auto_mode(pool[order[:rounds]], 0.0)
-            if judged.gate != "inconclusive" or rounds >= min(budget_rounds, len(order)):
-                break
-            rounds += 1
-        new.append(judged)
-    return old, new
+        for found, sequence in (
+            (before, two_sided_sequence),
+            (new, sequential.confidence_sequence),
+        ):
+            rounds = FIXED_ROUNDS
+            while True:
+                judged = auto_mode(pool[order[:rounds]], 0.0, sequence)
+                if judged.gate != "inconclusive" or rounds >= len(order):
+                    break
+                rounds += 1
+            found.append(judged)
+    return old, before, new
 
 
 def print_drawn(trials: list[Trial], args: argparse.Namespace) -> None:
@@ -246,13 +285,15 @@ def print_drawn(trials: list[Trial], args: argparse.Namespace) -> None:
         return
     every = [s for t in trials for s in t.round_seconds]
     budget_rounds = max(FIXED_ROUNDS, int(args.max_seconds // float(np.mean(every))))
+    if args.drawn_rounds is not None:
+        budget_rounds = args.drawn_rounds
     rng = np.random.default_rng(args.seed)
     print()
     print(
         f"estimates from the measured rounds ({len(pools[AA])} A/A, {len(pools[AB])} A/B): "
-        f"{args.draws} drawn trials each, the new mode up to {budget_rounds} rounds (its "
-        f"budget at the mean round time); [95% interval from {args.interval_resamples} "
-        "resamples of the rounds]"
+        f"{args.draws} drawn trials each, the auto modes up to {budget_rounds} rounds ("
+        f"{'as asked' if args.drawn_rounds else 'the budget at the mean round time'}); "
+        f"[95% interval from {args.interval_resamples} resamples of the rounds]"
     )
     tests: dict[str, tuple[str, Callable[[Judged], bool]]] = {
         "A/A gate pass": (AA, lambda j: j.gate == "pass"),
@@ -261,12 +302,12 @@ def print_drawn(trials: list[Trial], args: argparse.Namespace) -> None:
         "A/B p95 detected": (AB, lambda j: j.p95_regression),
     }
     results = {kind: drawn(pools[kind], args.draws, budget_rounds, rng) for kind in (AA, AB)}
-    resampled: dict[str, list[tuple[list[Judged], list[Judged]]]] = {AA: [], AB: []}
+    resampled: dict[str, list[tuple[list[Judged], list[Judged], list[Judged]]]] = {AA: [], AB: []}
     for kind in (AA, AB):
         for _ in range(args.interval_resamples):
             pool = pools[kind][rng.integers(0, len(pools[kind]), len(pools[kind]))]
             resampled[kind].append(drawn(pool, RESAMPLED_DRAWS, budget_rounds, rng))
-    for index, mode in enumerate(("old", "new")):
+    for index, mode in enumerate(("old", "before", "new")):
         cells = []
         for name, (kind, test) in tests.items():
             judged = results[kind][index]
@@ -299,6 +340,21 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--interval-resamples", type=int, default=INTERVAL_RESAMPLES)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--drawn-rounds",
+        type=int,
+        default=None,
+        help="the drawn trials' most rounds (default: the budget at the mean round time)",
+    )
+    parser.add_argument(
+        "--save", type=Path, default=None, help="write the trials' rounds here after each trial"
+    )
+    parser.add_argument(
+        "--summarize",
+        type=Path,
+        default=None,
+        help="print the summary of trials saved by --save (needs --max-seconds), run nothing",
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="1 pair of 1-s rounds, a 60 s budget: a smoke run"
     )
     args = parser.parse_args(argv)
@@ -317,6 +373,14 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
+    if args.summarize is not None:
+        if args.max_seconds is None:
+            print("--summarize needs the run's --max-seconds", file=sys.stderr)
+            return 2
+        saved = [Trial(**t) for t in json.loads(args.summarize.read_text())]
+        print_modes(saved)
+        print_drawn(saved, args)
+        return 0
     signal.signal(signal.SIGTERM, _terminate)
     atexit.register(stop_servers)
     started = time.monotonic()
@@ -346,6 +410,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     args.max_seconds = 3 * sum(trial.round_seconds[:FIXED_ROUNDS])
                     print(f"budget: {args.max_seconds:.0f} s per trial", flush=True)
                 trials.append(trial)
+                if args.save is not None:
+                    args.save.write_text(json.dumps([t.__dict__ for t in trials]))
                 print(
                     f"  trial {len(trials):>3} {kind} (B's work {added:.3f} ms): "
                     f"{len(trial.logs)} rounds in "

@@ -61,8 +61,8 @@ def no_regression(evidence: ev.Evidence, policy: LoadPolicy | None = None) -> An
         ({"rounds": 101}, "rounds must be auto or 2 to 100, got 101"),
         ({"rounds": "sometimes"}, "rounds"),
         ({"rounds": "auto", "min_rounds": 1}, "min_rounds"),
-        # 4 rounds' confidence sequence is unbounded: such a run could never decide.
-        ({"rounds": "auto", "min_rounds": 4}, "min_rounds must be at least 5 with rounds: auto"),
+        # 3 rounds' confidence sequence is unbounded: such a run could never decide.
+        ({"rounds": "auto", "min_rounds": 3}, "min_rounds must be at least 4 with rounds: auto"),
         ({"rounds": "auto", "max_seconds": 0}, "max_seconds"),
         (
             {"rounds": "auto", "max_seconds": 30},
@@ -201,7 +201,9 @@ def test_the_gate_rejudges_auto_rounds_with_the_confidence_sequence() -> None:
     rule = no_regression(evidence)
     assert rule.outcome == "pass", rule.reason
     assert f"({low:+.1%} to {high:+.1%})" in rule.reason
-    assert "95% confidence sequence; rounds: auto, 12 run, budget: ..." in rule.reason
+    assert "95% confidence sequence bounds, one-sided each; rounds: auto, 12 run, budget: ..." in (
+        rule.reason
+    )
     # The gate's own tolerance applies, whatever the run stopped on.
     tight = no_regression(evidence, LoadPolicy(regression_tolerance=high / 2))
     assert tight.outcome == "inconclusive"
@@ -329,10 +331,10 @@ def test_auto_rounds_without_their_log_ratios_fail() -> None:
 def test_an_unbounded_interval_blocks_even_under_warn() -> None:
     comparison = {
         "method": "paired rounds",
-        "rounds": 4,
+        "rounds": 3,  # fewer than the first bounded round (4)
         "metrics": [entry("p50", -0.02, 0.03), entry("p95", -0.02, 0.03)],
-        "sequential": {"rule": "auto", "rounds": 4, "stopped": "budget"},
-        "log_ratios": {"p50": [0.01, -0.01, 0.0, 0.02], "p95": [0.01, -0.01, 0.0, 0.02]},
+        "sequential": {"rule": "auto", "rounds": 3, "stopped": "budget"},
+        "log_ratios": {"p50": [0.01, -0.01, 0.0], "p95": [0.01, -0.01, 0.0]},
     }
     rule = no_regression(evidence_with(comparison), LoadPolicy(on_inconclusive="warn"))
     assert rule.outcome == "inconclusive" and not rule.statistical, rule.reason

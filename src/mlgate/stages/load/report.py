@@ -118,7 +118,7 @@ def interval_name(comparison: dict[str, Any]) -> str:
     """Which interval judged the comparison."""
     plan = comparison.get("sequential")
     if isinstance(plan, dict) and plan.get("rule") == "auto":
-        return "95% confidence sequence"
+        return "95% confidence sequence bounds, one-sided each"
     if is_champion(comparison):
         return "95% t interval"
     return "95% bootstrap interval"
@@ -254,7 +254,7 @@ def comparisons(evidence: Evidence, policy: LoadPolicy) -> list[Comparison]:
                 f"{other} ms",
                 "candidate ms",
                 "change",
-                f"{_level(comparison)} CI",
+                f"{_level(comparison)} {_interval_word(comparison)}",
                 "gate (two-sided)",
             ),
             rows=rows,
@@ -311,6 +311,12 @@ def _word(decision: Decision, tolerance: float) -> str:
         "no change": f"within ±{tolerance:.0%}",
         "inconclusive": "inconclusive",
     }[decision]
+
+
+def _interval_word(comparison: dict[str, Any]) -> str:
+    plan = comparison.get("sequential")
+    # Auto rounds: each end is a one-sided 95% bound (together a 90% two-sided sequence).
+    return "bounds" if isinstance(plan, dict) and plan.get("rule") == "auto" else "CI"
 
 
 def _level(comparison: dict[str, Any]) -> str:
