@@ -46,7 +46,7 @@ DIALECTS = Path(__file__).parent / "data" / "junit" / "dialects"
         ("bazel.xml", (1, 0, 0, 1, 0, 0)),
         # An assembly error (a fixture's Dispose threw): in the root's errors, listed nowhere.
         ("xunit_converted.xml", (5, 2, 1, 1, 1, 0)),
-        # status="Skipped" with no child (Assert.Ignore() without a reason); Inconclusive,
+        # status="Skipped" with no child (a skip with no reason message); Inconclusive,
         # which nunit3-junit.xslt counts in its suite's errors.
         ("nunit_converted.xml", (6, 2, 1, 1, 2, 0)),
     ],
