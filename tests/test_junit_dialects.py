@@ -92,6 +92,27 @@ def test_outcome_attributes(tmp_path: Path, attributes: str, child: str, outcome
     assert case.outcome == outcome
 
 
+@pytest.mark.parametrize(
+    ("children", "outcome", "flaky"),
+    [
+        # Surefire's rerunFailingTestsCount: failed attempts before a passing rerun.
+        ("<flakyFailure message='a'><stackTrace>t1</stackTrace></flakyFailure>", "passed", True),
+        ("<flakyError message='a'/><flakyFailure message='b'/>", "passed", True),
+        # Every run failed: the first run's element, then one per rerun.
+        (
+            "<failure message='a'/><rerunFailure message='b'/><rerunFailure message='c'/>",
+            "failed",
+            False,
+        ),
+        ("<error message='a'/><rerunError message='b'/>", "error", False),
+    ],
+)
+def test_surefire_reruns(tmp_path: Path, children: str, outcome: str, flaky: bool) -> None:
+    path = _report(tmp_path, f'<testsuite><testcase name="t">{children}</testcase></testsuite>')
+    (case,) = parse_junit(path).cases
+    assert (case.outcome, case.flaky) == (outcome, flaky)
+
+
 def test_header_failures_beyond_the_cases_count_as_failed(tmp_path: Path) -> None:
     path = _report(
         tmp_path,
