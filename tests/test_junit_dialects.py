@@ -19,26 +19,36 @@ DIALECTS = Path(__file__).parent / "data" / "junit" / "dialects"
 
 
 # (tests, passed, failed, errors, skipped, flaky), as each producer's own summary reads.
+# Each fixture follows its producer's writer; docs/test-reports.md names the source files.
 @pytest.mark.parametrize(
     ("fixture", "expected"),
     [
-        ("pytest.xml", (5, 2, 1, 1, 1, 0)),
-        ("unittest_xml_reporting.xml", (4, 1, 1, 1, 1, 0)),
-        ("surefire.xml", (5, 2, 1, 1, 1, 1)),
+        # An xfail is <skipped type="pytest.xfail">: skipped.
+        ("pytest.xml", (6, 2, 1, 1, 2, 0)),
+        # expectedFailure is <skipped type="XFAIL">, an unexpected success <error>.
+        ("unittest_xml_reporting.xml", (6, 1, 1, 2, 2, 0)),
+        # A flakyFailure passed on rerun (a flake); failure + rerunFailures failed every run.
+        ("surefire.xml", (6, 2, 2, 1, 1, 1)),
         ("gradle.xml", (4, 2, 1, 0, 1, 0)),
-        # A test file that failed to run: its suite declares errors="1" and lists no case.
+        # reportTestSuiteErrors: a test file that failed to run is one <error> case.
         ("jest_junit.xml", (5, 2, 1, 1, 1, 0)),
         # A pending test: counted in tests="4" and the root's skipped="1", never listed.
         ("mocha_junit_reporter.xml", (4, 2, 1, 0, 1, 0)),
         ("go_junit_report.xml", (5, 2, 1, 1, 1, 0)),
-        ("gotestsum.xml", (4, 2, 1, 0, 1, 0)),
-        # DISABLED_ test: status="notrun" result="suppressed"; GTEST_SKIP: result="skipped".
-        ("googletest.xml", (5, 2, 1, 0, 2, 0)),
+        # A build error: in the root's errors="1", listed nowhere.
+        ("gotestsum.xml", (5, 2, 1, 1, 1, 0)),
+        # DISABLED_ test: status="notrun" result="suppressed", no child; GTEST_SKIP:
+        # result="skipped" and <skipped>; a TearDownTestSuite failure: an unnamed case that
+        # no header counts.
+        ("googletest.xml", (7, 3, 2, 0, 2, 0)),
+        # A DISABLED test: status="disabled" and no child; a not-run one: <skipped>.
         ("ctest.xml", (5, 2, 1, 0, 2, 0)),
         ("bazel.xml", (1, 0, 0, 1, 0, 0)),
-        ("xunit_converted.xml", (4, 2, 1, 0, 1, 0)),
-        # status="Skipped" with no <skipped/> child (skipped at run time, not by runstate).
-        ("nunit_converted.xml", (5, 2, 1, 0, 2, 0)),
+        # An assembly error (a fixture's Dispose threw): in the root's errors, listed nowhere.
+        ("xunit_converted.xml", (5, 2, 1, 1, 1, 0)),
+        # status="Skipped" with no child (a skip with no reason message); Inconclusive,
+        # which nunit3-junit.xslt counts in its suite's errors.
+        ("nunit_converted.xml", (6, 2, 1, 1, 2, 0)),
     ],
 )
 def test_each_dialect_counts_as_its_producer_does(
@@ -64,6 +74,8 @@ def _report(tmp_path: Path, text: str) -> Path:
         ('status="notrun" result="suppressed"', "", "skipped"),
         ('status="Ignored"', "", "skipped"),
         ('status="Failed"', "", "failed"),
+        ('status="Inconclusive"', "", "error"),
+        ('status="Warning"', "", "error"),
         ('result="error"', "", "error"),
         ('status="run" result="completed"', "", "passed"),
         ('status="weird"', "", "passed"),
@@ -78,6 +90,27 @@ def test_outcome_attributes(tmp_path: Path, attributes: str, child: str, outcome
     )
     (case,) = parse_junit(path).cases
     assert case.outcome == outcome
+
+
+@pytest.mark.parametrize(
+    ("children", "outcome", "flaky"),
+    [
+        # Surefire's rerunFailingTestsCount: failed attempts before a passing rerun.
+        ("<flakyFailure message='a'><stackTrace>t1</stackTrace></flakyFailure>", "passed", True),
+        ("<flakyError message='a'/><flakyFailure message='b'/>", "passed", True),
+        # Every run failed: the first run's element, then one per rerun.
+        (
+            "<failure message='a'/><rerunFailure message='b'/><rerunFailure message='c'/>",
+            "failed",
+            False,
+        ),
+        ("<error message='a'/><rerunError message='b'/>", "error", False),
+    ],
+)
+def test_surefire_reruns(tmp_path: Path, children: str, outcome: str, flaky: bool) -> None:
+    path = _report(tmp_path, f'<testsuite><testcase name="t">{children}</testcase></testsuite>')
+    (case,) = parse_junit(path).cases
+    assert (case.outcome, case.flaky) == (outcome, flaky)
 
 
 def test_header_failures_beyond_the_cases_count_as_failed(tmp_path: Path) -> None:

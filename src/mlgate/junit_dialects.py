@@ -10,15 +10,18 @@ from mlgate.junit_stream import Outcome
 
 # A test case with no result element whose attribute says it did not run (GoogleTest's
 # status="notrun" result="suppressed" for DISABLED_ tests, result="skipped" for GTEST_SKIP
-# in 1.10; ctest's status="disabled"/"notrun"; NUnit-converted status="Skipped"/"Ignored")
-# was skipped, not passed; one whose attribute says it failed, failed.
+# in 1.10; ctest's status="disabled"; NUnit-converted status="Skipped"/"Ignored") was
+# skipped, not passed; one whose attribute says it failed, failed. NUnit's own
+# nunit3-junit.xslt counts an Inconclusive or Warning result in its suite's `errors`
+# (tests - passed - skipped - failed) and writes it as status="Inconclusive"/"Warning":
+# an error, so the case and the header agree.
 _BY_ATTRIBUTE: dict[str, Outcome] = {
     **dict.fromkeys(
         ("notrun", "not_run", "not run", "disabled", "skipped", "skip", "suppressed", "ignored"),
         "skipped",
     ),
     **dict.fromkeys(("fail", "failed", "failure"), "failed"),
-    **dict.fromkeys(("error", "errored"), "error"),
+    **dict.fromkeys(("error", "errored", "inconclusive", "warning"), "error"),
 }
 _OUTCOME_ATTRIBUTES = ("status", "result")
 
