@@ -179,15 +179,20 @@ def test_fork_evidence_is_judged_by_the_base_config_and_published_on_the_pull_re
     assert len(gh.comments(REPO, 7)) == 1
 
 
+def into_release(gh: FakeGitHub) -> None:
+    """The fork's pull request #7, retargeted to release/1.x."""
+    gh.add_pull(
+        REPO, number=7, head_sha=HEAD, base_sha=RELEASE, head_owner="forker", base_ref="release/1.x"
+    )
+
+
 def test_a_pull_request_into_another_branch_is_judged_by_that_branchs_config(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gh: FakeGitHub, base: Path
 ) -> None:
     """The pull request targets release/1.x, whose mlgate.yml allows two failing tests; the
     default branch's (the job's own branch) allows none. The verdict follows release/1.x."""
     gh.add_branch(REPO, "release/1.x", sha=RELEASE, files={"mlgate.yml": LENIENT})
-    gh.add_pull(
-        REPO, number=7, head_sha=HEAD, base_sha=RELEASE, head_owner="forker", base_ref="release/1.x"
-    )
+    into_release(gh)
     made = fork_evidence_dir(tmp_path, monkeypatch, HEAD)
     pr_run(gh, tmp_path, archive(report_archive(made)))
     taken = mlgate_in_process("fork-evidence")
@@ -226,9 +231,7 @@ def test_the_waivers_are_the_base_branchs(
     gh.add_branch(
         REPO, "release/1.x", sha=RELEASE, files={"mlgate.yml": config, "waivers.yml": waiver}
     )
-    gh.add_pull(
-        REPO, number=7, head_sha=HEAD, base_sha=RELEASE, head_owner="forker", base_ref="release/1.x"
-    )
+    into_release(gh)
     made = fork_evidence_dir(tmp_path, monkeypatch, HEAD)
     now = ev.now()
     scan = ev.Evidence(stage="scan", status="passed", started_at=now, finished_at=now)
@@ -270,9 +273,7 @@ def test_an_unreadable_base_branch_is_a_failing_check_with_the_reason(
     }[case]
     if files is not None:
         gh.add_branch(REPO, "release/1.x", sha=RELEASE, files=files)
-    gh.add_pull(
-        REPO, number=7, head_sha=HEAD, base_sha=RELEASE, head_owner="forker", base_ref="release/1.x"
-    )
+    into_release(gh)
     made = fork_evidence_dir(tmp_path, monkeypatch, HEAD)
     pr_run(gh, tmp_path, archive(report_archive(made)))
     result = mlgate_in_process("fork-evidence")
