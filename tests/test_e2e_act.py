@@ -263,6 +263,21 @@ def fork_run(gh: FakeGitHub, artifact: bytes) -> dict[str, object]:
     }
 
 
+PROJECT_CONFIG = "tests/e2e/project/mlgate.yml"  # where the fork-report job's config lives
+RELEASE = "e" * 40  # the head of release/1.x
+
+
+def seed_base_branches(gh: FakeGitHub) -> bytes:
+    """main holds the project's config (no failing test allowed), release/1.x a config that
+    allows the project's 61 failing tests; the config release/1.x judges by is returned."""
+    strict = (ROOT / PROJECT_CONFIG).read_bytes()
+    lenient = strict.replace(b"max_failures: 0", b"max_failures: 61")
+    assert lenient != strict
+    gh.add_branch(REPO, "main", sha="c" * 40, files={PROJECT_CONFIG: strict})
+    gh.add_branch(REPO, "release/1.x", sha=RELEASE, files={PROJECT_CONFIG: lenient})
+    return lenient
+
+
 def zipped(folder: Path) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -276,10 +291,20 @@ def test_fork_pull_request_then_workflow_run_reports_on_the_pull_request(
     scratch: Path, gh: FakeGitHub, tmp_path: Path
 ) -> None:
     """A fork's pull_request run (read-only token: it publishes nothing) uploads its report;
-    the workflow_run job takes that artifact through the API, judges it with the base
-    checkout's config and reports on the pull request, saying the evidence is fork-made."""
+    the workflow_run job takes that artifact through the API, judges it with the config of
+    the pull request's base branch, release/1.x (which allows the project's failing tests),
+    not the default branch's or the checkout's (which allow none), and reports on the pull
+    request, saying the evidence is fork-made."""
     gh.set_token(FORK_TOKEN, kind="readonly")
-    gh.add_pull(REPO, number=7, head_sha=HEAD, base_sha="c" * 40, head_owner="forker")
+    seed_base_branches(gh)
+    gh.add_pull(
+        REPO,
+        number=7,
+        head_sha=HEAD,
+        base_sha=RELEASE,
+        head_owner="forker",
+        base_ref="release/1.x",
+    )
     pull = {
         "pull_request": {
             "number": 7,
@@ -299,13 +324,14 @@ def test_fork_pull_request_then_workflow_run_reports_on_the_pull_request(
 
     trusted = run_act(scratch, gh, "workflow_run", tmp_path / "run", event_payload=payload)
     log = trusted.stdout + trusted.stderr
-    assert trusted.returncode != 0, log[-3000:]  # the verdict: the project's tests fail
-    assert "E2E-FORK verdict=fail pr=7" in log, log[-4000:]
+    assert trusted.returncode == 0, log[-3000:]  # release/1.x's policy lets them through
+    assert "E2E-FORK verdict=pass pr=7" in log, log[-4000:]
     assert "pull request #7 at dddddddddddd: took tests.json made in forker/model" in log
+    assert "judged by the config of base branch release/1.x at eeeeeeeeeeee" in log
     runs = {run["name"]: run for run in gh.check_runs(REPO)}
     assert set(runs) == {"mlgate/tests", "mlgate"}, log[-3000:]
     assert {run["head_sha"] for run in runs.values()} == {HEAD}
-    assert runs["mlgate"]["conclusion"] == "failure"
+    assert runs["mlgate"]["conclusion"] == "success"
     title = runs["mlgate"]["output"]["title"]
     assert title.endswith("judged on fork-made evidence (forker/model)"), title
     assert len(gh.comments(REPO, 7)) == 1
@@ -314,6 +340,7 @@ def test_fork_pull_request_then_workflow_run_reports_on_the_pull_request(
 def test_workflow_run_refuses_a_hostile_fork_artifact(
     scratch: Path, gh: FakeGitHub, tmp_path: Path
 ) -> None:
+    seed_base_branches(gh)
     gh.add_pull(REPO, number=7, head_sha=HEAD, base_sha="c" * 40, head_owner="forker")
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:

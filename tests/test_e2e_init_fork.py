@@ -1,6 +1,7 @@
 """The fork report workflow `mlgate init` writes, run as written under act (host mode, offline)
-against the fake GitHub: a fork's pull request run's artifact is judged with the default
-branch's config and the verdict lands on the pull request - no workflow written by hand."""
+against the fake GitHub: a fork's pull request run's artifact is judged with the config of the
+pull request's base branch, read through the API, and the verdict lands on the pull request -
+no workflow written by hand."""
 
 from __future__ import annotations
 
@@ -82,9 +83,12 @@ def test_inits_fork_workflow_reports_a_fork_pull_request_under_act(
 ) -> None:
     repo, artifact = initialised
     with github_with_pull(REPO, HEAD, TOKEN) as gh:
+        config = (repo / "mlgate.yml").read_bytes()
+        gh.add_branch(REPO, "main", sha="c" * 40, files={"mlgate.yml": config})
         gh.add_pull(REPO, number=7, head_sha=HEAD, base_sha="c" * 40, head_owner="forker")
         log = act_the_fork_report(repo, gh, fork_run(gh, artifact), tmp_path)
         assert "took tests.json made in forker/model" in log, log[-4000:]
+        assert "judged by the config of base branch main at cccccccccccc" in log
         runs = {run["name"]: run for run in gh.check_runs(REPO)}
         assert set(runs) == {"mlgate/tests", "mlgate"}, log[-3000:]
         assert {run["head_sha"] for run in runs.values()} == {HEAD}

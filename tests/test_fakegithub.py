@@ -519,6 +519,7 @@ def test_responses_match_the_documented_schemas(gh: FakeGitHub) -> None:
     gh.set_permission(REPO, "release-lead", "maintain")
     gh.add_team_member("octo", "ml-release", "release-lead")
     gh.add_run_approval(REPO, run_id, "release-lead", comment="ship it")
+    gh.add_branch(REPO, "main", sha=HEAD, files={"mlgate.yml": b"version: 1\n"})
     new_deployment = {"ref": HEAD, "environment": "production", "required_contexts": []}
     deployment = api(gh, "POST", f"/repos/{REPO}/deployments", json=new_deployment).json()
     new_deployment_status = {"state": "success", "log_url": "https://ci.example/runs/1"}
@@ -540,6 +541,7 @@ def test_responses_match_the_documented_schemas(gh: FakeGitHub) -> None:
         "org": "octo",
         "team_slug": "ml-release",
         "deployment_id": deployment["id"],
+        "path": "mlgate.yml",
     }
     bodies = {
         "/repos/{owner}/{repo}/check-runs": new_run,
@@ -566,6 +568,8 @@ def test_responses_match_the_documented_schemas(gh: FakeGitHub) -> None:
     # Every implemented operation; DELETE last, so the comment exists for the others.
     for method, template in sorted(implemented_operations(), key=lambda op: op[0] == "DELETE"):
         path = template.format(**params)
+        if template.endswith("/git/ref/{ref}"):  # branches, named as refs
+            path = template.format(**{**params, "ref": "heads/main"})
         # The workflow's token can neither read its user nor see teams.
         token = "pat-token" if template == "/user" or "/teams/" in template else "app-token"
         body = bodies[template] if method in ("POST", "PATCH") else None

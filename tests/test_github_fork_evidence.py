@@ -1,7 +1,8 @@
 """Fork pull requests through workflow_run, against the fake GitHub serving crafted artifacts:
-the run's evidence is taken (only mlgate's files), judged with the base checkout's config, and
-published on the pull request whose head is the run's commit; a hostile artifact is refused with
-its reason in a failing check; a pull request that moved on gets nothing."""
+the run's evidence is taken (only mlgate's files), judged with the config of the pull request's
+base branch (read through the API, not the checkout's), and published on the pull request whose
+head is the run's commit; a hostile artifact or an unreadable base branch is refused with its
+reason in a failing check; a pull request that moved on gets nothing."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from mlgate import evidence as ev
-from mlgate.config import parse
 from mlgate.github import fork_evidence
 from mlgate.stages.interface import RunContext
 from mlgate.stages.tests import TestsStage
@@ -27,13 +27,17 @@ REPO = "octo/model"
 FORK = "forker/model"
 HEAD = "a" * 40
 BASE = "c" * 40
+RELEASE = "e" * 40  # the head of release/1.x
 TOKEN = "ghs_app_token"
+STRICT = b"stages:\n  tests: {}\n"  # two failing tests fail it
+LENIENT = b"stages:\n  tests: {}\npolicy:\n  tests:\n    max_failures: 2\n"
 
 
 @pytest.fixture
 def gh() -> Iterator[FakeGitHub]:
     with FakeGitHub() as fake:
         fake.add_repo(REPO)
+        fake.add_branch(REPO, "main", sha=BASE, files={"mlgate.yml": STRICT})
         fake.add_pull(REPO, number=7, head_sha=HEAD, base_sha=BASE, head_owner="forker")
         fake.set_token(TOKEN)
         yield fake
@@ -81,10 +85,11 @@ def report_archive(made: Path, **extra: bytes) -> dict[str, bytes]:
 
 @pytest.fixture
 def base(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gh: FakeGitHub) -> Path:
-    """The base checkout the workflow_run job runs in, and its environment."""
+    """The directory the workflow_run job runs in, and its environment; the config there is
+    what a checkout of the default branch would hold."""
     checkout = tmp_path / "base"
     checkout.mkdir()
-    (checkout / "mlgate.yml").write_text("stages:\n  tests: {}\n")
+    (checkout / "mlgate.yml").write_bytes(STRICT)
     monkeypatch.chdir(checkout)
     for key, value in {
         "GITHUB_ACTIONS": "true",
@@ -148,16 +153,23 @@ def test_fork_evidence_is_judged_by_the_base_config_and_published_on_the_pull_re
     pr_run(gh, tmp_path, archive(report_archive(made)))
     taken = mlgate_in_process("fork-evidence")
     assert taken.exit_code == 0, taken.stderr
-    assert outputs(tmp_path) == {"pr-number": "7", "head-sha": HEAD}
+    assert outputs(tmp_path) == {
+        "pr-number": "7",
+        "head-sha": HEAD,
+        "base-ref": "main",
+        "base-sha": BASE,
+        "config": ".mlgate/base/mlgate.yml",
+    }
+    assert (base / ".mlgate" / "base" / "mlgate.yml").read_bytes() == STRICT
     # Only mlgate's evidence was taken: not the fork's verdict, nor its waivers.
     assert sorted(p.name for p in (base / ".mlgate" / "evidence").iterdir()) == ["tests.json"]
     assert gh.check_runs(REPO) == []  # nothing published before the gate
 
     monkeypatch.setenv("MLGATE_SHA", HEAD)
     monkeypatch.setenv("MLGATE_PR", "7")
-    gate = mlgate_in_process("gate")
+    gate = mlgate_in_process("gate", "--config", ".mlgate/base/mlgate.yml")
     assert gate.exit_code == 1, gate.stderr  # two failing tests, by the base's policy
-    report = mlgate_in_process("report")
+    report = mlgate_in_process("report", "--config", ".mlgate/base/mlgate.yml")
     assert report.exit_code == 0, report.stderr
     runs = {run["name"]: run for run in gh.check_runs(REPO)}
     assert {run["head_sha"] for run in runs.values()} == {HEAD}
@@ -165,6 +177,126 @@ def test_fork_evidence_is_judged_by_the_base_config_and_published_on_the_pull_re
     assert "judged on fork-made evidence (forker/model)" in title, title
     assert runs["mlgate"]["conclusion"] == "failure"
     assert len(gh.comments(REPO, 7)) == 1
+
+
+def into_release(gh: FakeGitHub) -> None:
+    """The fork's pull request #7, retargeted to release/1.x."""
+    gh.add_pull(
+        REPO, number=7, head_sha=HEAD, base_sha=RELEASE, head_owner="forker", base_ref="release/1.x"
+    )
+
+
+def test_a_pull_request_into_another_branch_is_judged_by_that_branchs_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gh: FakeGitHub, base: Path
+) -> None:
+    """The pull request targets release/1.x, whose mlgate.yml allows two failing tests; the
+    default branch's (the job's own branch) allows none. The verdict follows release/1.x."""
+    gh.add_branch(REPO, "release/1.x", sha=RELEASE, files={"mlgate.yml": LENIENT})
+    into_release(gh)
+    made = fork_evidence_dir(tmp_path, monkeypatch, HEAD)
+    pr_run(gh, tmp_path, archive(report_archive(made)))
+    taken = mlgate_in_process("fork-evidence")
+    assert taken.exit_code == 0, taken.stderr
+    assert "judged by the config of base branch release/1.x at eeeeeeeeeeee" in taken.stderr
+    found = outputs(tmp_path)
+    assert (found["base-ref"], found["base-sha"]) == ("release/1.x", RELEASE)
+    assert Path(found["config"]).read_bytes() == LENIENT
+
+    monkeypatch.setenv("MLGATE_SHA", HEAD)
+    monkeypatch.setenv("MLGATE_PR", "7")
+    gate = mlgate_in_process("gate", "--config", found["config"])
+    assert gate.exit_code == 0, gate.stderr  # two failures allowed by release/1.x's policy
+    assert mlgate_in_process("report", "--config", found["config"]).exit_code == 0
+    runs = {run["name"]: run for run in gh.check_runs(REPO)}
+    assert runs["mlgate"]["conclusion"] == "success" and runs["mlgate"]["head_sha"] == HEAD
+    # Only the base repository's branches were read, never the fork's.
+    reads = [path for _, path, _ in gh.requests if "/contents/" in path or "/git/ref/" in path]
+    assert reads == [
+        f"/repos/{REPO}/git/ref/heads/release/1.x",
+        f"/repos/{REPO}/contents/mlgate.yml",
+    ], reads
+
+
+def test_the_waivers_are_the_base_branchs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gh: FakeGitHub, base: Path
+) -> None:
+    """release/1.x waives B602 in its own waiver file; main's (and the checkout's) waive
+    nothing: the scan evidence the gate reads carries release/1.x's waiver."""
+    config = b"stages:\n  tests: {}\n  scan:\n    sources: [src]\n    waivers: waivers.yml\n"
+    waiver = (
+        b"waivers:\n  - id: B602\n    scope: {path: 'src/*'}\n    owner: '@release'\n"
+        b"    reason: reviewed\n    expires: 2099-01-01\n"
+    )
+    gh.add_branch(REPO, "main", sha=BASE, files={"mlgate.yml": config, "waivers.yml": b""})
+    gh.add_branch(
+        REPO, "release/1.x", sha=RELEASE, files={"mlgate.yml": config, "waivers.yml": waiver}
+    )
+    into_release(gh)
+    made = fork_evidence_dir(tmp_path, monkeypatch, HEAD)
+    now = ev.now()
+    scan = ev.Evidence(stage="scan", status="passed", started_at=now, finished_at=now)
+    ev.write(scan, made / "evidence")
+    entries = report_archive(
+        made, **{"evidence/scan.json": (made / "evidence" / "scan.json").read_bytes()}
+    )
+    pr_run(gh, tmp_path, archive(entries))
+    result = mlgate_in_process("fork-evidence")
+    assert result.exit_code == 0, result.stderr
+    taken = ev.read(base / ".mlgate" / "evidence" / "scan.json")
+    assert [w["owner"] for w in taken.data["waivers"]] == ["@release"]
+
+
+@pytest.mark.parametrize(
+    ("case", "reason"),
+    [
+        ("deleted", "the pull request's base branch 'release/1.x' cannot be read"),
+        ("no-config", "the pull request's base branch 'release/1.x' has no mlgate.yml at"),
+        ("bad-config", "mlgate.yml of the pull request's base branch 'release/1.x' (at eeee"),
+        ("no-waiver-file", "has no waiver file waivers.yml (stages.scan.waivers)"),
+    ],
+)
+def test_an_unreadable_base_branch_is_a_failing_check_with_the_reason(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    gh: FakeGitHub,
+    base: Path,
+    case: str,
+    reason: str,
+) -> None:
+    files = {
+        "deleted": None,
+        "no-config": {"README.md": b"x"},
+        "bad-config": {"mlgate.yml": b"stages: [tests\n"},
+        "no-waiver-file": {
+            "mlgate.yml": b"stages:\n  scan:\n    sources: [src]\n    waivers: waivers.yml\n"
+        },
+    }[case]
+    if files is not None:
+        gh.add_branch(REPO, "release/1.x", sha=RELEASE, files=files)
+    into_release(gh)
+    made = fork_evidence_dir(tmp_path, monkeypatch, HEAD)
+    pr_run(gh, tmp_path, archive(report_archive(made)))
+    result = mlgate_in_process("fork-evidence")
+    assert result.exit_code == 1, result.stderr
+    (line,) = errors(result)
+    assert reason in line, line
+    (check,) = gh.check_runs(REPO)
+    assert (check["name"], check["head_sha"], check["conclusion"]) == ("mlgate", HEAD, "failure")
+    assert check["output"]["title"] == "mlgate: no config of base branch release/1.x"
+    assert reason in check["output"]["summary"].replace("\\", "")
+    assert outputs(tmp_path) == {}
+    assert not (base / ".mlgate" / "evidence").exists()  # nothing taken, nothing judged
+
+
+def test_a_config_path_outside_the_repository_is_bad_input(
+    tmp_path: Path, gh: FakeGitHub, base: Path
+) -> None:
+    pr_run(gh, tmp_path, b"")
+    result = mlgate_in_process("fork-evidence", "--project-dir", "..", "--config", "mlgate.yml")
+    assert result.exit_code == 2, result.stderr
+    (line,) = errors(result)
+    assert "'../mlgate.yml' is not a path inside the repository" in line
+    assert gh.requests == []
 
 
 def hostile(made: Path) -> dict[str, tuple[bytes, str]]:
@@ -305,10 +437,10 @@ def test_evidence_about_another_commit_fails_the_gate_on_the_pull_request(
     assert mlgate_in_process("fork-evidence").exit_code == 0
     monkeypatch.setenv("MLGATE_SHA", HEAD)
     monkeypatch.setenv("MLGATE_PR", "7")
-    gate = mlgate_in_process("gate")
+    gate = mlgate_in_process("gate", "--config", ".mlgate/base/mlgate.yml")
     assert gate.exit_code == 1
     assert "evidence was made for commit 999999999999, not aaaaaaaaaaaa" in gate.stderr
-    assert mlgate_in_process("report").exit_code == 0
+    assert mlgate_in_process("report", "--config", ".mlgate/base/mlgate.yml").exit_code == 0
     runs = {run["name"]: run for run in gh.check_runs(REPO)}
     assert runs["mlgate"]["conclusion"] == "failure" and runs["mlgate"]["head_sha"] == HEAD
     shown = json.dumps([run["output"] for run in runs.values()]).replace("\\", "")
@@ -359,7 +491,8 @@ def test_a_run_of_the_repository_itself_still_reports_beside_a_fork_at_its_commi
     (tmp_path / "event.json").write_text(json.dumps(event))
     result = mlgate_in_process("fork-evidence")
     assert result.exit_code == 0, result.stderr
-    assert outputs(tmp_path) == {"pr-number": "8", "head-sha": HEAD}
+    assert outputs(tmp_path)["pr-number"] == "8"
+    assert outputs(tmp_path)["head-sha"] == HEAD
 
 
 def test_a_verdict_about_another_commit_is_not_published_on_the_pull_request(
@@ -410,7 +543,7 @@ def test_a_workflow_run_payload_missing_its_fields_is_one_clear_error(
 
 
 def test_the_fork_decides_no_waiver(tmp_path: Path) -> None:
-    """Waivers the fork's evidence carries are replaced by the base checkout's (none here), its
+    """Waivers the fork's evidence carries are replaced by the base branch's (none here), its
     scan baseline is dropped, and no other stage keeps a waiver mark."""
     evidence_dir = tmp_path / "evidence"
     waiver = {"id": "B602", "rule": "x", "owner": "@fork", "reason": "trust me", "expires": "2099"}
@@ -429,8 +562,7 @@ def test_the_fork_decides_no_waiver(tmp_path: Path) -> None:
             else {},
         )
         ev.write(document, evidence_dir)
-    (tmp_path / "mlgate.yml").write_text("stages:\n  tests: {}\n")
-    fork_evidence.apply_base_trust(parse({"stages": {"tests": {}}}), evidence_dir)
+    fork_evidence.apply_base_trust([], evidence_dir)
     scan = ev.read(evidence_dir / "scan.json")
     assert scan.data == {"waivers": []}
     tests = ev.read(evidence_dir / "tests.json")
@@ -438,8 +570,8 @@ def test_the_fork_decides_no_waiver(tmp_path: Path) -> None:
 
 
 def test_the_shipped_workflow_run_job_runs_no_pull_request_code() -> None:
-    """The starter reacts to fork runs only; the reusable job checks out the default branch
-    (no ref: never the run's head), persists no credential and runs only mlgate's action."""
+    """The starter reacts to fork runs only; the reusable job checks nothing out (the base
+    branch's files come through the API) and runs only mlgate's action."""
     import yaml
 
     root = Path(__file__).resolve().parents[1]
@@ -452,9 +584,7 @@ def test_the_shipped_workflow_run_job_runs_no_pull_request_code() -> None:
         (root / ".github" / "workflows" / "mlgate-fork-report.yml").read_text()
     )
     (job,) = reusable["jobs"].values()
-    checkout, python, report = job["steps"]
-    assert checkout["uses"].startswith("actions/checkout@") and "ref" not in checkout["with"]
-    assert checkout["with"]["persist-credentials"] is False
+    python, report = job["steps"]
     assert python["uses"].startswith("actions/setup-python@")
     assert report["uses"] == "$/actions/fork-report"
     assert "secrets" not in yaml.safe_dump(reusable)

@@ -7,7 +7,8 @@ Valid operations the fake does not implement answer 501 and are recorded in
 :attr:`FakeGitHub.unimplemented`.
 
 Simplifications, chosen so tests stay short: every registered token can read every repository;
-any 40-hex SHA names an existing commit; branch names resolve through the seeded pull requests.
+any 40-hex SHA names an existing commit; branch names resolve through the seeded branches
+(add_branch), then the seeded pull requests. File contents exist only where add_branch put them.
 
 Artifact archives are served the way GitHub serves them: ``GET .../artifacts/{id}/zip`` answers
 302 to a storage URL on another host name (``localhost`` instead of ``127.0.0.1``: the same
@@ -22,6 +23,7 @@ import base64
 import dataclasses
 import fnmatch
 import gzip
+import hashlib
 import json
 import re
 import threading
@@ -258,6 +260,8 @@ class Repo:
         default_factory=dict
     )
     dispatches: list[dict[str, Any]] = field(default_factory=list)  # accepted, in order
+    branches: dict[str, str] = field(default_factory=dict)  # name -> head commit
+    files: dict[str, dict[str, bytes]] = field(default_factory=dict)  # commit -> path -> bytes
 
     @property
     def full_name(self) -> str:
@@ -491,6 +495,22 @@ class FakeGitHub:
                 created_at=_now(),
                 head_owner=head_owner,
             )
+            self._changed()
+
+    def add_branch(
+        self, repo: str, name: str, *, sha: str, files: Mapping[str, bytes] | None = None
+    ) -> None:
+        """Seed (or move) branch ``name`` to commit ``sha``, whose tree holds ``files`` (path ->
+        bytes; served by the contents API at that commit or branch)."""
+        with self._lock:
+            state = self._repo_named(repo)
+            state.branches[name] = sha.lower()
+            state.files[sha.lower()] = dict(files or {})
+            self._changed()
+
+    def delete_branch(self, repo: str, name: str) -> None:
+        with self._lock:
+            del self._repo_named(repo).branches[name]
             self._changed()
 
     def add_workflow_run(
@@ -958,6 +978,8 @@ class FakeGitHub:
         if _SHA.fullmatch(ref):
             return ref.lower()
         branch = ref.removeprefix("heads/")
+        if branch in repo.branches:
+            return repo.branches[branch]
         for pull in repo.pulls.values():
             if branch == pull.head_ref:
                 return pull.head_sha
@@ -1296,6 +1318,62 @@ class FakeGitHub:
         repo = self._repo(call)
         sha = self._resolve_sha(repo, call.params["ref"])
         return Reply(200, self._commit_json(call, repo, sha))
+
+    @route("GET", "/repos/{owner}/{repo}/git/ref/{ref}")
+    def _get_git_ref(self, call: Call) -> Reply:
+        """Branches only (``heads/<name>``), as add_branch seeded them."""
+        repo = self._repo(call)
+        ref = call.params["ref"]
+        sha = repo.branches.get(ref.removeprefix("heads/")) if ref.startswith("heads/") else None
+        if sha is None:
+            raise ApiError(404, "Not Found")
+        api = f"{call.api}/repos/{repo.full_name}"
+        return Reply(
+            200,
+            {
+                "ref": f"refs/{ref}",
+                "node_id": _node_id("Ref", int(sha[:12], 16)),
+                "url": f"{api}/git/refs/{quote(ref)}",
+                "object": {"type": "commit", "sha": sha, "url": f"{api}/git/commits/{sha}"},
+            },
+        )
+
+    @route("GET", "/repos/{owner}/{repo}/contents/{path}")
+    def _get_contents(self, call: Call) -> Reply:
+        """A file seeded by add_branch, at ``ref`` (a commit or a branch; default: the default
+        branch); base64 as GitHub sends files up to 1 MB (a directory or a larger file: 404)."""
+        repo = self._repo(call)
+        ref = call.query_str("ref") or repo.default_branch
+        sha = ref.lower() if _SHA.fullmatch(ref) else repo.branches.get(ref.removeprefix("heads/"))
+        path = call.params["path"].strip("/")
+        data = repo.files.get(sha or "", {}).get(path)
+        if data is None:
+            raise ApiError(404, "Not Found")
+        blob = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+        api = f"{call.api}/repos/{repo.full_name}"
+        html = f"{call.html}/{repo.full_name}/blob/{quote(ref)}/{quote(path)}"
+        links = {
+            "self": f"{api}/contents/{quote(path)}?ref={quote(ref)}",
+            "git": f"{api}/git/blobs/{blob}",
+            "html": html,
+        }
+        return Reply(
+            200,
+            {
+                "type": "file",
+                "encoding": "base64",
+                "size": len(data),
+                "name": path.rsplit("/", 1)[-1],
+                "path": path,
+                "content": base64.encodebytes(data).decode("ascii"),
+                "sha": blob,
+                "url": links["self"],
+                "git_url": links["git"],
+                "html_url": html,
+                "download_url": None,
+                "_links": links,
+            },
+        )
 
     @route("GET", "/repos/{owner}/{repo}/pulls")
     def _list_pulls(self, call: Call) -> Reply:

@@ -158,7 +158,29 @@ def report(
 
 
 @click.command("fork-evidence")
-@config_option
+@click.option(
+    "--config",
+    "config_name",
+    default="mlgate.yml",
+    show_default=True,
+    help="The config file, relative to --project-dir, as the pull request's base branch holds "
+    "it: read through the API at that branch's head, never from this checkout or the pull "
+    "request.",
+)
+@click.option(
+    "--project-dir",
+    default=".",
+    show_default=True,
+    help="The project's directory in the repository (this command runs in the same directory "
+    "on the runner).",
+)
+@path_option(
+    "--base-dir",
+    default=".mlgate/base",
+    help="Where the base branch's config and waiver file are copied for 'mlgate gate' and "
+    "'mlgate report' (step output config).",
+    directory=True,
+)
 @evidence_option
 @click.option(
     "--artifact-name",
@@ -175,42 +197,54 @@ def report(
 @click.option(
     "--check-name",
     default=None,
-    help="Aggregate check that fails when the evidence is refused [default: report.check_name].",
+    help="Aggregate check that fails when the evidence or the base branch's config cannot be "
+    "taken [default: report.check_name of the base branch's config, mlgate].",
 )
 def fork_evidence(
-    config_path: Path | None,
+    config_name: str,
+    project_dir: str,
+    base_dir: Path,
     evidence_dir: Path | None,
     artifact_name: str,
     member_dir: str,
     check_name: str | None,
 ) -> None:
-    """On workflow_run: take a (fork's) pull request run's evidence to judge with this config.
+    """On workflow_run: take a (fork's) pull request run's evidence, to judge it with the
+    config of the pull request's base branch.
 
     Resolves the pull request through the API, requires its head to be the run's commit
-    (else publishes nothing, exit 1), takes only mlgate's evidence from the run's artifact
-    (else fails the aggregate check with the reason, exit 1), and sets the step outputs
-    pr-number and head-sha for `mlgate gate` and `mlgate report` (MLGATE_SHA, MLGATE_PR).
+    (else publishes nothing, exit 1), reads the base branch's config and waiver file through
+    the API (else fails the aggregate check with the reason, exit 1), takes only mlgate's
+    evidence from the run's artifact (else fails the aggregate check with the reason, exit 1),
+    and sets the step outputs pr-number, head-sha, base-ref, base-sha and config (the base
+    config's copy) for `mlgate gate` and `mlgate report` (--config, MLGATE_SHA, MLGATE_PR).
     """
+    from mlgate.config import ReportConfig
     from mlgate.github import fork_publish
 
-    cfg = load_config(config_path or Path("mlgate.yml"))
     if check_name:
-        cfg.report = _with_check_name(cfg.report, check_name)
+        check_name = _with_check_name(ReportConfig(), check_name).check_name
     taken = fork_publish.take(
-        cfg,
-        evidence_dir or Path(cfg.evidence_dir),
-        artifact_name,
-        member_dir,
-        cfg.report.check_name,
+        config_name=config_name,
+        project_dir=project_dir,
+        base_dir=base_dir,
+        evidence_dir=evidence_dir,
+        artifact_name=artifact_name,
+        member_dir=member_dir,
+        check_name=check_name,
     )
     origin = f" made in {taken.evidence_from}" if taken.evidence_from else ""
     click.echo(
         f"mlgate: fork-evidence: pull request #{taken.pr_number} at {taken.head_sha[:12]}: "
-        f"took {', '.join(taken.files)}{origin}",
+        f"took {', '.join(taken.files)}{origin}; judged by the config of base branch "
+        f"{taken.base.ref} at {taken.base.sha[:12]}",
         err=True,
     )
     actions_env.set_output("pr-number", str(taken.pr_number))
     actions_env.set_output("head-sha", taken.head_sha)
+    actions_env.set_output("base-ref", taken.base.ref)
+    actions_env.set_output("base-sha", taken.base.sha)
+    actions_env.set_output("config", str(taken.base.config_path))
 
 
 def _with_check_name(settings: Any, check_name: str) -> Any:

@@ -16,10 +16,11 @@ Everything it reads from the fork's run is untrusted, so this module:
   than upload-artifact's (stored, deflated), an archive zipfile cannot read or one with no
   mlgate evidence refuses the whole artifact (`EvidenceRefused`);
 - replaces what the fork decides that the base branch should: the scan evidence's waivers
-  become the base checkout's, its baseline is dropped (under `new_only` the scan rule then
-  fails for want of a trusted baseline), and no other evidence keeps a waiver mark.
+  become the base branch's (github.base_config), its baseline is dropped (under `new_only` the
+  scan rule then fails for want of a trusted baseline), and no other evidence keeps a waiver
+  mark.
 
-The gate then judges the evidence with the base checkout's config and policy; its commit check
+The gate then judges the evidence with the base branch's config and policy; its commit check
 refuses evidence made for another commit than the run's.
 """
 
@@ -43,7 +44,7 @@ from mlgate.github.artifacts import download_archive, named_artifact
 if TYPE_CHECKING:
     from github.Repository import Repository
 
-    from mlgate.config import MlgateConfig
+    from mlgate.waivers import Waiver
 
 MAX_MEMBERS = 1_000
 MAX_FILE_BYTES = 32 * 1024 * 1024  # one evidence document or sample file
@@ -110,8 +111,14 @@ def triggering_run(payload: dict[str, Any]) -> TriggeringRun:
     return TriggeringRun(int(str(fields["id"])), sha, str(fields["head_branch"]), full_name)
 
 
-def resolve_pull(repo: Repository, run: TriggeringRun, base_repository: str) -> int:
-    """The number of the open pull request whose head is the run's repository, branch and
+@dataclass(frozen=True)
+class ResolvedPull:
+    number: int
+    base_ref: str  # the branch it would merge into: its config judges
+
+
+def resolve_pull(repo: Repository, run: TriggeringRun, base_repository: str) -> ResolvedPull:
+    """The open pull request whose head is the run's repository, branch and
     commit. NotPublishable when there is none, more than one, or its head has moved on, and
     for a fork's run when another repository's open pull request is at that commit too."""
     from mlgate.github.client import with_retry
@@ -155,7 +162,7 @@ def resolve_pull(repo: Repository, run: TriggeringRun, base_repository: str) -> 
             f"another repository: a verdict on {run.head_repository}'s evidence would replace "
             "its checks; nothing published"
         )
-    return int(pull.number)
+    return ResolvedPull(int(pull.number), str(pull.base.ref))
 
 
 def _others_at(repo: Repository, run: TriggeringRun) -> list[Any]:
@@ -371,16 +378,14 @@ def _extract(bundle: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, what:
             sink.write(chunk)
 
 
-def apply_base_trust(cfg: MlgateConfig, evidence_dir: Path) -> None:
+def apply_base_trust(waivers: list[Waiver], evidence_dir: Path) -> None:
     """What the fork decided that the base branch decides: the scan's waivers become the base
-    checkout's and its baseline is dropped; no other evidence keeps a waiver mark."""
-    from mlgate.promotion_evidence import checkout_waivers
-
+    branch's `waivers` and its baseline is dropped; no other evidence keeps a waiver mark."""
     found, _ = ev.scan(evidence_dir)
     for stage, (_, document) in found.items():
         if stage == _SCAN:
             data = {k: v for k, v in document.data.items() if k != "baseline"}
-            data["waivers"] = [w.model_dump(mode="json") for w in checkout_waivers(cfg)]
+            data["waivers"] = [w.model_dump(mode="json") for w in waivers]
             ev.write(document.model_copy(update={"data": data}), evidence_dir)
         elif any(finding.waived_by for finding in document.findings):
             findings = [f.model_copy(update={"waived_by": None}) for f in document.findings]

@@ -209,9 +209,10 @@ def _bundle_job(pin: Pin) -> str:
 
 
 def fork_report(pin: Pin) -> str:
-    """On workflow_run of the gate: judge a fork's run with the default branch's config, policy
-    and waivers, and report on its pull request. Steps rather than the reusable workflow, as in
-    the gate: no `$/` and no `cache-mode:`, which GitHub Enterprise Server does not know."""
+    """On workflow_run of the gate: judge a fork's run with the config, policy and waivers of
+    its pull request's base branch, and report on the pull request. Steps rather than the
+    reusable workflow, as in the gate: no `$/` and no `cache-mode:`, which GitHub Enterprise
+    Server does not know. No checkout: the action reads the base branch through the API."""
     return (
         _lines(
             "# mlgate fork report: checks and the sticky comment on pull requests from forks.",
@@ -224,19 +225,21 @@ def fork_report(pin: Pin) -> str:
             "# directory) gets a read-only token: it runs the stages and uploads the artifact",
             "# mlgate-report but cannot publish. When it completes, this workflow runs in this",
             "# repository - the default branch's copy of this file, with a write token - and runs",
-            "# none of the pull request's code: it judges that run's evidence with the default",
-            "# branch's mlgate.yml, policy and waivers, and reports on the pull request whose head",
-            "# is the run's commit. It takes effect once it is on the default branch. Pull",
-            "# requests from this repository's branches, and merge queues, are reported by the",
-            "# gate workflow itself: for them this job is skipped.",
+            "# none of the pull request's code: it judges that run's evidence with the mlgate.yml,",
+            "# policy and waivers of the pull request's base branch (read through the API), and",
+            "# reports on the pull request whose head is the run's commit. It takes effect once",
+            "# it is on the default branch. Pull requests from this repository's branches, and",
+            "# merge queues, are reported by the gate workflow itself: for them this job is",
+            "# skipped.",
             f"name: {GATE_NAME} fork report",
             "",
             "on:",
             "  # zizmor's dangerous-triggers flags every workflow_run: the trigger that gives a",
-            "  # fork's result a write token. Mitigated here: the job checks out the default",
-            "  # branch only, runs none of the pull request's code, reads the run's artifact as",
-            "  # data through the API (only mlgate's evidence, size-capped, no links or paths out)",
-            "  # and takes the pull request from the API, not from the artifact.",
+            "  # fork's result a write token. Mitigated here: the job checks nothing out, runs",
+            "  # none of the pull request's code, reads the run's artifact as data through the API",
+            "  # (only mlgate's evidence, size-capped, no links or paths out), takes the pull",
+            "  # request from the API, not from the artifact, and the config, policy and waivers",
+            "  # from the pull request's base branch, not from the fork.",
             "  workflow_run: # zizmor: ignore[dangerous-triggers]",
             f"    workflows: [{GATE_NAME}] # the gate workflow's name:, exactly",
             "    types: [completed]",
@@ -257,14 +260,17 @@ def fork_report(pin: Pin) -> str:
             "      cancel-in-progress: true",
             "    permissions:",
             "      actions: read # the pull request run's artifact",
-            "      contents: read # the default branch's mlgate.yml and waivers",
+            "      contents: read # the base branch's mlgate.yml and waivers, through the API",
             "      checks: write # check runs per stage and the aggregate 'mlgate' check",
             "      statuses: write # fallback when check runs are not allowed",
             "      pull-requests: write # the sticky PR comment (and finding the pull request)",
             "    steps:",
-            "      # The default branch (workflow_run's commit), never the pull request's code.",
+            "      # No checkout: the pull request's code never runs here, and the base branch's",
+            "      # files come through the API.",
+            f"      - uses: {_SETUP_PYTHON}",
+            "        with:",
+            f"          python-version: {json.dumps(_MLGATE_PYTHON)}",
         )
-        + _setup_steps(_MLGATE_PYTHON)
         + f"      - uses: {_uses(pin, 'fork-report')}\n"
         + _lines("        with:", "          config: mlgate.yml")
     )
