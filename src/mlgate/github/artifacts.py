@@ -15,6 +15,8 @@ import shutil
 import tempfile
 import zipfile
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING
 
@@ -42,6 +44,37 @@ MAX_MEMBERS = 10_000
 # Runs examined for one that is not a pull request's (see _latest_successful_run).
 MAX_RUNS = 100
 _CHUNK = 1024 * 1024
+
+
+# What zipfile raises, beyond OSError, for an archive it cannot read: a corrupt directory or
+# member, an encrypted member, a compression it lacks or bytes that are not that compression,
+# a member name flagged UTF-8 that is not.
+UNREADABLE_ZIP: tuple[type[Exception], ...] = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    EOFError,
+    NotImplementedError,
+    RuntimeError,
+    zlib.error,
+    lzma.LZMAError,
+    UnicodeDecodeError,
+)
+
+
+@contextmanager
+def staged(destination: Path, prefix: str) -> Iterator[Path]:
+    """A fresh folder beside `destination` to extract into: it replaces `destination` when the
+    block ends normally and is removed otherwise, so `destination` holds all or what it held."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=prefix, dir=destination.parent))
+    try:
+        yield staging
+        shutil.rmtree(destination, ignore_errors=True)
+        staging.rename(destination)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 # A pull request from a fork's branch of the same name is a run "on" the branch too.
 _PULL_REQUEST_EVENTS = frozenset({"pull_request", "pull_request_target"})
 
@@ -166,9 +199,7 @@ def _extract(archive: IO[bytes], destination: Path, member: PurePosixPath, what:
                 paths[info.filename] = path
             if sum(info.file_size for info in members) > MAX_EXTRACTED_BYTES:
                 raise BaselineError(f"{what} expands beyond {MAX_EXTRACTED_BYTES} bytes")
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(prefix=".baseline-", dir=destination.parent))
-            try:
+            with staged(destination, ".baseline-") as staging:
                 budget = MAX_EXTRACTED_BYTES
                 for info in members:
                     target = staging.joinpath(*paths[info.filename].parts)
@@ -186,20 +217,7 @@ def _extract(archive: IO[bytes], destination: Path, member: PurePosixPath, what:
                             sink.write(chunk)
                 if not staging.joinpath(*member.parts).is_file():
                     raise BaselineError(f"{what} holds no file {str(member)!r}")
-                shutil.rmtree(destination, ignore_errors=True)
-                staging.rename(destination)
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
-    except (
-        zipfile.BadZipFile,
-        zipfile.LargeZipFile,
-        EOFError,
-        NotImplementedError,
-        RuntimeError,  # an encrypted member
-        zlib.error,
-        lzma.LZMAError,
-        UnicodeDecodeError,  # a member name flagged UTF-8 that is not
-    ) as exc:
+    except UNREADABLE_ZIP as exc:
         raise BaselineError(f"{what} is not a readable zip archive: {exc}") from None
     except OSError as exc:  # a corrupt bzip2 member; a name that is a file and a folder
         raise BaselineError(f"{what} cannot be extracted: {exc.strerror or exc}") from None

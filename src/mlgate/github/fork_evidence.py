@@ -26,12 +26,10 @@ refuses evidence made for another commit than the run's.
 
 from __future__ import annotations
 
-import shutil
 import stat
 import tempfile
 import unicodedata
 import zipfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Any
@@ -39,7 +37,7 @@ from typing import IO, TYPE_CHECKING, Any
 from mlgate import artifact_paths
 from mlgate import evidence as ev
 from mlgate.errors import EvidenceError, MlgateError
-from mlgate.github.artifacts import download_archive, named_artifact
+from mlgate.github.artifacts import UNREADABLE_ZIP, download_archive, named_artifact, staged
 
 if TYPE_CHECKING:
     from github.Repository import Repository
@@ -221,23 +219,10 @@ def take(archive: IO[bytes], destination: Path, member_dir: str, what: str) -> l
                 and PurePosixPath(name).suffix == ".json"
                 and not info.is_dir()
             }
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(prefix=".fork-evidence-", dir=destination.parent))
-            try:
+            with staged(destination, ".fork-evidence-") as staging:
                 taken = _take_documents(bundle, documents, staging, what)
                 taken += _take_listed(bundle, members, prefix, staging, taken, what)
-                shutil.rmtree(destination, ignore_errors=True)
-                staging.rename(destination)
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
-    except (
-        zipfile.BadZipFile,
-        zipfile.LargeZipFile,
-        EOFError,
-        NotImplementedError,
-        zlib.error,  # a deflated member's bytes are not deflate
-        UnicodeDecodeError,  # a member name flagged UTF-8 is not
-    ) as exc:
+    except UNREADABLE_ZIP as exc:
         raise EvidenceRefused(f"{what} is not a readable zip archive: {exc}") from None
     return taken
 
