@@ -93,6 +93,12 @@ class TestCase(_Fields):
         return f"{prefix}::{self.name}" if prefix else self.name
 
 
+class UnlistedCase(TestCase):
+    """A test a header declares and no case shows: its id is made up, so never folded nor re-run."""
+
+    __slots__ = ()
+
+
 @dataclass(frozen=True, slots=True)
 class JUnitReport:
     """Test cases, one per test id, from the report files in `sources`."""
@@ -140,7 +146,7 @@ def parse_junit_files(
         }
         cases = [
             _flaky_pass(passed_later[c.id], c)
-            if c.outcome in _FAILING and c.id in passed_later
+            if c.outcome in _FAILING and c.id in passed_later and not isinstance(c, UnlistedCase)
             else c
             for c in cases
         ]
@@ -167,8 +173,11 @@ def _fold_file(cases: Iterable[TestCase], from_pytest: bool) -> Iterable[TestCas
         # Records sharing an id are distinct tests whose names collide (jest titles, old
         # Surefire parameterized names): each counts, so no failure hides behind a pass.
         return cases
-    by_id: dict[str, TestCase] = {}
+    by_id: dict[object, TestCase] = {}
     for case in cases:
+        if isinstance(case, UnlistedCase):  # e.g. two merged shards' suites named "pytest"
+            by_id[object()] = case
+            continue
         prior = by_id.get(case.id)
         # pytest ids are unique, so a repeat is a pytest-rerunfailures attempt: it writes one
         # record per attempt (earlier ones empty), and only failures are re-run.
@@ -289,7 +298,7 @@ def _case(
 
 def _unlisted_case(suite: Suite, unlisted: junit_dialects.Unlisted, index: int) -> TestCase:
     """One test a suite's header declares and its cases do not show, without detail."""
-    return TestCase(
+    return UnlistedCase(
         suite=suite.name,
         classname="",
         name=f"(unlisted {unlisted.outcome} {index} of {unlisted.count})",
