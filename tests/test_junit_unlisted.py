@@ -44,3 +44,23 @@ def test_a_rerun_cannot_turn_a_declared_failure_into_a_pass(tmp_path: Path) -> N
     )
     totals = parse_junit_files([first], reruns=[again]).totals
     assert (totals["failed"], totals["flaky"]) == (1, 0)
+
+
+def test_declared_tests_are_bounded_over_all_reports_not_per_file(tmp_path: Path) -> None:
+    """Each record counted for a header lives in memory and in the evidence; a 40-byte file
+    may declare MAX_UNLISTED of them, so the bound holds for all reports read together."""
+    import pytest
+
+    from mlgate.junit import JUnitError
+    from mlgate.junit_dialects import MAX_UNLISTED
+
+    paths = []
+    for shard in range(3):
+        path = tmp_path / f"shard{shard}.xml"
+        path.write_text(f'<testsuite name="s{shard}" tests="{MAX_UNLISTED // 2}"/>')
+        paths.append(path)
+    with pytest.raises(JUnitError) as refused:
+        parse_junit_files(paths)
+    message = str(refused.value)
+    assert message.startswith(f"{paths[2]}: suite headers declare ")
+    assert "too many to believe" in message and "\n" not in message

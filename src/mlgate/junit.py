@@ -139,10 +139,11 @@ def parse_junit_files(
     in one of `reruns` (e.g. pytest --last-failed) counts once, as passed and flaky.
     """
     main, again = _unique(paths), _unique(reruns)
-    cases = [case for path in main for case in _read_file(path)]
+    made = [0]  # tests counted from headers so far, over all the reports: MAX_UNLISTED at most
+    cases = [case for path in main for case in _read_file(path, made)]
     if again:
         passed_later = {
-            c.id: c for path in again for c in _read_file(path) if c.outcome == "passed"
+            c.id: c for path in again for c in _read_file(path, made) if c.outcome == "passed"
         }
         cases = [
             _flaky_pass(passed_later[c.id], c)
@@ -187,13 +188,13 @@ def _fold_file(cases: Iterable[TestCase], from_pytest: bool) -> Iterable[TestCas
     return by_id.values()
 
 
-def _read_file(source: str) -> Iterable[TestCase]:
+def _read_file(source: str, made: list[int]) -> Iterable[TestCase]:
     try:
         with open(source, "rb") as stream:
             info = os.fstat(stream.fileno())
             if stat.S_ISREG(info.st_mode) and info.st_size == 0:
                 raise _error(source, "file is empty")
-            cases, from_pytest = _parse(stream, source)
+            cases, from_pytest = _parse(stream, source, made)
     except FileNotFoundError:
         raise _error(source, "file not found") from None
     except IsADirectoryError:
@@ -226,9 +227,7 @@ def _error(source: str, problem: str) -> JUnitError:
     return JUnitError(text.replace("\n", " ").replace("\t", " "))
 
 
-def _parse(stream: IO[bytes], source: str) -> tuple[list[TestCase], bool]:
-    made = [0]  # tests counted from headers so far, over all suites of the file
-
+def _parse(stream: IO[bytes], source: str, made: list[int]) -> tuple[list[TestCase], bool]:
     def close_suite(suite: Suite, outermost: bool) -> list[TestCase]:
         beyond = junit_dialects.beyond_cases(suite.name, suite.header, suite.listed, suite.unknown)
         suite.unknown = beyond.unknown
