@@ -339,3 +339,44 @@ def test_an_unbounded_interval_blocks_even_under_warn() -> None:
     rule = no_regression(evidence_with(comparison), LoadPolicy(on_inconclusive="warn"))
     assert rule.outcome == "inconclusive" and not rule.statistical, rule.reason
     assert let_through(rule, "warn").outcome == "inconclusive"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"max_seconds": 20}, "max_seconds (20 s) must exceed"),
+        ({"rate": 20, "fresh_servers": False}, "rounds: auto adds rounds one at a time"),
+    ],
+)
+def test_rounds_settings_are_checked_against_a_champion_found_in_the_registry(
+    tmp_path: Path, options: dict[str, object], message: str
+) -> None:
+    """A champion taken from the registry (champion_alias) is checked like one written in the
+    config: rounds: auto's budget and mode are refused with the same reason, as error evidence
+    before any server starts, not run past max_seconds or as fixed rounds."""
+    from mlflow import MlflowClient
+
+    store = f"sqlite:///{tmp_path}/mlflow.db"
+    client = MlflowClient(store, store)
+    client.create_registered_model("iris")
+    for alias in ("production", "candidate"):
+        files = tmp_path / alias
+        files.mkdir()
+        version = client.create_model_version("iris", str(files)).version
+        client.set_registered_model_alias("iris", alias, version)
+    settings: dict[str, object] = {
+        "serve": {
+            "source": "mlflow",
+            "model_uri": "models:/iris@candidate",
+            "env": {"MLFLOW_TRACKING_URI": store},
+        },
+        "payload": PAYLOAD,
+        "warmup": 1,
+        "duration": 12,
+        "rounds": "auto",
+    }
+    config = LoadConfig.model_validate(settings | options)  # no champion written: accepted
+    evidence = STAGE.run(config, RunContext(tmp_path / "evidence", None))
+    assert evidence.status == "error"
+    assert evidence.reason is not None and message in evidence.reason
+    assert "models:/iris/1" in evidence.reason  # the champion the registry named

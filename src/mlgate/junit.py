@@ -93,6 +93,12 @@ class TestCase(_Fields):
         return f"{prefix}::{self.name}" if prefix else self.name
 
 
+class UnlistedCase(TestCase):
+    """A test a header declares and no case shows: its id is made up, so never folded nor re-run."""
+
+    __slots__ = ()
+
+
 @dataclass(frozen=True, slots=True)
 class JUnitReport:
     """Test cases, one per test id, from the report files in `sources`."""
@@ -133,14 +139,15 @@ def parse_junit_files(
     in one of `reruns` (e.g. pytest --last-failed) counts once, as passed and flaky.
     """
     main, again = _unique(paths), _unique(reruns)
-    cases = [case for path in main for case in _read_file(path)]
+    made = [0]  # tests counted from headers so far, over all the reports: MAX_UNLISTED at most
+    cases = [case for path in main for case in _read_file(path, made)]
     if again:
         passed_later = {
-            c.id: c for path in again for c in _read_file(path) if c.outcome == "passed"
+            c.id: c for path in again for c in _read_file(path, made) if c.outcome == "passed"
         }
         cases = [
             _flaky_pass(passed_later[c.id], c)
-            if c.outcome in _FAILING and c.id in passed_later
+            if c.outcome in _FAILING and c.id in passed_later and not isinstance(c, UnlistedCase)
             else c
             for c in cases
         ]
@@ -167,8 +174,11 @@ def _fold_file(cases: Iterable[TestCase], from_pytest: bool) -> Iterable[TestCas
         # Records sharing an id are distinct tests whose names collide (jest titles, old
         # Surefire parameterized names): each counts, so no failure hides behind a pass.
         return cases
-    by_id: dict[str, TestCase] = {}
+    by_id: dict[object, TestCase] = {}
     for case in cases:
+        if isinstance(case, UnlistedCase):  # e.g. two merged shards' suites named "pytest"
+            by_id[object()] = case
+            continue
         prior = by_id.get(case.id)
         # pytest ids are unique, so a repeat is a pytest-rerunfailures attempt: it writes one
         # record per attempt (earlier ones empty), and only failures are re-run.
@@ -178,13 +188,13 @@ def _fold_file(cases: Iterable[TestCase], from_pytest: bool) -> Iterable[TestCas
     return by_id.values()
 
 
-def _read_file(source: str) -> Iterable[TestCase]:
+def _read_file(source: str, made: list[int]) -> Iterable[TestCase]:
     try:
         with open(source, "rb") as stream:
             info = os.fstat(stream.fileno())
             if stat.S_ISREG(info.st_mode) and info.st_size == 0:
                 raise _error(source, "file is empty")
-            cases, from_pytest = _parse(stream, source)
+            cases, from_pytest = _parse(stream, source, made)
     except FileNotFoundError:
         raise _error(source, "file not found") from None
     except IsADirectoryError:
@@ -217,9 +227,7 @@ def _error(source: str, problem: str) -> JUnitError:
     return JUnitError(text.replace("\n", " ").replace("\t", " "))
 
 
-def _parse(stream: IO[bytes], source: str) -> tuple[list[TestCase], bool]:
-    made = [0]  # tests counted from headers so far, over all suites of the file
-
+def _parse(stream: IO[bytes], source: str, made: list[int]) -> tuple[list[TestCase], bool]:
     def close_suite(suite: Suite, outermost: bool) -> list[TestCase]:
         beyond = junit_dialects.beyond_cases(suite.name, suite.header, suite.listed, suite.unknown)
         suite.unknown = beyond.unknown
@@ -289,7 +297,7 @@ def _case(
 
 def _unlisted_case(suite: Suite, unlisted: junit_dialects.Unlisted, index: int) -> TestCase:
     """One test a suite's header declares and its cases do not show, without detail."""
-    return TestCase(
+    return UnlistedCase(
         suite=suite.name,
         classname="",
         name=f"(unlisted {unlisted.outcome} {index} of {unlisted.count})",

@@ -30,8 +30,8 @@ _OUTCOME_ATTRIBUTES = ("status", "result")
 _FAILED = ("failures",)
 _ERRORS = ("errors",)
 _SKIPPED = ("skipped", "skip", "skips", "disabled")
-# Beyond this many tests declared and not listed in one file, headers are not believed: the
-# report is refused (each counted test is a record in memory and in the evidence).
+# Beyond this many tests declared and not listed in the reports read together, headers are not
+# believed: the report is refused (each counted test is a record in memory and in the evidence).
 MAX_UNLISTED = 100_000
 
 

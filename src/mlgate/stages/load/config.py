@@ -212,6 +212,12 @@ class LoadConfig(StageConfig):
             )
         return self
 
+    def with_champion(self, champion: ServeSpec) -> LoadConfig:
+        """This config with a champion found after it was validated (champion_alias), checked
+        again as if written so: rounds: auto's budget and mode and the timeout depend on it.
+        Raises pydantic's ValidationError."""
+        return type(self).model_validate(dict(self) | {"champion": champion})
+
     @property
     def planned_rounds(self) -> int:
         """The rounds known before the run: all of them, or (auto) the minimum."""

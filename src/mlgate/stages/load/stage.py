@@ -14,6 +14,8 @@ import time
 import urllib.error
 import urllib.request
 
+from pydantic import ValidationError
+
 from mlgate import evidence as ev
 from mlgate import model_identity, serving
 from mlgate.errors import MlgateError
@@ -57,7 +59,13 @@ class LoadStage(Stage[LoadConfig, LoadPolicy]):
         except MlgateError as exc:
             return measure.load_evidence(context, started, config, reason=f"champion: {exc}")
         if found is not None:
-            config = config.model_copy(update={"champion": found})
+            try:
+                config = config.with_champion(found)
+            except ValidationError as exc:
+                problem = exc.errors(include_url=False)[0]["msg"].removeprefix("Value error, ")
+                return measure.load_evidence(
+                    context, started, config, reason=f"champion {found.model_uri}: {problem}"
+                )
         try:
             serve, candidate = model_identity.pin_served(config.serve)
         except MlgateError as exc:
