@@ -17,8 +17,7 @@ DOCS = ROOT / "docs"
 README = ROOT / "README.md"
 # Pages other branches of this session write; linked from README already. The lead removes this
 # list once they are merged (the link test then checks them like every other page).
-PLANNED = {
-}
+PLANNED = {}
 
 
 def _generator() -> ModuleType:
