@@ -286,3 +286,17 @@ def test_fake_artifact_responses_match_the_documented_schemas(gh: FakeGitHub) ->
     assert download.status_code == 302
     blob = requests.get(download.headers["Location"], timeout=10)
     assert blob.content == seeded
+
+
+def test_an_archive_declaring_too_many_entries_is_refused_before_its_directory_is_read(
+    gh: FakeGitHub, tmp_path: Path
+) -> None:
+    """The end record declares 60,000 entries over a directory of one: refused by the count
+    (zipfile would otherwise parse every declared entry first)."""
+    data = bytearray(report("x"))
+    end = data.rfind(b"PK\x05\x06")
+    data[end + 8 : end + 12] = (60_000).to_bytes(2, "little") * 2  # this disk's and the total
+    gh.add_workflow_run(REPO, artifacts={"mlgate-report": bytes(data)})
+    with pytest.raises(BaselineError, match="holds more than 10000 files"):
+        fetch(gh, tmp_path)
+    assert not (tmp_path / "baseline").exists()

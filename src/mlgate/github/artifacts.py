@@ -61,6 +61,25 @@ UNREADABLE_ZIP: tuple[type[Exception], ...] = (
 )
 
 
+_END_RECORD = b"PK\x05\x06"  # end of central directory: entry count at offset 10
+_END_RECORD_SPAN = 22 + 0xFFFF  # the record and the longest comment it may end with
+
+
+def declared_entries(archive: IO[bytes]) -> int | None:
+    """The entry count the archive's end record declares, read before zipfile parses its
+    directory: an archive within a download cap can hold millions of empty entries, which
+    zipfile would all parse (seconds, gigabytes) before a member limit applied. None without
+    an end record (zipfile then refuses the archive); a zip64 archive declares 0xFFFF here."""
+    archive.seek(0, 2)
+    archive.seek(max(0, archive.tell() - _END_RECORD_SPAN))
+    tail = archive.read()
+    archive.seek(0)
+    at = tail.rfind(_END_RECORD)
+    if at < 0 or len(tail) < at + 12:
+        return None
+    return int.from_bytes(tail[at + 10 : at + 12], "little")
+
+
 @contextmanager
 def staged(destination: Path, prefix: str) -> Iterator[Path]:
     """A fresh folder beside `destination` to extract into: it replaces `destination` when the
@@ -186,6 +205,8 @@ def _extract(archive: IO[bytes], destination: Path, member: PurePosixPath, what:
     """Extract every file into a fresh `destination`, refusing what could escape it or exhaust
     the disk. Sizes in the zip directory are claims, so the bytes written are counted. Until
     all is extracted and `member` is found, `destination` keeps what it held."""
+    if (declared_entries(archive) or 0) > MAX_MEMBERS:  # before zipfile reads them all
+        raise BaselineError(f"{what} holds more than {MAX_MEMBERS} files")
     try:
         with zipfile.ZipFile(archive) as bundle:
             members = bundle.infolist()

@@ -37,7 +37,13 @@ from typing import IO, TYPE_CHECKING, Any
 from mlgate import artifact_paths
 from mlgate import evidence as ev
 from mlgate.errors import EvidenceError, MlgateError
-from mlgate.github.artifacts import UNREADABLE_ZIP, download_archive, named_artifact, staged
+from mlgate.github.artifacts import (
+    UNREADABLE_ZIP,
+    declared_entries,
+    download_archive,
+    named_artifact,
+    staged,
+)
 
 if TYPE_CHECKING:
     from github.Repository import Repository
@@ -208,7 +214,8 @@ def take(archive: IO[bytes], destination: Path, member_dir: str, what: str) -> l
     """Extract the evidence documents under `member_dir` and the files they list, refusing the
     whole archive for anything hostile (see the module docstring)."""
     prefix = PurePosixPath(member_dir)
-    _refuse_many_entries(archive, what)
+    if (declared_entries(archive) or 0) > MAX_MEMBERS:  # before zipfile reads them all
+        raise EvidenceRefused(f"{what} holds more than {MAX_MEMBERS} files")
     try:
         with zipfile.ZipFile(archive) as bundle:
             members = _checked_members(bundle, what)
@@ -225,28 +232,6 @@ def take(archive: IO[bytes], destination: Path, member_dir: str, what: str) -> l
     except UNREADABLE_ZIP as exc:
         raise EvidenceRefused(f"{what} is not a readable zip archive: {exc}") from None
     return taken
-
-
-_END_RECORD = b"PK\x05\x06"  # end of central directory: entry count at offset 10
-_END_RECORD_SPAN = 22 + 0xFFFF  # the record and the longest comment it may end with
-
-
-def _refuse_many_entries(archive: IO[bytes], what: str) -> None:
-    """Refuse by the entry count the archive declares, before zipfile reads its directory: an
-    artifact within the download cap can hold millions of empty entries, which zipfile would
-    all parse (seconds and gigabytes) before the member limit applies. A missing or zip64 end
-    record is left to zipfile (zip64 counts are above the limit anyway: refused below)."""
-    archive.seek(0, 2)
-    size = archive.tell()
-    archive.seek(max(0, size - _END_RECORD_SPAN))
-    tail = archive.read()
-    archive.seek(0)
-    at = tail.rfind(_END_RECORD)
-    if at < 0 or len(tail) < at + 12:
-        return
-    entries = int.from_bytes(tail[at + 10 : at + 12], "little")
-    if entries > MAX_MEMBERS:
-        raise EvidenceRefused(f"{what} holds more than {MAX_MEMBERS} files")
 
 
 def _checked_members(bundle: zipfile.ZipFile, what: str) -> dict[str, zipfile.ZipInfo]:
