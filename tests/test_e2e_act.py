@@ -263,6 +263,18 @@ def fork_run(gh: FakeGitHub, artifact: bytes) -> dict[str, object]:
     }
 
 
+def assert_passing_fork_verdict_on_the_pull_request(gh: FakeGitHub, log: str) -> None:
+    """The workflow_run job published a passing verdict on PR #7's head: the stage's check and
+    the aggregate one, titled as judged on the fork's evidence, and one sticky comment."""
+    runs = {run["name"]: run for run in gh.check_runs(REPO)}
+    assert set(runs) == {"mlgate/tests", "mlgate"}, log[-3000:]
+    assert {run["head_sha"] for run in runs.values()} == {HEAD}
+    assert runs["mlgate"]["conclusion"] == "success"
+    title = runs["mlgate"]["output"]["title"]
+    assert title.endswith(f"judged on fork-made evidence ({FORK})"), title
+    assert len(gh.comments(REPO, 7)) == 1
+
+
 PROJECT_CONFIG = "tests/e2e/project/mlgate.yml"  # where the fork-report job's config lives
 RELEASE = "e" * 40  # the head of release/1.x
 
@@ -328,13 +340,7 @@ def test_fork_pull_request_then_workflow_run_reports_on_the_pull_request(
     assert "E2E-FORK verdict=pass pr=7" in log, log[-4000:]
     assert "pull request #7 at dddddddddddd: took tests.json made in forker/model" in log
     assert "judged by the config of base branch release/1.x at eeeeeeeeeeee" in log
-    runs = {run["name"]: run for run in gh.check_runs(REPO)}
-    assert set(runs) == {"mlgate/tests", "mlgate"}, log[-3000:]
-    assert {run["head_sha"] for run in runs.values()} == {HEAD}
-    assert runs["mlgate"]["conclusion"] == "success"
-    title = runs["mlgate"]["output"]["title"]
-    assert title.endswith("judged on fork-made evidence (forker/model)"), title
-    assert len(gh.comments(REPO, 7)) == 1
+    assert_passing_fork_verdict_on_the_pull_request(gh, log)
 
 
 def test_workflow_run_refuses_a_hostile_fork_artifact(

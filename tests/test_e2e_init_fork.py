@@ -17,7 +17,16 @@ import yaml
 from tests.fakegithub import FakeGitHub
 from tests.helpers import github_with_pull
 from tests.helpers import mlgate_in_process as mlgate
-from tests.test_e2e_act import E2E, HEAD, REPO, TOKEN, fork_run, run_act, zipped
+from tests.test_e2e_act import (
+    E2E,
+    HEAD,
+    REPO,
+    TOKEN,
+    assert_passing_fork_verdict_on_the_pull_request,
+    fork_run,
+    run_act,
+    zipped,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -89,13 +98,7 @@ def test_inits_fork_workflow_reports_a_fork_pull_request_under_act(
         log = act_the_fork_report(repo, gh, fork_run(gh, artifact), tmp_path)
         assert "took tests.json made in forker/model" in log, log[-4000:]
         assert "judged by the config of base branch main at cccccccccccc" in log
-        runs = {run["name"]: run for run in gh.check_runs(REPO)}
-        assert set(runs) == {"mlgate/tests", "mlgate"}, log[-3000:]
-        assert {run["head_sha"] for run in runs.values()} == {HEAD}
-        assert runs["mlgate"]["conclusion"] == "success"
-        title = runs["mlgate"]["output"]["title"]
-        assert title.endswith("judged on fork-made evidence (forker/model)"), title
-        assert len(gh.comments(REPO, 7)) == 1
+        assert_passing_fork_verdict_on_the_pull_request(gh, log)
 
 
 def test_inits_fork_workflow_skips_a_run_from_the_repository_itself(
