@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 # A config or waiver file is kilobytes; the contents API inlines files up to 1 MB.
 MAX_FILE_BYTES = 1024 * 1024
 _SCAN = "scan"
-_DEFAULT_WAIVERS = ".mlgate/waivers.yml"  # the scan stage's default, relative to its directory
 
 
 class BaseUnreadable(MlgateError):
@@ -139,7 +138,7 @@ def _waivers(
 ) -> list[waiver_rules.Waiver]:
     """The waivers the scan stage would read in a checkout of the base branch: its `waivers:`
     file (which must exist) or, without one, the default file where present."""
-    from mlgate.stages.scan.config import ScanConfig
+    from mlgate.stages.scan.config import DEFAULT_WAIVERS, ScanConfig
 
     local = destination / "waivers.yml"
     local.unlink(missing_ok=True)
@@ -148,7 +147,7 @@ def _waivers(
         return []
     named = scan.waivers
     try:
-        path = repository_path(project_dir, f"{scan.working_directory}/{named or _DEFAULT_WAIVERS}")
+        path = repository_path(project_dir, f"{scan.working_directory}/{named or DEFAULT_WAIVERS}")
     except ConfigError as exc:
         raise BaseUnreadable(f"the waiver file of {where}: {exc}") from None
     data = _file(repo, path, sha, where)
