@@ -59,8 +59,10 @@ def test_every_action_input_and_cli_command_is_documented() -> None:
     for path in GEN.action_files():
         assert f"## `{GEN.action_heading(path)}`" in actions
     cli = (DOCS / "cli.md").read_text()
+    commands = (DOCS / "commands.md").read_text()  # hand-written: what each does, exit codes
     for name in GEN.root_group().commands:
         assert f"## `mlgate {name}`" in cli
+        assert f"| `mlgate {name}" in commands, f"docs/commands.md has no row for mlgate {name}"
 
 
 def test_readme_is_a_front_door() -> None:
