@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
@@ -90,16 +91,12 @@ def publish(
     if not context.pr_head_checked and context.pr_number is not None:
         # A verdict about one commit must not land on a pull request that has moved on.
         _require_pull_head(repo, context.pr_number, context.sha)
-    try:
-        for output in check_outputs:
-            try:
-                checks.publish(repo, context, output)
-                done.checks.append(output.name)
-            except Rejected as exc:
-                refused.append(str(exc))
-    except NotPermitted as exc:
+    denied = _publish_each(
+        check_outputs, lambda out: checks.publish(repo, context, out), done.checks, refused
+    )
+    if denied is not None:
         done.warnings.append(
-            f"cannot create check runs ({exc}); falling back to commit statuses. Give the "
+            f"cannot create check runs ({denied}); falling back to commit statuses. Give the "
             "workflow 'checks: write', or use the workflow_run pattern for fork pull requests."
         )
         _fall_back_to_statuses(repo, context, check_outputs, done, refused)
@@ -166,18 +163,37 @@ def _fall_back_to_statuses(
     done: Published,
     refused: list[str],
 ) -> None:
+    denied = _publish_each(
+        check_outputs,
+        lambda out: statuses.publish(repo, context, out.name, out.outcome, out.title),
+        done.statuses,
+        refused,
+    )
+    if denied is not None:
+        done.warnings.append(
+            f"cannot set commit statuses either ({denied}); the verdict is in the job "
+            "summary and the report artifact only."
+        )
+
+
+def _publish_each(
+    check_outputs: list[checks.CheckOutput],
+    publish_one: Callable[[checks.CheckOutput], object],
+    published: list[str],
+    refused: list[str],
+) -> NotPermitted | None:
+    """Publish every output, naming each in `published`; one the API refuses goes to `refused`
+    and the others still go. Returns NotPermitted when the token may publish none of them."""
     try:
         for output in check_outputs:
             try:
-                statuses.publish(repo, context, output.name, output.outcome, output.title)
-                done.statuses.append(output.name)
+                publish_one(output)
+                published.append(output.name)
             except Rejected as exc:
                 refused.append(str(exc))
     except NotPermitted as exc:
-        done.warnings.append(
-            f"cannot set commit statuses either ({exc}); the verdict is in the job "
-            "summary and the report artifact only."
-        )
+        return exc
+    return None
 
 
 def _comment(
