@@ -56,6 +56,19 @@ from mlgate.stages.interface import RunContext, Stage
 from mlgate.verdict import RuleResult
 
 _NAMES_IN_REASON = 10
+# The report's table of features, in Markdown and in HTML: its columns, and a row's cells.
+_COLUMNS = ("feature", "kind", "PSI", "p-value", "drifted")
+
+
+def _cells(entry: dict[str, Any]) -> tuple[str, str, str, str, str]:
+    """A feature's row as plain text: html_table escapes it, the Markdown table inlines it."""
+    return (
+        str(entry["feature"]),
+        str(entry["kind"]),
+        f"{entry['psi']:.4f}",
+        f"{entry['p_value']:.3g}",
+        "yes" if entry["drifted"] else "no",
+    )
 
 
 class DriftStage(Stage[DriftConfig, DriftPolicy]):
@@ -133,13 +146,13 @@ class DriftStage(Stage[DriftConfig, DriftPolicy]):
         rows = table_rows(evidence)
         if not rows:
             return ""
-        lines = ["| feature | kind | PSI | p-value | drifted |", "|---|---|---|---|---|"]
-        for e in rows:
-            lines.append(
-                f"| {escape.inline(str(e['feature']), 200)} | {escape.inline(str(e['kind']), 40)} "
-                f"| {e['psi']:.4f} "
-                f"| {e['p_value']:.3g} | {'**yes**' if e['drifted'] else 'no'} |"
+        cells = []
+        for feature, kind, psi, p_value, drifted in map(_cells, rows):
+            drifted = "**yes**" if drifted == "yes" else drifted
+            cells.append(
+                (escape.inline(feature, 200), escape.inline(kind, 40), psi, p_value, drifted)
             )
+        lines = escape.markdown_table(_COLUMNS, cells)
         hidden = len(safe_entries(evidence)) - len(rows)
         if hidden > 0:
             lines.append(f"\n{hidden} more features without drift are in the evidence.")
@@ -149,19 +162,7 @@ class DriftStage(Stage[DriftConfig, DriftPolicy]):
         rows = table_rows(evidence)
         if not rows:
             return ""
-        return escape.html_table(
-            ("feature", "kind", "PSI", "p-value", "drifted"),
-            (
-                (
-                    str(e["feature"]),
-                    str(e["kind"]),
-                    f"{e['psi']:.4f}",
-                    f"{e['p_value']:.3g}",
-                    "yes" if e["drifted"] else "no",
-                )
-                for e in rows
-            ),
-        )
+        return escape.html_table(_COLUMNS, map(_cells, rows))
 
 
 def as_json(evidence: Evidence) -> dict[str, Any]:

@@ -174,16 +174,18 @@ class ProbeStage(Stage[ProbeConfig, ProbePolicy]):
         cases = cases_of(evidence)
         if not cases:
             return ""
-        lines = ["| request | answer | outcome |", "|---|---|---|"]
+        rows = []
         for c in cases:
             outcome = str(c.get("outcome"))
             shown = escape.inline(outcome, 100)
-            lines.append(
-                f"| {escape.inline(str(c.get('case')), 100)} "
-                f"| {escape.inline(answered(c), 200)} "
-                f"| {f'**{shown}**' if outcome in BROKE else shown} |"
+            rows.append(
+                (
+                    escape.inline(str(c.get("case")), 100),
+                    escape.inline(answered(c), 200),
+                    f"**{shown}**" if outcome in BROKE else shown,
+                )
             )
-        return "\n".join(lines)
+        return "\n".join(escape.markdown_table(("request", "answer", "outcome"), rows))
 
     def report_html(self, evidence: Evidence) -> str:
         cases = cases_of(evidence)
