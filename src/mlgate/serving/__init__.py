@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
+from mlgate.extensions import by_name
 from mlgate.serving.command import CommandSource
 from mlgate.serving.container import ContainerSource
 from mlgate.serving.interface import (
@@ -46,15 +47,12 @@ __all__ = [
     "server_metrics",
 ]
 
-SOURCES: dict[str, ServingSource] = {
-    source.name: source
-    for source in (
-        UrlSource(),
-        CommandSource(),
-        MlflowSource(),
-        ContainerSource(),
-    )
-}
+SOURCES: dict[str, ServingSource] = by_name(
+    UrlSource(),
+    CommandSource(),
+    MlflowSource(),
+    ContainerSource(),
+)
 
 # Short, so the cold start is measured to about this resolution.
 _HEALTH_POLL_S = 0.1
