@@ -28,7 +28,13 @@ from mlgate.scanners import pickle_payloads, tool_output
 from mlgate.scanners.errors import ScanError
 from mlgate.scanners.interface import ScanResult, ScanTargets
 from mlgate.scanners.model_data_files import is_data_file
-from mlgate.scanners.model_engine import ModelEngine, check_deadline, import_engine, model_finding
+from mlgate.scanners.model_engine import (
+    UNSCANNABLE,
+    ModelEngine,
+    check_deadline,
+    import_engine,
+    model_finding,
+)
 from mlgate.scanners.pickle_streams import (
     PickleStream,
     Unreadable,
@@ -42,7 +48,6 @@ TOOL = "fickling"
 NOT_ALLOWED = "pickle-global-not-allowed"
 DANGEROUS = "dangerous-pickle-global"
 UNRESOLVED = "unresolvable-pickle-global"
-UNSCANNABLE = "unscannable-model"
 EXHAUSTION = "pickle-resource-exhaustion"
 # fickling's names for a STACK_GLOBAL operand it could not resolve to a constant.
 _PLACEHOLDER = re.compile(r"_var\d+|_malformed_(module|attr)\w*")

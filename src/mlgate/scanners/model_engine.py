@@ -12,6 +12,8 @@ from mlgate.scanners.errors import ScanError
 from mlgate.scanners.interface import Scanner, ScanTargets, Source, fingerprint
 
 SOURCE: Source = "model"
+# The rule of a model file an engine cannot read to its end: never a silent pass.
+UNSCANNABLE = "unscannable-model"
 
 
 class ModelEngine(Scanner):

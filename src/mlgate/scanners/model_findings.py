@@ -9,7 +9,7 @@ from typing import Any
 from mlgate.evidence import Finding
 from mlgate.scanners import pickle_allowlist
 from mlgate.scanners.model_archives import Reading
-from mlgate.scanners.model_engine import model_finding
+from mlgate.scanners.model_engine import UNSCANNABLE, model_finding
 from mlgate.scanners.pickle_machine import Import
 
 TOOL = "picklescan"
@@ -17,7 +17,6 @@ UNSAFE_IMPORT = "unsafe-pickle-import"
 NOT_ALLOWED = "model-import-not-allowed"
 UNRESOLVED = "unresolved-pickle-import"
 MALFORMED = "malformed-model"
-UNSCANNABLE = "unscannable-model"
 NO_MODEL_FILE = "no-model-file"
 UNSAFE_FORMAT = "unsafe-format"
 KERAS_LAMBDA = "keras-lambda-layer"
