@@ -31,7 +31,6 @@ from mlgate.registry.ledger_chain import (
     link,
     verify,
 )
-from mlgate.registry.mlflow_lock import LOCK_PREFIX
 from mlgate.registry.mlflow_registry import Registry, RegistryError
 from mlgate.registry.one_line import one_line
 
@@ -75,10 +74,8 @@ class Ledger:
         if version is not None:
             self._registry.model_version(self.name, str(version))  # fail before writing
         registry = self._registry
-        # The lock name's alias part (".ledger") can never be an alias: no clash with them.
         writer = f"ledger writer {socket.gethostname()}:{os.getpid()}"
-        ledger_lock = f"{LOCK_PREFIX}{self.name}--.ledger"
-        with registry._lock(ledger_lock, f"ledger lock of {self.name}", writer, 120, 60):
+        with registry.ledger_lock(self.name, writer):
             chain = self.read()
             if chain.breaks:
                 raise LedgerBroken(self.name, chain)

@@ -66,6 +66,13 @@ class PromotionLocks:
         with self._lock(lock_name, f"promotion lock for {name}@{alias}", holder, ttl_s, wait_s):
             yield
 
+    def ledger_lock(self, name: str, holder: str) -> contextlib.AbstractContextManager[None]:
+        """The lock of `name`'s ledger, held while appending to it: promotions to different
+        aliases of one model hold different locks but share its ledger. The lock name's alias
+        part (".ledger") can never be an alias: no clash with them."""
+        lock_name = f"{LOCK_PREFIX}{name}--.ledger"
+        return self._lock(lock_name, f"ledger lock of {name}", holder, 120, 60)
+
     @contextlib.contextmanager
     def _lock(
         self, lock_name: str, what: str, holder: str, ttl_s: float, wait_s: float
