@@ -1,8 +1,8 @@
 """Source `command`: a command that starts a server listening on 127.0.0.1 at the port it is
 given. Also the local-process handling other sources reuse (`local_port`, `start_process`):
 the server runs as the leader of its own process group, its output goes to a temporary file
-(`output.ServerOutput`: its tail explains an early exit) and a thread samples the group's
-memory and CPU time from /proc until it is stopped."""
+(`output.ServerOutput`: its tail explains an early exit) and a thread (`sampling.Sampler`)
+samples the group's memory and CPU time from /proc until it is stopped."""
 
 from __future__ import annotations
 
@@ -26,10 +26,9 @@ from mlgate.serving.interface import (
     with_port,
 )
 from mlgate.serving.output import ServerOutput
+from mlgate.serving.sampling import Sampler
 
 HOST = "127.0.0.1"
-# Often enough to catch a memory peak of a load run, rarely enough to cost next to nothing.
-_SAMPLE_INTERVAL_S = 0.25
 # A SIGKILLed process is gone within milliseconds; this only bounds a pathological wait.
 _GONE_TIMEOUT_S = 2.0
 
@@ -91,20 +90,12 @@ class ProcessServer(Server):
         self._child = child
         self._output = output
         self._usage = _GroupUsage(child.pid)
-        self._stopping = threading.Event()
-        self._sampler = threading.Thread(
-            target=self._sample, name=f"mlgate-serve-usage-{child.pid}", daemon=True
-        )
-        self._sampler.start()
+        self._sampler = Sampler(self._usage.sample, f"mlgate-serve-usage-{child.pid}")
 
     @property
     def pid(self) -> int:
         """The leader's process id, which is also the id of the process group."""
         return self._child.pid
-
-    def _sample(self) -> None:
-        while not self._stopping.wait(_SAMPLE_INTERVAL_S):
-            self._usage.sample()
 
     def failure(self) -> str | None:
         code = self._child.poll()
@@ -121,20 +112,18 @@ class ProcessServer(Server):
         return self._output.whole()
 
     def stop(self) -> None:
-        if self._stopping.is_set():
+        if self._sampler.stopped:
             return
-        self._stopping.set()
         try:
-            self._sampler.join()
-            # A last look before the processes (and their CPU times) are gone.
-            self._usage.sample()
+            # Its last look is before the processes (and their CPU times) are gone.
+            self._sampler.stop()
         finally:
             process.stop_group(self._child)
             self._output.close()
         _wait_group_gone(self._child.pid)
 
     def resources(self) -> Resources | None:
-        if not self._stopping.is_set():
+        if not self._sampler.stopped:
             self._usage.sample()
         return self._usage.resources()
 

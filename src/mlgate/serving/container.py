@@ -25,9 +25,8 @@ from mlgate.serving.interface import (
     ServingSource,
     with_port,
 )
+from mlgate.serving.sampling import Sampler
 
-# Often enough to catch a memory peak of a load run; a one-shot stats call costs milliseconds.
-_SAMPLE_INTERVAL_S = 0.25
 # As for a local process (mlgate.process): SIGTERM, then this long before SIGKILL.
 _GRACE_S = 5
 # Bounds each engine call that should be quick, so a hung engine cannot hang a teardown.
@@ -86,16 +85,9 @@ class ContainerServer(Server):
         self._lock = threading.Lock()
         self._peak_memory = 0
         self._cpu_ns: int | None = None
-        self._stopping = threading.Event()
         self._removed = False
-        self._sampler = threading.Thread(
-            target=self._sample_loop, name=f"mlgate-container-{container.short_id}", daemon=True
-        )
-        self._sampler.start()
-
-    def _sample_loop(self) -> None:
-        while not self._stopping.wait(_SAMPLE_INTERVAL_S):
-            self._sample()
+        # A one-shot stats call costs milliseconds: sampling as often as a process's is cheap.
+        self._sampler = Sampler(self._sample, f"mlgate-container-{container.short_id}")
 
     def _sample(self) -> None:
         try:
@@ -142,13 +134,12 @@ class ContainerServer(Server):
         return last if len(last) <= _LINE_MAX_CHARS else last[: _LINE_MAX_CHARS - 1] + "…"
 
     def stop(self) -> None:
-        if self._stopping.is_set():
+        if self._sampler.stopped:
             return
-        self._stopping.set()
         # A second Ctrl-C or SIGTERM during the teardown must not leave the container running.
         with process.uninterrupted():
-            self._sampler.join()
-            self._sample()  # the last numbers, before the container (and its stats) are gone
+            # Its last sample is taken before the container (and its stats) are gone.
+            self._sampler.stop()
             # A failed graceful stop is no problem: remove(force=True) kills it anyway.
             with contextlib.suppress(Exception):
                 self._container.stop(timeout=_GRACE_S)
@@ -162,7 +153,7 @@ class ContainerServer(Server):
             self._removed = True
 
     def resources(self) -> Resources | None:
-        if not self._stopping.is_set():
+        if not self._sampler.stopped:
             self._sample()
         with self._lock:
             if self._cpu_ns is None and not self._peak_memory:
