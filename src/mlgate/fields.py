@@ -1,5 +1,6 @@
 """Config value types shared by stages and serving sources: HTTP URLs, URL paths, commands,
-report paths. One definition each, so every section validates them the same way."""
+report paths, and the bounded strings and numbers many keys take (durations, counts, shares,
+ports). One definition each, so every section validates them the same way."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import shlex
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BeforeValidator
+from pydantic import AfterValidator, BeforeValidator, Field
 
 
 def _http_url(value: str) -> str:
@@ -41,7 +42,22 @@ def _listed(value: object) -> object:
 
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 UrlPath = Annotated[str, AfterValidator(_url_path)]
-# A command as an argv list, or one string split like a shell would.
-Command = Annotated[list[str], BeforeValidator(_split)]
+# A command as an argv list, or one string split like a shell would; never empty.
+Command = Annotated[list[str], BeforeValidator(_split), Field(min_length=1)]
 # One path or glob, or a list of them.
 Paths = Annotated[list[str], BeforeValidator(_listed)]
+
+# A string that says something: a file, a column, a name.
+NonEmptyStr = Annotated[str, Field(min_length=1)]
+# Column names of a table, at least one.
+Columns = Annotated[list[str], Field(min_length=1)]
+# How many of something (tests, requests, findings): 0 or more.
+Count = Annotated[int, Field(ge=0)]
+# How many of something where none makes no sense (users, values, bytes): 1 or more.
+PositiveCount = Annotated[int, Field(ge=1)]
+# A duration or timeout in seconds, more than 0.
+Seconds = Annotated[float, Field(gt=0)]
+# A share of a whole, 0 to 1.
+Fraction = Annotated[float, Field(ge=0, le=1)]
+# A TCP port to listen on.
+Port = Annotated[int, Field(ge=1, le=65535)]

@@ -6,14 +6,13 @@ from typing import Annotated
 
 from pydantic import Field
 
-from mlgate.fields import Command, Paths
+from mlgate.fields import Command, Count, Paths
 from mlgate.stages.interface import StageConfig, StagePolicy
 
 
 class BenchConfig(StageConfig):
     command: Command | None = Field(
         default=None,
-        min_length=1,
         description="Benchmark command run before the JSON is read (argv list or one string, "
         "split like a shell would, without a shell), e.g. "
         "'python -m pytest benchmarks --benchmark-json=.mlgate/benchmark.json'.",
@@ -35,8 +34,8 @@ class BenchConfig(StageConfig):
 
 
 class BenchPolicy(StagePolicy):
-    min_benchmarks: int = Field(
-        default=1, ge=0, description="Fewer benchmarks than this fails the gate."
+    min_benchmarks: Count = Field(
+        default=1, description="Fewer benchmarks than this fails the gate."
     )
     max_mean_ms: dict[str, Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(
         default_factory=dict,

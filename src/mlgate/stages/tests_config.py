@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from mlgate.fields import Command, Paths
+from mlgate.fields import Command, Count, Paths
 from mlgate.stages.interface import StageConfig, StagePolicy
 
 
@@ -12,7 +12,6 @@ class TestsConfig(StageConfig):
     __test__ = False  # not a pytest test class, despite the name
     command: Command | None = Field(
         default=None,
-        min_length=1,
         description="Test command run before the reports are read (argv list or one string, "
         "split like a shell would, without a shell).",
     )
@@ -31,10 +30,10 @@ class TestsConfig(StageConfig):
 
 class TestsPolicy(StagePolicy):
     __test__ = False
-    max_failures: int = Field(default=0, ge=0, description="Failed tests allowed.")
-    max_errors: int = Field(default=0, ge=0, description="Errored tests allowed.")
-    min_tests: int = Field(default=1, ge=0, description="Fewer tests than this fails the gate.")
-    max_flaky: int | None = Field(
-        default=None, ge=0, description="Flaky tests allowed (failed, then passed on rerun)."
+    max_failures: Count = Field(default=0, description="Failed tests allowed.")
+    max_errors: Count = Field(default=0, description="Errored tests allowed.")
+    min_tests: Count = Field(default=1, description="Fewer tests than this fails the gate.")
+    max_flaky: Count | None = Field(
+        default=None, description="Flaky tests allowed (failed, then passed on rerun)."
     )
-    max_skipped: int | None = Field(default=None, ge=0, description="Skipped tests allowed.")
+    max_skipped: Count | None = Field(default=None, description="Skipped tests allowed.")
