@@ -9,12 +9,21 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    PositiveFloat,
+    ValidationError,
+    create_model,
+    field_validator,
+)
 
 from mlgate import safe_yaml
 from mlgate import stages as registry
 from mlgate.errors import ConfigError
-from mlgate.fields import HttpUrl, UrlPath
+from mlgate.fields import Count, Fraction, HttpUrl, NonEmptyStr, Seconds, UrlPath
 
 if TYPE_CHECKING:
     from mlgate.stages.interface import StageConfig, StagePolicy
@@ -38,9 +47,8 @@ class ReportConfig(BaseModel):
         description="Name of the aggregate check run; stage checks are '<check_name>/<stage>'. "
         "It also keys the sticky comment: give each gating job of a repository its own.",
     )
-    artifact_name: str = Field(
+    artifact_name: NonEmptyStr = Field(
         default="mlgate-report",
-        min_length=1,
         description="Name of the workflow artifact holding the full report (named in "
         "truncation notices).",
     )
@@ -70,9 +78,8 @@ class StageAccess(BaseModel):
         default_factory=list,
         description="'org/team-slug' entries; if given, the actor must be in one of them.",
     )
-    approvals: int = Field(
+    approvals: Count = Field(
         default=0,
-        ge=0,
         description="Approvals of the run's environment deployment, by people other than the "
         "actor, that the promotion needs.",
     )
@@ -91,25 +98,22 @@ class PromotionCheck(BaseModel):
         "it is replaced by the stage promoted to. GET url/ping or url/health must answer 200."
     )
     path: UrlPath = Field(default="/invocations", description="Endpoint the requests go to.")
-    payload: str = Field(
-        min_length=1,
+    payload: NonEmptyStr = Field(
         description="JSON-lines file, one request body per line, posted round-robin "
         "(relative to the directory mlgate runs in).",
     )
-    duration: float = Field(default=10, gt=0, le=3600, description="Seconds of load measured.")
-    warmup: float = Field(
-        default=1, ge=0, le=600, description="Seconds of load before measuring, left out."
+    duration: Seconds = Field(default=10, le=3600, description="Seconds of load measured.")
+    warmup: NonNegativeFloat = Field(
+        default=1, le=600, description="Seconds of load before measuring, left out."
     )
-    rate: float = Field(
-        default=20, gt=0, le=100_000, description="Requests per second, sent on schedule."
+    rate: PositiveFloat = Field(
+        default=20, le=100_000, description="Requests per second, sent on schedule."
     )
-    health_timeout: float = Field(
-        default=30, gt=0, le=3600, description="Seconds the server has to become healthy."
+    health_timeout: Seconds = Field(
+        default=30, le=3600, description="Seconds the server has to become healthy."
     )
-    p95_ms_max: float | None = Field(default=None, gt=0, description="p95 latency limit, ms.")
-    error_rate_max: float = Field(
-        default=0.0, ge=0, le=1, description="Share of requests allowed to fail."
-    )
+    p95_ms_max: PositiveFloat | None = Field(default=None, description="p95 latency limit, ms.")
+    error_rate_max: Fraction = Field(default=0.0, description="Share of requests allowed to fail.")
 
 
 class CardConfig(BaseModel):
@@ -232,9 +236,8 @@ class MlgateConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", title="mlgate configuration (mlgate.yml)")
 
     version: Literal[1] = 1
-    evidence_dir: str = Field(
+    evidence_dir: NonEmptyStr = Field(
         default=".mlgate/evidence",
-        min_length=1,
         description="Where stages write evidence, relative to the project directory.",
     )
     stages: BaseModel = Field(

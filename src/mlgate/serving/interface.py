@@ -15,7 +15,7 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mlgate.errors import MlgateError
-from mlgate.fields import HttpUrl, UrlPath
+from mlgate.fields import HttpUrl, Port, Seconds, UrlPath
 
 # What a source needs besides the common keys (exactly one of the alternatives); named here so
 # one error lists all of them.
@@ -83,18 +83,16 @@ class ServeSpec(BaseModel):
         description="source container: build the image from a Dockerfile, "
         "{context: DIR, dockerfile: FILE}.",
     )
-    port: int | None = Field(
+    port: Port | None = Field(
         default=None,
-        ge=1,
-        le=65535,
         description="Port the server listens on at 127.0.0.1 (default: a free one); it must be "
         "free, or another server would answer the health check.",
     )
     health_path: UrlPath = Field(
         default="/ping", description="Polled until it answers 200 (MLflow's is /ping)."
     )
-    startup_timeout: float = Field(
-        default=120, gt=0, description="Seconds the server has to start and become healthy."
+    startup_timeout: Seconds = Field(
+        default=120, description="Seconds the server has to start and become healthy."
     )
     env: dict[str, str] = Field(
         default_factory=dict,
