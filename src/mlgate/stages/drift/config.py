@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, model_validator
 
+from mlgate.fields import Columns, Count, NonEmptyStr
 from mlgate.stages.interface import StageConfig, StagePolicy
 
 # GitHub's limits: workflow_dispatch takes at most 10 inputs of at most 65,535 characters in all
@@ -38,8 +39,8 @@ class DispatchTarget(BaseModel):
         description="workflow_dispatch: the workflow's file name in .github/workflows (or its "
         "id); it must declare the inputs drifted_features and max_psi, and those in inputs.",
     )
-    ref: str = Field(
-        default="main", min_length=1, description="workflow_dispatch: branch or tag to run on."
+    ref: NonEmptyStr = Field(
+        default="main", description="workflow_dispatch: branch or tag to run on."
     )
     inputs: dict[str, InputValue] = Field(
         default_factory=dict,
@@ -76,18 +77,16 @@ class DispatchTarget(BaseModel):
 class DriftConfig(StageConfig):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    reference: str = Field(
-        min_length=1,
+    reference: NonEmptyStr = Field(
         description="Reference data (what the model was trained on), relative to "
         "working_directory: CSV, or Parquet (.parquet, .pq, .parq, or a file starting with the "
         "Parquet magic bytes).",
     )
-    current: str = Field(
-        min_length=1, description="Current data (what the model sees now), same formats."
+    current: NonEmptyStr = Field(
+        description="Current data (what the model sees now), same formats."
     )
-    features: list[str] | None = Field(
+    features: Columns | None = Field(
         default=None,
-        min_length=1,
         description="Columns compared [default: every column of both files except exclude; "
         "a column in one file only is then an error].",
     )
@@ -105,8 +104,8 @@ class DriftConfig(StageConfig):
         le=1000,
         description="PSI bins of a numeric feature, cut at the reference's quantiles.",
     )
-    psi_threshold: float = Field(
-        default=0.2, gt=0, description="A feature whose PSI exceeds this has drifted."
+    psi_threshold: PositiveFloat = Field(
+        default=0.2, description="A feature whose PSI exceeds this has drifted."
     )
     p_threshold: float = Field(
         default=0.01,
@@ -139,6 +138,6 @@ class DriftConfig(StageConfig):
 
 
 class DriftPolicy(StagePolicy):
-    max_drifted_features: int = Field(
-        default=0, ge=0, description="More drifted features than this fails the gate."
+    max_drifted_features: Count = Field(
+        default=0, description="More drifted features than this fails the gate."
     )

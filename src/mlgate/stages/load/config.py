@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, NonNegativeFloat, PositiveFloat, model_validator
 
 from mlgate import sequential
-from mlgate.fields import HttpUrl, UrlPath
+from mlgate.fields import Count, Fraction, HttpUrl, PositiveCount, Seconds, UrlPath
 from mlgate.serving import ServeSpec
 from mlgate.stages.baseline import Baseline
 from mlgate.stages.interface import StageConfig, StagePolicy
@@ -49,26 +49,23 @@ class LoadConfig(StageConfig):
         description="A locust scenario to run instead of the built-in one (closed loop only); "
         "its User classes get the url as their host.",
     )
-    users: int | None = Field(
+    users: PositiveCount | None = Field(
         default=None,
-        ge=1,
         le=10_000,
         description=f"Closed loop: concurrent users, each sending its next request when the "
         f"previous one answered (default {_DEFAULT_USERS} unless rate is given).",
     )
-    rate: float | None = Field(
+    rate: PositiveFloat | None = Field(
         default=None,
-        gt=0,
         le=100_000,
         description="Open loop: requests per second, sent on schedule whatever the answers; "
         "latency counts from the scheduled time, so a server's queueing is measured.",
     )
-    duration: float = Field(
-        default=30, gt=0, description="Seconds measured, after the warm-up (the run lasts both)."
+    duration: Seconds = Field(
+        default=30, description="Seconds measured, after the warm-up (the run lasts both)."
     )
-    warmup: float = Field(
+    warmup: NonNegativeFloat = Field(
         default=5,
-        ge=0,
         description="Seconds of load before measuring, left out of statistics. With fresh "
         "servers for a champion comparison, the most each round's warm-up may take: both "
         "servers get requests one after another until their latency settles, then the round's "
@@ -78,11 +75,11 @@ class LoadConfig(StageConfig):
         default="/ping",
         description="Polled until it answers 200 before the load starts; null skips the check.",
     )
-    health_timeout: float = Field(
-        default=60, gt=0, description="Seconds the server has to become healthy."
+    health_timeout: Seconds = Field(
+        default=60, description="Seconds the server has to become healthy."
     )
-    request_timeout: float = Field(
-        default=10, gt=0, description="Seconds a request may take; a slower one is an error."
+    request_timeout: Seconds = Field(
+        default=10, description="Seconds a request may take; a slower one is an error."
     )
     champion: ServeSpec | None = Field(
         default=None,
@@ -111,9 +108,8 @@ class LoadConfig(StageConfig):
         le=100,
         description="rounds: auto: the rounds always run before the comparison may stop.",
     )
-    max_seconds: float = Field(
+    max_seconds: Seconds = Field(
         default=sequential.DEFAULT_MAX_SECONDS,
-        gt=0,
         description="rounds: auto: no round is started that would end after this many seconds "
         "of rounds (server starts included; the stage's timeout still applies).",
     )
@@ -133,9 +129,8 @@ class LoadConfig(StageConfig):
         "the PR's base branch (the merge queue's base on a merge_group run), fetched through the "
         "GitHub API.",
     )
-    max_in_flight: int = Field(
+    max_in_flight: PositiveCount = Field(
         default=1000,
-        ge=1,
         description="Open loop: requests waiting for an answer at most; a request due beyond "
         "that is not sent and counts as an error.",
     )
@@ -253,25 +248,23 @@ class LoadConfig(StageConfig):
 class LoadPolicy(StagePolicy):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    p95_ms_max: float | None = Field(default=None, gt=0, description="p95 latency SLO, ms.")
-    p99_ms_max: float | None = Field(default=None, gt=0, description="p99 latency SLO, ms.")
-    error_rate_max: float = Field(
-        default=0.01, ge=0, le=1, description="Failed share of the measured requests allowed."
+    p95_ms_max: PositiveFloat | None = Field(default=None, description="p95 latency SLO, ms.")
+    p99_ms_max: PositiveFloat | None = Field(default=None, description="p99 latency SLO, ms.")
+    error_rate_max: Fraction = Field(
+        default=0.01, description="Failed share of the measured requests allowed."
     )
-    throughput_min_rps: float | None = Field(
-        default=None, ge=0, description="Successful requests per second required."
+    throughput_min_rps: NonNegativeFloat | None = Field(
+        default=None, description="Successful requests per second required."
     )
-    min_requests: int = Field(
+    min_requests: Count = Field(
         default=100,
-        ge=0,
         description="Fewer successful measured requests fails the gate: too little evidence.",
     )
-    memory_max_mb: float | None = Field(
-        default=None, gt=0, description="Ceiling on the server's peak memory, MiB (served only)."
+    memory_max_mb: PositiveFloat | None = Field(
+        default=None, description="Ceiling on the server's peak memory, MiB (served only)."
     )
-    cold_start_max_s: float | None = Field(
+    cold_start_max_s: Seconds | None = Field(
         default=None,
-        gt=0,
         description="Ceiling on the server's cold start, s: process start to first healthy answer "
         "(served only).",
     )

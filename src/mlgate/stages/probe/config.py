@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, NonNegativeFloat, model_validator
 
-from mlgate.fields import HttpUrl, UrlPath
+from mlgate.fields import (
+    Count,
+    Fraction,
+    HttpUrl,
+    NonEmptyStr,
+    PositiveCount,
+    Seconds,
+    UrlPath,
+)
 from mlgate.stages.interface import StageConfig, StagePolicy
 
 NAME = "probe"
@@ -15,33 +23,29 @@ class ProbeConfig(StageConfig):
 
     url: HttpUrl = Field(description="Base URL of the running server, e.g. http://127.0.0.1:8080.")
     path: UrlPath = Field(default="/invocations", description="Endpoint the requests go to.")
-    payload: str = Field(
-        min_length=1,
+    payload: NonEmptyStr = Field(
         description="JSON-lines file of valid requests, one body per line, as the load stage "
         "takes it (relative to working_directory); the first is the model of the malformed ones.",
     )
-    request_timeout: float = Field(
-        default=10, gt=0, le=600, description="Seconds a request may take; longer is a hang."
+    request_timeout: Seconds = Field(
+        default=10, le=600, description="Seconds a request may take; longer is a hang."
     )
-    noise: float = Field(
+    noise: NonNegativeFloat = Field(
         default=0.01,
-        ge=0,
         le=10,
         description="Relative Gaussian noise on floating-point feature values: x * (1 + noise * "
         "N(0, 1)).",
     )
-    perturbations: int = Field(
-        default=50, ge=0, le=100_000, description="Perturbed requests sent; 0 skips stability."
+    perturbations: Count = Field(
+        default=50, le=100_000, description="Perturbed requests sent; 0 skips stability."
     )
-    tolerance: float = Field(
+    tolerance: NonNegativeFloat = Field(
         default=0.01,
-        ge=0,
         description="Relative difference within which numeric predictions count as the same "
         "(integers and labels must be equal).",
     )
-    max_body_bytes: int = Field(
+    max_body_bytes: PositiveCount = Field(
         default=2 * 1024 * 1024,
-        ge=1,
         le=1024**3,
         description="Size of the oversized-body request, bytes.",
     )
@@ -64,15 +68,12 @@ class ProbePolicy(StagePolicy):
         default=True,
         description="Fail when a malformed request got a 5xx, no answer, a hang or a crash.",
     )
-    max_accepted_garbage: int | None = Field(
+    max_accepted_garbage: Count | None = Field(
         default=None,
-        ge=0,
         description="Malformed requests the server may accept with a 2xx; null: report only.",
     )
-    min_stability: float | None = Field(
+    min_stability: Fraction | None = Field(
         default=0.95,
-        ge=0,
-        le=1,
         description="Share of predictions that must stay the same under the noise; null: "
         "report only.",
     )

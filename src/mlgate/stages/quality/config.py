@@ -10,6 +10,7 @@ from typing import Annotated, Literal, cast, get_args
 
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
+from mlgate.fields import Columns, NonEmptyStr, PositiveCount
 from mlgate.stages.interface import StageConfig, StagePolicy
 
 NAME = "quality"
@@ -47,8 +48,7 @@ DEFAULT_MAX_RELATIVE_DROP: dict[Metric, float | None] = {
 
 
 class QualityConfig(StageConfig):
-    candidate: str = Field(
-        min_length=1,
+    candidate: NonEmptyStr = Field(
         description="The model to judge: an MLflow model URI (models:/NAME@ALIAS, "
         "models:/NAME/VERSION, runs:/RUN_ID/PATH, ...) or a local MLflow model directory, "
         "relative to working_directory.",
@@ -70,21 +70,19 @@ class QualityConfig(StageConfig):
         description="MLflow tracking and registry URI for models:/ and runs:/ URIs "
         "[default: $MLFLOW_TRACKING_URI, else sqlite:///.mlgate/mlflow.db].",
     )
-    data: str = Field(
-        min_length=1,
+    data: NonEmptyStr = Field(
         description="Evaluation data, relative to working_directory: CSV, or Parquet "
         "(.parquet, .pq, .parq, or a file starting with the Parquet magic bytes).",
     )
-    target: str = Field(min_length=1, description="Column holding the true label or value.")
+    target: NonEmptyStr = Field(description="Column holding the true label or value.")
     task: Task | None = Field(
         default=None,
         description="classification or regression [default: inferred: an sklearn model's own "
         "kind; else a boolean, text, categorical or whole-number target with at most 20 "
         "distinct values is classification, anything else regression].",
     )
-    features: list[str] | None = Field(
+    features: Columns | None = Field(
         default=None,
-        min_length=1,
         description="Columns given to both models [default, per model: its signature's inputs, "
         "else the columns its sklearn estimator was fitted on, else every column but target].",
     )
@@ -98,9 +96,8 @@ class QualityConfig(StageConfig):
         ge=2,
         description="A slice value with fewer rows gets values only: no interval, no slice floor.",
     )
-    max_slice_values: int = Field(
+    max_slice_values: PositiveCount = Field(
         default=50,
-        ge=1,
         le=1000,
         description="A slice column with more distinct values is an error (an id, not a segment).",
     )

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from mlgate.fields import Paths
+from mlgate.fields import Paths, Seconds
 from mlgate.stages.baseline import Baseline
 from mlgate.stages.interface import StageConfig, StagePolicy
 from mlgate.stages.scan import registry_models
@@ -65,7 +65,7 @@ class ScanConfig(StageConfig):
         description="Scan evidence of the base branch, for policy new_only: a file, or "
         "{github: {workflow: mlgate.yml}} (its last successful run's report artifact).",
     )
-    tool_timeout: float = Field(default=900, gt=0, description="Seconds each tool may take.")
+    tool_timeout: Seconds = Field(default=900, description="Seconds each tool may take.")
 
     @field_validator("models", mode="after")
     @classmethod
