@@ -118,8 +118,7 @@ def report(
 ) -> None:
     """Report the verdict: to GitHub inside Actions, else to the terminal and local files."""
     from mlgate.report import model
-    from mlgate.report.deliver import deliver
-    from mlgate.report.interface import ReportOptions
+    from mlgate.report.interface import DeliveryFailed, ReportOptions
     from mlgate.report.sinks import SINKS
 
     cfg = load_config(config_path or Path("mlgate.yml"))
@@ -142,15 +141,18 @@ def report(
         write_delay=cfg.report.write_delay_seconds if delay is None else delay,
     )
     failed = False
-    for outcome in deliver(rep, options, SINKS):
-        if outcome.failure is not None:
-            click.echo(f"mlgate: error: {outcome.failure}", err=True)
+    for sink in SINKS:
+        if not sink.wanted(options):
+            continue
+        try:
+            delivery = sink.deliver(rep, options)
+        except DeliveryFailed as exc:
+            click.echo(f"mlgate: error: {exc}", err=True)
             failed = True
             continue
-        assert outcome.delivery is not None
-        for warning in outcome.delivery.warnings:
+        for warning in delivery.warnings:
             click.echo(f"::warning title=mlgate::{warning}", err=True)
-        click.echo(f"mlgate: report: {outcome.sink.name}: {outcome.delivery.done}", err=True)
+        click.echo(f"mlgate: report: {sink.name}: {delivery.done}", err=True)
     if failed:
         sys.exit(EXIT_PUBLISH_FAILED)
 

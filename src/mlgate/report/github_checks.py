@@ -8,7 +8,6 @@ from mlgate.report.model import Report
 
 class GitHubSink(Sink):
     name = "github"
-    waits_on_network = True
 
     def wanted(self, options: ReportOptions) -> bool:
         return options.in_actions and not options.local_only

@@ -40,8 +40,6 @@ class DeliveryFailed(Exception):
 
 class Sink(ABC):
     name: ClassVar[str]
-    # A sink that mostly waits on the network is delivered beside the others (deliver.py).
-    waits_on_network: ClassVar[bool] = False
 
     @abstractmethod
     def wanted(self, options: ReportOptions) -> bool:

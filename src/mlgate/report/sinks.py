@@ -1,5 +1,5 @@
-"""The registry of report sinks, in delivery order (GitHub's, which waits on the network, runs
-beside the local ones: report/deliver.py). Adding a sink: write its module, add one line here."""
+"""The registry of report sinks, in delivery order: local first, so a GitHub failure loses
+nothing. Adding a sink: write its module, add one line here."""
 
 from __future__ import annotations
 
