@@ -146,6 +146,22 @@ def errors(result: object) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("mlgate: error:")]
 
 
+def assert_refused(
+    result: object, gh: FakeGitHub, tmp_path: Path, base: Path, reason: str, title: str
+) -> None:
+    """Refused: exit 1, one error line with the reason, one failing aggregate check on the
+    commit saying why, no outputs, and no evidence taken for judging."""
+    assert result.exit_code == 1, result.stderr  # type: ignore[attr-defined]
+    (line,) = errors(result)
+    assert reason in line, line
+    (check,) = gh.check_runs(REPO)
+    assert (check["name"], check["head_sha"], check["conclusion"]) == ("mlgate", HEAD, "failure")
+    assert check["output"]["title"] == title
+    assert reason in check["output"]["summary"].replace("\\", "")  # markdown-escaped
+    assert outputs(tmp_path) == {}
+    assert not (base / ".mlgate" / "evidence").exists()  # nothing taken, nothing judged
+
+
 def test_fork_evidence_is_judged_by_the_base_config_and_published_on_the_pull_request(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gh: FakeGitHub, base: Path
 ) -> None:
@@ -277,15 +293,9 @@ def test_an_unreadable_base_branch_is_a_failing_check_with_the_reason(
     made = fork_evidence_dir(tmp_path, monkeypatch, HEAD)
     pr_run(gh, tmp_path, archive(report_archive(made)))
     result = mlgate_in_process("fork-evidence")
-    assert result.exit_code == 1, result.stderr
-    (line,) = errors(result)
-    assert reason in line, line
-    (check,) = gh.check_runs(REPO)
-    assert (check["name"], check["head_sha"], check["conclusion"]) == ("mlgate", HEAD, "failure")
-    assert check["output"]["title"] == "mlgate: no config of base branch release/1.x"
-    assert reason in check["output"]["summary"].replace("\\", "")
-    assert outputs(tmp_path) == {}
-    assert not (base / ".mlgate" / "evidence").exists()  # nothing taken, nothing judged
+    assert_refused(
+        result, gh, tmp_path, base, reason, "mlgate: no config of base branch release/1.x"
+    )
 
 
 def test_a_config_path_outside_the_repository_is_bad_input(
@@ -416,16 +426,10 @@ def test_a_hostile_artifact_is_refused_with_its_reason_in_a_failing_check(
     data, reason = hostile(made)[case]
     pr_run(gh, tmp_path, data)
     result = mlgate_in_process("fork-evidence")
-    assert result.exit_code == 1, result.stderr
-    (line,) = errors(result)
-    assert reason in line, line
-    (check,) = gh.check_runs(REPO)
-    assert (check["name"], check["head_sha"], check["conclusion"]) == ("mlgate", HEAD, "failure")
-    assert check["output"]["title"] == "mlgate: refused fork-made evidence (forker/model)"
-    assert reason in check["output"]["summary"].replace("\\", "")  # markdown-escaped
+    assert_refused(
+        result, gh, tmp_path, base, reason, "mlgate: refused fork-made evidence (forker/model)"
+    )
     assert gh.comments(REPO, 7) == []
-    assert outputs(tmp_path) == {}
-    assert not (base / ".mlgate" / "evidence").exists()
     assert not (tmp_path / "outside.json").exists() and not Path("/tmp/owned.json").exists()
 
 
