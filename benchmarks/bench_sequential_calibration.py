@@ -195,6 +195,8 @@ def print_modes(trials: list[Trial]) -> None:
         by_mode["new"][t.kind].judged.append(auto_mode(logs, sum(t.round_seconds)))
         # Replayed on the same rounds: stopped at its own first decision, or at the rounds
         # the trial ran (which the one-sided rule chose; a later decision is not seen).
+        if len(logs) < FIXED_ROUNDS:
+            raise SystemExit(f"a trial of {len(logs)} rounds: a trial has at least {FIXED_ROUNDS}")
         for count in range(FIXED_ROUNDS, len(logs) + 1):
             before = auto_mode(logs[:count], sum(t.round_seconds[:count]), two_sided_sequence)
             if before.gate != "inconclusive":

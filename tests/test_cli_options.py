@@ -59,7 +59,7 @@ def test_a_stage_option_is_typed_and_described_by_its_config_field(name: str) ->
     assert len(derived) >= 2  # at least --working-directory and --timeout
     for option in derived:
         info = keys[str(option.name)]
-        assert option.help and (info.description or "").strip() in option.help
+        assert option.help and info.description and info.description.strip() in option.help
         assert f"stages.{command.stage}.{option.name}" in option.help
         assert option.multiple == (str(info.annotation).startswith("list["))
 

@@ -150,7 +150,7 @@ def assert_refused(
     result: object, gh: FakeGitHub, tmp_path: Path, base: Path, reason: str, title: str
 ) -> None:
     """Refused: exit 1, one error line with the reason, one failing aggregate check on the
-    commit saying why, no outputs, and no evidence taken for judging."""
+    commit saying why, no comment, no outputs, and no evidence taken for judging."""
     assert result.exit_code == 1, result.stderr  # type: ignore[attr-defined]
     (line,) = errors(result)
     assert reason in line, line
@@ -158,6 +158,7 @@ def assert_refused(
     assert (check["name"], check["head_sha"], check["conclusion"]) == ("mlgate", HEAD, "failure")
     assert check["output"]["title"] == title
     assert reason in check["output"]["summary"].replace("\\", "")  # markdown-escaped
+    assert gh.comments(REPO, 7) == []
     assert outputs(tmp_path) == {}
     assert not (base / ".mlgate" / "evidence").exists()  # nothing taken, nothing judged
 
@@ -429,7 +430,6 @@ def test_a_hostile_artifact_is_refused_with_its_reason_in_a_failing_check(
     assert_refused(
         result, gh, tmp_path, base, reason, "mlgate: refused fork-made evidence (forker/model)"
     )
-    assert gh.comments(REPO, 7) == []
     assert not (tmp_path / "outside.json").exists() and not Path("/tmp/owned.json").exists()
 
 

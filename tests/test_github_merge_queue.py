@@ -122,8 +122,13 @@ def test_a_group_without_its_head_commit_is_one_clear_error(
 
 @pytest.mark.parametrize(
     "group",
-    [{}, {"merge_group": {"base_sha": GROUP_BASE}}, {"merge_group": {"head_sha": "main"}}],
-    ids=["no-group", "no-head-sha", "not-a-commit"],
+    [
+        {},
+        {"merge_group": None},
+        {"merge_group": {"base_sha": GROUP_BASE}},
+        {"merge_group": {"head_sha": "main"}},
+    ],
+    ids=["no-group", "null-group", "no-head-sha", "not-a-commit"],
 )
 def test_a_group_without_its_head_commit_is_not_judged(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gh: FakeGitHub, group: dict[str, object]
