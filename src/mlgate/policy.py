@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mlgate import actions_env
+from mlgate import actions_env, atomic_file
 from mlgate import evidence as ev
 from mlgate.config import MlgateConfig
 from mlgate.errors import EvidenceError, MlgateError
@@ -123,9 +123,7 @@ def _expected_sha() -> str | None:
 def write(verdict: Verdict, path: Path) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(verdict.model_dump_json(indent=2), encoding="utf-8")
-        tmp.replace(path)
+        atomic_file.write_bytes(path, verdict.model_dump_json(indent=2).encode("utf-8"))
     except OSError as exc:
         raise MlgateError(f"{path}: cannot write the verdict: {exc.strerror or exc}") from None
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from mlgate import actions_env
+from mlgate import actions_env, atomic_file
 from mlgate.cli.options import load_config
 from mlgate.cli.stage_run import run_context
 from mlgate.errors import ConfigError, MlgateError
@@ -108,9 +108,7 @@ def serve(
 
 
 def _write_state(path: Path, state: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state), encoding="utf-8")
-    tmp.replace(path)
+    atomic_file.write_bytes(path, json.dumps(state).encode("utf-8"))
 
 
 def _read_state(path: Path) -> dict[str, Any]:

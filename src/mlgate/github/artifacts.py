@@ -53,8 +53,7 @@ UNREADABLE_ZIP: tuple[type[Exception], ...] = (
     zipfile.BadZipFile,
     zipfile.LargeZipFile,
     EOFError,
-    NotImplementedError,
-    RuntimeError,
+    RuntimeError,  # NotImplementedError too (a compression zipfile lacks)
     zlib.error,
     lzma.LZMAError,
     UnicodeDecodeError,

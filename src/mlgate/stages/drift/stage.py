@@ -147,8 +147,9 @@ class DriftStage(Stage[DriftConfig, DriftPolicy]):
         if not rows:
             return ""
         cells = []
-        for feature, kind, psi, p_value, drifted in map(_cells, rows):
-            drifted = "**yes**" if drifted == "yes" else drifted
+        for entry in rows:
+            feature, kind, psi, p_value, drifted = _cells(entry)
+            drifted = "**yes**" if entry["drifted"] else drifted
             cells.append(
                 (escape.inline(feature, 200), escape.inline(kind, 40), psi, p_value, drifted)
             )
