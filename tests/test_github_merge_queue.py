@@ -86,7 +86,8 @@ def test_the_baseline_branch_is_the_queues_base() -> None:
         assert actions_env.base_branch({"merge_group": {"head_sha": GROUP_HEAD}}) is None
 
 
-@pytest.mark.parametrize(
+# Payloads of a merge_group run that name no commit of the group.
+without_head_commit = pytest.mark.parametrize(
     "group",
     [
         {},
@@ -96,6 +97,9 @@ def test_the_baseline_branch_is_the_queues_base() -> None:
     ],
     ids=["no-group", "null-group", "no-head-sha", "not-a-commit"],
 )
+
+
+@without_head_commit
 def test_a_group_without_its_head_commit_is_one_clear_error(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gh: FakeGitHub, group: dict[str, object]
 ) -> None:
@@ -120,16 +124,7 @@ def test_a_group_without_its_head_commit_is_one_clear_error(
     assert gh.check_runs(REPO) == [] and gh.comments(REPO, 7) == []
 
 
-@pytest.mark.parametrize(
-    "group",
-    [
-        {},
-        {"merge_group": None},
-        {"merge_group": {"base_sha": GROUP_BASE}},
-        {"merge_group": {"head_sha": "main"}},
-    ],
-    ids=["no-group", "null-group", "no-head-sha", "not-a-commit"],
-)
+@without_head_commit
 def test_a_group_without_its_head_commit_is_not_judged(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gh: FakeGitHub, group: dict[str, object]
 ) -> None:
