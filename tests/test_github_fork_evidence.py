@@ -568,7 +568,7 @@ def test_the_fork_decides_no_waiver(tmp_path: Path) -> None:
         ev.write(document, evidence_dir)
     fork_evidence.apply_base_trust([], evidence_dir)
     scan = ev.read(evidence_dir / "scan.json")
-    assert scan.data == {"waivers": []}
+    assert scan.data == {"waivers": [], "baseline_dropped": "the baseline came from a fork's run"}
     tests = ev.read(evidence_dir / "tests.json")
     assert [f.waived_by for f in tests.findings] == [None]
 

@@ -425,6 +425,7 @@ def test_a_baseline_only_the_bundle_recorded_does_not_promote(
     scanned = gate_with_scan(registry, project, one)
     assert len(scanned.data["baseline"]["fingerprints"]) >= 2
     # Promoted with the same config, the bundle's baseline is not trusted: every finding counts.
-    with pytest.raises(promotion.PromotionRefused, match="scan: 2 findings at or above"):
+    with pytest.raises(promotion.PromotionRefused, match="scan: 2 findings at or above") as why:
         promote(registry, one, "staging")
+    assert "not only new ones: the bundle's baseline is not trusted at promotion" in str(why.value)
     assert registry.alias(MODEL, "staging") is None

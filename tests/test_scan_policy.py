@@ -17,6 +17,7 @@ from mlgate import waivers
 from mlgate.errors import ConfigError
 from mlgate.evidence import Finding
 from mlgate.report import sarif
+from mlgate.stages.scan import rules as scan_rules
 from mlgate.stages.scan.config import ScanPolicy
 from mlgate.stages.scan.stage import ScanStage
 
@@ -130,6 +131,26 @@ def test_new_only_fails_on_what_the_baseline_did_not_have() -> None:
     # Without a baseline, new_only cannot tell: fail closed.
     outcome, reason = rules(ScanPolicy(new_only=True), evidence_of([old]))["scan.findings"]
     assert outcome == "fail" and "needs a baseline" in reason
+
+
+def test_new_only_counts_every_finding_when_an_untrusted_baseline_was_dropped() -> None:
+    """A fork's run or a bundle at promotion: the baseline is taken out as untrusted, so new_only
+    judges every finding (stricter, never looser) and the reason says why, instead of failing
+    for want of a baseline."""
+    old, info = vuln(severity="high"), code(severity="info")
+    evidence = evidence_of([old])
+    evidence.data["baseline"] = {"source": "base.json", "fingerprints": [old.fingerprint]}
+    assert rules(ScanPolicy(new_only=True), evidence)["scan.findings"][0] == "pass"
+    data = scan_rules.without_baseline(evidence.data, "from a fork's run")
+    evidence = evidence.model_copy(update={"data": data})
+    assert "baseline" not in evidence.data
+    outcome, reason = rules(ScanPolicy(new_only=True), evidence)["scan.findings"]
+    assert outcome == "fail" and "1 finding at or above" in reason
+    assert "every finding counts, not only new ones: from a fork's run" in reason
+    quiet = evidence_of([info])
+    quiet.data[scan_rules.BASELINE_DROPPED] = "from a fork's run"
+    outcome, reason = rules(ScanPolicy(new_only=True), quiet)["scan.findings"]
+    assert outcome == "pass" and "needs a baseline" not in reason
 
 
 def test_a_waiver_matches_an_alias_within_its_scope_until_it_expires(

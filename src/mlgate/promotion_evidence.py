@@ -26,8 +26,9 @@ from mlgate.bundle import Verified
 from mlgate.config import MlgateConfig
 from mlgate.errors import MlgateError
 from mlgate.stages import STAGES
-from mlgate.stages.scan.config import ScanConfig, ScanPolicy
+from mlgate.stages.scan.config import ScanConfig
 from mlgate.stages.scan.inputs import load_waivers
+from mlgate.stages.scan.rules import without_baseline
 from mlgate.verdict import RuleResult
 
 
@@ -52,12 +53,12 @@ def refusal(cfg: MlgateConfig, verified: Verified, evidence_dir: Path) -> str | 
         judged_dir = Path(scratch) / "evidence"
         shutil.copytree(evidence_dir, judged_dir)  # the verified bundle itself stays as it is
         try:
-            judging, note = _rewaived(cfg, found, checkout_waivers(cfg), judged_dir)
+            note = _rewaived(found, checkout_waivers(cfg), judged_dir)
         except MlgateError as exc:  # a broken waivers file, or MLGATE_TODAY inside Actions
             return f"the promoting checkout's scan waivers: {exc}"
         found, _ = ev.scan(judged_dir)
         commit = verified.document.get("verdict", {}).get("commit")
-        again = policy.evaluate(judging, judged_dir, commit=commit, judge_commit=commit is not None)
+        again = policy.evaluate(cfg, judged_dir, commit=commit, judge_commit=commit is not None)
         failing = blocking(again.rules)
         if failing:
             return (
@@ -66,7 +67,7 @@ def refusal(cfg: MlgateConfig, verified: Verified, evidence_dir: Path) -> str | 
         if cfg.promotion.require_model_scan:
             model = verified.model
             problem = _scan_refusal(
-                judging,
+                cfg,
                 found,
                 str(model.get("name")),
                 str(model.get("version")),
@@ -86,26 +87,20 @@ def checkout_waivers(cfg: MlgateConfig) -> list[waiver_rules.Waiver]:
 
 
 def _rewaived(
-    cfg: MlgateConfig,
     found: dict[str, tuple[Path, ev.Evidence]],
     waivers: list[waiver_rules.Waiver],
     judged_dir: Path,
-) -> tuple[MlgateConfig, str]:
+) -> str:
     """The bundled scan evidence rewritten into `judged_dir` with the promoting waivers and no
-    baseline; the config to judge it with (new_only off: without a trusted baseline every
-    finding counts); and a note for a refusal naming the findings no longer waived."""
+    baseline (under new_only every finding then counts, scan.rules.without_baseline); returns
+    a note for a refusal naming the findings no longer waived."""
     stage = bundle_subject.SCAN_STAGE
     if stage not in found:
-        return cfg, ""
+        return ""
     _, scan = found[stage]
-    data = {key: value for key, value in scan.data.items() if key != "baseline"}
+    data = without_baseline(scan.data, "the bundle's baseline is not trusted at promotion")
     data["waivers"] = [w.model_dump(mode="json") for w in waivers]
     ev.write(scan.model_copy(update={"data": data}), judged_dir)
-    scan_policy = cfg.stage_policy(stage)
-    judging = cfg
-    if isinstance(scan_policy, ScanPolicy) and scan_policy.new_only:
-        unscoped = scan_policy.model_copy(update={"new_only": False})
-        judging = cfg.model_copy(update={"policy": cfg.policy.model_copy(update={stage: unscoped})})
     rewaived = waiver_rules.apply(waivers, scan.findings, waiver_rules.today()).findings
     lost = [
         old.id
@@ -113,8 +108,8 @@ def _rewaived(
         if old.waived_by and not new.waived_by
     ]
     if not lost:
-        return judging, ""
-    return judging, (
+        return ""
+    return (
         f" (waived only by the bundle's own waivers, not by the promoting checkout's: "
         f"{', '.join(sorted(set(lost)))})"
     )

@@ -16,8 +16,8 @@ Everything it reads from the fork's run is untrusted, so this module:
   than upload-artifact's (stored, deflated), an archive zipfile cannot read or one with no
   mlgate evidence refuses the whole artifact (`EvidenceRefused`);
 - replaces what the fork decides that the base branch should: the scan evidence's waivers
-  become the base branch's (github.base_config), its baseline is dropped (under `new_only` the
-  scan rule then fails for want of a trusted baseline), and no other evidence keeps a waiver
+  become the base branch's (github.base_config), its baseline is dropped (under `new_only`
+  every finding then counts, and the reason says so), and no other evidence keeps a waiver
   mark.
 
 The gate then judges the evidence with the base branch's config and policy; its commit check
@@ -44,6 +44,7 @@ from mlgate.github.artifacts import (
     named_artifact,
     staged,
 )
+from mlgate.stages.scan.rules import without_baseline
 
 if TYPE_CHECKING:
     from github.Repository import Repository
@@ -350,11 +351,12 @@ def _extract(bundle: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, what:
 
 def apply_base_trust(waivers: list[Waiver], evidence_dir: Path) -> None:
     """What the fork decided that the base branch decides: the scan's waivers become the base
-    branch's `waivers` and its baseline is dropped; no other evidence keeps a waiver mark."""
+    branch's `waivers` and its baseline is dropped (scan.rules.without_baseline); no other
+    evidence keeps a waiver mark."""
     found, _ = ev.scan(evidence_dir)
     for stage, (_, document) in found.items():
         if stage == _SCAN:
-            data = {k: v for k, v in document.data.items() if k != "baseline"}
+            data = without_baseline(document.data, "the baseline came from a fork's run")
             data["waivers"] = [w.model_dump(mode="json") for w in waivers]
             ev.write(document.model_copy(update={"data": data}), evidence_dir)
         elif any(finding.waived_by for finding in document.findings):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import date
+from typing import Any
 
 from mlgate import waivers as waiver_rules
 from mlgate.evidence import Finding, Severity
@@ -14,10 +15,24 @@ from mlgate.verdict import RuleResult
 SEVERITIES: tuple[Severity, ...] = ("critical", "high", "medium", "low", "info", "unknown")
 # Advisory-type findings, to which only_fixable applies (a code smell has no fixed version).
 VULNERABILITY_SOURCES = ("dependencies", "image-os", "image-python")
+# Why a baseline the judge does not trust was taken out of scan evidence (a fork's run, a
+# bundle at promotion): under new_only every finding then counts, and the reason says why.
+BASELINE_DROPPED = "baseline_dropped"
 
 
-def findings_rule(policy: ScanPolicy, findings: list[Finding], baseline: object) -> RuleResult:
-    if policy.new_only and not isinstance(baseline, dict):
+def without_baseline(data: dict[str, Any], why: str) -> dict[str, Any]:
+    """Scan evidence data with its baseline taken out, recording `why` for the reason."""
+    kept = {key: value for key, value in data.items() if key not in ("baseline", BASELINE_DROPPED)}
+    return kept | {BASELINE_DROPPED: why}
+
+
+def findings_rule(policy: ScanPolicy, findings: list[Finding], data: dict[str, Any]) -> RuleResult:
+    """Blocking findings fail; under new_only only those the baseline did not have. Without a
+    baseline new_only cannot tell and fails, unless one was dropped as untrusted: then every
+    finding counts (stricter, never looser)."""
+    baseline = data.get("baseline")
+    dropped = data.get(BASELINE_DROPPED)
+    if policy.new_only and not isinstance(baseline, dict) and not isinstance(dropped, str):
         return RuleResult(
             stage="scan",
             rule="scan.findings",
@@ -30,7 +45,9 @@ def findings_rule(policy: ScanPolicy, findings: list[Finding], baseline: object)
     counts = Counter(f"{f.source or 'other'} {effective(policy, f)}" for f in blocking)
     listed = ", ".join(f"{n} {what}" for what, n in counts.most_common())
     extra = f"; {waived} waived" if waived else ""
-    scope = " new" if policy.new_only else ""
+    if policy.new_only and isinstance(dropped, str):
+        extra += f"; every finding counts, not only new ones: {dropped}"
+    scope = " new" if policy.new_only and isinstance(baseline, dict) else ""
     if blocking:
         reason = (
             f"scan: {len(blocking)}{scope} finding{'s' if len(blocking) != 1 else ''} at or "

@@ -188,8 +188,7 @@ class ScanStage(Stage[ScanConfig, ScanPolicy]):
                 )
             ]
         applied = waiver_rules.apply(waivers, evidence.findings, today)
-        baseline = evidence.data.get("baseline")
-        results = [findings_rule(policy, applied.findings, baseline)]
+        results = [findings_rule(policy, applied.findings, evidence.data)]
         results.append(waivers_rule(applied, today))
         return results
 
