@@ -279,10 +279,12 @@ def drawn(
 
 
 def print_drawn(trials: list[Trial], args: argparse.Namespace) -> None:
-    pools = {
+    every_pool = {
         kind: np.asarray([r for t in trials if t.kind == kind for r in t.logs]) for kind in (AA, AB)
     }
-    if min(len(p) for p in pools.values()) < FIXED_ROUNDS:
+    # With --unchanged-only there are no A/B rounds: only the A/A estimates are drawn.
+    pools = {kind: pool for kind, pool in every_pool.items() if len(pool) >= FIXED_ROUNDS}
+    if not pools:
         print("(too few rounds measured to draw trials from)")
         return
     every = [s for t in trials for s in t.round_seconds]
@@ -292,7 +294,8 @@ def print_drawn(trials: list[Trial], args: argparse.Namespace) -> None:
     rng = np.random.default_rng(args.seed)
     print()
     print(
-        f"estimates from the measured rounds ({len(pools[AA])} A/A, {len(pools[AB])} A/B): "
+        f"estimates from the measured rounds ({len(every_pool[AA])} A/A, "
+        f"{len(every_pool[AB])} A/B): "
         f"{args.draws} drawn trials each, the auto modes up to {budget_rounds} rounds ("
         f"{'as asked' if args.drawn_rounds else 'the budget at the mean round time'}); "
         f"[95% interval from {args.interval_resamples} resamples of the rounds]"
@@ -303,21 +306,23 @@ def print_drawn(trials: list[Trial], args: argparse.Namespace) -> None:
         "A/A false regression": (AA, lambda j: j.false_regression),
         "A/B p95 detected": (AB, lambda j: j.p95_regression),
     }
-    results = {kind: drawn(pools[kind], args.draws, budget_rounds, rng) for kind in (AA, AB)}
+    results = {kind: drawn(pool, args.draws, budget_rounds, rng) for kind, pool in pools.items()}
     resampled: dict[str, list[tuple[list[Judged], list[Judged], list[Judged]]]] = {AA: [], AB: []}
-    for kind in (AA, AB):
+    for kind in pools:
         for _ in range(args.interval_resamples):
             pool = pools[kind][rng.integers(0, len(pools[kind]), len(pools[kind]))]
             resampled[kind].append(drawn(pool, RESAMPLED_DRAWS, budget_rounds, rng))
     for index, mode in enumerate(("old", "before", "new")):
         cells = []
         for name, (kind, test) in tests.items():
+            if kind not in results:
+                continue
             judged = results[kind][index]
             share = sum(map(test, judged)) / len(judged)
             rates = [sum(map(test, r[index])) / len(r[index]) for r in resampled[kind]]
             low, high = np.quantile(rates, [0.025, 0.975])
             cells.append(f"{name} {share:6.1%} [{low:5.1%}, {high:5.1%}]")
-        rounds = np.mean([j.rounds for kind in (AA, AB) for j in results[kind][index]])
+        rounds = np.mean([j.rounds for kind in results for j in results[kind][index]])
         print(f"  {mode} mode: " + "; ".join(cells) + f"; {rounds:.1f} rounds on average")
 
 
@@ -357,6 +362,12 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         help="print the summary of trials saved by --save (needs --max-seconds), run nothing",
     )
     parser.add_argument(
+        "--unchanged-only",
+        action="store_true",
+        help="A/A trials only (--pairs of them): the unchanged pass rate on a busy machine, "
+        "where +10%% rates come from another run",
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="1 pair of 1-s rounds, a 60 s budget: a smoke run"
     )
     args = parser.parse_args(argv)
@@ -387,7 +398,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     atexit.register(stop_servers)
     started = time.monotonic()
     print(
-        f"mlgate gate calibration, old mode beside new: {args.pairs} x (A/A, A/B), open loop "
+        f"mlgate gate calibration, old mode beside new: {args.pairs} x "
+        f"({'A/A' if args.unchanged_only else 'A/A, A/B'}), open loop "
         f"{args.rate:g} req/s per side, rounds of {args.seconds / FIXED_ROUNDS:g} s "
         f"(+{args.warmup:g} s warm-up) on fresh servers; load average now "
         f"{os.getloadavg()[0]:.1f}",
@@ -401,7 +413,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not budget_given:
             args.max_seconds = math.inf  # until the first trial sets it
         for _ in range(args.pairs):
-            for kind in (AA, AB):
+            for kind in (AA,) if args.unchanged_only else (AA, AB):
                 added = 0.0
                 if kind == AB:
                     # Scaled to A's p95 in the A/A trial just before, as the old script does.
