@@ -408,7 +408,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     trials: list[Trial] = []
     with tempfile.TemporaryDirectory(prefix="mlgate-sequential-") as name:
         scratch = Path(name)
-        share = calibrate(args, scratch) if args.work_ms is None else 0.0
+        sizing = args.work_ms is None and not args.unchanged_only  # A/A trials need no B
+        share = calibrate(args, scratch) if sizing else 0.0
         budget_given = args.max_seconds is not None
         if not budget_given:
             args.max_seconds = math.inf  # until the first trial sets it
