@@ -188,7 +188,6 @@ class RoundPlan:
     min_rounds: int = DEFAULT_MIN_ROUNDS
     max_seconds: float = DEFAULT_MAX_SECONDS
     tolerance: float = 0.10
-    confidence: float = CONFIDENCE
     started: float = field(default_factory=time.monotonic)
     clock: Callable[[], float] = time.monotonic
     rounds: int = 0
@@ -232,10 +231,9 @@ class RoundPlan:
     def _decided(self, log_ratios: dict[str, list[float]] | None) -> str:
         if log_ratios is None:  # the comparison will refuse it: more rounds would not help
             return "a round cannot be compared (too few successful requests?)"
+        # At CONFIDENCE, the level the load report judges the rounds at: stop when it would decide.
         outcomes = {
-            metric: non_inferiority(
-                relative_interval(confidence_sequence(values, self.confidence)), self.tolerance
-            )
+            metric: non_inferiority(relative_interval(confidence_sequence(values)), self.tolerance)
             for metric, values in log_ratios.items()
         }
         outcome = gate_outcome(list(outcomes.values()))
