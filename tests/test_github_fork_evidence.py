@@ -548,8 +548,9 @@ def test_a_workflow_run_payload_missing_its_fields_is_one_clear_error(
 
 def test_the_fork_decides_no_waiver(tmp_path: Path) -> None:
     """Waivers the fork's evidence carries are replaced by the base branch's (none here), its
-    scan baseline is dropped, and no other stage keeps a waiver mark."""
-    evidence_dir = tmp_path / "evidence"
+    scan baseline is dropped, and no other stage keeps a waiver mark, in what the evidence
+    directory receives (the fork's decisions are never there)."""
+    made = tmp_path / "made"
     waiver = {"id": "B602", "rule": "x", "owner": "@fork", "reason": "trust me", "expires": "2099"}
     now = ev.now()
     for stage in ("scan", "tests"):
@@ -565,8 +566,16 @@ def test_the_fork_decides_no_waiver(tmp_path: Path) -> None:
             if stage == "scan"
             else {},
         )
-        ev.write(document, evidence_dir)
-    fork_evidence.apply_base_trust([], evidence_dir)
+        ev.write(document, made)
+    entries = {
+        f"evidence/{stage}.json": (made / f"{stage}.json").read_bytes()
+        for stage in ("scan", "tests")
+    }
+    evidence_dir = tmp_path / "evidence"
+    taken = fork_evidence.take(
+        io.BytesIO(archive(entries)), evidence_dir, "evidence", "artifact", []
+    )
+    assert sorted(taken) == ["scan.json", "tests.json"]
     scan = ev.read(evidence_dir / "scan.json")
     assert scan.data == {"waivers": [], "baseline_dropped": "the baseline came from a fork's run"}
     tests = ev.read(evidence_dir / "tests.json")
@@ -607,4 +616,6 @@ def test_an_archive_declaring_too_many_entries_is_refused_before_its_directory_i
     end = data.rfind(b"PK\x05\x06")
     data[end + 8 : end + 12] = (60_000).to_bytes(2, "little") * 2  # this disk's and the total
     with pytest.raises(fork_evidence.EvidenceRefused, match="holds more than 1000 files"):
-        fork_evidence.take(io.BytesIO(bytes(data)), tmp_path / "evidence", "evidence", "artifact")
+        fork_evidence.take(
+            io.BytesIO(bytes(data)), tmp_path / "evidence", "evidence", "artifact", []
+        )

@@ -184,10 +184,16 @@ def _others_at(repo: Repository, run: TriggeringRun) -> list[Any]:
 
 
 def fetch(
-    repo: Repository, run: TriggeringRun, artifact_name: str, member_dir: str, destination: Path
+    repo: Repository,
+    run: TriggeringRun,
+    artifact_name: str,
+    member_dir: str,
+    destination: Path,
+    waivers: list[Waiver],
 ) -> list[str]:
     """Download the run's artifact and take its evidence into `destination` (its previous
-    contents replaced); the names taken, relative to `destination`."""
+    contents replaced), under the base branch's `waivers` (see `take`); the names taken,
+    relative to `destination`."""
     from mlgate.github.client import NotPermitted, Rejected, Unreachable, with_retry
 
     what = f"artifact {artifact_name!r} of run {run.id}"
@@ -202,7 +208,7 @@ def fetch(
             raise EvidenceRefused(f"{what} has expired")
         with tempfile.TemporaryFile() as archive:
             with_retry(lambda: download_archive(repo, artifact, archive), f"downloading {what}")
-            return take(archive, destination, member_dir, what)
+            return take(archive, destination, member_dir, what, waivers)
     except (NotPermitted, Rejected, Unreachable) as exc:
         raise EvidenceRefused(f"{what}: {exc}") from None
     except MlgateError as exc:  # artifacts.BaselineError: a download refused or too large
@@ -211,9 +217,13 @@ def fetch(
         raise EvidenceRefused(str(exc)) from None
 
 
-def take(archive: IO[bytes], destination: Path, member_dir: str, what: str) -> list[str]:
+def take(
+    archive: IO[bytes], destination: Path, member_dir: str, what: str, waivers: list[Waiver]
+) -> list[str]:
     """Extract the evidence documents under `member_dir` and the files they list, refusing the
-    whole archive for anything hostile (see the module docstring)."""
+    whole archive for anything hostile (see the module docstring), with the base branch's
+    trust applied (`with_base_trust`, its `waivers`) before they replace `destination`: it
+    never holds what the fork decided."""
     prefix = PurePosixPath(member_dir)
     if (declared_entries(archive) or 0) > MAX_MEMBERS:  # before zipfile reads them all
         raise EvidenceRefused(f"{what} holds more than {MAX_MEMBERS} files")
@@ -228,8 +238,13 @@ def take(archive: IO[bytes], destination: Path, member_dir: str, what: str) -> l
                 and not info.is_dir()
             }
             with staged(destination, ".fork-evidence-") as staging:
-                taken = _take_documents(bundle, documents, staging, what)
-                taken += _take_listed(bundle, members, prefix, staging, taken, what)
+                parsed = _take_documents(bundle, documents, staging, what)
+                listed = _take_listed(bundle, members, prefix, staging, parsed, what)
+                for document in parsed.values():
+                    trusted = with_base_trust(document, waivers)
+                    if trusted is not document:
+                        ev.write(trusted, staging)
+                taken = list(parsed) + listed
     except UNREADABLE_ZIP as exc:
         raise EvidenceRefused(f"{what} is not a readable zip archive: {exc}") from None
     return taken
@@ -286,8 +301,9 @@ def _control_refusal(name: str) -> str | None:
 
 def _take_documents(
     bundle: zipfile.ZipFile, documents: dict[str, zipfile.ZipInfo], staging: Path, what: str
-) -> list[str]:
-    taken = []
+) -> dict[str, ev.Evidence]:
+    """Each document, parsed once: by its file name in `staging`."""
+    taken = {}
     for name, info in sorted(documents.items()):
         target = staging / PurePosixPath(name).name
         _extract(bundle, info, target, what)
@@ -297,7 +313,7 @@ def _take_documents(
             raise EvidenceRefused(f"{what}: {name} is not mlgate evidence: {exc}") from None
         if document.stage != target.stem:
             raise EvidenceRefused(f"{what}: {name} holds evidence of stage {document.stage!r}")
-        taken.append(target.name)
+        taken[target.name] = document
     if not taken:
         raise EvidenceRefused(f"{what} holds no mlgate evidence (<dir>/<stage>.json)")
     return taken
@@ -308,14 +324,14 @@ def _take_listed(
     members: dict[str, zipfile.ZipInfo],
     prefix: PurePosixPath,
     staging: Path,
-    documents: list[str],
+    documents: dict[str, ev.Evidence],
     what: str,
 ) -> list[str]:
     """The files the evidence lists as written by its stage (samples, SARIF), where present;
     the reporters still check each one's digest before reading it."""
     taken = []
-    for document in documents:
-        for listed in ev.read(staging / document).artifacts:
+    for document in documents.values():
+        for listed in document.artifacts:
             if listed.input or artifact_paths.lexical_refusal(listed.path) is not None:
                 continue
             info = members.get(str(prefix / listed.path))
@@ -349,16 +365,15 @@ def _extract(bundle: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, what:
             sink.write(chunk)
 
 
-def apply_base_trust(waivers: list[Waiver], evidence_dir: Path) -> None:
+def with_base_trust(document: ev.Evidence, waivers: list[Waiver]) -> ev.Evidence:
     """What the fork decided that the base branch decides: the scan's waivers become the base
     branch's `waivers` and its baseline is dropped (scan.rules.without_baseline); no other
-    evidence keeps a waiver mark."""
-    found, _ = ev.scan(evidence_dir)
-    for stage, (_, document) in found.items():
-        if stage == _SCAN:
-            data = without_baseline(document.data, "the baseline came from a fork's run")
-            data["waivers"] = [w.model_dump(mode="json") for w in waivers]
-            ev.write(document.model_copy(update={"data": data}), evidence_dir)
-        elif any(finding.waived_by for finding in document.findings):
-            findings = [f.model_copy(update={"waived_by": None}) for f in document.findings]
-            ev.write(document.model_copy(update={"findings": findings}), evidence_dir)
+    evidence keeps a waiver mark. `document` itself when there is nothing to replace."""
+    if document.stage == _SCAN:
+        data = without_baseline(document.data, "the baseline came from a fork's run")
+        data["waivers"] = [w.model_dump(mode="json") for w in waivers]
+        return document.model_copy(update={"data": data})
+    if any(finding.waived_by for finding in document.findings):
+        findings = [f.model_copy(update={"waived_by": None}) for f in document.findings]
+        return document.model_copy(update={"findings": findings})
+    return document

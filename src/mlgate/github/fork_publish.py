@@ -67,13 +67,14 @@ def take(
     evidence_dir = evidence_dir or Path(base.config.evidence_dir)
     _refuse_overlap(evidence_dir, base_dir)
     try:
-        files = fork_evidence.fetch(repo, run, artifact_name, member_dir, evidence_dir)
+        files = fork_evidence.fetch(
+            repo, run, artifact_name, member_dir, evidence_dir, base.waivers
+        )
     except fork_evidence.EvidenceRefused as exc:
         origin = f"fork-made evidence ({fork})" if fork else "the pull request run's evidence"
         title = f"{name}: refused {origin}"
         _publish_refusal(on_pull, name, title, str(exc), fork_evidence.EvidenceRefused)
         raise
-    fork_evidence.apply_base_trust(base.waivers, evidence_dir)
     return Taken(pull.number, run.head_sha, fork, files, base)
 
 
