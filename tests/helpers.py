@@ -199,3 +199,35 @@ def log_sklearn_model(model: object, registered_model_name: str, **options: obje
         found = mlflow.MlflowClient().search_model_versions(f"name='{registered_model_name}'")
         version = next(v.version for v in found if v.run_id == info.run_id)
     return str(version)
+
+
+def error_lines(result: Result) -> list[str]:
+    """The `mlgate: error:` lines of a CLI result's stderr (and never a traceback there)."""
+    assert "Traceback" not in result.stderr, result.stderr
+    return [line for line in result.stderr.splitlines() if line.startswith("mlgate: error:")]
+
+
+def zip_garbled(data: bytes) -> bytes:
+    """The zip archive with its first member's compressed bytes overwritten."""
+    garbled = bytearray(data)
+    at = garbled.index(b"PK\x03\x04")
+    start = at + 30 + int.from_bytes(garbled[at + 26 : at + 28], "little")
+    start += int.from_bytes(garbled[at + 28 : at + 30], "little")
+    for index in range(start, start + 8):
+        garbled[index] ^= 0xFF
+    return bytes(garbled)
+
+
+ZIP_ENCRYPTED = 0x1  # bit 0 of a member's general purpose flags
+
+
+def zip_flagged(data: bytes, flag: int) -> bytes:
+    """The zip archive with `flag` set in every local and central header's general purpose
+    bits (ZIP_ENCRYPTED: every member claims to be encrypted)."""
+    flagged = bytearray(data)
+    for signature, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        at = flagged.find(signature)
+        while at != -1:
+            flagged[at + offset] |= flag
+            at = flagged.find(signature, at + 1)
+    return bytes(flagged)

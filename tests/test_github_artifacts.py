@@ -18,7 +18,7 @@ from mlgate.github.artifacts import BaselineError, fetch_baseline
 from mlgate.github.context import GitHubContext
 from mlgate.samples import read_samples
 from tests.fakegithub import FakeGitHub, openapi
-from tests.helpers import github_with_pull
+from tests.helpers import ZIP_ENCRYPTED, github_with_pull, zip_flagged, zip_garbled
 
 REPO = "octo/model"
 TOKEN = "ghs_app_token"
@@ -202,28 +202,11 @@ def test_zip_bomb_lying_about_its_size_is_stopped(
     assert not (tmp_path / "baseline").exists()
 
 
-def _garbled(data: bytes) -> bytes:
-    """The archive with its first member's compressed bytes overwritten."""
-    garbled = bytearray(data)
-    at = garbled.index(b"PK\x03\x04")
-    start = at + 30 + int.from_bytes(garbled[at + 26 : at + 28], "little")
-    start += int.from_bytes(garbled[at + 28 : at + 30], "little")
-    garbled[start : start + 8] = bytes(b ^ 0xFF for b in garbled[start : start + 8])
-    return bytes(garbled)
-
-
-def _encrypted(data: bytes) -> bytes:
-    flagged = bytearray(data)
-    for header, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
-        flagged[flagged.index(header) + offset] |= 0x1
-    return bytes(flagged)
-
-
 @pytest.mark.parametrize(
     "damaged",
     [
-        _garbled(archive({MEMBER: SAMPLES})),
-        _encrypted(archive({MEMBER: SAMPLES})),
+        zip_garbled(archive({MEMBER: SAMPLES})),
+        zip_flagged(archive({MEMBER: SAMPLES}), ZIP_ENCRYPTED),
         archive({"evidence": "a file", MEMBER: SAMPLES}),  # then a folder of the same name
     ],
     ids=["garbled-deflate", "encrypted", "file-then-folder"],

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import Result
 
 from mlgate import evidence as ev
 from mlgate.github import fork_evidence
@@ -21,7 +22,14 @@ from mlgate.stages.interface import RunContext
 from mlgate.stages.tests import TestsStage
 from mlgate.stages.tests_config import TestsConfig
 from tests.fakegithub import FakeGitHub
-from tests.helpers import junit_xml, mlgate_in_process
+from tests.helpers import (
+    ZIP_ENCRYPTED,
+    error_lines,
+    junit_xml,
+    mlgate_in_process,
+    zip_flagged,
+    zip_garbled,
+)
 
 REPO = "octo/model"
 FORK = "forker/model"
@@ -140,19 +148,13 @@ def outputs(tmp_path: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in lines)
 
 
-def errors(result: object) -> list[str]:
-    stderr: str = result.stderr  # type: ignore[attr-defined]
-    assert "Traceback" not in stderr
-    return [line for line in stderr.splitlines() if line.startswith("mlgate: error:")]
-
-
 def assert_refused(
-    result: object, gh: FakeGitHub, tmp_path: Path, base: Path, reason: str, title: str
+    result: Result, gh: FakeGitHub, tmp_path: Path, base: Path, reason: str, title: str
 ) -> None:
     """Refused: exit 1, one error line with the reason, one failing aggregate check on the
     commit saying why, no comment, no outputs, and no evidence taken for judging."""
-    assert result.exit_code == 1, result.stderr  # type: ignore[attr-defined]
-    (line,) = errors(result)
+    assert result.exit_code == 1, result.stderr
+    (line,) = error_lines(result)
     assert reason in line, line
     (check,) = gh.check_runs(REPO)
     assert (check["name"], check["head_sha"], check["conclusion"]) == ("mlgate", HEAD, "failure")
@@ -305,7 +307,7 @@ def test_a_config_path_outside_the_repository_is_bad_input(
     pr_run(gh, tmp_path, b"")
     result = mlgate_in_process("fork-evidence", "--project-dir", "..", "--config", "mlgate.yml")
     assert result.exit_code == 2, result.stderr
-    (line,) = errors(result)
+    (line,) = error_lines(result)
     assert "'../mlgate.yml' is not a path inside the repository" in line
     assert gh.requests == []
 
@@ -334,12 +336,15 @@ def hostile(made: Path) -> dict[str, tuple[bytes, str]]:
         "not-a-zip": (b"PK but not really", "is not a readable zip archive"),
         # Archives zipfile itself chokes on: each must be a refusal, never an internal error.
         "encrypted": (
-            _flagged(archive(evidence), 0x1),
+            zip_flagged(archive(evidence), ZIP_ENCRYPTED),
             "holds 'evidence/tests.json' encrypted: encrypted members are not taken",
         ),
-        "corrupt-deflate": (_corrupted(evidence), "is not a readable zip archive"),
+        "corrupt-deflate": (
+            zip_garbled(archive(evidence, compression=zipfile.ZIP_DEFLATED)),
+            "is not a readable zip archive",
+        ),
         "corrupt-bzip2": (
-            _corrupted(evidence, zipfile.ZIP_BZIP2),
+            zip_garbled(archive(evidence, compression=zipfile.ZIP_BZIP2)),
             "compressed with method 12: only stored or deflated",
         ),
         "name-not-utf8": (_name_not_utf8(archive(evidence)), "is not a readable zip archive"),
@@ -358,28 +363,6 @@ def hostile(made: Path) -> dict[str, tuple[bytes, str]]:
             "holds 'evidence/tests.json/x': it cannot be placed where another file",
         ),
     }
-
-
-def _flagged(data: bytes, flag: int) -> bytes:
-    """The archive with `flag` set in every header's general purpose bits (bit 0: encrypted)."""
-    flagged = bytearray(data)
-    for signature, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
-        at = flagged.find(signature)
-        while at != -1:
-            flagged[at + offset] |= flag
-            at = flagged.find(signature, at + 1)
-    return bytes(flagged)
-
-
-def _corrupted(entries: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED) -> bytes:
-    """A compressed archive whose first member's compressed bytes are garbage."""
-    data = bytearray(archive(entries, compression=compression))
-    at = data.find(b"PK\x03\x04")
-    start = at + 30 + int.from_bytes(data[at + 26 : at + 28], "little")
-    start += int.from_bytes(data[at + 28 : at + 30], "little")
-    for index in range(start, start + 8):
-        data[index] ^= 0xFF
-    return bytes(data)
 
 
 def _name_not_utf8(data: bytes) -> bytes:
@@ -459,7 +442,7 @@ def test_a_pull_request_that_moved_on_gets_nothing(
     pr_run(gh, tmp_path, archive(report_archive(made)), head_sha=old)
     result = mlgate_in_process("fork-evidence")
     assert result.exit_code == 1
-    (line,) = errors(result)
+    (line,) = error_lines(result)
     assert "pull request #7 is now at aaaaaaaaaaaa" in line and "nothing published" in line
     assert gh.check_runs(REPO) == [] and gh.comments(REPO, 7) == []
 
@@ -474,7 +457,7 @@ def test_fork_evidence_is_not_published_on_a_commit_another_pull_request_reports
     pr_run(gh, tmp_path, archive(report_archive(made)))
     result = mlgate_in_process("fork-evidence")
     assert result.exit_code == 1, result.stderr
-    (line,) = errors(result)
+    (line,) = error_lines(result)
     assert "commit aaaaaaaaaaaa is also the head of pull request #8" in line, line
     assert "nothing published" in line
     assert outputs(tmp_path) == {}
@@ -513,7 +496,7 @@ def test_a_verdict_about_another_commit_is_not_published_on_the_pull_request(
     assert gate.exit_code == 1
     report = mlgate_in_process("report", "--evidence-dir", str(made / "evidence"))
     assert report.exit_code == 4, report.stderr
-    (line,) = errors(report)
+    (line,) = error_lines(report)
     assert "pull request #7 is at aaaaaaaaaaaa, the verdict is about bbbbbbbbbbbb" in line
     assert gh.comments(REPO, 7) == [] and gh.check_runs(REPO) == []
 
@@ -541,7 +524,7 @@ def test_a_workflow_run_payload_missing_its_fields_is_one_clear_error(
     (tmp_path / "event.json").write_text(json.dumps(payload))
     result = mlgate_in_process("fork-evidence")
     assert result.exit_code == 2, result.stderr
-    (line,) = errors(result)
+    (line,) = error_lines(result)
     assert "workflow_run" in line
     assert gh.check_runs(REPO) == [] and gh.requests == []
 
