@@ -4,8 +4,9 @@ records sharing an id are folded as reruns: the records mlgate adds for them are
 from __future__ import annotations
 
 from pathlib import Path
+from xml.sax.saxutils import quoteattr
 
-from mlgate.junit import parse_junit, parse_junit_files
+from mlgate.junit import UnlistedCase, parse_junit, parse_junit_files
 
 # Two pytest shards merged into one file (junitparser merge, or CI's own merge step): both
 # suites are named "pytest", and each header declares two failures its cases do not show.
@@ -36,10 +37,12 @@ def test_a_rerun_cannot_turn_a_declared_failure_into_a_pass(tmp_path: Path) -> N
     )
     # A re-run report whose test happens to carry the id of the record counted for the
     # declared failure: that failure has no test to re-run, so nothing re-runs it.
+    (counted,) = [c for c in parse_junit(first).cases if isinstance(c, UnlistedCase)]
+    assert counted.outcome == "failed"
     again = tmp_path / "rerun.xml"
     again.write_text(
-        '<testsuite name="pytest" tests="1"><testcase name="(unlisted failed 1 of 1)"/>'
-        "</testsuite>",
+        f'<testsuite name={quoteattr(counted.suite)} tests="1"><testcase '
+        f"classname={quoteattr(counted.classname)} name={quoteattr(counted.name)}/></testsuite>",
         encoding="utf-8",
     )
     totals = parse_junit_files([first], reruns=[again]).totals
