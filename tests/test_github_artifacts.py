@@ -197,25 +197,30 @@ def test_zip_bomb_lying_about_its_size_is_stopped(
         at = bomb.index(header) + offset
         bomb[at : at + 4] = (10).to_bytes(4, "little")
     gh.add_workflow_run(REPO, artifacts={"mlgate-report": bytes(bomb)})
-    with pytest.raises(BaselineError, match=r"expands beyond|not a readable zip"):
+    # zipfile stops each member at its claimed size, then finds the checksum wrong.
+    with pytest.raises(BaselineError, match="is not a readable zip archive: Bad CRC-32"):
         fetch(gh, tmp_path)
     assert not (tmp_path / "baseline").exists()
 
 
 @pytest.mark.parametrize(
-    "damaged",
+    ("damaged", "message"),
     [
-        zip_garbled(archive({MEMBER: SAMPLES})),
-        zip_flagged(archive({MEMBER: SAMPLES}), ZIP_ENCRYPTED),
-        archive({"evidence": "a file", MEMBER: SAMPLES}),  # then a folder of the same name
+        (zip_garbled(archive({MEMBER: SAMPLES})), "is not a readable zip archive: "),
+        (
+            zip_flagged(archive({MEMBER: SAMPLES}), ZIP_ENCRYPTED),
+            "is not a readable zip archive: .* is encrypted",
+        ),
+        # A file, then a folder of the same name.
+        (archive({"evidence": "a file", MEMBER: SAMPLES}), "cannot be extracted: "),
     ],
     ids=["garbled-deflate", "encrypted", "file-then-folder"],
 )
 def test_an_archive_zipfile_cannot_extract_is_one_clear_error(
-    gh: FakeGitHub, tmp_path: Path, damaged: bytes
+    gh: FakeGitHub, tmp_path: Path, damaged: bytes, message: str
 ) -> None:
     gh.add_workflow_run(REPO, artifacts={"mlgate-report": damaged})
-    with pytest.raises(BaselineError, match=r"cannot be extracted|not a readable zip") as failed:
+    with pytest.raises(BaselineError, match=message) as failed:
         fetch(gh, tmp_path)
     assert "\n" not in str(failed.value)
     assert not (tmp_path / "baseline").exists()
