@@ -30,7 +30,7 @@ from mlgate.stages.quality.stage import QualityStage
 from mlgate.stages.tests import TestsStage
 from mlgate.stages.tests_config import TestsConfig
 from tests.fakegithub import FakeGitHub
-from tests.helpers import ExampleServer, junit_xml
+from tests.helpers import ExampleServer, error_lines, junit_xml, mlgate_in_process
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "iris"
@@ -536,6 +536,26 @@ def mlgate(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
 
     result = cli_runner().invoke(cli, list(args), env=env, catch_exceptions=False)
     return result.exit_code, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("event_type", "problem"),
+    [("", "at least 1 character"), ("d" * 101, "at most 100 characters")],
+    ids=["empty", "too-long"],
+)
+def test_a_deploy_dispatch_github_would_not_take_is_one_config_error(
+    tmp_path: Path, event_type: str, problem: str
+) -> None:
+    """An event type GitHub refuses (1 to 100 characters, as drift's repository_dispatch) is
+    bad config, not a promotion rolled back later; an empty one is not silently no dispatch."""
+    promotion_config = {"model": MODEL, "deploy_dispatch": event_type}
+    document = {"stages": {"tests": {}}, "promotion": promotion_config}
+    (tmp_path / "mlgate.yml").write_text(json.dumps(document))
+    result = mlgate_in_process("config", "check", "--config", str(tmp_path / "mlgate.yml"))
+    assert result.exit_code == 2, result.stderr
+    (line,) = result.stderr.splitlines()
+    assert error_lines(result) == [line]
+    assert f"promotion.deploy_dispatch: String should have {problem}" in line, line
 
 
 def test_rollback_goes_back_only_to_a_version_that_held_the_stage_and_is_not_blocked(

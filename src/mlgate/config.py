@@ -23,7 +23,7 @@ from pydantic import (
 from mlgate import safe_yaml
 from mlgate import stages as registry
 from mlgate.errors import ConfigError
-from mlgate.fields import Count, Fraction, HttpUrl, NonEmptyStr, Seconds, UrlPath
+from mlgate.fields import Count, EventType, Fraction, HttpUrl, NonEmptyStr, Seconds, UrlPath
 
 if TYPE_CHECKING:
     from mlgate.stages.interface import StageConfig, StagePolicy
@@ -171,7 +171,7 @@ class PromotionConfig(BaseModel):
         default_factory=dict,
         description="Per stage: permission, teams and approvals [default: write permission].",
     )
-    deploy_dispatch: str | None = Field(
+    deploy_dispatch: EventType | None = Field(
         default=None,
         description="After a promotion, send this repository_dispatch event type through the "
         "GitHub API (client_payload: model, version, stage, bundle digest) for the workflow "

@@ -49,6 +49,8 @@ Paths = Annotated[list[str], BeforeValidator(_listed)]
 
 # A string that says something: a file, a column, a name.
 NonEmptyStr = Annotated[str, Field(min_length=1)]
+# A repository_dispatch event type: GitHub takes 1 to 100 characters.
+EventType = Annotated[str, Field(min_length=1, max_length=100)]
 # Column names of a table, at least one.
 Columns = Annotated[list[str], Field(min_length=1)]
 # How many of something (tests, requests, findings): 0 or more.

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, model_validator
 
-from mlgate.fields import Columns, Count, NonEmptyStr
+from mlgate.fields import Columns, Count, EventType, NonEmptyStr
 from mlgate.stages.interface import StageConfig, StagePolicy
 
 # GitHub's limits: workflow_dispatch takes at most 10 inputs of at most 65,535 characters in all
@@ -47,10 +47,8 @@ class DispatchTarget(BaseModel):
         description="Extra workflow inputs (sent as strings), or extra client_payload keys of a "
         "repository_dispatch.",
     )
-    repository_dispatch: str | None = Field(
+    repository_dispatch: EventType | None = Field(
         default=None,
-        min_length=1,
-        max_length=100,
         description="repository_dispatch: the event type a workflow listens for "
         "(on: repository_dispatch: types: [...]).",
     )
