@@ -50,8 +50,7 @@ def decisions(comparison: dict[str, Any], tolerance: float) -> list[MetricDecisi
     here from the per-round log-ratios the evidence keeps, by the confidence sequence, which
     is valid however the run stopped; the stored interval is the same computation."""
     recomputed = _sequence_intervals(comparison)
-    plan = comparison.get("sequential")
-    sequence = isinstance(plan, dict) and plan.get("rule") == "auto"
+    sequence = _auto_rounds(comparison) is not None
     found = []
     for entry in comparison.get("metrics", []):
         metric = str(entry.get("metric", "?"))
@@ -86,9 +85,8 @@ def _sequence_intervals(
     comparison: dict[str, Any],
 ) -> dict[str, tuple[float, tuple[float, float]]]:
     """Per metric, the change and confidence sequence of rounds chosen as they went."""
-    plan = comparison.get("sequential")
     logs = comparison.get("log_ratios")
-    if not (isinstance(plan, dict) and plan.get("rule") == "auto" and isinstance(logs, dict)):
+    if _auto_rounds(comparison) is None or not isinstance(logs, dict):
         return {}
     found = {}
     for metric, values in logs.items():
@@ -116,8 +114,7 @@ def outcome(gate_outcome: GateOutcome) -> Outcome:
 
 def interval_name(comparison: dict[str, Any]) -> str:
     """Which interval judged the comparison."""
-    plan = comparison.get("sequential")
-    if isinstance(plan, dict) and plan.get("rule") == "auto":
+    if _auto_rounds(comparison) is not None:
         return "95% confidence sequence bounds, one-sided each"
     if is_champion(comparison):
         return "95% t interval"
@@ -154,10 +151,17 @@ def _width(width: float) -> str:
 
 def stopped(comparison: dict[str, Any]) -> str:
     """How the rounds were chosen and why they stopped, for reasons and captions."""
-    plan = comparison.get("sequential")
-    if not isinstance(plan, dict) or plan.get("rule") != "auto":
+    plan = _auto_rounds(comparison)
+    if plan is None:
         return ""
     return f"rounds: auto, {plan.get('rounds', '?')} run, {plan.get('stopped', '?')}"
+
+
+def _auto_rounds(comparison: dict[str, Any]) -> dict[str, Any] | None:
+    """The comparison's `sequential` plan when its rounds were `auto` (chosen as they went),
+    else None."""
+    plan = comparison.get("sequential")
+    return plan if isinstance(plan, dict) and plan.get("rule") == "auto" else None
 
 
 def is_champion(comparison: dict[str, Any]) -> bool:
@@ -314,9 +318,8 @@ def _word(decision: Decision, tolerance: float) -> str:
 
 
 def _interval_word(comparison: dict[str, Any]) -> str:
-    plan = comparison.get("sequential")
     # Auto rounds: each end is a one-sided 95% bound (together a 90% two-sided sequence).
-    return "bounds" if isinstance(plan, dict) and plan.get("rule") == "auto" else "CI"
+    return "bounds" if _auto_rounds(comparison) is not None else "CI"
 
 
 def _level(comparison: dict[str, Any]) -> str:
