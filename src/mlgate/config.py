@@ -267,8 +267,14 @@ class MlgateConfig(BaseModel):
 
     def stage_policy(self, name: str) -> StagePolicy:
         """The stage's policy section; a stage the config does not name has the defaults."""
-        policy: StagePolicy | None = getattr(self.policy, name, None)
+        policy = self.named_policy(name)
         return policy if policy is not None else registry.policy_model(name)()
+
+    def named_policy(self, name: str) -> StagePolicy | None:
+        """The stage's policy section if the config names the stage, else None (the defaults,
+        left unbuilt: the stage's module is not imported)."""
+        policy: StagePolicy | None = getattr(self.policy, name, None)
+        return policy
 
     @property
     def enabled_stages(self) -> list[str]:
