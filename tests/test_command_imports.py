@@ -1,0 +1,84 @@
+"""What the user's commands import, run in-process on a config naming only the tests stage:
+`mlgate test` imports no other stage (the scan policy a model-loading stage consults is left
+to its defaults, unbuilt, when the config does not name the scan stage), and `mlgate gate`
+neither the JUnit reader nor what only reporting needs (PyGithub and its requests, rich)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import mlgate
+
+SRC = Path(mlgate.__file__).parents[1]
+
+# Runs one command in-process, then lists what it imported.
+_PROBE = """
+import json, sys
+from mlgate.cli import main
+sys.argv = ["mlgate", *sys.argv[1:]]
+code = 0
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
+"""
+
+_JUNIT = """<testsuite name="s" tests="2" failures="1">
+<testcase classname="t" name="ok" time="0.1"/>
+<testcase classname="t" name="bad" time="0.1"><failure message="no">no</failure></testcase>
+</testsuite>
+"""
+
+_OTHER_STAGES = {"bench", "bench_config", "load", "scan", "drift", "probe", "quality"}
+_REPORTING = {"github", "requests", "jwt", "rich"}
+
+
+def _run(project: Path, *args: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, *args],
+        cwd=project,
+        env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    result: dict[str, Any] = json.loads(done.stdout)
+    result["stderr"] = done.stderr
+    return result
+
+
+def _project(tmp_path: Path) -> Path:
+    (tmp_path / "mlgate.yml").write_text("stages:\n  tests: {}\n")
+    (tmp_path / "junit.xml").write_text(_JUNIT)
+    return tmp_path
+
+
+def test_the_test_command_imports_no_other_stage(tmp_path: Path) -> None:
+    result = _run(_project(tmp_path), "test", "--junit", "junit.xml")
+    assert result["code"] == 0, result["stderr"]
+    assert (tmp_path / ".mlgate" / "evidence" / "tests.json").is_file()
+    modules = set(result["modules"])
+    assert "mlgate.stages.tests" in modules
+    stage_packages = {m.split(".")[2] for m in modules if m.startswith("mlgate.stages.")}
+    assert not _OTHER_STAGES & stage_packages, stage_packages
+    assert not _REPORTING & {m.split(".")[0] for m in modules}
+
+
+def test_the_gate_command_imports_neither_the_reader_nor_reporting(tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    assert _run(project, "test", "--junit", "junit.xml")["code"] == 0
+    result = _run(project, "gate")
+    assert result["code"] == 1, result["stderr"]  # one test failed, none allowed
+    assert (tmp_path / ".mlgate" / "verdict.json").is_file()
+    modules = set(result["modules"])
+    assert "mlgate.policy" in modules
+    assert not {"mlgate.junit", "mlgate.stages.command", "mlgate.report.sinks"} & modules
+    stage_packages = {m.split(".")[2] for m in modules if m.startswith("mlgate.stages.")}
+    assert not _OTHER_STAGES & stage_packages, stage_packages
+    assert not _REPORTING & {m.split(".")[0] for m in modules}
