@@ -32,7 +32,7 @@ from mlgate.verdict import RuleResult, Verdict, worst
 HOSTILE = (
     "a|b ![x](http://evil.example/i.png) [link](http://evil.example/l) @org/team "
     "<script>alert(1)</script> `tick` <!-- mlgate --> <img src=x onerror=alert(1)> "
-    "**bold** _em_ \x1b[2J\x1b]0;evil-title\x07\x9b31m x\n# evil-heading\n| c | d |"
+    "**bold** _em_ \x1b[2J\x1b]0;evil-title\x07\x9b31m x\n# evil-heading\n| c | d | :smile:"
 )
 _TERMINAL_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 # Which string fields must stay what they are for the evidence to be valid at all.
@@ -449,6 +449,10 @@ def test_hostile_text_in_any_evidence_field_is_inert_in_every_report(
                 assert_inert_html(text, where, own_styles=1, markdown=False)
             elif kind == "plain":
                 assert "\n" not in text, f"{where}: a line break in a plain-text title"
+            elif kind == "terminal":
+                assert "\N{SMILING FACE WITH OPEN MOUTH AND SMILING EYES}" not in text, (
+                    f"{where}: an emoji code from evidence rendered"
+                )
         checked += 1
     assert checked >= 5, f"only {checked} variants of {stage} evidence were valid"
     # The hostile text does reach the comment (inert); the load stage's reports show numbers only.

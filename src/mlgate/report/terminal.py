@@ -56,8 +56,11 @@ def render(report: Report) -> None:
         # A word in colour: an emoji alone may show as an empty box in a terminal or log.
         return f"[bold {_STYLES.get(outcome, 'default')}]{escape(text or outcome)}[/]"
 
-    # Wide enough for the rule table in a CI log or pipe, where the width is unknown.
-    console = Console(highlight=False, width=max(110, shutil.get_terminal_size().columns))
+    # Wide enough for the rule table in a CI log or pipe, where the width is unknown; no
+    # emoji codes: `:smile:` in a test name is evidence text, printed as written.
+    console = Console(
+        highlight=False, emoji=False, width=max(110, shutil.get_terminal_size().columns)
+    )
     verdict = report.verdict
     console.print(
         f"{escape(report.title)}: {word(verdict.outcome, verdict_label(verdict).upper())}"
