@@ -61,9 +61,9 @@ def overridden(name: str, cfg: Any, overrides: dict[str, Any]) -> Any:
 def run_context(cfg: Any, directory: Path, stage: str | None = None) -> Any:
     from mlgate.stages.interface import RunContext
 
-    # The scan stage and policy: what a stage that loads a model consults first. A config
-    # without the scan stage gives None, its defaults, so a stage that loads no model does
-    # not import the scan stage's models.
+    # The scan stage and policy: what a stage that loads a model consults first. No scan
+    # policy section gives None, read as its defaults (model_guard), so a stage that loads no
+    # model does not import the scan stage's models.
     own = cfg.stage_policy(stage) if stage else None
     return RunContext(
         directory, cfg.digest, cfg.stage_config("scan"), cfg.named_policy("scan"), own

@@ -45,9 +45,9 @@ def findings_rule(policy: ScanPolicy, findings: list[Finding], data: dict[str, A
     counts = Counter(f"{f.source or 'other'} {effective(policy, f)}" for f in blocking)
     listed = ", ".join(f"{n} {what}" for what, n in counts.most_common())
     extra = f"; {waived} waived" if waived else ""
-    if policy.new_only and isinstance(dropped, str):
-        extra += f"; every finding counts, not only new ones: {dropped}"
     scope = " new" if policy.new_only and isinstance(baseline, dict) else ""
+    if policy.new_only and not scope and isinstance(dropped, str):
+        extra += f"; every finding counts, not only new ones: {dropped}"
     if blocking:
         reason = (
             f"scan: {len(blocking)}{scope} finding{'s' if len(blocking) != 1 else ''} at or "
