@@ -100,7 +100,8 @@ class LoadConfig(StageConfig):
         "duration / rounds seconds per round (see fresh_servers). auto: at least min_rounds "
         "rounds of duration / min_rounds seconds, then one more while the gate's "
         "no_regression is undecided, until max_seconds; judged by an always-valid confidence "
-        "sequence.",
+        "sequence. Calibrated with rounds of 10 to 40 s: on a busy runner give rounds of 20 s "
+        "or more (duration: 120 with the default min_rounds); docs/sequential.md.",
     )
     min_rounds: int = Field(
         default=sequential.DEFAULT_MIN_ROUNDS,
