@@ -168,15 +168,19 @@ def actions_env(gh: FakeGitHub, work: Path) -> dict[str, str]:
     }
 
 
-# Set by --default-pacing: each tool waits between requests as it does by default on GitHub.
-DEFAULT_PACING = False
-
-
 def run_mlgate(
-    gh: FakeGitHub, work: Path, junit: Path, src: Path, python: str, attempt: str, tool: str
+    gh: FakeGitHub,
+    work: Path,
+    junit: Path,
+    src: Path,
+    python: str,
+    attempt: str,
+    tool: str,
+    paced: bool,
 ) -> Run:
+    """`paced`: mlgate keeps its default pause between GitHub writes (--default-pacing)."""
     env = actions_env(gh, work) | {"PYTHONPATH": str(src)}
-    if not DEFAULT_PACING:
+    if not paced:
         env["MLGATE_WRITE_DELAY_SECONDS"] = "0"
     (work / "mlgate.yml").write_text("stages:\n  tests: {}\n")
     mlgate = [python, "-m", "mlgate"]
@@ -190,7 +194,10 @@ def run_mlgate(
     return tally(run, gh, "mlgate/tests")
 
 
-def run_peer(gh: FakeGitHub, work: Path, junit: Path, peer: Path, python: str, attempt: str) -> Run:
+def run_peer(
+    gh: FakeGitHub, work: Path, junit: Path, peer: Path, python: str, attempt: str, paced: bool
+) -> Run:
+    """`paced`: the peer keeps its default pauses between GitHub reads and writes."""
     env = actions_env(gh, work) | {
         "INPUT_FILES": str(junit),
         "INPUT_ACTION_FAIL": "false",
@@ -198,7 +205,7 @@ def run_peer(gh: FakeGitHub, work: Path, junit: Path, peer: Path, python: str, a
         "INPUT_COMMENT_MODE": "off",
         "PYTHONPATH": str(peer),
     }
-    if not DEFAULT_PACING:
+    if not paced:
         env["INPUT_SECONDS_BETWEEN_GITHUB_READS"] = "0.001"
         env["INPUT_SECONDS_BETWEEN_GITHUB_WRITES"] = "0.001"
     run = Run("peer", attempt)
@@ -383,8 +390,6 @@ def main() -> None:
         "summary and outputs per repeat, to compare two versions' outputs",
     )
     args = parser.parse_args()
-    global DEFAULT_PACING
-    DEFAULT_PACING = args.default_pacing
     mlgate_python, peer_python = _python(args.python), _python(args.peer_python)
     if args.peer and not (args.peer / "publish_test_results.py").is_file():
         args.peer = args.peer / "python"
@@ -395,7 +400,7 @@ def main() -> None:
         work = args.keep.resolve() if args.keep else Path(scratch)
         junit = work / "junit.xml"
         write_junit(junit, args.cases, args.failures)
-        pacing = "each tool's default" if DEFAULT_PACING else "none"
+        pacing = "each tool's default" if args.default_pacing else "none"
         print(
             f"JUnit report: {args.cases} cases, {args.failures} failures, "
             f"{junit.stat().st_size / 2**20:.1f} MiB; {args.repeats} repeats; pause between "
@@ -414,14 +419,14 @@ def main() -> None:
                 if tool == "peer":
                     done = publish_twice(
                         lambda gh, attempt, place=place: run_peer(
-                            gh, place, junit, args.peer, peer_python, attempt
+                            gh, place, junit, args.peer, peer_python, attempt, args.default_pacing
                         )
                     )
                 else:
                     src = args.src if tool == "mlgate" else args.base_src
                     done = publish_twice(
                         lambda gh, attempt, place=place, src=src, tool=tool: run_mlgate(
-                            gh, place, junit, src, mlgate_python, attempt, tool
+                            gh, place, junit, src, mlgate_python, attempt, tool, args.default_pacing
                         )
                     )
                 for run in done:
