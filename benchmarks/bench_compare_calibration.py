@@ -347,7 +347,7 @@ class Tally:
 def tally(pairs: Sequence[tuple[list[FloatArray], list[FloatArray]]], tolerance: float) -> Tally:
     result = Tally()
     for champion, candidate in pairs:
-        result.add(stats.compare_rounds(champion, candidate, tolerance=tolerance))
+        result.add(stats.compare_rounds(whole(champion), whole(candidate), tolerance=tolerance))
     return result
 
 
@@ -355,11 +355,16 @@ def round_logs(trials: list[Trial]) -> FloatArray:
     """Every round of these trials as its log-ratios (candidate / champion) of the default
     metrics: shape (rounds, metrics). A round keeps its two sides together."""
     pairs = [
-        (np.sort(champion), np.sort(candidate))
+        [(np.sort(champion), np.sort(candidate))]
         for t in trials
         for champion, candidate in zip(t.champion, t.candidate, strict=True)
     ]
     return stats.round_log_ratios(pairs, stats.DEFAULT_METRICS)
+
+
+def whole(rounds: list[FloatArray]) -> list[list[FloatArray]]:
+    """Each round as one time window: this script's rounds are time bins of one run."""
+    return [[r] for r in rounds]
 
 
 def drawn_tally(
@@ -641,7 +646,7 @@ def restore(path: Path, args: argparse.Namespace) -> list[Trial]:
 
 def progress(index: int, trial: Trial) -> None:
     p95 = relative(trial.pooled("candidate"), trial.pooled("champion"), "p95")
-    decision = _of(stats.compare_rounds(trial.champion, trial.candidate), "p95")
+    decision = _of(stats.compare_rounds(whole(trial.champion), whole(trial.candidate)), "p95")
     print(
         f"  trial {index + 1:>3} {trial.kind}: A1 p95 "
         f"{stats.point_estimate(np.sort(trial.pooled('champion')), 'p95'):.2f} ms, candidate "

@@ -15,7 +15,10 @@ tolerance, every metric of p50, p95, mean) is undecided, until ``--max-seconds``
 **old mode** is judged on the first 6 rounds of the same trial: a fixed-6-round t interval,
 the gate passing when every metric's two-sided decision is "no change" or "improvement" (the
 decision now reads the interval alone; ae9cde2 also required a BH-adjusted p-value). The
-**new mode**: the confidence sequence over all rounds run, one-sided (`decision.non_inferiority`).
+**new mode**: the confidence sequence over all rounds run, one-sided (`decision.non_inferiority`),
+each round's log-ratio the mean over its time windows of about 5 s (`rounds.time_windows`), as
+the load stage compares open-loop rounds now. Between them, **before**: the same sequence on each
+round's log-ratio of its whole samples (the rule until time windows), replayed on the same rounds.
 
 Trials alternate A/A (the same server twice) and A/B (B does busy work sized to +10% p95).
 Printed per mode, each with a 95% Clopper-Pearson interval: A/A gate pass rate (target >= 95%),
@@ -53,12 +56,14 @@ from bench_compare_calibration import (
     cut,
     load,
     rate_text,
+    round_seconds,
     start,
     stop_servers,
 )
 
 from mlgate import sequential, stats
 from mlgate.decision import decide, non_inferiority
+from mlgate.stages.load import rounds as load_rounds
 
 FIXED_ROUNDS = 6
 TOLERANCE = stats.DEFAULT_TOLERANCE
@@ -82,7 +87,10 @@ class Judged:
 class Trial:
     kind: str
     added_ms: float
-    logs: list[list[float]] = field(default_factory=list)  # per round: p50, p95, mean
+    # Per round: p50, p95, mean, each the mean of its time windows' log-ratios (mlgate's rule)...
+    logs: list[list[float]] = field(default_factory=list)
+    # ...and of the whole round's samples (the rule before time windows; [] in runs before).
+    whole: list[list[float]] = field(default_factory=list)
     round_seconds: list[float] = field(default_factory=list)
     load: list[float] = field(default_factory=list)  # 1-minute load average per round
     champion_p95: list[float] = field(default_factory=list)  # A's p95 per round, ms
@@ -106,21 +114,6 @@ def fixed_mode(logs: FloatArray, seconds: float) -> Judged:
     )
 
 
-def two_sided_sequence(values: Sequence[float]) -> tuple[float, float]:
-    """Auto rounds' interval before 5b2bc82, for comparison: the symmetric normal mixture's
-    two-sided 95% sequence, the mean +- s sqrt((n-1)/n (K-1) A / (A-K)), A = 1 + n r,
-    K = (A / alpha^2)^(1/n); unbounded while K >= A."""
-    n = len(values)
-    spread = 1 + n * sequential.MIXTURE
-    k = (spread / (1 - sequential.CONFIDENCE) ** 2) ** (1 / n)
-    if k >= spread:
-        return (-math.inf, math.inf)
-    mean = math.fsum(values) / n
-    squares = math.fsum((v - mean) ** 2 for v in values)
-    half = math.sqrt(squares / n * (k - 1) * spread / (spread - k))
-    return (mean - half, mean + half)
-
-
 Sequence_ = Callable[[Sequence[float]], tuple[float, float]]
 
 
@@ -142,8 +135,11 @@ def auto_mode(
     )
 
 
-def round_log_ratios(candidate: FloatArray, champion: FloatArray) -> list[float]:
-    logs = stats.round_log_ratios([(np.sort(champion), np.sort(candidate))], METRICS)
+def round_log_ratios(
+    candidate: Sequence[Sequence[float]], champion: Sequence[Sequence[float]]
+) -> list[float]:
+    """One round's log-ratios from its time windows (one window: the whole round)."""
+    logs = stats.round_log_ratios(stats.paired_windows([champion], [candidate]), METRICS)
     return [float(v) for v in logs[0]]
 
 
@@ -169,7 +165,11 @@ def run_trial(kind: str, added_ms: float, args: argparse.Namespace, scratch: Pat
         finally:
             stop_servers()
         cand, champ = cut(records, args)
-        trial.logs.append(round_log_ratios(cand, champ))
+        sides = {"candidate": [r for r in records if r.target == 0]}
+        sides["champion"] = [r for r in records if r.target == 1]
+        windows = load_rounds.time_windows(sides, args.warmup, round_seconds(args))
+        trial.logs.append(round_log_ratios(windows["candidate"], windows["champion"]))
+        trial.whole.append(round_log_ratios([cand], [champ]))
         trial.champion_p95.append(stats.point_estimate(np.sort(champ), "p95"))
         trial.round_seconds.append(time.monotonic() - began)
         trial.load.append(os.getloadavg()[0])
@@ -190,15 +190,17 @@ def print_modes(trials: list[Trial]) -> None:
         mode: {AA: Rates(), AB: Rates()} for mode in ("old", "before", "new")
     }
     for t in trials:
-        logs = np.asarray(t.logs)
-        by_mode["old"][t.kind].judged.append(fixed_mode(logs, sum(t.round_seconds[:6])))
+        logs, whole = np.asarray(t.logs), np.asarray(t.whole or t.logs)
+        by_mode["old"][t.kind].judged.append(fixed_mode(whole, sum(t.round_seconds[:6])))
         by_mode["new"][t.kind].judged.append(auto_mode(logs, sum(t.round_seconds)))
         # Replayed on the same rounds: stopped at its own first decision, or at the rounds
-        # the trial ran (which the one-sided rule chose; a later decision is not seen).
+        # the trial ran (which the new rule chose; a later decision is not seen).
         if len(logs) < FIXED_ROUNDS:
             raise SystemExit(f"a trial of {len(logs)} rounds: a trial has at least {FIXED_ROUNDS}")
         for count in range(FIXED_ROUNDS, len(logs) + 1):
-            before = auto_mode(logs[:count], sum(t.round_seconds[:count]), two_sided_sequence)
+            before = auto_mode(
+                whole[:count], sum(t.round_seconds[:count]), sequential.confidence_sequence
+            )
             if before.gate != "inconclusive":
                 break
         by_mode["before"][t.kind].judged.append(before)
@@ -210,8 +212,8 @@ def print_modes(trials: list[Trial]) -> None:
     )
     for mode, label in (
         ("old", "fixed 6 rounds, t interval, two-sided"),
-        ("before", "auto, two-sided sequence (replayed)"),
-        ("new", "auto, one-sided sequence bounds"),
+        ("before", "auto, whole rounds (replayed)"),
+        ("new", "auto, rounds in 5-s windows"),
     ):
         aa, ab = by_mode[mode][AA], by_mode[mode][AB]
         every = aa.judged + ab.judged
@@ -250,10 +252,11 @@ def print_modes(trials: list[Trial]) -> None:
 def drawn(
     pool: FloatArray, draws: int, budget_rounds: int, rng: np.random.Generator
 ) -> tuple[list[Judged], list[Judged], list[Judged]]:
-    """Trials of rounds drawn at random from `pool` (with replacement when the budget asks
-    for more rounds than the pool has): the old mode on 6 of them; the auto modes (two-sided
-    sequence, before; one-sided bounds, new) adding drawn rounds while their gate is
-    undecided, up to `budget_rounds`."""
+    """Trials of rounds drawn at random from `pool` (rows: a round's whole-round log-ratios,
+    then its windowed ones; with replacement when the budget asks for more rounds than the
+    pool has): the old mode on 6 whole rounds; the auto modes (whole rounds, before; rounds in
+    windows, new) adding drawn rounds while their gate is undecided, up to `budget_rounds`."""
+    width = len(METRICS)
     old: list[Judged] = []
     before: list[Judged] = []
     new: list[Judged] = []
@@ -263,14 +266,11 @@ def drawn(
             order = rng.permutation(len(pool))[:size]
         else:
             order = rng.integers(0, len(pool), size)
-        old.append(fixed_mode(pool[order], 0.0))
-        for found, sequence in (
-            (before, two_sided_sequence),
-            (new, sequential.confidence_sequence),
-        ):
+        old.append(fixed_mode(pool[order, :width], 0.0))
+        for found, columns in ((before, slice(0, width)), (new, slice(width, 2 * width))):
             rounds = FIXED_ROUNDS
             while True:
-                judged = auto_mode(pool[order[:rounds]], 0.0, sequence)
+                judged = auto_mode(pool[order[:rounds], columns], 0.0)
                 if judged.gate != "inconclusive" or rounds >= len(order):
                     break
                 rounds += 1
@@ -280,7 +280,15 @@ def drawn(
 
 def print_drawn(trials: list[Trial], args: argparse.Namespace) -> None:
     every_pool = {
-        kind: np.asarray([r for t in trials if t.kind == kind for r in t.logs]) for kind in (AA, AB)
+        kind: np.asarray(
+            [
+                w + r
+                for t in trials
+                if t.kind == kind
+                for w, r in zip(t.whole or t.logs, t.logs, strict=True)
+            ]
+        )
+        for kind in (AA, AB)
     }
     # With --unchanged-only there are no A/B rounds: only the A/A estimates are drawn.
     pools = {kind: pool for kind, pool in every_pool.items() if len(pool) >= FIXED_ROUNDS}

@@ -594,7 +594,7 @@ def test_champion_and_candidate_are_loaded_in_interleaved_rounds(
     candidate = read_samples(tmp_path / "ev" / "load.json")
     assert len(champion.rounds) == len(candidate.rounds) == 5
     assert champion.values.size == comparison["baseline_samples"]
-    again = {c.metric: c for c in stats.compare_rounds(champion.rounds, candidate.rounds)}
+    again = {c.metric: c for c in stats.compare_rounds(champion.windows, candidate.windows)}
     for entry in comparison["metrics"]:
         assert entry["ci"] == pytest.approx(list(again[entry["metric"]].ci))
     (tmp_path / "swap").mkdir()

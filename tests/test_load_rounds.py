@@ -10,7 +10,10 @@ from pathlib import Path
 import pytest
 
 from mlgate import evidence as ev
+from mlgate import loadgen, stats
+from mlgate.samples import read_samples
 from mlgate.stages.interface import RunContext
+from mlgate.stages.load import rounds as load_rounds
 from mlgate.stages.load.config import LoadConfig
 from mlgate.stages.load.stage import LoadStage
 from mlgate.stages.load.warmup import settled
@@ -263,3 +266,62 @@ def test_a_garbled_reply_during_warm_up_counts_as_an_error_not_a_crash() -> None
         listener.close()
     assert warmed["candidate"].errors >= 1
     assert warmed["candidate"].requests >= 1
+
+
+def records(*sent: tuple[float, int, float]) -> list[loadgen.Record]:
+    """(offset_s, target, latency_ms) -> successful records."""
+    return [loadgen.Record(offset, latency, True, "", target) for offset, target, latency in sent]
+
+
+def test_time_windows_cut_both_sides_at_the_same_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(load_rounds, "WINDOW_S", 1.0)
+    monkeypatch.setattr(load_rounds, "WINDOW_SAMPLES", 2)
+    monkeypatch.setattr(load_rounds, "MIN_WINDOW_SAMPLES", 2)
+    # 10 s measured from 5 s: four per second on each side, the candidate sent in reverse order.
+    champion = records(*((5 + i / 4, 1, float(i)) for i in range(40)))
+    candidate = records(*((5 + i / 4, 0, float(i)) for i in reversed(range(40))))
+    failed = loadgen.Record(6.0, 1.0, False, "HTTPError")
+    outside = records((4.9, 0, 99.0), (15.0, 0, 99.0))
+    cut = load_rounds.time_windows(
+        {"champion": [*champion, failed], "candidate": candidate + outside}, 5.0, 10.0
+    )
+    assert cut["champion"] == [[float(i) for i in range(k, k + 4)] for k in range(0, 40, 4)]
+    assert cut["candidate"] == cut["champion"]  # in the order sent, the same seconds
+    # Too few samples for that many windows: as many as they allow...
+    monkeypatch.setattr(load_rounds, "WINDOW_SAMPLES", 8)
+    assert len(load_rounds.time_windows({"a": champion, "b": candidate}, 5.0, 10.0)["a"]) == 5
+    # ...and fewer when one window would hold fewer than the least: a gap of 3 s in one side.
+    monkeypatch.setattr(load_rounds, "MIN_WINDOW_SAMPLES", 4)
+    gap = [r for r in champion if not 9 <= r.offset_s < 12]
+    widths = [len(w) for w in load_rounds.time_windows({"a": gap, "b": candidate}, 5.0, 10.0)["a"]]
+    assert sum(widths) == len(gap) and min(widths) >= 4 and len(widths) == 2
+    # Nothing sent: one empty window (the comparison then refuses the round).
+    assert load_rounds.time_windows({"a": [], "b": []}, 5.0, 10.0) == {"a": [[]], "b": [[]]}
+
+
+def test_open_loop_rounds_are_compared_in_time_windows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(load_rounds, "WINDOW_S", 0.5)
+    monkeypatch.setattr(load_rounds, "WINDOW_SAMPLES", 25)
+    monkeypatch.setattr(load_rounds, "MIN_WINDOW_SAMPLES", 20)
+    evidence = run(
+        tmp_path,
+        serve=counting_server(tmp_path / "candidate", "1", tmp_path.name),
+        champion=counting_server(tmp_path / "champion", "1", tmp_path.name),
+        rate=100,
+        duration=3,
+        rounds=3,
+    )
+    assert evidence.status == "passed", evidence.reason
+    comparison = evidence.data["comparison"]
+    assert comparison["windows"] == [2, 2, 2]
+    # The samples files keep the windows: the comparison is recomputed from them alone.
+    candidate = read_samples(tmp_path / "ev" / "load.json")
+    champion = read_samples(tmp_path / "ev" / evidence.data["champion_samples_artifact"])
+    assert [len(r) for r in candidate.windows] == [len(r) for r in champion.windows] == [2] * 3
+    assert all(len(w) >= 20 for r in (*candidate.windows, *champion.windows) for w in r)
+    again = {c.metric: c for c in stats.compare_rounds(champion.windows, candidate.windows)}
+    for entry in comparison["metrics"]:
+        assert entry["ci"] == pytest.approx(list(again[entry["metric"]].ci))
+    assert alive(tmp_path.name) == []

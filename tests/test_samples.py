@@ -296,9 +296,26 @@ def test_round_markers_split_the_samples(tmp_path: Path) -> None:
     read = read_samples(path, minimum=1)
     assert list(read.values) == [1, 2, 3, 4, 5, 6]
     assert [list(r) for r in read.rounds] == [[1, 2], [3], [4, 5, 6]]
+    assert [[list(w) for w in r] for r in read.windows] == [[[1, 2]], [[3]], [[4, 5, 6]]]
     plain = tmp_path / "plain.txt"
     plain.write_text("# latency in ms\n1\n2\n")
     assert read_samples(plain, minimum=1).rounds == []
+    assert read_samples(plain, minimum=1).windows == []
+
+
+def test_window_markers_split_a_round_and_round_trip(tmp_path: Path) -> None:
+    from mlgate.stages.load.measure import write_samples
+
+    path = tmp_path / "rounds.txt.gz"
+    write_samples(path, [[[1.0, 2.0], [3.0]], [[4.0]], [[5.0], [6.0], [7.5]]])
+    read = read_samples(path, minimum=1)
+    assert [list(r) for r in read.rounds] == [[1, 2, 3], [4], [5, 6, 7.5]]
+    assert [[list(w) for w in r] for r in read.windows] == [[[1, 2], [3]], [[4]], [[5], [6], [7.5]]]
+    assert (
+        gzip.decompress(path.read_bytes())
+        .decode()
+        .startswith("# round 1\n1.0\n2.0\n# window 2\n3.0\n")
+    )
 
 
 @pytest.mark.parametrize(
@@ -307,6 +324,10 @@ def test_round_markers_split_the_samples(tmp_path: Path) -> None:
         ("1\n# round 1\n2\n", "line 2: samples before the first '# round' line"),
         ("# round 1\n# round 2\n2\n", "line 2: the round before holds no samples"),
         ("# round 1\n2\n# round 2\n", "the last round holds no samples"),
+        ("# window 2\n1\n", "line 1: a window follows no samples of a round"),
+        ("# round 1\n# window 2\n1\n", "line 2: a window follows no samples of a round"),
+        ("# round 1\n1\n# window 2\n# round 2\n2\n", "line 4: the window before holds no samples"),
+        ("# round 1\n1\n# window 2\n", "the last window holds no samples"),
     ],
 )
 def test_bad_rounds_are_one_line(tmp_path: Path, text: str, message: str) -> None:

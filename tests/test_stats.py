@@ -398,10 +398,15 @@ def drifting_rounds(
     )
 
 
+def whole(rounds: list[np.ndarray]) -> list[list[np.ndarray]]:
+    """Rounds as compare_rounds takes them, each one time window."""
+    return [[r] for r in rounds]
+
+
 def test_rounds_interval_is_a_t_interval_of_per_round_log_ratios() -> None:
     base = [np.full(30, 10.0), np.full(30, 20.0), np.full(30, 10.0)]
     cand = [np.full(30, 11.0), np.full(30, 21.0), np.full(30, 12.0)]
-    result = by_metric(stats.compare_rounds(base, cand, metrics=["p50"]))["p50"]
+    result = by_metric(stats.compare_rounds(whole(base), whole(cand), metrics=["p50"]))["p50"]
     logs = np.log([1.1, 1.05, 1.2])
     t = scipy_stats.ttest_1samp(logs, 0.0)
     half = scipy_stats.t.ppf(0.975, 2) * logs.std(ddof=1) / math.sqrt(3)
@@ -420,7 +425,9 @@ def test_rounds_cancel_machine_drift_that_fools_independent_samples() -> None:
     alarms_rounds = alarms_independent = 0
     for _ in range(100):
         base, cand = drifting_rounds(rng, 6, 1000, drift=0.10)
-        alarms_rounds += any(c.decision == "regression" for c in stats.compare_rounds(base, cand))
+        alarms_rounds += any(
+            c.decision == "regression" for c in stats.compare_rounds(whole(base), whole(cand))
+        )
         other_run, _ = drifting_rounds(rng, 6, 1000, drift=0.10)
         pooled = compare(np.concatenate(other_run), np.concatenate(cand), resamples=500)
         alarms_independent += any(c.decision == "regression" for c in pooled)
@@ -433,15 +440,20 @@ def test_rounds_detect_a_10_percent_slower_p95_despite_drift() -> None:
     detected = 0
     for _ in range(100):
         base, cand = drifting_rounds(rng, 6, 1000, drift=0.10, shift=1.10)
-        detected += by_metric(stats.compare_rounds(base, cand))["p95"].decision == "regression"
+        detected += (
+            by_metric(stats.compare_rounds(whole(base), whole(cand)))["p95"].decision
+            == "regression"
+        )
     assert detected >= 95
 
 
 def test_rounds_with_the_same_ratio_everywhere_are_certain() -> None:
     base = [np.full(25, 10.0)] * 3
-    same = by_metric(stats.compare_rounds(base, base, metrics=["p95"]))["p95"]
+    same = by_metric(stats.compare_rounds(whole(base), whole(base), metrics=["p95"]))["p95"]
     assert (same.ci, same.p_value, same.decision) == ((0.0, 0.0), 1.0, "no change")
-    slower = by_metric(stats.compare_rounds(base, [np.full(25, 15.0)] * 3, metrics=["p95"]))
+    slower = by_metric(
+        stats.compare_rounds(whole(base), [[np.full(25, 15.0)]] * 3, metrics=["p95"])
+    )
     assert slower["p95"].ci == pytest.approx((0.5, 0.5)) and slower["p95"].decision == "regression"
 
 
@@ -457,6 +469,45 @@ def test_rounds_with_the_same_ratio_everywhere_are_certain() -> None:
 )
 def test_bad_rounds(base: list[np.ndarray], cand: list[np.ndarray], message: str) -> None:
     with pytest.raises(StatsError, match=message):
+        stats.compare_rounds(whole(base), whole(cand), metrics=["p50"])
+
+
+def test_a_round_in_time_windows_counts_the_mean_of_its_windows_log_ratios() -> None:
+    # Round 1 in two windows: the candidate 10% slower in the first, as fast in the second
+    # (a burst slowed both). Each window's ratio counts once; pooled, the round says less.
+    base = [[np.full(30, 10.0), np.full(30, 20.0)], [np.full(60, 10.0)]]
+    cand = [[np.full(30, 11.0), np.full(30, 20.0)], [np.full(60, 12.0)]]
+    windowed = stats.round_log_ratios(stats.paired_windows(base, cand), ["p50"])
+    assert windowed[:, 0] == pytest.approx([math.log(1.1) / 2, math.log(1.2)])
+    pooled = [[np.concatenate(r)] for r in base], [[np.concatenate(r)] for r in cand]
+    whole_logs = stats.round_log_ratios(stats.paired_windows(*pooled), ["p50"])
+    assert whole_logs[:, 0] == pytest.approx([math.log(15.5 / 15.0), math.log(1.2)])
+    result = by_metric(stats.compare_rounds(base, cand, metrics=["p50"]))["p50"]
+    assert result.relative_change == pytest.approx(math.expm1(windowed.mean()))
+    # The point estimates stay those of every sample pooled.
+    assert (result.baseline, result.candidate) == pytest.approx((10.0, 12.0))
+
+
+@pytest.mark.parametrize(
+    ("base", "cand", "message"),
+    [
+        (
+            [[np.ones(30)] * 2] * 2,
+            [[np.ones(30)]] * 2,
+            "round 1: baseline in 2 windows, candidate in 1",
+        ),
+        ([[]] * 2, [[]] * 2, "round 1: baseline in 0 windows"),
+        (
+            [[np.ones(30), np.ones(30)]] * 2,
+            [[np.ones(30), np.ones(3)]] * 2,
+            "candidate round 1 window 2: 3 samples",
+        ),
+    ],
+)
+def test_bad_windows(
+    base: list[list[np.ndarray]], cand: list[list[np.ndarray]], message: str
+) -> None:
+    with pytest.raises(StatsError, match=message):
         stats.compare_rounds(base, cand, metrics=["p50"])
 
 
@@ -467,14 +518,14 @@ def test_judging_drawn_rounds_from_their_log_ratios_gives_compare_rounds_decisio
     base, cand = drifting_rounds(rng, 12, 400, drift=0.10, shift=1.06)
     metrics = list(stats.DEFAULT_METRICS)
     logs = stats.round_log_ratios(
-        [(np.sort(b), np.sort(c)) for b, c in zip(base, cand, strict=True)], metrics
+        [[(np.sort(b), np.sort(c))] for b, c in zip(base, cand, strict=True)], metrics
     )
     decisions = set()
     for _ in range(30):
         picked = rng.choice(12, 4, replace=False)
         fast = stats.judge_log_ratios(logs[picked], metrics, tolerance=0.05)
         slow = stats.compare_rounds(
-            [base[i] for i in picked], [cand[i] for i in picked], tolerance=0.05
+            [[base[i]] for i in picked], [[cand[i]] for i in picked], tolerance=0.05
         )
         for j, c in zip(fast, slow, strict=True):
             assert (j.metric, j.decision, j.p_value) == (c.metric, c.decision, c.p_value)

@@ -4,15 +4,19 @@ A raw sample file is UTF-8 text with one latency in milliseconds per line; blank
 ``#`` comments are skipped; it may be gzip-compressed (recognised by its magic bytes, whatever
 its name). A line ``# round`` (a comment to other readers) starts a round: samples of
 interleaved runs keep their rounds, so two such files are compared round by round (see
-`mlgate.stats.compare_rounds`). Evidence names its samples in ``data["samples_artifact"]``
-(relative to the evidence file's directory, and inside it) and lists that file with its sha256
-in ``artifacts``. Messages never quote a file's content: it may be anything the path leads to.
+`mlgate.stats.compare_rounds`). Inside a round, a line ``# window`` starts the next of its time
+windows (open loop, the sides sent requests in turn: window k of both files covers the same
+seconds); a round without one is one window. Evidence names its samples in
+``data["samples_artifact"]`` (relative to the evidence file's directory, and inside it) and lists
+that file with its sha256 in ``artifacts``. Messages never quote a file's content: it may be
+anything the path leads to.
 """
 
 from __future__ import annotations
 
 import gzip
 import io
+import itertools
 import math
 import os
 import stat
@@ -32,6 +36,7 @@ MAX_BYTES = 256 << 20
 _GZIP_MAGIC = b"\x1f\x8b"
 _UTF8_BOM = b"\xef\xbb\xbf"
 ROUND_MARKER = "# round"
+WINDOW_MARKER = "# window"
 
 
 class SampleError(MlgateError):
@@ -44,6 +49,8 @@ class Samples:
     source: str  # where they came from, for messages and reports
     # Where each round starts in `values`, when the file marks rounds; else empty.
     round_starts: tuple[int, ...] = ()
+    # Where each window after a round's first starts in `values`.
+    window_starts: tuple[int, ...] = ()
 
     @property
     def rounds(self) -> list[npt.NDArray[np.float64]]:
@@ -52,6 +59,18 @@ class Samples:
             return []
         ends = (*self.round_starts[1:], self.values.size)
         return [self.values[a:b] for a, b in zip(self.round_starts, ends, strict=True)]
+
+    @property
+    def windows(self) -> list[list[npt.NDArray[np.float64]]]:
+        """Each round's samples in its time windows, in order; [] when no rounds are marked."""
+        if not self.round_starts:
+            return []
+        ends = (*self.round_starts[1:], self.values.size)
+        rounds = []
+        for start, end in zip(self.round_starts, ends, strict=True):
+            cuts = [start, *(w for w in self.window_starts if start < w < end), end]
+            rounds.append([self.values[a:b] for a, b in itertools.pairwise(cuts)])
+        return rounds
 
 
 def read_samples(path: str | os.PathLike[str], minimum: int = MIN_SAMPLES) -> Samples:
@@ -63,16 +82,16 @@ def read_samples(path: str | os.PathLike[str], minimum: int = MIN_SAMPLES) -> Sa
     if content.removeprefix(_UTF8_BOM).lstrip()[:1] in (b"{", b"["):
         if compressed:
             raise SampleError(f"{path}: compressed JSON; evidence files are plain JSON")
-        (values, starts), source = _from_evidence(path)
+        (values, starts, windows), source = _from_evidence(path)
     else:
-        (values, starts), source = _parse(path, content), str(path)
+        (values, starts, windows), source = _parse(path, content), str(path)
     if values.size < minimum:
         raise SampleError(f"{source}: {values.size} samples; a comparison needs at least {minimum}")
     values.flags.writeable = False
-    return Samples(values=values, source=source, round_starts=starts)
+    return Samples(values=values, source=source, round_starts=starts, window_starts=windows)
 
 
-def _from_evidence(path: Path) -> tuple[tuple[npt.NDArray[np.float64], tuple[int, ...]], str]:
+def _from_evidence(path: Path) -> tuple[_Parsed, str]:
     try:
         document = evidence.read(path)
     except EvidenceError as exc:
@@ -129,7 +148,11 @@ def _decompress(path: Path, raw: bytes) -> bytes:
     return content
 
 
-def _parse(path: Path, content: bytes) -> tuple[npt.NDArray[np.float64], tuple[int, ...]]:
+# The samples, where each round starts, where each window after a round's first starts.
+_Parsed = tuple[npt.NDArray[np.float64], tuple[int, ...], tuple[int, ...]]
+
+
+def _parse(path: Path, content: bytes) -> _Parsed:
     if b"\x00" in content:
         raise SampleError(f"{path}: binary data, not a sample file")
     try:
@@ -138,10 +161,16 @@ def _parse(path: Path, content: bytes) -> tuple[npt.NDArray[np.float64], tuple[i
         raise SampleError(f"{path}: binary data, not a sample file (not UTF-8 text)") from None
     values: list[float] = []
     starts: list[int] = []
+    windows: list[int] = []
     for number, line in enumerate(text.split("\n"), start=1):
+        if line.strip().lower().startswith(WINDOW_MARKER):
+            if not starts or len(values) in (starts[-1], *windows[-1:]):
+                raise SampleError(f"{path}: line {number}: a window follows no samples of a round")
+            windows.append(len(values))
+            continue
         if line.strip().lower().startswith(ROUND_MARKER):
-            if starts and starts[-1] == len(values):
-                raise SampleError(f"{path}: line {number}: the round before holds no samples")
+            if empty := _empty_part(starts, windows, len(values)):
+                raise SampleError(f"{path}: line {number}: the {empty} before holds no samples")
             if not starts and values:
                 raise SampleError(
                     f"{path}: line {number}: samples before the first '{ROUND_MARKER}' line"
@@ -164,6 +193,13 @@ def _parse(path: Path, content: bytes) -> tuple[npt.NDArray[np.float64], tuple[i
         values.append(value)
     if not values:
         raise SampleError(f"{path}: no samples (empty, or only blank lines and comments)")
-    if starts and starts[-1] == len(values):
-        raise SampleError(f"{path}: the last round holds no samples")
-    return np.array(values, dtype=np.float64), tuple(starts)
+    if empty := _empty_part(starts, windows, len(values)):
+        raise SampleError(f"{path}: the last {empty} holds no samples")
+    return np.array(values, dtype=np.float64), tuple(starts), tuple(windows)
+
+
+def _empty_part(starts: list[int], windows: list[int], count: int) -> str:
+    """'round' or 'window' when the round or window begun last holds no samples yet, else ''."""
+    if starts and starts[-1] == count:
+        return "round"
+    return "window" if windows and windows[-1] == count else ""

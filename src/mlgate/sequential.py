@@ -259,27 +259,20 @@ class RoundPlan:
 
 
 def so_far(
-    champion: Sequence[Sequence[float]], candidate: Sequence[Sequence[float]]
+    champion: Sequence[Sequence[Sequence[float]]], candidate: Sequence[Sequence[Sequence[float]]]
 ) -> Callable[[], dict[str, list[float]] | None]:
     """What `RoundPlan.indices` asks before another round: per default metric, the log-ratio
-    of each round run so far (the lists are read when called, as the rounds are added), or
-    None when a round cannot be compared."""
+    of each round run so far (rounds given as their time windows, `stats.paired_windows`; the
+    lists are read when called, as the rounds are added), or None when a round cannot be
+    compared."""
 
     def log_ratios() -> dict[str, list[float]] | None:
-        import numpy as np
-
         from mlgate import stats
 
         count = min(len(champion), len(candidate))
         try:
-            pairs = [
-                (
-                    np.sort(stats._samples("champion", champion[i])),
-                    np.sort(stats._samples("candidate", candidate[i])),
-                )
-                for i in range(count)
-            ]
-            logs = stats.round_log_ratios(pairs, stats.DEFAULT_METRICS)
+            rounds = stats.paired_windows(champion[:count], candidate[:count])
+            logs = stats.round_log_ratios(rounds, stats.DEFAULT_METRICS)
         except stats.StatsError:
             return None
         return {

@@ -6,9 +6,12 @@ import json
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from mlgate.samples import Samples
 
 
 def _fraction(text: str) -> float:
@@ -51,7 +54,9 @@ def compare(
     Decides regression, improvement, no change or inconclusive per metric against the
     tolerance. When both sides mark the same number of rounds ('# round' lines, as the load
     stage writes for a champion loaded in interleaved rounds), rounds are paired: a t interval
-    and t-test of the per-round log-ratios, which machine drift between rounds cannot fool.
+    and t-test of the per-round log-ratios, which machine drift between rounds cannot fool (a
+    round whose time windows both sides mark, '# window' lines, counts as the mean of its
+    windows' log-ratios).
     Otherwise the samples are taken as independent: a bootstrap interval of the relative
     change and a Mann-Whitney U test. The false-discovery rate is controlled across metrics.
     Exit 0 no regression, 1 regression, 3 inconclusive.
@@ -63,7 +68,9 @@ def compare(
     chosen = list(metrics) or list(stats.DEFAULT_METRICS)
     paired = len(base.rounds) >= 2 and len(base.rounds) == len(cand.rounds)
     if paired:
-        results = stats.compare_rounds(base.rounds, cand.rounds, metrics=chosen, tolerance=tol)
+        results = stats.compare_rounds(
+            *_windows_if_matched(base, cand), metrics=chosen, tolerance=tol
+        )
     else:
         if base.rounds or cand.rounds:
             click.echo(
@@ -83,6 +90,15 @@ def compare(
         _print_comparison(results, tol, len(base.values), len(cand.values), rounds)
     decisions = {r.decision for r in results}
     sys.exit(1 if "regression" in decisions else 3 if "inconclusive" in decisions else 0)
+
+
+def _windows_if_matched(base: Samples, cand: Samples) -> tuple[list[Any], list[Any]]:
+    """Both sides' rounds in their time windows when every round has as many on each side;
+    else each round whole."""
+    base_windows, cand_windows = base.windows, cand.windows
+    if [len(w) for w in base_windows] == [len(w) for w in cand_windows]:
+        return base_windows, cand_windows
+    return [[r] for r in base.rounds], [[r] for r in cand.rounds]
 
 
 def _print_comparison(

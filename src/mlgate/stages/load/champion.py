@@ -76,7 +76,8 @@ def _fresh_rounds(
     ramp = load_rounds.generator_warmup(config.warmup)
     specs = {"candidate": candidate, "champion": champion}
     records: dict[str, list[loadgen.Record]] = {"candidate": [], "champion": []}
-    rounds: dict[str, list[list[float]]] = {"candidate": [], "champion": []}
+    # Successful latencies of each side, round by round, in time windows (rounds.time_windows).
+    rounds: dict[str, list[list[list[float]]]] = {"candidate": [], "champion": []}
     usage: dict[str, list[dict[str, float | None]]] = {"candidate": [], "champion": []}
     starts: list[dict[str, object]] = []
     warmup_requests = 0
@@ -115,10 +116,17 @@ def _fresh_rounds(
             usage[name].append(serving.server_metrics(server, since=before[name]))
         # What a container ran, exactly (the same image every round).
         digest = getattr(servers["candidate"], "image_digest", None) or digest
+        kept = {
+            name: load_rounds.on_timeline(round_records[name], index, span, config.warmup, ramp)
+            for name in specs
+        }
+        if config.rate is not None:  # requests in turn: the sides' seconds match
+            windows = load_rounds.time_windows(kept, config.warmup + index * span, span)
+        else:
+            windows = {name: [[r.latency_ms for r in kept[name] if r.ok]] for name in specs}
         for name in specs:
-            kept = load_rounds.on_timeline(round_records[name], index, span, config.warmup, ramp)
-            records[name] += kept
-            rounds[name].append([r.latency_ms for r in kept if r.ok])
+            records[name] += kept[name]
+            rounds[name].append(windows[name])
     attempt = attempt.measured(plan, span)
     evidence = attempt.judge(records["candidate"], result, rounds["candidate"])
     if evidence.status == "passed":
@@ -167,8 +175,9 @@ def interleaved(config: LoadConfig, champion_url: str, context: RunContext) -> E
         return _side_by_side(config, champion_url, context, payload, attempt)
     sides = {"champion": champion_url, "candidate": config.url}
     records: dict[str, list[loadgen.Record]] = {"champion": [], "candidate": []}
-    # Successful latencies of each side, round by round: the comparison pairs the rounds.
-    rounds: dict[str, list[list[float]]] = {"champion": [], "candidate": []}
+    # Successful latencies of each side, round by round (one window each: the sides were
+    # loaded one after the other): the comparison pairs the rounds.
+    rounds: dict[str, list[list[list[float]]]] = {"champion": [], "candidate": []}
     result = loadgen.Result()
     if config.warmup:
         for name, url in sides.items():
@@ -210,7 +219,7 @@ def interleaved(config: LoadConfig, champion_url: str, context: RunContext) -> E
                 if r.offset_s < span
             ]
             records[name] += kept
-            rounds[name].append([r.latency_ms for r in kept if r.ok])
+            rounds[name].append([[r.latency_ms for r in kept if r.ok]])
     attempt = attempt.measured(plan, span)
     evidence = attempt.judge(records["candidate"], result, rounds["candidate"])
     if evidence.status != "passed":
@@ -259,20 +268,24 @@ def _side_by_side(
         if r.ok and 0 <= index < config.planned_rounds:
             bins[r.target][index].append(r.latency_ms)
     candidate = [r for r in records if r.target == 0]
-    evidence = attempt.judge(candidate, result, bins[0])
+    # Each bin is a round of one window: the bins are the time windows of one run.
+    windowed = {target: [[values] for values in bins[target]] for target in bins}
+    evidence = attempt.judge(candidate, result, windowed[0])
     if evidence.status != "passed":
         return evidence
     champion_failed = sum(
         1 for r in records if r.target == 1 and not r.ok and r.offset_s >= config.warmup
     )
-    return _with_champion(evidence, context, bins[1], bins[0], "requests in turn", champion_failed)
+    return _with_champion(
+        evidence, context, windowed[1], windowed[0], "requests in turn", champion_failed
+    )
 
 
 def _with_champion(
     evidence: Evidence,
     context: RunContext,
-    champion: list[list[float]],
-    candidate: list[list[float]],
+    champion: list[list[list[float]]],
+    candidate: list[list[list[float]]],
     interleaving: str,
     champion_failed: int,
     plan: sequential.RoundPlan | None = None,

@@ -55,16 +55,19 @@ def _compare_samples(
 
 
 def compare_rounds(
-    champion: list[list[float]], candidate: list[list[float]], plan: sequential.RoundPlan
+    champion: list[list[list[float]]],
+    candidate: list[list[list[float]]],
+    plan: sequential.RoundPlan,
 ) -> dict[str, object]:
-    """Round i of the champion against round i of the candidate (see stats.compare_rounds):
-    with the per-round log-ratios and how the rounds were chosen, which the gate judges."""
+    """Round i of the champion against round i of the candidate, each in its time windows
+    (see stats.compare_rounds): with the per-round log-ratios and how the rounds were chosen,
+    which the gate judges."""
     import numpy as np
 
     from mlgate import stats
 
     results = stats.compare_rounds(champion, candidate, sequence=plan.fixed is None)
-    pooled = np.sort(np.concatenate([np.asarray(r, dtype=np.float64) for r in champion]))
+    pooled = np.sort(np.array([x for windows in champion for w in windows for x in w]))
     return {
         "baseline": "champion (interleaved A/B)",
         "method": "paired rounds",
@@ -73,7 +76,8 @@ def compare_rounds(
         "log_ratios": sequential.so_far(champion, candidate)(),
         "baseline_ms": {label: round(stats.point_estimate(pooled, label), 3) for label in _CHARTED},
         "baseline_samples": int(pooled.size),
-        "candidate_samples": sum(len(r) for r in candidate),
+        "candidate_samples": sum(len(w) for windows in candidate for w in windows),
+        "windows": [len(windows) for windows in candidate],
         "metrics": [r.as_json() for r in results],
     }
 

@@ -73,7 +73,7 @@ class Attempt:
         self,
         records: list[loadgen.Record],
         result: loadgen.Result,
-        rounds: list[list[float]] | None = None,
+        rounds: list[list[list[float]]] | None = None,
     ) -> Evidence:
         """The evidence of the measured run (see `_judge_run`)."""
         return _judge_run(
@@ -100,18 +100,22 @@ def _percentile(ordered: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-def write_samples(path: Path, samples: list[float] | list[list[float]]) -> None:
+def write_samples(path: Path, samples: list[float] | list[list[list[float]]]) -> None:
     """Write atomically and reproducibly (no timestamp in the gzip header): same samples, same
-    digest. Given rounds, each starts with a '# round N' line (samples.ROUND_MARKER)."""
+    digest. Given rounds (each as its time windows), each starts with a '# round N' line
+    (samples.ROUND_MARKER), and its windows after the first with '# window K'
+    (samples.WINDOW_MARKER)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    if samples and isinstance(samples[0], list):
-        text = "".join(
-            f"# round {i}\n" + "".join(f"{x!r}\n" for x in values)
-            for i, values in enumerate(samples, 1)
-            if isinstance(values, list)
-        )
-    else:
-        text = "".join(f"{x!r}\n" for x in samples)
+    lines = []
+    for i, item in enumerate(samples, 1):
+        if isinstance(item, list):
+            lines.append(f"# round {i}\n")
+            for k, window in enumerate(item, 1):
+                lines.append(f"# window {k}\n" if k > 1 else "")
+                lines += [f"{x!r}\n" for x in window]
+        else:
+            lines.append(f"{item!r}\n")
+    text = "".join(lines)
     # GzipFile, not gzip.compress: the header's OS byte differs between them, and the bytes
     # (so the digest) stay what they were.
     buffer = io.BytesIO()
@@ -189,10 +193,11 @@ def _judge_run(
     records: list[loadgen.Record],
     result: loadgen.Result,
     samples: Path,
-    rounds: list[list[float]] | None = None,
+    rounds: list[list[list[float]]] | None = None,
 ) -> Evidence:
     """Metrics, findings and the samples artifact of one measured run; `rounds`, when the run
-    was interleaved, splits the latencies (in order) into its rounds for the samples file."""
+    was interleaved, splits the latencies into its rounds (and their time windows) for the
+    samples file."""
     end = config.warmup + config.duration
     measured = [r for r in records if config.warmup <= r.offset_s < end]
     latencies = [r.latency_ms for r in measured if r.ok]
