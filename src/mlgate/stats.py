@@ -233,8 +233,8 @@ def round_log_ratios(
     round is its (baseline, candidate) samples, sorted, in time windows (`paired_windows`);
     its log-ratio is the mean of its windows'. Why windows: on a busy runner a burst of load
     slows both sides at once, yet the few bursts of a round decide its pooled tail, so one
-    side's luck in them moved a round's p95 log-ratio (sd 0.105 over 13 busy A/A rounds of
-    40 s); the mean over 5-s windows, each burst weighing only in its own, had sd 0.053."""
+    side's luck in them moved a round's p95 log-ratio (sd 0.103 over 14 busy A/A rounds of
+    40 s); the mean over 5-s windows, each burst weighing only in its own, had sd 0.051."""
     logs = np.empty((len(rounds), len(metrics)))
     for i, windows in enumerate(rounds):
         for j, metric in enumerate(metrics):

@@ -20,9 +20,9 @@ GENERATOR_WARMUP_S = 1.0
 
 # Open loop, a round's two sides are sent requests in turn, so they can be compared in time
 # windows: a burst of load on the runner then weighs in its own window instead of deciding the
-# round's tail (stats.round_log_ratios). 5 s: on 13 busy A/A rounds of 40 s at 100 req/s a
-# side, windows of 10, 5 and 2 s gave a p95 log-ratio sd of 0.051, 0.053 and 0.048 (0.105
-# whole); shorter ones leave a window's tail to fewer samples.
+# round's tail (stats.round_log_ratios). 5 s: on 14 busy A/A rounds of 40 s at 100 req/s a
+# side, windows of 10, 5 and 2 s gave a p95 log-ratio sd of 0.053, 0.051 and 0.046 (0.103
+# whole; benchmarks/round-windows-busy.md); shorter ones leave a window's tail to fewer samples.
 WINDOW_S = 5.0
 # Successful samples a window needs on each side, on average to be cut (its p95 then rests on
 # a dozen or more), and at the least in every window, or the round is cut into fewer.
