@@ -282,8 +282,11 @@ def interval(hits: int, trials: int) -> tuple[float, float]:
 def rate_text(
     hits: int, trials: int, exact: bool = True, between: tuple[float, float] | None = None
 ) -> str:
-    """hits/trials and the share; with its exact 95% interval, or the one given."""
-    share = hits / trials if trials else math.nan
+    """hits/trials and the share; with its exact 95% interval, or the one given; "-" when
+    there were no trials of that kind (an --unchanged-only run has no A/B trials)."""
+    if not trials:
+        return "-"
+    share = hits / trials
     if between is None and not exact:
         return f"{hits:>4}/{trials:<4} {share:6.1%}"
     low, high = between if between is not None else interval(hits, trials)

@@ -13,8 +13,9 @@ from mlgate import evidence as ev
 from mlgate import loadgen, stats
 from mlgate.samples import read_samples
 from mlgate.stages.interface import RunContext
+from mlgate.stages.load import report as load_report
 from mlgate.stages.load import rounds as load_rounds
-from mlgate.stages.load.config import LoadConfig
+from mlgate.stages.load.config import LoadConfig, LoadPolicy
 from mlgate.stages.load.stage import LoadStage
 from mlgate.stages.load.warmup import settled
 from tests.test_serving import alive
@@ -324,4 +325,7 @@ def test_open_loop_rounds_are_compared_in_time_windows(
     again = {c.metric: c for c in stats.compare_rounds(champion.windows, candidate.windows)}
     for entry in comparison["metrics"]:
         assert entry["ci"] == pytest.approx(list(again[entry["metric"]].ci))
+    # The report says how the rounds were compared.
+    (shown,) = load_report.comparisons(evidence, LoadPolicy())
+    assert " 3 interleaved rounds in 2 time windows each (" in shown.caption
     assert alive(tmp_path.name) == []

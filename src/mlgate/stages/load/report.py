@@ -279,6 +279,17 @@ def html(evidence: Evidence) -> str:
     return f"<h3>{chart_title(series)}</h3>" + charts.svg_bars(labels, series, "ms")
 
 
+def _windows(comparison: dict[str, Any]) -> str:
+    """How many time windows each round was compared in, when more than one."""
+    counts = comparison.get("windows")
+    if not isinstance(counts, list) or not counts or not all(type(c) is int for c in counts):
+        return ""
+    low, high = min(counts), max(counts)
+    if high <= 1:
+        return ""
+    return f" in {low if low == high else f'{low}-{high}'} time windows each"
+
+
 def _how(evidence: Evidence, comparison: dict[str, Any]) -> str:
     """What was compared, in one line: the two models (or the baseline file), and how."""
     candidate = _model(evidence.data.get("serve")) or "the candidate"
@@ -288,7 +299,7 @@ def _how(evidence: Evidence, comparison: dict[str, Any]) -> str:
         how = stopped(comparison)
         return (
             f"{candidate} against {champion} served side by side, "
-            f"{rounds if type(rounds) is int else '?'} interleaved rounds "
+            f"{rounds if type(rounds) is int else '?'} interleaved rounds{_windows(comparison)} "
             f"({_count(comparison.get('candidate_samples'))} vs "
             f"{_count(comparison.get('baseline_samples'))} requests)" + (f"; {how}" if how else "")
         )
