@@ -103,7 +103,7 @@ def test_hostile_or_missing_xml_is_one_line_and_error_evidence(
 @pytest.mark.parametrize(
     ("args", "config", "expected"),
     [
-        (["gate"], None, "mlgate.yml: config file not found"),
+        (["gate"], None, "mlgate.yml: no such config file"),
         (
             ["gate"],
             "stages:\n  tests:\n    timeout: never\n",

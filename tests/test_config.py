@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -97,9 +98,25 @@ def test_counts_further_problems(tmp_path: Path) -> None:
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="config file not found"):
+    with pytest.raises(ConfigError, match="no such config file"):
         config.load(tmp_path / "nope.yml")
     assert config.load(tmp_path / "nope.yml", required=False).enabled_stages == []
+
+
+def test_a_config_that_is_no_file_or_too_big_is_one_line_not_a_hang(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo.yml"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match=f"^{fifo}: not a regular file$"):
+        config.load(fifo, required=False)
+    with pytest.raises(ConfigError, match=f"^{tmp_path}: not a regular file$"):
+        config.load(tmp_path)
+    big = write(tmp_path, "# padding\n" * 120_000)
+    with pytest.raises(ConfigError, match=f"^{big}: larger than 1 MiB; not a config file$"):
+        config.load(big)
+    dangling = tmp_path / "dangling.yml"
+    dangling.symlink_to(tmp_path / "gone.yml")
+    with pytest.raises(ConfigError, match=f"^{dangling}: no such config file$"):
+        config.load(dangling, required=False)
 
 
 def test_digest_is_stable_and_sensitive(tmp_path: Path) -> None:

@@ -240,7 +240,7 @@ def test_waived_findings_stay_visible() -> None:
             "waivers:\n  - id: X\n    scope: {package: a}\n    owner: o\n    expires: 2027-01-01\n",
             "waivers[0] (id X).reason: Field required",
         ),
-        ("waivers: [\n", "not valid YAML"),
+        ("waivers: [\n", "invalid YAML"),
     ],
 )
 def test_bad_waivers_files_are_one_line(tmp_path: Path, text: str, message: str) -> None:

@@ -310,18 +310,9 @@ def _digest(document: Any) -> str:
 def load(path: Path | None = None, *, required: bool = True) -> MlgateConfig:
     """Load and validate a config file; with `required=False` a missing file means defaults."""
     path = path or DEFAULT_PATH
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        if not required:
-            return MlgateConfig()
-        raise ConfigError(f"{path}: config file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read config: {exc}") from None
-    try:
-        document = safe_yaml.load(text)
-    except safe_yaml.YamlError as exc:
-        raise ConfigError(f"{path}: invalid YAML{exc.where}: {exc.problem}") from None
+    if not required and not path.exists() and not path.is_symlink():
+        return MlgateConfig()
+    document = safe_yaml.load_file(path, "config")
     if document is None:
         document = {}
     if not isinstance(document, dict):

@@ -9,15 +9,21 @@ is bounded, and a repeated key is an error — each one line with where it is.
 
 from __future__ import annotations
 
+import stat
+from pathlib import Path
 from typing import Any
 
 import yaml
 from yaml.error import Mark
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from mlgate.errors import ConfigError
+
 # Far beyond any config, waivers file or advisory record, far below what costs a second.
 MAX_NODES = 100_000
 MAX_DEPTH = 100
+# A user's own YAML file (mlgate.yml, waivers) is a few kilobytes; a megabyte is not one.
+MAX_FILE_BYTES = 1 << 20
 _MERGE = "tag:yaml.org,2002:merge"
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 _BaseLoader: Any = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
@@ -75,6 +81,26 @@ def load(text: str, *, timestamps_as_text: bool = False) -> Any:
         raise YamlError(str(exc)) from None
     finally:
         loader.dispose()
+
+
+def load_file(path: Path, what: str) -> Any:
+    """The document of a user's YAML file (`what` it is: 'config', 'waivers'; None when it is
+    empty); any problem is one ConfigError line naming the file."""
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):  # a FIFO or a device would block or never end
+            raise ConfigError(f"{path}: not a regular file")
+        if info.st_size > MAX_FILE_BYTES:
+            raise ConfigError(f"{path}: larger than 1 MiB; not a {what} file")
+        text = path.read_text("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such {what} file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    try:
+        return load(text)
+    except YamlError as exc:
+        raise ConfigError(f"{path}: invalid YAML{exc.where}: {exc.problem}") from None
 
 
 def _check(root: Node) -> None:

@@ -39,7 +39,6 @@ from mlgate.evidence import Finding
 # Overrides today's date (YYYY-MM-DD): for tests, and to re-judge evidence as of a past day;
 # never inside GitHub Actions.
 TODAY_VARIABLE = "MLGATE_TODAY"
-_MAX_BYTES = 1 << 20
 
 
 class WaiverScope(BaseModel):
@@ -124,18 +123,7 @@ class Applied:
 
 def load(path: Path) -> list[Waiver]:
     """Read and validate a waivers file; any problem is one ConfigError line naming it."""
-    try:
-        if path.stat().st_size > _MAX_BYTES:
-            raise ConfigError(f"{path}: larger than 1 MiB; not a waivers file")
-        text = path.read_text("utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such waivers file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from None
-    try:
-        document = safe_yaml.load(text)
-    except safe_yaml.YamlError as exc:
-        raise ConfigError(f"{path}: not valid YAML{exc.where}: {exc.problem}") from None
+    document = safe_yaml.load_file(path, "waivers")
     if document is None:
         return []
     try:
