@@ -53,7 +53,6 @@ from bench_compare_calibration import (
     Server,
     _terminate,
     calibrate,
-    cut,
     load,
     rate_text,
     round_seconds,
@@ -114,14 +113,11 @@ def fixed_mode(logs: FloatArray, seconds: float) -> Judged:
     )
 
 
-Sequence_ = Callable[[Sequence[float]], tuple[float, float]]
-
-
-def auto_mode(
-    logs: FloatArray, seconds: float, sequence: Sequence_ = sequential.confidence_sequence
-) -> Judged:
+def auto_mode(logs: FloatArray, seconds: float) -> Judged:
     intervals = {
-        metric: sequential.relative_interval(sequence([float(v) for v in logs[:, j]]))
+        metric: sequential.relative_interval(
+            sequential.confidence_sequence([float(v) for v in logs[:, j]])
+        )
         for j, metric in enumerate(METRICS)
     }
     gate = sequential.gate_outcome([non_inferiority(ci, TOLERANCE) for ci in intervals.values()])
@@ -164,11 +160,12 @@ def run_trial(kind: str, added_ms: float, args: argparse.Namespace, scratch: Pat
             records = load(candidate.url, champion.url, args, scratch)
         finally:
             stop_servers()
-        cand, champ = cut(records, args)
         sides = {"candidate": [r for r in records if r.target == 0]}
         sides["champion"] = [r for r in records if r.target == 1]
         windows = load_rounds.time_windows(sides, args.warmup, round_seconds(args))
         trial.logs.append(round_log_ratios(windows["candidate"], windows["champion"]))
+        # The same samples whole: the rule before windows.
+        cand, champ = (np.concatenate(windows[side]) for side in ("candidate", "champion"))
         trial.whole.append(round_log_ratios([cand], [champ]))
         trial.champion_p95.append(stats.point_estimate(np.sort(champ), "p95"))
         trial.round_seconds.append(time.monotonic() - began)
@@ -198,9 +195,7 @@ def print_modes(trials: list[Trial]) -> None:
         if len(logs) < FIXED_ROUNDS:
             raise SystemExit(f"a trial of {len(logs)} rounds: a trial has at least {FIXED_ROUNDS}")
         for count in range(FIXED_ROUNDS, len(logs) + 1):
-            before = auto_mode(
-                whole[:count], sum(t.round_seconds[:count]), sequential.confidence_sequence
-            )
+            before = auto_mode(whole[:count], sum(t.round_seconds[:count]))
             if before.gate != "inconclusive":
                 break
         by_mode["before"][t.kind].judged.append(before)

@@ -116,7 +116,8 @@ def test_a_config_that_is_no_file_or_too_big_is_one_line_not_a_hang(tmp_path: Pa
     dangling = tmp_path / "dangling.yml"
     dangling.symlink_to(tmp_path / "gone.yml")
     with pytest.raises(ConfigError, match=f"^{dangling}: no such config file$"):
-        config.load(dangling, required=False)
+        config.load(dangling)
+    assert config.load(dangling, required=False).enabled_stages == []  # missing: defaults
 
 
 def test_digest_is_stable_and_sensitive(tmp_path: Path) -> None:

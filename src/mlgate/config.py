@@ -310,9 +310,12 @@ def _digest(document: Any) -> str:
 def load(path: Path | None = None, *, required: bool = True) -> MlgateConfig:
     """Load and validate a config file; with `required=False` a missing file means defaults."""
     path = path or DEFAULT_PATH
-    if not required and not path.exists() and not path.is_symlink():
-        return MlgateConfig()
-    document = safe_yaml.load_file(path, "config")
+    try:
+        document = safe_yaml.load_file(path, "config")
+    except safe_yaml.MissingFile:
+        if not required:
+            return MlgateConfig()
+        raise
     if document is None:
         document = {}
     if not isinstance(document, dict):

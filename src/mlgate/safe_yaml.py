@@ -29,6 +29,10 @@ _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 _BaseLoader: Any = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
 
 
+class MissingFile(ConfigError):
+    """`load_file`'s file does not exist (a caller may take defaults instead)."""
+
+
 class YamlError(ValueError):
     """Why a document was refused; `where` is ' at line L, column C' or ''."""
 
@@ -94,7 +98,7 @@ def load_file(path: Path, what: str) -> Any:
             raise ConfigError(f"{path}: larger than 1 MiB; not a {what} file")
         text = path.read_text("utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such {what} file") from None
+        raise MissingFile(f"{path}: no such {what} file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
     try:

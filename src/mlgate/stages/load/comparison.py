@@ -67,7 +67,7 @@ def compare_rounds(
     from mlgate import stats
 
     results = stats.compare_rounds(champion, candidate, sequence=plan.fixed is None)
-    pooled = np.sort(np.array([x for windows in champion for w in windows for x in w]))
+    pooled = np.sort(np.concatenate([w for windows in champion for w in windows]))
     return {
         "baseline": "champion (interleaved A/B)",
         "method": "paired rounds",

@@ -111,7 +111,8 @@ def write_samples(path: Path, samples: list[float] | list[list[list[float]]]) ->
         if isinstance(item, list):
             lines.append(f"# round {i}\n")
             for k, window in enumerate(item, 1):
-                lines.append(f"# window {k}\n" if k > 1 else "")
+                if k > 1:
+                    lines.append(f"# window {k}\n")
                 lines += [f"{x!r}\n" for x in window]
         else:
             lines.append(f"{item!r}\n")
