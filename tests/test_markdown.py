@@ -122,8 +122,11 @@ def test_every_context_renders_hostile_text_as_plain_text(tmp_path: Path) -> Non
     }, tags
     assert page.count("<!-- mlgate:comment:mlgate -->") == 1
     summary = re.search(r"<summary>(.*?)</summary>", page).group(1)  # type: ignore[union-attr]
-    # What a reader sees is the text itself: no escape backslashes, mention broken.
-    assert html_lib.unescape(summary) == "high: " + hostile.replace("@", "@\u2060")
+    # What a reader sees is the text itself: no escape backslashes, mention and the emoji
+    # shortcode ":comment:" broken.
+    assert html_lib.unescape(summary) == "high: " + hostile.replace("@", "@\u2060").replace(
+        "mlgate:comment", "mlgate:\u2060comment"
+    )
     code_spans = [html_lib.unescape(c) for c in re.findall(r"<code>(.*?)</code>", page)]
     assert any(c.startswith("a'b/'x' <img src=x>") for c in code_spans), code_spans
     assert "tests.max_failures" in code_spans and "\\" not in "".join(

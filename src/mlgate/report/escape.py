@@ -1,7 +1,7 @@
 """Make untrusted text (test names, failure messages, fork PR content) inert in markdown and HTML.
 
 Escaped text renders as exactly its characters: no markup, links, HTML, @-mentions,
-#-references, or forged comment markers.
+#-references, emoji shortcodes, or forged comment markers.
 """
 
 from __future__ import annotations
@@ -18,8 +18,11 @@ _INLINE = str.maketrans(
     {char: "\\" + char for char in string.punctuation} | {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
 )
 _WORD_JOINER = "\u2060"
-# GitHub links @user, @org/team, #123 and owner/repo#123 in rendered text, even in HTML.
-_MENTION = re.compile(r"([@#])(?=\w)")
+# GitHub links @user, @org/team, #123 and owner/repo#123 in rendered text, even in HTML...
+_MENTION = re.compile(r"[@#](?=\w)")
+# ...and shows :name: as an emoji: a test named ":white_check_mark: fine" would show a pass mark.
+# A word joiner after the '@', '#' or first ':' breaks each, invisibly.
+_EMOJI = re.compile(r":(?=[\w+-]+:)")
 # C0 and C1 controls (ESC and CSI start terminal escape sequences), not tab and line breaks.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
@@ -30,8 +33,7 @@ def inline(text: str, limit: int = 1000) -> str:
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     # The word joiner goes in before escaping, so the escaped '@' is still separated.
-    text = _MENTION.sub(lambda m: m.group(1) + _WORD_JOINER, text)
-    return text.translate(_INLINE)
+    return _break_references(text).translate(_INLINE)
 
 
 def html_inline(text: str, limit: int = 1000) -> str:
@@ -40,7 +42,7 @@ def html_inline(text: str, limit: int = 1000) -> str:
     text = " ".join(_CONTROL.sub("", text).split())
     if len(text) > limit:
         text = text[: limit - 1] + "…"
-    return html.escape(_MENTION.sub(lambda m: m.group(1) + _WORD_JOINER, text), quote=True)
+    return html.escape(_break_references(text), quote=True)
 
 
 def code(text: str, limit: int = 300) -> str:
@@ -57,10 +59,17 @@ def block(text: str, limit: int = 4000) -> str:
     text = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
     if len(text) > limit:
         text = text[: limit - 1] + "…"
-    text = _MENTION.sub(lambda m: m.group(1) + _WORD_JOINER, text)
+    # GitHub shows no emoji inside <pre>: only mentions need breaking (a traceback's
+    # "file.py:11:" is copied from here, so no joiner goes after its colons).
+    text = _break_references(text, emoji=False)
     # A line-initial <pre> opens an HTML block that only </pre> ends (blank lines do not), and
     # markdown is not parsed inside it; html.escape makes every tag, entity and marker literal.
     return f"<pre>{html.escape(text, quote=False)}</pre>"
+
+
+def _break_references(text: str, *, emoji: bool = True) -> str:
+    text = _MENTION.sub(lambda m: m.group() + _WORD_JOINER, text)
+    return _EMOJI.sub(":" + _WORD_JOINER, text) if emoji else text
 
 
 def plain(text: str, limit: int = 2000) -> str:
