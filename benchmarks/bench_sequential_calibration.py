@@ -6,7 +6,8 @@ in open loop, candidate and champion in turn, as bench_compare_calibration.py do
 servers, rounds and +10% p95 sizing are reused). Run:
 
     .venv/bin/python benchmarks/bench_sequential_calibration.py [--pairs 10] [--seconds 60]
-        [--max-seconds S] [--rate 100] [--work-ms MS] [--quick]
+        [--max-seconds S] [--rate 100] [--work-ms MS] [--unchanged-only | --changed-only]
+        [--quick]
 
 A trial is one `rounds: auto` comparison: rounds of ``--seconds`` / 6 each, at least
 ``--min-rounds``, then one more while the gate (`load.no_regression` at the default 10%
@@ -371,6 +372,12 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         "where +10%% rates come from another run",
     )
     parser.add_argument(
+        "--changed-only",
+        action="store_true",
+        help="A/B trials only (--pairs of them, B's work from --work-ms): the +10%% rates, "
+        "where unchanged ones come from another run",
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="1 pair of 1-s rounds, a 60 s budget: a smoke run"
     )
     args = parser.parse_args(argv)
@@ -380,6 +387,8 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         args.calibration_steps, args.draws, args.interval_resamples = 1, 100, 5
     if args.pairs < 1 or args.seconds <= 0 or args.rate <= 0 or args.min_rounds < 2:
         parser.error("--pairs, --seconds, --rate must be positive, --min-rounds at least 2")
+    if args.changed_only and (args.unchanged_only or args.work_ms is None):
+        parser.error("--changed-only needs --work-ms and not --unchanged-only")
     if args.work_ms is not None and not (math.isfinite(args.work_ms) and args.work_ms > 0):
         parser.error("--work-ms must be a positive number of milliseconds")
     # What bench_compare_calibration's helpers read.
@@ -400,9 +409,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     atexit.register(stop_servers)
     started = time.monotonic()
+    kinds = (AA,) if args.unchanged_only else (AB,) if args.changed_only else (AA, AB)
     print(
         f"mlgate gate calibration, old mode beside new: {args.pairs} x "
-        f"({'A/A' if args.unchanged_only else 'A/A, A/B'}), open loop "
+        f"({', '.join(kinds)}), open loop "
         f"{args.rate:g} req/s per side, rounds of {args.seconds / FIXED_ROUNDS:g} s "
         f"(+{args.warmup:g} s warm-up) on fresh servers; load average now "
         f"{os.getloadavg()[0]:.1f}",
@@ -417,7 +427,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not budget_given:
             args.max_seconds = math.inf  # until the first trial sets it
         for _ in range(args.pairs):
-            for kind in (AA,) if args.unchanged_only else (AA, AB):
+            for kind in kinds:
                 added = 0.0
                 if kind == AB:
                     # Scaled to A's p95 in the A/A trial just before, as the old script does.
