@@ -430,9 +430,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             for kind in kinds:
                 added = 0.0
                 if kind == AB:
-                    # Scaled to A's p95 in the A/A trial just before, as the old script does.
-                    a_p95 = float(np.median(trials[-1].champion_p95))
-                    added = args.work_ms if args.work_ms is not None else share * a_p95
+                    # Given, or scaled to A's p95 in the A/A trial just before, as the old
+                    # script does.
+                    added = args.work_ms or share * float(np.median(trials[-1].champion_p95))
                 trial = run_trial(kind, added, args, scratch)
                 if not budget_given and math.isinf(args.max_seconds):
                     args.max_seconds = 3 * sum(trial.round_seconds[:FIXED_ROUNDS])
