@@ -72,8 +72,8 @@ fi
 # needs, and the example's requirements), fetched here once per change of either.
 if [ "$extras" = dev ]; then
   example="$root/examples/iris"
-  demo_extras=$(cd "$example" && "$root/.venv/bin/mlgate" config extras)
-  demo_digest="$(cat "$root/pyproject.toml" "$example/requirements.txt" | sha256sum | cut -c1-16)-$demo_extras"
+  demo_digest=$("$root/scripts/demo-wheelhouse-stamp.sh")
+  demo_extras=${demo_digest#*-}
   wheelhouse="$root/.cache/wheelhouse-demo"
   if [ "$(cat "$wheelhouse/.stamp" 2>/dev/null)" != "$demo_digest" ]; then
     rm -rf "$wheelhouse"

@@ -68,7 +68,7 @@ def block(text: str, limit: int = 4000) -> str:
 
 
 def _break_references(text: str, *, emoji: bool = True) -> str:
-    text = _MENTION.sub(lambda m: m.group() + _WORD_JOINER, text)
+    text = _MENTION.sub(r"\g<0>" + _WORD_JOINER, text)
     return _EMOJI.sub(":" + _WORD_JOINER, text) if emoji else text
 
 
