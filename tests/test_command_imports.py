@@ -82,3 +82,65 @@ def test_the_gate_command_imports_neither_the_reader_nor_reporting(tmp_path: Pat
     stage_packages = {m.split(".")[2] for m in modules if m.startswith("mlgate.stages.")}
     assert not _OTHER_STAGES & stage_packages, stage_packages
     assert not _REPORTING & {m.split(".")[0] for m in modules}
+
+
+# A client as `mlgate report` makes it, then what it imported; then PyGithub's App auth signs
+# a token with a real RSA key, which needs the real PyJWT and cryptography.
+_CLIENT_PROBE = """
+import json, sys
+from mlgate.github import client
+from mlgate.github.context import GitHubContext
+gh = client.connect(GitHubContext("t", "http://127.0.0.1:9", "o/r", "a" * 40, None, None, "k"), 0)
+before = sorted(sys.modules)
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from github import Auth
+key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+pem = key.private_bytes(
+    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+).decode()
+token = Auth.AppAuth(123, pem).create_jwt()
+import jwt
+claims = jwt.decode(token, key.public_key(), algorithms=["RS256"])
+print(json.dumps({"modules": before, "issuer": claims["iss"]}))
+"""
+
+
+def test_the_github_client_loads_jwt_only_when_an_app_key_is_signed() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _CLIENT_PROBE],
+        env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    top = {m.split(".")[0] for m in result["modules"]}
+    assert "github" in top
+    assert not {"cryptography"} & top
+    assert result["issuer"] == "123"
+
+
+# What is alive at exit is frozen before the interpreter's shutdown collections; a hook
+# registered before main() runs after it (atexit runs last-in first-out).
+_EXIT_PROBE = """
+import atexit, gc, sys
+atexit.register(lambda: sys.stderr.write(f"frozen at exit: {gc.get_freeze_count()}\\n"))
+from mlgate.cli import main
+sys.argv = ["mlgate", "--version"]
+main()
+"""
+
+
+def test_objects_alive_at_exit_are_frozen_for_a_quick_shutdown() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _EXIT_PROBE],
+        env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    frozen = [line for line in done.stderr.splitlines() if line.startswith("frozen at exit")]
+    assert frozen, done.stderr
+    assert int(frozen[0].split(": ")[1]) > 1000
