@@ -147,6 +147,34 @@ def test_a_group_without_its_head_commit_is_not_judged(
     assert not (tmp_path / "judged.json").exists()
 
 
+@without_head_commit
+def test_a_commit_named_by_mlgate_sha_is_judged_and_reported_without_the_groups(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gh: FakeGitHub, group: dict[str, object]
+) -> None:
+    """MLGATE_SHA names the commit (a job judging another run's evidence): the gate judges
+    against it as the report publishes on it, whatever the payload lacks."""
+    named = "9" * 40
+    with monkeypatch.context() as other_run:
+        other_run.setenv("MLGATE_SHA", named)
+        make_report(tmp_path, failed=0)
+    merge_group_env(monkeypatch, tmp_path, gh, group)
+    (tmp_path / "mlgate.yml").write_text("stages:\n  tests: {}\n")
+    judge = (
+        "gate",
+        *("--config", str(tmp_path / "mlgate.yml"), "--evidence-dir", str(tmp_path / "ev")),
+        *("--output", str(tmp_path / "judged.json")),
+    )
+    monkeypatch.setenv("MLGATE_SHA", named)
+    result = mlgate_in_process(*judge)
+    assert result.exit_code == 0, result.stderr
+    assert json.loads((tmp_path / "judged.json").read_text())["commit"] == named
+    assert context.from_env(TOKEN).sha == named
+    monkeypatch.setenv("MLGATE_SHA", "8" * 40)  # the evidence is not about this one
+    result = mlgate_in_process(*judge)
+    assert result.exit_code == 1, result.stderr
+    assert "evidence was made for commit 999999999999, not 888888888888" in result.stderr
+
+
 def test_every_workflow_gating_pull_requests_also_runs_in_the_merge_queue() -> None:
     import yaml
 

@@ -100,6 +100,16 @@ def commit_under_test(payload: dict[str, Any] | None = None) -> str | None:
     return sha if isinstance(sha, str) and sha else os.environ.get("GITHUB_SHA")
 
 
+def named_commit(payload: dict[str, Any], given: str | None, consequence: str) -> str | None:
+    """The commit a verdict or a report is about: `given` (--sha), else commit_under_test.
+    When nothing names it and a merge_group payload lacks it, that is bad input (MlgateError,
+    its message ending in `consequence`): evidence about any commit would pass."""
+    problem = None if given or os.environ.get("MLGATE_SHA") else merge_group_problem(payload)
+    if problem:
+        raise MlgateError(f"{problem}; {consequence}")
+    return given or commit_under_test(payload)
+
+
 def run_url() -> str | None:
     env = os.environ
     server, repo, run = (

@@ -114,10 +114,7 @@ def _expected_sha() -> str | None:
     about any commit pass."""
     if not actions_env.in_actions():
         return None
-    problem = actions_env.merge_group_problem(actions_env.event_payload())
-    if problem:
-        raise MlgateError(f"{problem}; nothing judged")
-    return actions_env.commit_under_test()
+    return actions_env.named_commit(actions_env.event_payload(), None, "nothing judged")
 
 
 def write(verdict: Verdict, path: Path) -> None:

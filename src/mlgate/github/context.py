@@ -51,10 +51,7 @@ def from_env(
     if repository.count("/") != 1:
         raise MlgateError(f"GITHUB_REPOSITORY is not 'owner/name': {repository!r}")
     payload = actions_env.event_payload(strict=True)
-    problem = None if sha else actions_env.merge_group_problem(payload)
-    if problem:
-        raise MlgateError(f"{problem}; nothing published")
-    sha = sha or actions_env.commit_under_test(payload)
+    sha = actions_env.named_commit(payload, sha, "nothing published")
     if not sha:
         raise MlgateError("no commit to report on: GITHUB_SHA is not set")
     event_pull = actions_env.pull_request(payload)
