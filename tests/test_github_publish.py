@@ -134,6 +134,30 @@ def test_first_comment_costs_one_listing_and_no_pull_request_read(
     assert asked.count(("POST", "/repos/octo/model/issues/7/comments")) == 1
 
 
+def test_the_comment_on_a_busy_pull_request_is_found_in_pages_of_100(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gh: FakeGitHub
+) -> None:
+    actions_env(monkeypatch, tmp_path, gh)
+    from github import Auth, Github
+
+    reviewer = Github(
+        auth=Auth.Token("ghp_personal"),
+        base_url=gh.url,
+        seconds_between_requests=0,
+        seconds_between_writes=0,
+    )
+    pull = reviewer.get_repo(REPO).get_pull(7)
+    for n in range(110):
+        pull.create_issue_comment(f"review note {n}")
+    report = make_report(tmp_path, failed=1)
+    assert publish_now(report).comment == "created"
+    gh.reset_log()
+    assert publish_now(report).comment == "updated"  # ours is the 111th
+    listings = [r for r in gh.requests if r[:2] == ("GET", "/repos/octo/model/issues/7/comments")]
+    assert len(listings) == 2  # pages of 100; PyGithub's default 30 would take 4
+    assert len(gh.comments(REPO, 7)) == 111
+
+
 def test_comment_that_landed_before_a_502_is_not_posted_twice(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gh: FakeGitHub, sleeps: list[float]
 ) -> None:

@@ -28,6 +28,7 @@ ATTEMPTS = 5
 MAX_WAIT_SECONDS = 60.0
 OPERATION_BUDGET_SECONDS = 90.0
 REQUEST_TIMEOUT_SECONDS = 10
+PAGE_SIZE = 100
 
 
 class NotPermitted(Exception):
@@ -55,6 +56,9 @@ def connect(context: GitHubContext, write_delay: float) -> Github:
         seconds_between_requests=0,
         seconds_between_writes=write_delay,
         lazy=True,  # objects are fetched only when read: no request for what is only written to
+        # GitHub's largest page (PyGithub asks for 30): finding the sticky comment on a busy
+        # pull request, or a fork's pull request among the open ones, takes a third the requests.
+        per_page=PAGE_SIZE,
     )
 
 
