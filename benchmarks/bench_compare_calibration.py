@@ -175,7 +175,7 @@ def load(
 
 
 def round_seconds(args: argparse.Namespace) -> float:
-    return float(args.seconds) / args.rounds_per_trial
+    return float(args.seconds) / int(args.rounds_per_trial)
 
 
 @dataclass
@@ -470,10 +470,10 @@ def report(trials: list[Trial], args: argparse.Namespace) -> None:
             continue
         compared += 1
         baseline = later.pooled("champion")
-        aa = stats.compare(baseline, earlier[0].pooled("candidate"), resamples=1000)
-        ab = stats.compare(baseline, earlier[1].pooled("candidate"), resamples=1000)
-        aa_alarms += any(c.decision == "regression" for c in aa)
-        ab_detected += _of(ab, "p95").decision == "regression"
+        unchanged = stats.compare(baseline, earlier[0].pooled("candidate"), resamples=1000)
+        changed = stats.compare(baseline, earlier[1].pooled("candidate"), resamples=1000)
+        aa_alarms += any(c.decision == "regression" for c in unchanged)
+        ab_detected += _of(changed, "p95").decision == "regression"
     print(
         f"  A/A false alarms {rate_text(aa_alarms, compared)}; "
         f"A/B p95 detected {rate_text(ab_detected, compared)}"
@@ -671,11 +671,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         flush=True,
     )
     started = time.monotonic()
+    trials: list[Trial] = []
     if args.records_files is not None:
         trials = [t for path in args.records_files for t in restore(path, args)]
         print(f"trials: {len(trials)} from {', '.join(map(str, args.records_files))}")
     else:
-        trials: list[Trial] = []
         runs: list[list[list[loadgen.Record]]] = []
         with tempfile.TemporaryDirectory(prefix="mlgate-calibration-") as name:
             scratch = Path(name)

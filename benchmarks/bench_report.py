@@ -416,19 +416,24 @@ def main() -> None:
             for tool in tools[repeat % len(tools) :] + tools[: repeat % len(tools)]:
                 place = work / f"{tool}-{repeat}"
                 place.mkdir()
-                if tool == "peer":
-                    done = publish_twice(
-                        lambda gh, attempt, place=place: run_peer(
+                src = args.src if tool == "mlgate" else args.base_src
+
+                def publish(
+                    gh: FakeGitHub,
+                    attempt: str,
+                    place: Path = place,
+                    tool: str = tool,
+                    src: Path = src,
+                ) -> Run:
+                    if tool == "peer":
+                        return run_peer(
                             gh, place, junit, args.peer, peer_python, attempt, args.default_pacing
                         )
+                    return run_mlgate(
+                        gh, place, junit, src, mlgate_python, attempt, tool, args.default_pacing
                     )
-                else:
-                    src = args.src if tool == "mlgate" else args.base_src
-                    done = publish_twice(
-                        lambda gh, attempt, place=place, src=src, tool=tool: run_mlgate(
-                            gh, place, junit, src, mlgate_python, attempt, tool, args.default_pacing
-                        )
-                    )
+
+                done = publish_twice(publish)
                 for run in done:
                     steps = ", ".join(f"{p.label} {p.wall:.2f} s" for p in run.processes)
                     print(

@@ -23,6 +23,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from bench_compare_calibration import Server, load, start, stop_servers
@@ -78,8 +79,11 @@ def log_ratio(rows: Sequence[Row], metric: str, seconds: float, window: float) -
     )
 
 
-def analyze(measured: list[dict[str, object]], seconds: float) -> None:
-    rounds: list[list[Row]] = [[tuple(r) for r in m["rows"]] for m in measured]
+def analyze(measured: list[dict[str, Any]], seconds: float) -> None:
+    rounds: list[list[Row]] = [
+        [(float(offset), int(target), float(ms), bool(ok)) for offset, target, ms, ok in m["rows"]]
+        for m in measured
+    ]
     loads = [float(m["load"]) for m in measured]
     print(
         f"{len(rounds)} A/A rounds of {seconds:g} s, open loop 100 req/s a side; load average "
@@ -98,7 +102,7 @@ def analyze(measured: list[dict[str, object]], seconds: float) -> None:
     halves = np.array(
         [
             [
-                log_ratio([(o - k * half, *rest) for o, *rest in rows], "p95", half, half)
+                log_ratio([(o - k * half, t, ms, ok) for o, t, ms, ok in rows], "p95", half, half)
                 for k in (0, 1)
             ]
             for rows in rounds

@@ -167,7 +167,7 @@ def run_trial(kind: str, added_ms: float, args: argparse.Namespace, scratch: Pat
         trial.logs.append(round_log_ratios(windows["candidate"], windows["champion"]))
         # The same samples whole: the rule before windows.
         cand, champ = (np.concatenate(windows[side]) for side in ("candidate", "champion"))
-        trial.whole.append(round_log_ratios([cand], [champ]))
+        trial.whole.append(round_log_ratios([cand.tolist()], [champ.tolist()]))
         trial.champion_p95.append(stats.point_estimate(np.sort(champ), "p95"))
         trial.round_seconds.append(time.monotonic() - began)
         trial.load.append(os.getloadavg()[0])
@@ -229,9 +229,9 @@ def print_modes(trials: list[Trial]) -> None:
         "CPUs)"
     )
     for kind in (AA, AB):
-        logs = [np.asarray(t.logs)[:, METRICS.index("p95")] for t in trials if t.kind == kind]
-        spread = [float(np.std(v, ddof=1)) for v in logs if len(v) > 1]
-        shift = [math.expm1(float(np.mean(v))) for v in logs]
+        p95_logs = [np.asarray(t.logs)[:, METRICS.index("p95")] for t in trials if t.kind == kind]
+        spread = [float(np.std(v, ddof=1)) for v in p95_logs if len(v) > 1]
+        shift = [math.expm1(float(np.mean(v))) for v in p95_logs]
         if spread:
             print(
                 f"{kind}: p95 change per trial median {float(np.median(shift)):+.1%}; sd of a "

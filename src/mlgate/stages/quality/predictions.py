@@ -23,7 +23,7 @@ def infer_task(model: Model, target: Any) -> str:
 
     estimator = model.estimator
     if estimator is not None:
-        from sklearn.base import is_classifier, is_regressor  # type: ignore[import-untyped]
+        from sklearn.base import is_classifier, is_regressor
 
         if is_classifier(estimator) or hasattr(estimator, "predict_proba"):
             return "classification"
