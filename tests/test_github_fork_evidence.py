@@ -263,6 +263,8 @@ def test_the_waivers_are_the_base_branchs(
     assert result.exit_code == 0, result.stderr
     taken = ev.read(base / ".mlgate" / "evidence" / "scan.json")
     assert [w["owner"] for w in taken.data["waivers"]] == ["@release"]
+    # The config is copied for the gate; the waivers live in the evidence, not in a copy.
+    assert sorted(p.name for p in (base / ".mlgate" / "base").iterdir()) == ["mlgate.yml"]
 
 
 @pytest.mark.parametrize(
@@ -272,6 +274,12 @@ def test_the_waivers_are_the_base_branchs(
         ("no-config", "the pull request's base branch 'release/1.x' has no mlgate.yml at"),
         ("bad-config", "mlgate.yml of the pull request's base branch 'release/1.x' (at eeee"),
         ("no-waiver-file", "has no waiver file waivers.yml (stages.scan.waivers)"),
+        (
+            "bad-waivers",
+            "waivers.yml of the pull request's base branch 'release/1.x' (at eeeeeeeeeeee): "
+            "waivers[0]",
+        ),
+        ("binary-waivers", "waivers.yml of the pull request's base branch 'release/1.x' (at eeee"),
     ],
 )
 def test_an_unreadable_base_branch_is_a_failing_check_with_the_reason(
@@ -288,6 +296,14 @@ def test_an_unreadable_base_branch_is_a_failing_check_with_the_reason(
         "bad-config": {"mlgate.yml": b"stages: [tests\n"},
         "no-waiver-file": {
             "mlgate.yml": b"stages:\n  scan:\n    sources: [src]\n    waivers: waivers.yml\n"
+        },
+        "bad-waivers": {
+            "mlgate.yml": b"stages:\n  scan:\n    sources: [src]\n    waivers: waivers.yml\n",
+            "waivers.yml": b"waivers:\n  - id: B602\n",
+        },
+        "binary-waivers": {
+            "mlgate.yml": b"stages:\n  scan:\n    sources: [src]\n    waivers: waivers.yml\n",
+            "waivers.yml": b"\xff\xfe waivers",
         },
     }[case]
     if files is not None:

@@ -101,10 +101,16 @@ def load_file(path: Path, what: str) -> Any:
         raise MissingFile(f"{path}: no such {what} file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
+    return load_text(text, str(path))
+
+
+def load_text(text: str, source: str) -> Any:
+    """The document of a user's YAML file read elsewhere (None when it is empty); any problem
+    is one ConfigError line naming `source`."""
     try:
         return load(text)
     except YamlError as exc:
-        raise ConfigError(f"{path}: invalid YAML{exc.where}: {exc.problem}") from None
+        raise ConfigError(f"{source}: invalid YAML{exc.where}: {exc.problem}") from None
 
 
 def _check(root: Node) -> None:

@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from pydantic import (
     BaseModel,
@@ -123,7 +124,16 @@ class Applied:
 
 def load(path: Path) -> list[Waiver]:
     """Read and validate a waivers file; any problem is one ConfigError line naming it."""
-    document = safe_yaml.load_file(path, "waivers")
+    return _validated(safe_yaml.load_file(path, "waivers"), str(path))
+
+
+def parse(text: str, source: str) -> list[Waiver]:
+    """Validate a waivers file read elsewhere (through the API); any problem is one ConfigError
+    line naming `source`."""
+    return _validated(safe_yaml.load_text(text, source), source)
+
+
+def _validated(document: Any, source: str) -> list[Waiver]:
     if document is None:
         return []
     try:
@@ -131,7 +141,7 @@ def load(path: Path) -> list[Waiver]:
     except ValidationError as exc:
         error = exc.errors()[0]
         where = _location(document, error["loc"])
-        raise ConfigError(f"{path}: {where}: {error['msg']}") from None
+        raise ConfigError(f"{source}: {where}: {error['msg']}") from None
 
 
 def apply(waivers: list[Waiver], findings: list[Finding], today: date) -> Applied:

@@ -177,8 +177,8 @@ def report(
 @path_option(
     "--base-dir",
     default=".mlgate/base",
-    help="Where the base branch's config and waiver file are copied for 'mlgate gate' and "
-    "'mlgate report' (step output config).",
+    help="Where the base branch's config is copied for 'mlgate gate' and 'mlgate report' "
+    "(step output config).",
     directory=True,
 )
 @evidence_option

@@ -6,7 +6,8 @@ branch's mlgate.yml, policy and waiver file. They are read here through the cont
 the base repository - never a checkout, never the pull request's head - all at one commit: the
 base branch's head, resolved once, so the config and the waivers agree with each other.
 
-The copies are written under a local directory for `mlgate gate` and `mlgate report`; a base
+The config's copy is written under a local directory for `mlgate gate` and `mlgate report`
+(the waivers go into the scan evidence: github.fork_evidence.with_base_trust); a base
 branch that cannot be read (deleted, no config, a config or waiver file that does not parse)
 is `BaseUnreadable`: nothing is judged without it.
 """
@@ -62,9 +63,9 @@ def repository_path(project_dir: str, name: str) -> PurePosixPath:
 def read(
     repo: Repository, base_ref: str, project_dir: str, config_name: str, destination: Path
 ) -> BaseConfig:
-    """The base branch's config (at `project_dir`/`config_name` in the repository) and the
-    waiver file its scan stage names, copied into `destination` (its previous copies
-    replaced)."""
+    """The base branch's config (at `project_dir`/`config_name` in the repository), copied
+    into `destination` (a previous copy replaced), and the waivers of the file its scan stage
+    names."""
     config_in_repo = repository_path(project_dir, config_name)
     where = f"the pull request's base branch {base_ref!r}"
     sha = _head(repo, base_ref, where)
@@ -81,7 +82,7 @@ def read(
         cfg = mlgate_config.load(config_path)
     except ConfigError as exc:
         raise BaseUnreadable(f"{config_in_repo} of {where} (at {sha[:12]}): {exc}") from None
-    waivers = _waivers(repo, cfg, project_dir, sha, where, destination)
+    waivers = _waivers(repo, cfg, project_dir, sha, where)
     return BaseConfig(base_ref, sha, config_path, cfg, waivers)
 
 
@@ -134,14 +135,11 @@ def _waivers(
     project_dir: str,
     sha: str,
     where: str,
-    destination: Path,
 ) -> list[waiver_rules.Waiver]:
     """The waivers the scan stage would read in a checkout of the base branch: its `waivers:`
     file (which must exist) or, without one, the default file where present."""
     from mlgate.stages.scan.config import DEFAULT_WAIVERS, ScanConfig
 
-    local = destination / "waivers.yml"
-    local.unlink(missing_ok=True)
     scan = cfg.stage_config(_SCAN)
     if not isinstance(scan, ScanConfig):
         return []
@@ -155,8 +153,10 @@ def _waivers(
         if named is None:
             return []
         raise BaseUnreadable(f"{where} has no waiver file {path} (stages.scan.waivers)")
-    local.write_bytes(data)
+    source = f"{path} of {where} (at {sha[:12]})"
     try:
-        return waiver_rules.load(local)
+        return waiver_rules.parse(data.decode("utf-8"), source)
+    except UnicodeDecodeError as exc:
+        raise BaseUnreadable(f"{source}: not UTF-8 text: {exc.reason}") from None
     except ConfigError as exc:
-        raise BaseUnreadable(f"{path} of {where} (at {sha[:12]}): {exc}") from None
+        raise BaseUnreadable(str(exc)) from None
