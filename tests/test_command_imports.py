@@ -38,16 +38,21 @@ _OTHER_STAGES = {"bench", "bench_config", "load", "scan", "drift", "probe", "qua
 _REPORTING = {"github", "requests", "jwt", "rich"}
 
 
-def _run(project: Path, *args: str) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, "-c", _PROBE, *args],
-        cwd=project,
+def _python(code: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """`code` in a fresh interpreter that sees only mlgate's source and the system's tools."""
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=cwd,
         env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,
-        check=True,
         timeout=120,
     )
+
+
+def _run(project: Path, *args: str) -> dict[str, Any]:
+    done = _python(_PROBE, *args, cwd=project)
+    assert done.returncode == 0, done.stderr
     result: dict[str, Any] = json.loads(done.stdout)
     result["stderr"] = done.stderr
     return result
@@ -107,13 +112,7 @@ print(json.dumps({"modules": before, "issuer": claims["iss"]}))
 
 
 def test_the_github_client_loads_jwt_only_when_an_app_key_is_signed() -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", _CLIENT_PROBE],
-        env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = _python(_CLIENT_PROBE)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     top = {m.split(".")[0] for m in result["modules"]}
@@ -134,13 +133,7 @@ main()
 
 
 def test_objects_alive_at_exit_are_frozen_for_a_quick_shutdown() -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", _EXIT_PROBE],
-        env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = _python(_EXIT_PROBE)
     frozen = [line for line in done.stderr.splitlines() if line.startswith("frozen at exit")]
     assert frozen, done.stderr
     assert int(frozen[0].split(": ")[1]) > 1000
