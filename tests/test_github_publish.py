@@ -123,6 +123,22 @@ def test_pull_request_gets_checks_annotations_and_one_comment(
     assert "tests\\: 120 failed\\, 0 allowed" in comments[0]["body"]
 
 
+def test_annotations_stop_at_report_max_annotations_and_the_check_says_so(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gh: FakeGitHub
+) -> None:
+    actions_env(monkeypatch, tmp_path, gh)
+    cfg = config.ReportConfig(max_annotations=60)
+    publish.publish(make_report(tmp_path), context.from_env(TOKEN), cfg, write_delay=0)
+    runs = {run["name"]: run for run in gh.check_runs(REPO)}
+    tests_run = runs["mlgate/tests"]
+    assert len(tests_run["output"]["annotations"]) == 60  # of 120: one PATCH after the create
+    assert len([r for r in gh.requests if r[0] == "PATCH" and "/check-runs/" in r[1]]) == 1
+    assert "the first 60 of 120 findings with a file" in tests_run["output"]["summary"]
+    assert "`mlgate-report` artifact" in tests_run["output"]["summary"]
+    assert tests_run["conclusion"] == "failure"  # the verdict is untouched
+    assert config.ReportConfig().max_annotations == 5000
+
+
 def test_first_comment_costs_one_listing_and_no_pull_request_read(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gh: FakeGitHub
 ) -> None:

@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 DEFAULT_PATH = Path("mlgate.yml")
 
 CommentMode = Literal["always", "on-change", "on-failure", "off"]
+# A header declaring 100,000 unlisted tests, or a suite failing whole, must not send 2,000
+# requests: past this, findings are counted on the check and listed in the report only.
+MAX_ANNOTATIONS = 5000
 MAX_BUNDLE_AGE_HOURS = 10 * 8766  # 10 years of hours: beyond any sensible age (1e308 crashed)
 
 
@@ -63,6 +66,12 @@ class ReportConfig(BaseModel):
         default=True,
         description="Upload the scan stage's SARIF files to GitHub code scanning (needs "
         "'security-events: write'; skipped with a notice where not allowed).",
+    )
+    max_annotations: Count = Field(
+        default=MAX_ANNOTATIONS,
+        description="Findings annotated on a stage's check run at most (50 a request, so 5,000 "
+        "take 100 requests; a workflow token may make 1,000 an hour per repository). The "
+        "check says how many more there are; every one is in the report artifact.",
     )
 
 

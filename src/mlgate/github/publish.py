@@ -14,7 +14,7 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
 from mlgate import artifact_paths
-from mlgate.config import ReportConfig
+from mlgate.config import MAX_ANNOTATIONS, ReportConfig
 from mlgate.github import checks, code_scanning, comments, statuses
 from mlgate.github.client import NotPermitted, Rejected, connect, with_retry
 from mlgate.github.context import GitHubContext
@@ -36,11 +36,19 @@ class Published:
 
 
 def outputs(
-    report: Report, check_name: str, evidence_from: str | None = None
+    report: Report,
+    check_name: str,
+    evidence_from: str | None = None,
+    max_annotations: int = MAX_ANNOTATIONS,
 ) -> list[checks.CheckOutput]:
     result = []
     for stage in report.stages:
-        summary, text = markdown.stage(report, stage)
+        annotations = checks.to_annotations(report.findings(stage))
+        note = ""
+        if len(annotations) > max_annotations:
+            note = markdown.annotation_notice(report, max_annotations, len(annotations))
+            annotations = annotations[:max_annotations]
+        summary, text = markdown.stage(report, stage, note=note)
         result.append(
             checks.CheckOutput(
                 name=f"{check_name}/{stage}",
@@ -49,7 +57,7 @@ def outputs(
                 title=escape.plain(report.stage_summary(stage), limit=200),
                 summary=summary,
                 text=text,
-                annotations=checks.to_annotations(report.findings(stage)),
+                annotations=annotations,
             )
         )
     summary, text = markdown.aggregate(report)
@@ -87,7 +95,9 @@ def publish(
     repo = gh.get_repo(context.repository)
     done = Published()
     refused: list[str] = []
-    check_outputs = outputs(report, config.check_name, context.evidence_from)
+    check_outputs = outputs(
+        report, config.check_name, context.evidence_from, config.max_annotations
+    )
     if not context.pr_head_checked and context.pr_number is not None:
         # A verdict about one commit must not land on a pull request that has moved on.
         _require_pull_head(repo, context.pr_number, context.sha)

@@ -133,6 +133,14 @@ def fit(head: str, entries: Sequence[str], limit: int, notice: str, separator: s
     return text
 
 
+def annotation_notice(report: Report, annotated: int, total: int) -> str:
+    """Said on a stage's check run when it annotates fewer findings than it has."""
+    return (
+        f"> **Annotated:** the first {annotated:,} of {total:,} findings with a file "
+        f"(`report.max_annotations`); all are in the {escape.code(report.artifact_name)} artifact."
+    )
+
+
 def truncation_notice(report: Report) -> str:
     where = f"the {escape.code(report.artifact_name)} artifact"
     if report.run_url:
@@ -168,12 +176,14 @@ def full(report: Report, limit: int, marker: str = "") -> str:
     return fit(head, entries, limit, truncation_notice(report))
 
 
-def stage(report: Report, stage_name: str, limit: int = CHECK_LIMIT) -> tuple[str, str]:
-    """Check-run summary and text for one stage."""
+def stage(
+    report: Report, stage_name: str, limit: int = CHECK_LIMIT, note: str = ""
+) -> tuple[str, str]:
+    """Check-run summary and text for one stage; `note` (markdown) follows its first line."""
     line = (
         f"{outcome_cell(report.verdict.stage_outcome(stage_name))}: "
         f"{escape.inline(report.stage_summary(stage_name))}"
-    )
+    ) + (f"\n\n{note}" if note else "")
     summary = line + "\n\n" + rules_table(report, [stage_name], limit - len(line) - 2)
     entries = _Entries(report.findings(stage_name))
     extra = stage_section(report, stage_name)
