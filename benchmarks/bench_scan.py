@@ -53,7 +53,7 @@ def main() -> int:
 
     sys.path.insert(0, str(EXAMPLE))
     import joblib
-    import model as iris  # the example's own training code
+    import model as iris  # type: ignore[import-not-found]  # the example's own training code
 
     from mlgate.scanners import SCANNERS
     from mlgate.scanners.interface import ScanTargets

@@ -279,7 +279,11 @@ def test_the_waivers_are_the_base_branchs(
             "waivers.yml of the pull request's base branch 'release/1.x' (at eeeeeeeeeeee): "
             "waivers[0]",
         ),
-        ("binary-waivers", "waivers.yml of the pull request's base branch 'release/1.x' (at eeee"),
+        (
+            "binary-waivers",
+            "waivers.yml of the pull request's base branch 'release/1.x' (at eeeeeeeeeeee): "
+            "not UTF-8 text",
+        ),
     ],
 )
 def test_an_unreadable_base_branch_is_a_failing_check_with_the_reason(

@@ -14,7 +14,8 @@ import pytest
 
 from mlgate import config, policy
 from mlgate import evidence as ev
-from mlgate.github import context, publish
+from mlgate.evidence import Finding
+from mlgate.github import checks, context, publish
 from mlgate.github.client import Unreachable
 from mlgate.report import model
 from mlgate.stages.interface import RunContext
@@ -133,10 +134,36 @@ def test_annotations_stop_at_report_max_annotations_and_the_check_says_so(
     tests_run = runs["mlgate/tests"]
     assert len(tests_run["output"]["annotations"]) == 60  # of 120: one PATCH after the create
     assert len([r for r in gh.requests if r[0] == "PATCH" and "/check-runs/" in r[1]]) == 1
-    assert "the first 60 of 120 findings with a file" in tests_run["output"]["summary"]
+    assert "60 of 120 findings with a file, the most pressing" in tests_run["output"]["summary"]
     assert "`mlgate-report` artifact" in tests_run["output"]["summary"]
     assert tests_run["conclusion"] == "failure"  # the verdict is untouched
     assert config.ReportConfig().max_annotations == 5000
+
+
+def test_the_annotations_kept_are_the_most_pressing() -> None:
+    def finding(
+        name: str, severity: ev.Severity, line: int | None, waived: bool = False
+    ) -> Finding:
+        return Finding(
+            id=name,
+            severity=severity,
+            message=name,
+            rule="r",
+            path="src/a.py",
+            line=line,
+            waived_by={"id": "w"} if waived else None,
+        )
+
+    findings = [
+        finding("waived", "critical", 3, waived=True),
+        finding("info", "info", 4),
+        finding("unlisted", "high", None),
+        finding("failed", "high", 5),
+        finding("critical", "critical", None),
+        finding("failed too", "high", 6),
+    ]
+    ranked = [f.id for f in checks.most_pressing_first(findings)]
+    assert ranked == ["critical", "failed", "failed too", "unlisted", "info", "waived"]
 
 
 def test_first_comment_costs_one_listing_and_no_pull_request_read(

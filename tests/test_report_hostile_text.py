@@ -397,6 +397,8 @@ def rendered(report: model.Report, evidence_dir: Path) -> Iterator[tuple[str, st
         yield f"{output.name} check summary", "markdown", output.summary
         yield f"{output.name} check text", "markdown", output.text
         yield f"{output.name} check title", "plain", output.title
+    for output in publish.outputs(report, "mlgate", max_annotations=0):  # with its notice
+        yield f"{output.name} check summary, not annotated", "markdown", output.summary
     yield "HTML report", "html", html.render(report)
     content = card.build(config.parse({"stages": {}}), evidence_dir)
     yield "model card", "markdown", card.markdown(content)

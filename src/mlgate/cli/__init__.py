@@ -96,7 +96,9 @@ def _terminated(signum: int, frame: object) -> None:
 def main() -> None:
     # What is alive at exit lives to the end: frozen then, it is skipped by the collections
     # of the interpreter's shutdown, 30-50 ms of every command (benchmarks/results-report.md).
-    # Registered once, however often main() runs in one process (tests).
+    # Cycles that are garbage by then are not collected, so nothing may rely on a __del__ at
+    # exit (files are written in `with` blocks). Registered once, however often main() runs
+    # in one process (tests).
     atexit.unregister(gc.freeze)
     atexit.register(gc.freeze)
     previous = signal.signal(signal.SIGTERM, _terminated)

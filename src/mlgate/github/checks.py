@@ -1,4 +1,4 @@
-"""Check runs: one per stage plus the aggregate, every annotation delivered 50 at a time."""
+"""Check runs: one per stage plus the aggregate, each one's annotations delivered 50 at a time."""
 
 from __future__ import annotations
 
@@ -45,6 +45,18 @@ class CheckOutput:
         return hashlib.sha256(json.dumps(self.annotations, sort_keys=True).encode()).hexdigest()[
             :16
         ]
+
+
+_SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "unknown": 3, "low": 4, "info": 5}
+
+
+def most_pressing_first(findings: list[Finding]) -> list[Finding]:
+    """What to annotate when not all fit: unwaived before waived, then by severity, findings at
+    a line before those at none (a header's unlisted tests); the report's order otherwise."""
+    return sorted(
+        findings,
+        key=lambda f: (f.waived_by is not None, _SEVERITY_ORDER[f.severity], f.line is None),
+    )
 
 
 def to_annotations(findings: list[Finding]) -> list[dict[str, Any]]:

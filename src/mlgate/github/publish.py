@@ -43,11 +43,13 @@ def outputs(
 ) -> list[checks.CheckOutput]:
     result = []
     for stage in report.stages:
-        annotations = checks.to_annotations(report.findings(stage))
+        findings = report.findings(stage)
+        annotations = checks.to_annotations(findings)
         note = ""
         if len(annotations) > max_annotations:
             note = markdown.annotation_notice(report, max_annotations, len(annotations))
-            annotations = annotations[:max_annotations]
+            ranked = checks.to_annotations(checks.most_pressing_first(findings))
+            annotations = ranked[:max_annotations]
         summary, text = markdown.stage(report, stage, note=note)
         result.append(
             checks.CheckOutput(

@@ -136,7 +136,7 @@ def fit(head: str, entries: Sequence[str], limit: int, notice: str, separator: s
 def annotation_notice(report: Report, annotated: int, total: int) -> str:
     """Said on a stage's check run when it annotates fewer findings than it has."""
     return (
-        f"> **Annotated:** the first {annotated:,} of {total:,} findings with a file "
+        f"> **Annotated:** {annotated:,} of {total:,} findings with a file, the most pressing "
         f"(`report.max_annotations`); all are in the {escape.code(report.artifact_name)} artifact."
     )
 
