@@ -121,6 +121,22 @@ def test_the_github_client_loads_jwt_only_when_an_app_key_is_signed() -> None:
     assert result["issuer"] == "123"
 
 
+# A PyGithub that reads from jwt while it is imported gets the real module at once.
+_EARLY_READ_PROBE = """
+import sys
+from mlgate.github import client
+with client._jwt_deferred():
+    from jwt import PyJWT
+print(type(sys.modules["jwt"]).__name__, PyJWT.__module__)
+"""
+
+
+def test_jwt_read_while_pygithub_is_imported_is_the_real_module() -> None:
+    done = _python(_EARLY_READ_PROBE)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["module", "jwt.api_jwt"]
+
+
 # What is alive at exit is frozen before the interpreter's shutdown collections; a hook
 # registered before main() runs after it (atexit runs last-in first-out).
 _EXIT_PROBE = """

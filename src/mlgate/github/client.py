@@ -84,6 +84,8 @@ class _DeferredModule(types.ModuleType):
     """A module imported on first attribute read, from then on read through."""
 
     def __getattr__(self, attribute: str) -> Any:
+        if sys.modules.get(self.__name__) is self:  # read while PyGithub is being imported
+            del sys.modules[self.__name__]
         return getattr(importlib.import_module(self.__name__), attribute)
 
 
