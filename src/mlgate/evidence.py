@@ -31,6 +31,8 @@ SCHEMA_RESOURCE = "evidence.schema.json"
 
 Status = Literal["passed", "failed", "error", "skipped"]
 Severity = Literal["critical", "high", "medium", "low", "info", "unknown"]
+# Most severe first: the order findings are judged, listed and annotated in.
+SEVERITIES: tuple[Severity, ...] = ("critical", "high", "medium", "low", "info", "unknown")
 MetricValue = float | int | str | bool | None
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from mlgate.evidence import Finding
+from mlgate.evidence import SEVERITIES, Finding
 from mlgate.github.client import with_retry
 from mlgate.github.context import GitHubContext
 from mlgate.verdict import Outcome
@@ -47,15 +47,12 @@ class CheckOutput:
         ]
 
 
-_SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "unknown": 3, "low": 4, "info": 5}
-
-
 def most_pressing_first(findings: list[Finding]) -> list[Finding]:
     """What to annotate when not all fit: unwaived before waived, then by severity, findings at
     a line before those at none (a header's unlisted tests); the report's order otherwise."""
     return sorted(
         findings,
-        key=lambda f: (f.waived_by is not None, _SEVERITY_ORDER[f.severity], f.line is None),
+        key=lambda f: (f.waived_by is not None, SEVERITIES.index(f.severity), f.line is None),
     )
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from mlgate.evidence import Evidence
+from mlgate.evidence import SEVERITIES, Evidence
 from mlgate.report import escape
-from mlgate.stages.scan.rules import SEVERITIES
 
 
 def findings_markdown(evidence: Evidence) -> str:

@@ -8,11 +8,10 @@ from datetime import date
 from typing import Any
 
 from mlgate import waivers as waiver_rules
-from mlgate.evidence import Finding, Severity
+from mlgate.evidence import SEVERITIES, Finding, Severity
 from mlgate.stages.scan.config import ScanPolicy
 from mlgate.verdict import RuleResult
 
-SEVERITIES: tuple[Severity, ...] = ("critical", "high", "medium", "low", "info", "unknown")
 # Advisory-type findings, to which only_fixable applies (a code smell has no fixed version).
 VULNERABILITY_SOURCES = ("dependencies", "image-os", "image-python")
 # Why a baseline the judge does not trust was taken out of scan evidence (a fork's run, a

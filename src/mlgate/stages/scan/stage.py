@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from mlgate import evidence as ev
 from mlgate import waivers as waiver_rules
 from mlgate.errors import MlgateError
-from mlgate.evidence import Evidence, Finding
+from mlgate.evidence import SEVERITIES, Evidence, Finding
 from mlgate.stages.finish import finished_evidence
 from mlgate.stages.interface import RunContext, Stage
 from mlgate.stages.scan import registry_models
@@ -30,7 +30,7 @@ from mlgate.stages.scan.inputs import (
 )
 from mlgate.stages.scan.model_digests import model_digests
 from mlgate.stages.scan.report import findings_html, findings_markdown
-from mlgate.stages.scan.rules import SEVERITIES, findings_rule, waivers_rule
+from mlgate.stages.scan.rules import findings_rule, waivers_rule
 from mlgate.verdict import RuleResult
 
 if TYPE_CHECKING:
