@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -32,9 +31,6 @@ from mlgate.stages.scan.model_digests import model_digests
 from mlgate.stages.scan.report import findings_html, findings_markdown
 from mlgate.stages.scan.rules import findings_rule, waivers_rule
 from mlgate.verdict import RuleResult
-
-if TYPE_CHECKING:
-    pass
 
 _SCRATCH = "scan"  # under the evidence directory: SARIF files, SBOM, image archive
 
