@@ -214,6 +214,27 @@ def run_peer(
     return tally(run, gh, "Test Results")
 
 
+# What each of mlgate's three processes must import before it does any work: click, PyYAML and
+# pydantic with one model built (the first model built loads pydantic's schema machinery);
+# `report` also PyGithub. Three such processes doing nothing else are the floor of the path.
+_FLOOR_IMPORTS = (
+    "import click, yaml, pydantic\nclass Model(pydantic.BaseModel):\n    x: int\nModel(x=1)\n"
+)
+_FLOOR = (
+    ("start-up, as test", _FLOOR_IMPORTS),
+    ("start-up, as gate", _FLOOR_IMPORTS),
+    ("start-up, as report", _FLOOR_IMPORTS + "import github\n"),
+)
+
+
+def run_floor(work: Path, python: str) -> Run:
+    """Three processes that only import what mlgate's three must: the start-up floor."""
+    run = Run("floor", "first run")
+    for label, code in _FLOOR:
+        run.processes.append(run_process(label, [python, "-c", code], {}, work))
+    return run
+
+
 def tally(run: Run, gh: FakeGitHub, check: str) -> Run:
     requests = Counter(method for method, _path, _status in gh.requests)
     run.requests = sum(requests.values())
@@ -320,6 +341,8 @@ def summary(runs: list[Run], loads: list[tuple[float, float, float]]) -> list[st
     lines += ["", "| tool, run | API requests | annotations delivered | refused by the fake |"]
     lines.append("|---|---|---|---|")
     for (tool, attempt), group in groups.items():
+        if tool == "floor":  # it makes no requests
+            continue
         counts = sorted({r.requests for r in group})
         annotations = sorted({r.annotations for r in group})
         lines.append(
@@ -377,6 +400,12 @@ def main() -> None:
     )
     parser.add_argument("--no-phases", action="store_true", help="skip the in-process phases")
     parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also measure, as 'floor', three processes that only import what mlgate's three "
+        "must (click, PyYAML, pydantic with one model; the third PyGithub) with --python",
+    )
+    parser.add_argument(
         "--default-pacing",
         action="store_true",
         help="keep each tool's default pause between GitHub requests (mlgate 1 s between "
@@ -412,6 +441,7 @@ def main() -> None:
             loads.append(os.getloadavg())
             tools = ["mlgate"] + (["mlgate@base"] if args.base_src else [])
             tools += ["peer"] if args.peer else []
+            tools += ["floor"] if args.floor else []
             # Rotate who goes first, so a burst of other work hits each tool alike.
             for tool in tools[repeat % len(tools) :] + tools[: repeat % len(tools)]:
                 place = work / f"{tool}-{repeat}"
@@ -433,7 +463,8 @@ def main() -> None:
                         gh, place, junit, src, mlgate_python, attempt, tool, args.default_pacing
                     )
 
-                done = publish_twice(publish)
+                done = [run_floor(place, mlgate_python)] if tool == "floor" else []
+                done = done or publish_twice(publish)
                 for run in done:
                     steps = ", ".join(f"{p.label} {p.wall:.2f} s" for p in run.processes)
                     print(

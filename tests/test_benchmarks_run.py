@@ -23,6 +23,7 @@ def test_report_benchmark_runs_small() -> None:
             "120",
             "--repeats",
             "1",
+            "--floor",
         ],
         capture_output=True,
         text=True,
@@ -31,6 +32,9 @@ def test_report_benchmark_runs_small() -> None:
     assert result.returncode == 0, result.stderr
     for process in ("`test --junit`", "`gate`", "`report`", "**all 3**"):
         assert f"| mlgate, first run | {process} |" in result.stdout, result.stdout
+    for process in ("`start-up, as test`", "`start-up, as report`", "**all 3**"):
+        assert f"| floor, first run | {process} |" in result.stdout, result.stdout
+    assert "| floor, first run | 0" not in result.stdout  # no row of requests for it
     for attempt in ("first run", "re-run"):
         # requests (by method) | annotations delivered | refused by the fake
         assert re.search(rf"\| mlgate, {attempt} \| \d+ \([^)]*\) \| 120 \| 0 \|", result.stdout)
