@@ -128,6 +128,53 @@ def test_the_reason_quotes_the_last_line_without_colour_codes(tmp_path: Path) ->
     )
 
 
+def test_the_reason_passes_over_what_the_interpreter_prints_while_shutting_down(
+    tmp_path: Path,
+) -> None:
+    # As gevent does at exit when a plugin imported it (locust 2.40's pytest plugin).
+    script = (
+        "class Noisy:\n"
+        "    def __del__(self):\n"
+        "        raise RuntimeError('greenlet is being finalized')\n"
+        "keep = Noisy()\n"
+        "print('== 1 failed, 1 passed in 0.01s ==')\n"
+        "raise SystemExit(1)\n"
+    )
+    evidence = run(tmp_path, command=[sys.executable, "-c", script], junit=["j.xml"])
+    tail = evidence.data["command"]["output_tail"]
+    assert "Exception ignored in" in tail and "greenlet is being finalized" in tail
+    assert evidence.reason == (
+        "test command exited 1: == 1 failed, 1 passed in 0.01s == (no JUnit report found at j.xml)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("tail", "last"),
+    [
+        # an ignored exception during the run, then the command's own last word: kept
+        ("Exception ignored in: <x>\nValueError: boom\n== 2 passed ==\n", "== 2 passed =="),
+        (
+            "Exception ignored in: <x>\nTraceback (most recent call last):\n"
+            '  File "a.py", line 3, in f\n    g()\n    ^^^\nKeyError: 1\nall done\n',
+            "all done",
+        ),
+        # at the end, with or without a traceback: passed over
+        ("done\nException ignored in: <x>\nValueError: boom\n", "done"),
+        ("done\nException ignored in: <x>\n", "done"),
+        (
+            "done\nException ignored in: <x>\nTraceback (most recent call last):\n"
+            '  File "a.py", line 3, in f\n    g()\n    ^^^\nKeyError: 1\n'
+            "Exception ignored in: <y>\nTraceback (most recent call last):\n"
+            '  File "b.py", line 9, in h\nOSError: [Errno 9] Bad file descriptor\n',
+            "done",
+        ),
+        ("Exception ignored in: <x>\nValueError: boom\n", ""),
+    ],
+)
+def test_last_line_passes_over_only_a_closing_ignored_exception(tail: str, last: str) -> None:
+    assert process.Completed(1, None, tail).last_line() == last
+
+
 def test_output_tail_is_bounded_in_bytes(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     script = "print('x' * 100_000); print('the end')"
     evidence = run(tmp_path, command=[sys.executable, "-c", script], junit=["j.xml"])

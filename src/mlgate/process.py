@@ -32,6 +32,7 @@ _DRAIN_SECONDS = 5
 # The longest line of output a one-line reason quotes.
 _QUOTED_CHARS = 200
 # Colour codes (a runner forced to colour) and other control characters, left out of a reason.
+_EXCEPTION_LINE = re.compile(r"[A-Za-z_][\w.]*(: .*)?")
 _CONTROL = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
@@ -45,6 +46,10 @@ class Completed:
         """The output's last non-blank line, shortened for a one-line reason ('' if none)."""
         plain = _CONTROL.sub("", self.output_tail.replace("\t", " "))
         lines = [line.strip() for line in plain.splitlines() if line.strip()]
+        # What an interpreter prints while shutting down ("Exception ignored in: ...", and its
+        # traceback) comes after the command's own last word and does not change its exit code.
+        while (ignored := _ignored_exception_at_end(lines)) is not None:
+            lines = lines[:ignored]
         if not lines:
             return ""
         line = lines[-1]
@@ -66,6 +71,29 @@ class Completed:
     def record(self, command: Sequence[str]) -> dict[str, object]:
         """What evidence keeps of the run: the command, its exit code and its output's tail."""
         return {"argv": list(command), "exit_code": self.exit_code, "output_tail": self.output_tail}
+
+
+def _ignored_exception_at_end(lines: list[str]) -> int | None:
+    """Where a closing "Exception ignored in: ..." block starts, if the output ends with one:
+    that line, maybe a traceback (frames: a 'File "..."' line, up to two lines of source and
+    carets), and the exception's line, e.g. 'RuntimeError: greenlet is being finalized'."""
+    starts = [i for i, line in enumerate(lines) if line.startswith("Exception ignored ")]
+    if not starts:
+        return None
+    rest = lines[starts[-1] + 1 :]
+    if rest and not _EXCEPTION_LINE.fullmatch(rest[-1]):
+        return None
+    if len(rest) > 1 and rest[0] != "Traceback (most recent call last):":
+        return None
+    since_frame: int | None = None  # lines since the last 'File "..."' line
+    for line in rest[1:-1]:
+        if line.startswith('File "'):
+            since_frame = 0
+        elif since_frame is None or since_frame == 2:
+            return None
+        else:
+            since_frame += 1
+    return starts[-1]
 
 
 class CannotStart(MlgateError):
