@@ -234,11 +234,10 @@ def _model_files(uri: str, workdir: Path, spec: ServeSpec, scratch: Path) -> Pat
         return (workdir / unquote(urlsplit(uri).path)).resolve()
     if not _SCHEME.match(uri):
         return (workdir / uri).resolve()
-    from mlgate.registry.mlflow_registry import Registry
+    from mlgate.registry.mlflow_registry import Registry, download_artifacts
 
     registry = Registry.connect(spec.env.get("MLFLOW_TRACKING_URI"))
     try:
-        import mlflow.artifacts
         from mlflow import MlflowClient
 
         location = uri
@@ -252,12 +251,7 @@ def _model_files(uri: str, workdir: Path, spec: ServeSpec, scratch: Path) -> Pat
             client = MlflowClient(tracking_uri=registry.uri, registry_uri=registry.uri)
             location = str(client.get_model_version_download_uri(name, number))
         destination = scratch / f"model-{len(list(scratch.iterdir()))}"
-        local = mlflow.artifacts.download_artifacts(
-            artifact_uri=location,
-            dst_path=str(destination),
-            tracking_uri=registry.uri,
-            registry_uri=registry.uri,
-        )
+        local = download_artifacts(registry.uri, artifact_uri=location, dst_path=str(destination))
     except MlgateError:
         raise
     except Exception as exc:  # store and transport errors alike: the files cannot be scanned
