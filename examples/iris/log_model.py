@@ -63,17 +63,24 @@ def main() -> None:
         inputs=Schema([ColSpec("double", name) for name in iris.FEATURES]),
         outputs=Schema([ColSpec("long")]),
     )
+    # MLflow 3 names a logged model; MLflow 2 (from 2.10, as requirements.txt allows) took
+    # the same word as its artifact path.
+    mlflow_3 = int(mlflow.__version__.split(".")[0]) >= 3
+    where = {"name": "model"} if mlflow_3 else {"artifact_path": "model"}
     with mlflow.start_run():
         mlflow.log_metric("accuracy", float(model.score(test_x, test_y)))
         info = mlflow.sklearn.log_model(
             model,
-            name="model",
+            **where,
             signature=signature,
             input_example=test_x[:3],
             registered_model_name=args.name,
         )
-    version = info.registered_model_version
-    mlflow.MlflowClient().set_registered_model_alias(args.name, args.alias, str(version))
+    # Asked of the registry: ModelInfo names the registered version only from MLflow 2.13 on.
+    client = mlflow.MlflowClient()
+    [registered] = client.search_model_versions(f"name='{args.name}' and run_id='{info.run_id}'")
+    version = registered.version
+    client.set_registered_model_alias(args.name, args.alias, str(version))
     print(f"version={version}")
     print(f"models:/{args.name}@{args.alias}")
 
