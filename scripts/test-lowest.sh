@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Test the floors: build (or reuse) .venv-lowest with every dependency at the lowest version
 # pyproject allows (constraints/lowest.txt) and run the tests of what depends most on them
-# there: the MLflow registry, the quality stage, promotion, the statistics, GitHub publishing
-# and the scan stage's tools. Called by
+# there: every stage (tests, bench, load, drift, probe, quality, scan), serving (MLflow,
+# containers), the MLflow registry, promotion, the statistics and GitHub publishing. Called by
 # scripts/test.sh; a stamp of pyproject and the constraints skips pip when nothing changed.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -32,13 +32,20 @@ cd "$root"
 export MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true
 # PYTHONPATH: this checkout's code, whatever the editable install points at.
 # The skops test is deselected: skops files are what MLflow 3 writes, and the lowest MLflow
-# writes the pickles the other model-format tests scan.
+# writes the pickles the other model-format tests scan. Image scans need trivy, and the
+# model-engine test the newest ML libraries, not a floor: they run in the main suite only.
 PYTHONPATH="$root/src${PYTHONPATH:+:$PYTHONPATH}" exec "$venv/bin/python" -m pytest -q \
-  -p no:cacheprovider tests/test_registry.py tests/test_quality.py tests/test_promotion.py \
-  tests/test_stats.py tests/test_github_publish.py tests/test_github_fork_evidence.py \
-  tests/test_github_merge_queue.py tests/test_command_imports.py tests/test_scan_code_and_model.py \
+  -p no:cacheprovider \
+  tests/test_registry.py tests/test_quality.py tests/test_quality_registry.py \
+  tests/test_promotion.py tests/test_promotion_evidence.py tests/test_stats.py \
+  tests/test_sequential.py tests/test_github_publish.py tests/test_github_fork_evidence.py \
+  tests/test_github_merge_queue.py tests/test_command_imports.py tests/test_tests_stage.py \
+  tests/test_bench.py tests/test_drift.py tests/test_tabular.py tests/test_probe.py \
+  tests/test_load.py tests/test_load_rounds.py tests/test_load_sequential.py \
+  tests/test_serving.py tests/test_serving_together.py tests/test_model_guard.py \
+  tests/test_container.py tests/test_docker_sdk.py tests/test_scan_code_and_model.py \
   tests/test_scan_dependencies.py tests/test_scan_model_allowlist.py \
   tests/test_scan_model_bypasses.py tests/test_scan_model_formats.py tests/test_scan_policy.py \
-  tests/test_scan_stage.py \
+  tests/test_scan_registry_models.py tests/test_scan_stage.py \
   --deselect tests/test_scan_model_formats.py::test_skops_and_mlflow_model_directory_pass_and_are_scanned \
   "$@"

@@ -95,5 +95,5 @@ def test_the_gate_fails_on_it_with_the_reason_instead_of_passing_on_floors(
     assert ran.exit_code == 4, ran.output  # a stage error
     gated = mlgate("gate")
     assert gated.exit_code == 1, gated.output
-    assert "no registry is configured" in gated.output
-    assert "registered model iris does not exist" in gated.output
+    assert "no registry is configured" in gated.stderr
+    assert "registered model iris does not exist" in gated.stderr

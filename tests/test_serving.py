@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -385,7 +386,11 @@ def test_an_unknown_mlflow_model_fails_fast(marker: str, mlflow_store: str) -> N
     ):
         pass
     assert "server exited 1: " in str(caught.value)
-    assert "Registered Model with name=nope not found" in str(caught.value)
+    # The server's own reason, as each MLflow words it (3.x; 2.x names the alias).
+    assert re.search(
+        "Registered Model with name=nope not found|Registered model alias champion not found",
+        str(caught.value),
+    ), caught.value
     assert alive(marker) == []
 
 
