@@ -92,7 +92,11 @@ def test_the_readme_first_command_passes_from_a_fresh_clone(tmp_path: Path) -> N
     assert load["data"]["champion"]["model_uri"] == "models:/iris/1"
     comparison = load["data"]["comparison"]
     assert comparison["interleaving"] == "requests in turn, fresh servers every round"
-    assert comparison["rounds"] == 12 and load["data"]["server_starts"] == 12
+    # rounds: auto, as many rounds as the data needed (6 on a quiet machine), a pair each.
+    plan = comparison["sequential"]
+    assert (plan["rule"], plan["min_rounds"]) == ("auto", 6), plan
+    assert plan["stopped"].startswith("decided"), plan
+    assert comparison["rounds"] >= 6 and load["data"]["server_starts"] == comparison["rounds"]
     rules = {r["rule"]: r for r in verdict["rules"]}
     assert rules["load.no_regression"]["outcome"] == "pass", rules["load.no_regression"]
     quality = json.loads((project / "evidence" / "quality.json").read_text())
