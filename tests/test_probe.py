@@ -179,9 +179,11 @@ def test_the_same_seed_gives_the_same_stability(tmp_path: Path, iris: IrisServer
 
 def test_a_bad_server_is_reported_case_by_case(tmp_path: Path, bad_server: BadServer) -> None:
     started = time.monotonic()
-    # 3 s: the 2 MiB body takes this server (sharing the GIL with pytest) ~0.5 s when loaded.
-    evidence = run(tmp_path, url=bad_server.url, request_timeout=3, perturbations=30)
-    assert time.monotonic() - started < 30  # the hang cost one request_timeout, not forever
+    # 10 s: the 2 MiB body takes this server (sharing the GIL with pytest) ~0.5 s when loaded,
+    # and more than 3 s at load 5 on 2 cores (seen in CI).
+    evidence = run(tmp_path, url=bad_server.url, request_timeout=10, perturbations=30)
+    # The hang cost one request_timeout, not one for each of the 11 cases (nor forever).
+    assert time.monotonic() - started < 6 * 10
     assert evidence.status == "passed", evidence.reason
     found = outcomes(evidence)
     assert found["nan"] == "server-error"
@@ -200,7 +202,7 @@ def test_a_bad_server_is_reported_case_by_case(tmp_path: Path, bad_server: BadSe
     broke = results["probe.no_5xx"]
     assert broke.outcome == "fail"
     assert (
-        "nan: HTTP 500; " in broke.reason and "empty-body: no answer within 3 s; " in broke.reason
+        "nan: HTTP 500; " in broke.reason and "empty-body: no answer within 10 s; " in broke.reason
     )
     assert "wrong-content-type: connection closed without an answer" in broke.reason
     assert results["probe.max_accepted_garbage"].outcome == "fail"
