@@ -32,7 +32,6 @@ _DRAIN_SECONDS = 5
 # The longest line of output a one-line reason quotes.
 _QUOTED_CHARS = 200
 # Colour codes (a runner forced to colour) and other control characters, left out of a reason.
-_EXCEPTION_LINE = re.compile(r"[A-Za-z_][\w.]*(: .*)?")
 _CONTROL = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
@@ -71,6 +70,10 @@ class Completed:
     def record(self, command: Sequence[str]) -> dict[str, object]:
         """What evidence keeps of the run: the command, its exit code and its output's tail."""
         return {"argv": list(command), "exit_code": self.exit_code, "output_tail": self.output_tail}
+
+
+# The last line of a traceback: the exception's (qualified) name, and its message if any.
+_EXCEPTION_LINE = re.compile(r"[A-Za-z_][\w.]*(: .*)?")
 
 
 def _ignored_exception_at_end(lines: list[str]) -> int | None:
