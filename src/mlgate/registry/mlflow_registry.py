@@ -249,31 +249,41 @@ class Registry(PromotionLocks):
         with tempfile.TemporaryDirectory(prefix="mlgate-model-") as tmp:
             return self.download_model(name, version, Path(tmp))
 
-    def download_model(self, name: str, version: str, destination: Path) -> list[FileDigest]:
-        """Download every file of the version into `destination` (what the load and quality
-        stages load), hashed; paths relative to `destination`."""
-        what = f"files of model {name} version {version}"
-        # The version's storage location, resolved with this registry's client: MLflow's
-        # models:/ resolver reads the process-wide registry URI instead of ours.
-        location = self._call(
-            f"model {name} version {version}",
-            self._client.get_model_version_download_uri,
-            name,
-            version,
-            name=name,
+    def version_location(self, name: str, version: str) -> str:
+        """Where the version's files are stored, resolved with this registry's client: MLflow's
+        models:/ resolver reads the process-wide registry URI instead of ours."""
+        return str(
+            self._call(
+                f"model {name} version {version}",
+                self._client.get_model_version_download_uri,
+                name,
+                version,
+                name=name,
+            )
         )
+
+    def download_version(self, name: str, version: str, destination: Path) -> Path:
+        """Download every file of the version into `destination`; where they landed (a file
+        or a directory)."""
+        location = self.version_location(name, version)
         destination.mkdir(parents=True, exist_ok=True)
         local = self._call(
-            what,
+            f"files of model {name} version {version}",
             download_artifacts,
             self.uri,
             artifact_uri=location,
             dst_path=str(destination),
         )
-        root = Path(local)
+        return Path(local)
+
+    def download_model(self, name: str, version: str, destination: Path) -> list[FileDigest]:
+        """Download every file of the version into `destination` (what the load and quality
+        stages load), hashed; paths relative to `destination`."""
+        root = self.download_version(name, version, destination)
         paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
         files = [_digest(p, p.name if p == root else p.relative_to(root).as_posix()) for p in paths]
         if not files:
+            location = self.version_location(name, version)
             raise RegistryError(f"model {name} version {version} has no files (at {location})")
         return sorted(files, key=lambda f: f.path)
 

@@ -234,24 +234,23 @@ def _model_files(uri: str, workdir: Path, spec: ServeSpec, scratch: Path) -> Pat
         return (workdir / unquote(urlsplit(uri).path)).resolve()
     if not _SCHEME.match(uri):
         return (workdir / uri).resolve()
-    from mlgate.registry.mlflow_registry import Registry, download_artifacts
+    from mlgate.registry.mlflow_registry import Registry, RegistryError, download_artifacts
 
     registry = Registry.connect(spec.env.get("MLFLOW_TRACKING_URI"))
+    destination = scratch / f"model-{len(list(scratch.iterdir()))}"
     try:
-        from mlflow import MlflowClient
-
-        location = uri
         match = _REGISTERED.fullmatch(uri)
-        if match is not None:
+        if match is None:
+            local = download_artifacts(registry.uri, artifact_uri=uri, dst_path=str(destination))
+        else:
             name, alias, number = match.group("name", "alias", "version")
             if alias is not None:
                 number = registry.alias(name, alias)
                 if number is None:
                     raise _Refused(f"alias {alias} of model {name} is not set ({uri})")
-            client = MlflowClient(tracking_uri=registry.uri, registry_uri=registry.uri)
-            location = str(client.get_model_version_download_uri(name, number))
-        destination = scratch / f"model-{len(list(scratch.iterdir()))}"
-        local = download_artifacts(registry.uri, artifact_uri=location, dst_path=str(destination))
+            local = str(registry.download_version(name, number, destination))
+    except RegistryError as exc:
+        raise _Refused(f"cannot download {uri} to scan it: {exc}") from None
     except MlgateError:
         raise
     except Exception as exc:  # store and transport errors alike: the files cannot be scanned

@@ -163,22 +163,17 @@ class Models:
                 what = "is not a directory" if reference.local.exists() else "does not exist"
                 raise Invalid(f"{reference.role}: model directory {reference.shown} {what}")
             return reference.local
-        from mlflow import MlflowClient
-
         from mlgate.registry.mlflow_registry import download_artifacts
 
         registry = self.registry()
+        destination = self._scratch / reference.role
         try:
             if reference.registered is not None:
-                # The version's storage location, resolved with this registry: MLflow's models:/
-                # resolver reads the process-wide registry URI instead.
-                client = MlflowClient(tracking_uri=registry.uri, registry_uri=registry.uri)
-                location = str(client.get_model_version_download_uri(*reference.registered))
+                local = str(registry.download_version(*reference.registered, destination))
             else:
-                location = str(reference.remote)
-            local = download_artifacts(
-                registry.uri, artifact_uri=location, dst_path=str(self._scratch / reference.role)
-            )
+                local = download_artifacts(
+                    registry.uri, artifact_uri=str(reference.remote), dst_path=str(destination)
+                )
         except Exception as exc:  # store and transport errors alike: the model is not there
             raise Invalid(
                 f"{reference.role}: cannot download {reference.shown}: {one_line(exc)}"
