@@ -463,8 +463,10 @@ def main() -> None:
                         gh, place, junit, src, mlgate_python, attempt, tool, args.default_pacing
                     )
 
-                done = [run_floor(place, mlgate_python)] if tool == "floor" else []
-                done = done or publish_twice(publish)
+                if tool == "floor":
+                    done = [run_floor(place, mlgate_python)]
+                else:
+                    done = publish_twice(publish)
                 for run in done:
                     steps = ", ".join(f"{p.label} {p.wall:.2f} s" for p in run.processes)
                     print(

@@ -80,10 +80,13 @@ def _ignored_exception_at_end(lines: list[str]) -> int | None:
     """Where a closing "Exception ignored in: ..." block starts, if the output ends with one:
     that line, maybe a traceback (frames: a 'File "..."' line, up to two lines of source and
     carets), and the exception's line, e.g. 'RuntimeError: greenlet is being finalized'."""
-    starts = [i for i, line in enumerate(lines) if line.startswith("Exception ignored ")]
-    if not starts:
+    start = next(
+        (i for i in range(len(lines) - 1, -1, -1) if lines[i].startswith("Exception ignored ")),
+        None,
+    )
+    if start is None:
         return None
-    rest = lines[starts[-1] + 1 :]
+    rest = lines[start + 1 :]
     if rest and not _EXCEPTION_LINE.fullmatch(rest[-1]):
         return None
     if len(rest) > 1 and rest[0] != "Traceback (most recent call last):":
@@ -96,7 +99,7 @@ def _ignored_exception_at_end(lines: list[str]) -> int | None:
             return None
         else:
             since_frame += 1
-    return starts[-1]
+    return start
 
 
 class CannotStart(MlgateError):
